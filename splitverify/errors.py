@@ -1,0 +1,50 @@
+"""Typed errors. Every message says what was wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class SplitverifyError(Exception):
+    """Base class of every error splitverify raises on purpose."""
+
+
+class ToolchainError(SplitverifyError):
+    """A required external tool (node, the pinned npm packages, a native library) is missing
+    or failed in a way that is not the user's input."""
+
+
+class CompileError(SplitverifyError):
+    """circom rejected a circuit; the message carries circom's own report (file and line)."""
+
+
+class WitnessError(SplitverifyError):
+    """The inputs do not satisfy the circuit (or do not fit its input signals)."""
+
+    def __init__(self, message: str, template: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.template = template
+        self.line = line
+
+
+class SetupError(SplitverifyError):
+    """The trusted setup (powers of tau, zkey, ceremony) could not be made or checked."""
+
+
+class IntegrityError(SetupError):
+    """A file's content does not match the hash it must have (corrupt or substituted)."""
+
+
+class ProofError(SplitverifyError):
+    """A proof could not be produced, or a proof/verification key is malformed."""
+
+
+class VerificationError(SplitverifyError):
+    """Raised only by callers that demand validity (``require_valid``); verifiers themselves
+    return False for a well-formed but invalid proof."""
+
+
+class CacheError(SplitverifyError):
+    """The artifact cache is unusable (permissions, a corrupt entry that cannot be rebuilt)."""
+
+
+class InputError(SplitverifyError):
+    """Bad user input to a command or API call (wrong type, out of range, missing file)."""
