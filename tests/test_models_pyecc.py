@@ -132,7 +132,7 @@ def test_from_bytes_rejects_bad_length_and_coordinates(art: Artifacts) -> None:
         Proof.from_bytes(raw[:64] + Q.to_bytes(32, "big") + raw[96:])
 
 
-def test_from_snarkjs_rejects_malformed(art: Artifacts) -> None:
+def test_from_snarkjs_rejects_malformed(art: Artifacts, tmp_path: Path) -> None:
     data = art.proof.to_snarkjs()
     with pytest.raises(ProofError, match=r"pi_c.*\[0, Q\)"):
         Proof.from_snarkjs({**data, "pi_c": [str(Q), "2", "1"]})
@@ -144,6 +144,8 @@ def test_from_snarkjs_rejects_malformed(art: Artifacts) -> None:
         Proof.from_snarkjs("{not json")
     with pytest.raises(InputError, match="decimal"):
         PublicSignals.from_snarkjs(["1.5"])
+    with pytest.raises(InputError, match="cannot read the proof file"):
+        Proof.load_json(tmp_path / "missing.json")
 
 
 def test_infinity(art: Artifacts) -> None:

@@ -120,9 +120,14 @@ class CircuitKey:
                                  "replaced; rerun the setup")
 
     def metadata(self) -> dict:
+        # With no phase-2 contribution δ is the generator (as in `snarkjs zkey new`): anyone can
+        # forge proofs for such a key, whatever ptau it came from.
+        warnings = [INSECURE_NOTE] if self.insecure else []
+        if not self.transcript:
+            warnings.append("NO PHASE-2 CONTRIBUTION: delta is the generator; do not use")
         return {"circuit": self.circuit.name, "circuit_key": self.circuit.key,
                 "ptau_blake2b": self.ptau_blake2b, "insecure_dev_setup": self.insecure,
-                **({"warning": INSECURE_NOTE} if self.insecure else {}),
+                **({"warning": " | ".join(warnings)} if warnings else {}),
                 "contributions": [asdict(c) for c in self.transcript]}
 
 

@@ -108,6 +108,6 @@ def export_solidity(key: CircuitKey, contract_name: str = "Groth16Verifier") -> 
         find_toolchain().run("snarkjs", ["zkey", "export", "solidityverifier", key.zkey, out])
         source = out.read_text()
     source = source.replace("contract Groth16Verifier", f"contract {contract_name}", 1)
-    if key.insecure:
+    if "warning" in key.metadata():
         source = f"// {key.metadata()['warning']}\n" + source
     return source

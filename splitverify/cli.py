@@ -1,0 +1,248 @@
+"""The `splitverify` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import zk
+from .errors import SplitverifyError
+
+app = typer.Typer(help="Verifiable split learning with Groth16 proofs from Circom circuits.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+zk_app = typer.Typer(help="The Circom/Groth16 toolchain: compile, setup, prove, verify, info.",
+                     no_args_is_help=True)
+app.add_typer(zk_app, name="zk")
+console = Console(stderr=True)
+
+EXIT_INVALID = 3
+
+SourceArg = Annotated[Path, typer.Argument(help="A .circom file (with a `component main`, "
+                                           "or a library file when --template is given).")]
+TemplateOpt = Annotated[Optional[str], typer.Option(help="Template to instantiate as main.")]
+ParamOpt = Annotated[Optional[list[int]], typer.Option("--param", "-p",
+                                                       help="Template parameter (repeat).")]
+PublicOpt = Annotated[Optional[list[str]], typer.Option("--public",
+                                                        help="Input made public (repeat).")]
+IncludeOpt = Annotated[Optional[list[Path]], typer.Option("--include", "-l",
+                                                          help="Include folder (repeat).")]
+
+
+def _fail(exc: SplitverifyError) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(1)
+
+
+def _compile(source, template, param, public, include) -> zk.CompiledCircuit:
+    return zk.compile_circuit(source, template=template, params=tuple(param or ()),
+                              public=tuple(public or ()), include_dirs=tuple(include or ()))
+
+
+def _info_table(circuit: zk.CompiledCircuit) -> Table:
+    info = circuit.info
+    table = Table(title=f"circuit {circuit.name}", show_header=False)
+    for label, value in [("constraints", info.n_constraints), ("wires", info.n_wires),
+                         ("public signals", info.n_public),
+                         ("  of which outputs", info.n_public_outputs),
+                         ("private inputs", info.n_private_inputs),
+                         ("ptau power needed", info.ptau_power),
+                         ("inputs", ", ".join(f"{k}{list(v) if v else ''}"
+                                              for k, v in circuit.input_shapes.items())),
+                         ("artifacts", str(circuit.directory)),
+                         ("cache", str(zk.ArtifactCache().root))]:
+        table.add_row(label, str(value))
+    return table
+
+
+@zk_app.command("compile")
+def zk_compile(source: SourceArg, template: TemplateOpt = None, param: ParamOpt = None,
+               public: PublicOpt = None, include: IncludeOpt = None) -> None:
+    """Compile a circuit to r1cs/wasm/sym (cached by content)."""
+    try:
+        start = time.perf_counter()
+        circuit = _compile(source, template, param, public, include)
+    except SplitverifyError as exc:
+        _fail(exc)
+    Console().print(_info_table(circuit))
+    console.print(f"compiled in {time.perf_counter() - start:.2f} s")
+
+
+@zk_app.command("info")
+def zk_info(source: SourceArg, template: TemplateOpt = None, param: ParamOpt = None,
+            public: PublicOpt = None, include: IncludeOpt = None) -> None:
+    """Constraints, wires, public signals, the ptau power needed, and cache paths."""
+    zk_compile(source, template, param, public, include)
+
+
+@zk_app.command("setup")
+def zk_setup(source: SourceArg, out: Annotated[Path, typer.Option(help="Folder for the keys.")],
+             template: TemplateOpt = None, param: ParamOpt = None, public: PublicOpt = None,
+             include: IncludeOpt = None,
+             ptau: Annotated[Optional[Path], typer.Option(
+                 help="A prepared powers-of-tau file (default: a development one, insecure).")] = None,
+             contributor: Annotated[Optional[list[str]], typer.Option(
+                 help="Phase-2 contributor name (repeat; default: one 'splitverify').")] = None,
+             beacon: Annotated[Optional[str], typer.Option(help="Final random beacon (hex).")] = None,
+             ) -> None:
+    """Trusted setup: initial key, phase-2 contributions, optional beacon, verification."""
+    try:
+        circuit = _compile(source, template, param, public, include)
+        ptau_file = zk.PtauFile.open(ptau) if ptau else None
+        start = zk.initial_key(circuit, ptau_file)
+        ceremony = zk.Ceremony(start, out / "ceremony", ptau_file)
+        for name in contributor or ["splitverify"]:
+            ceremony.contribute(name)
+        if beacon:
+            ceremony.beacon(beacon)
+        ceremony.verify()
+        key = ceremony.key
+        out.mkdir(parents=True, exist_ok=True)
+        final = out / f"{circuit.name}.zkey"
+        final.write_bytes(key.zkey.read_bytes())
+        zk.export_verification_key(key).save_json(out / "verification_key.json")
+        (out / "setup.json").write_text(json.dumps({
+            "source": str(source.resolve()), "template": template, "params": list(param or []),
+            "public": list(public or []), "include": [str(p.resolve()) for p in include or []],
+            "zkey": final.name, "zkey_blake2b": key.blake2b, **key.metadata()}, indent=2))
+    except SplitverifyError as exc:
+        _fail(exc)
+    if key.insecure:
+        console.print("[yellow]warning:[/] development ptau: INSECURE FOR PRODUCTION")
+    console.print(f"setup written to {out} ({len(key.transcript)} contribution(s), verified)")
+
+
+def _load_setup(setup_dir: Path) -> zk.CircuitKey:
+    meta_path = setup_dir / "setup.json"
+    if not meta_path.is_file():
+        raise SplitverifyError(
+            f"{setup_dir} has no setup.json: run `splitverify zk setup ... --out {setup_dir}`")
+    meta = json.loads(meta_path.read_text())
+    circuit = _compile(Path(meta["source"]), meta["template"], meta["params"], meta["public"],
+                       [Path(p) for p in meta["include"]])
+    key = zk.CircuitKey(setup_dir / meta["zkey"], circuit, meta["ptau_blake2b"],
+                        meta["insecure_dev_setup"])
+    key.check_integrity(meta["zkey_blake2b"])
+    return key
+
+
+@zk_app.command("prove")
+def zk_prove(setup_dir: Annotated[Path, typer.Argument(help="Folder written by `zk setup`.")],
+             inputs: Annotated[Path, typer.Argument(help="JSON object of input signals.")],
+             proof_out: Annotated[Path, typer.Option("--proof")] = Path("proof.json"),
+             public_out: Annotated[Path, typer.Option("--public")] = Path("public.json"),
+             backend: Annotated[str, typer.Option(help="native or snarkjs")] = "native") -> None:
+    """Compute the witness and a Groth16 proof."""
+    try:
+        key = _load_setup(setup_dir)
+        try:
+            values = json.loads(inputs.read_text())
+        except (OSError, ValueError) as exc:
+            raise zk_input_error(f"cannot read inputs from {inputs}: {exc}") from exc
+        start = time.perf_counter()
+        proof, public = zk.prove(key, values, backend)
+    except SplitverifyError as exc:
+        _fail(exc)
+    proof.save_json(proof_out)
+    public.save_json(public_out)
+    console.print(f"proof written to {proof_out} ({backend}, {time.perf_counter() - start:.2f} s)")
+
+
+def zk_input_error(message: str) -> SplitverifyError:
+    from .errors import InputError
+
+    return InputError(message)
+
+
+@zk_app.command("verify")
+def zk_verify(vk: Path, public: Path, proof: Path,
+              verifier: Annotated[str, typer.Option(
+                  help="native, snarkjs, py_ecc, or all")] = "native") -> None:
+    """Verify a proof. Exit 0 if valid, 3 if not."""
+    names = zk.VERIFIER_NAMES if verifier == "all" else (verifier,)
+    try:
+        key = zk.VerificationKey.load_json(vk)
+        pub = zk.PublicSignals.load_json(public)
+        prf = zk.Proof.load_json(proof)
+        results = {name: zk.get_verifier(name).verify(key, prf, pub) for name in names}
+    except SplitverifyError as exc:
+        _fail(exc)
+    for name, ok in results.items():
+        console.print(f"{name}: {'[green]valid[/]' if ok else '[red]INVALID[/]'}")
+    if not all(results.values()):
+        raise typer.Exit(EXIT_INVALID)
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] = Path("splitverify-demo"),
+         ) -> None:
+    """Toolchain demo until the split-learning runtime lands: compile → setup → prove → verify
+    of a 2×2 private matrix product, with both provers and all three verifiers."""
+    from .circuits import circuit_path
+
+    summary: dict = {"circuit": "MatMul(2,2,2)", "verified": False}
+    try:
+        t0 = time.perf_counter()
+        with console.status("compiling"):
+            circuit = zk.compile_circuit(circuit_path("matmul.circom"), template="MatMul",
+                                         params=(2, 2, 2))
+        with console.status("trusted setup (dev ptau + client and server contributions)"):
+            key = zk.setup(circuit, contributors=("client", "server"),
+                           workdir=tempfile.mkdtemp(prefix="sv-demo-"))
+            vk = zk.export_verification_key(key)
+        inputs = {"a": [[1, -2], [3, 4]], "b": [[5, 6], [-7, 8]]}
+        table = Table(title="splitverify toolchain demo: C = A·B, A and B private")
+        for col in ("prover", "prove s", *zk.VERIFIER_NAMES):
+            table.add_column(col)
+        all_ok = True
+        for backend in ("snarkjs", "native"):
+            with console.status(f"proving with {backend}"):
+                start = time.perf_counter()
+                proof, public = zk.prove(key, inputs, backend)
+                prove_s = time.perf_counter() - start
+            row = [backend, f"{prove_s:.3f}"]
+            for name in zk.VERIFIER_NAMES:
+                start = time.perf_counter()
+                ok = zk.verify(vk, proof, public, name)
+                all_ok &= ok
+                row.append(f"{'ok' if ok else 'FAIL'} {time.perf_counter() - start:.3f}s")
+            table.add_row(*row)
+        Console().print(table)
+        summary.update(verified=all_ok, seconds=round(time.perf_counter() - t0, 3),
+                       public_signals=public.to_snarkjs(), insecure_dev_setup=key.insecure,
+                       constraints=circuit.info.n_constraints)
+    except SplitverifyError as exc:
+        _fail(exc)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    console.print(f"summary written to {out / 'summary.json'}")
+    if not summary["verified"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = False,
+          as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout only.")] = False,
+          ) -> None:
+    """Benchmarks: prove seconds per backend, verify seconds per verifier, dev setup at 2^16."""
+    from .bench import run_bench
+
+    try:
+        result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
+    except SplitverifyError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    Console().print_json(json.dumps(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
