@@ -1,0 +1,160 @@
+"""Shared fixtures for the splitverify.zk tests (test_zk_*.py).
+
+* The whole session runs against a private artifact cache ($SPLITVERIFY_CACHE in a tmp dir), so
+  no test reads or writes the user's cache.
+* ``circuits_dir`` holds two small circuits with four public outputs each: ``matmul2.circom``
+  (2x2 matrix product) and ``sumprod2.circom`` (a different sum of products), so a proof of one
+  can be checked against the other's key.
+* The compiled circuits, their keys (dev ptau + contributions by "client" and "server"), their
+  verification keys and one matmul proof per prover backend are session-scoped: every snarkjs
+  call costs about a second.
+* ``tamper_witness`` is the soundness harness: edit one witness entry, rewrite the .wtns, and ask
+  ``check_witness`` whether the R1CS is still satisfied.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from splitverify import zk
+from splitverify.zk.cache import ENV_CACHE
+from splitverify.zk.curve import R
+
+MATMUL2 = """pragma circom 2.0.0;
+template MatMul2() { signal input a[2][2]; signal input b[2][2]; signal output c[2][2];
+  signal p[2][2][2];
+  for (var i=0;i<2;i++) for (var j=0;j<2;j++) { for (var k=0;k<2;k++) p[i][j][k] <== a[i][k]*b[k][j]; c[i][j] <== p[i][j][0] + p[i][j][1]; } }
+component main = MatMul2();
+"""
+
+# Same inputs and number of public outputs as MatMul2, different constraints: c = q + q^T + a with
+# q the element-wise product.
+SUMPROD2 = """pragma circom 2.0.0;
+template SumProd2() { signal input a[2][2]; signal input b[2][2]; signal output c[2][2];
+  signal q[2][2];
+  for (var i=0;i<2;i++) for (var j=0;j<2;j++) q[i][j] <== a[i][j]*b[i][j];
+  for (var i=0;i<2;i++) for (var j=0;j<2;j++) c[i][j] <== q[i][j] + q[j][i] + a[i][j]; }
+component main = SumProd2();
+"""
+
+# Inputs with negative entries; the product has negative entries as well.
+MATMUL_INPUTS = {"a": [[1, -2], [3, 4]], "b": [[5, 6], [-7, 8]]}
+BACKENDS = ("snarkjs", "native")
+
+
+def matmul(a: list[list[int]], b: list[list[int]]) -> list[list[int]]:
+    return [[sum(a[i][k] * b[k][j] for k in range(2)) for j in range(2)] for i in range(2)]
+
+
+def to_field(x: int) -> int:
+    """A signed integer as the circuit sees it: x mod r (a negative x is r - |x|)."""
+    return x % R
+
+
+def expected_matmul_public(inputs: dict = MATMUL_INPUTS) -> list[int]:
+    return [to_field(x) for row in matmul(inputs["a"], inputs["b"]) for x in row]
+
+
+def wire_of(circuit: zk.CompiledCircuit, signal: str) -> int:
+    """The witness index of ``main.<signal>`` (from the .sym map: label, wire, component, name)."""
+    for line in circuit.sym.read_text().splitlines():
+        label, wire, _component, name = line.split(",", 3)
+        if name == f"main.{signal}":
+            assert int(wire) >= 0, f"{signal} was optimised away"
+            return int(wire)
+    raise KeyError(signal)
+
+
+def tamper_witness(circuit: zk.CompiledCircuit, wtns_path: str | Path, index: int,
+                   new_value: int, out_path: str | Path) -> tuple[bool, str]:
+    """Soundness harness: copy the witness at ``wtns_path`` to ``out_path`` with entry ``index``
+    set to ``new_value`` (taken mod r), then run ``check_witness`` on the copy.
+
+    Returns ``check_witness``'s (ok, report): a sound circuit gives ok = False whenever the edit
+    changed a value that the constraints determine."""
+    values = zk.read_witness(wtns_path)
+    if not 0 <= index < len(values):
+        raise IndexError(f"witness has {len(values)} entries, no index {index}")
+    values[index] = new_value
+    zk.write_witness(out_path, values)
+    return zk.check_witness(circuit, out_path)
+
+
+# --- session-wide isolation --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Point $SPLITVERIFY_CACHE at a fresh tmp dir for the whole session; restore it after."""
+    root = tmp_path_factory.mktemp("splitverify-cache")
+    previous = os.environ.get(ENV_CACHE)
+    os.environ[ENV_CACHE] = str(root)
+    try:
+        yield root
+    finally:
+        if previous is None:
+            os.environ.pop(ENV_CACHE, None)
+        else:
+            os.environ[ENV_CACHE] = previous
+
+
+@pytest.fixture(scope="session")
+def circuits_dir(tmp_path_factory: pytest.TempPathFactory, isolated_cache: Path) -> Path:
+    d = tmp_path_factory.mktemp("circuits")
+    (d / "matmul2.circom").write_text(MATMUL2)
+    (d / "sumprod2.circom").write_text(SUMPROD2)
+    return d
+
+
+# --- matmul2: circuit, key, vk, proofs ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def matmul_circuit(circuits_dir: Path) -> zk.CompiledCircuit:
+    return zk.compile_circuit(circuits_dir / "matmul2.circom")
+
+
+@pytest.fixture(scope="session")
+def matmul_key(matmul_circuit: zk.CompiledCircuit, tmp_path_factory) -> zk.CircuitKey:
+    return zk.setup(matmul_circuit, contributors=("client", "server"),
+                    workdir=tmp_path_factory.mktemp("matmul-ceremony"))
+
+
+@pytest.fixture(scope="session")
+def matmul_vk(matmul_key: zk.CircuitKey) -> zk.VerificationKey:
+    return zk.export_verification_key(matmul_key)
+
+
+@pytest.fixture(scope="session")
+def matmul_proofs(matmul_key: zk.CircuitKey) -> dict[str, tuple[zk.Proof, zk.PublicSignals]]:
+    """One proof of MATMUL_INPUTS per prover backend."""
+    return {backend: zk.prove(matmul_key, MATMUL_INPUTS, backend=backend) for backend in BACKENDS}
+
+
+@pytest.fixture(scope="session")
+def matmul_wtns(matmul_circuit: zk.CompiledCircuit, tmp_path_factory) -> Path:
+    """A witness of MATMUL_INPUTS (valid for the circuit)."""
+    out = tmp_path_factory.mktemp("matmul-wtns") / "valid.wtns"
+    return zk.calculate_witness(matmul_circuit, MATMUL_INPUTS, out)
+
+
+# --- sumprod2: the "other" circuit -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def other_circuit(circuits_dir: Path) -> zk.CompiledCircuit:
+    return zk.compile_circuit(circuits_dir / "sumprod2.circom")
+
+
+@pytest.fixture(scope="session")
+def other_key(other_circuit: zk.CompiledCircuit, tmp_path_factory) -> zk.CircuitKey:
+    return zk.setup(other_circuit, contributors=("client", "server"),
+                    workdir=tmp_path_factory.mktemp("sumprod-ceremony"))
+
+
+@pytest.fixture(scope="session")
+def other_vk(other_key: zk.CircuitKey) -> zk.VerificationKey:
+    return zk.export_verification_key(other_key)

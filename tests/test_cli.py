@@ -1,0 +1,93 @@
+"""The CLI end to end: zk setup → prove → verify (exit codes), the toolchain demo, and the
+quick bench's JSON shape (not its timings)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from splitverify.circuits import circuit_path
+from splitverify.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_zk_setup_prove_verify_and_tamper(tmp_path):
+    keys = tmp_path / "keys"
+    code, out = invoke("zk", "setup", str(circuit_path("matmul.circom")), "--template", "MatMul",
+                       "-p", "2", "-p", "2", "-p", "2", "--out", str(keys),
+                       "--contributor", "client", "--contributor", "server")
+    assert code == 0, out
+    meta = json.loads((keys / "setup.json").read_text())
+    assert [c["name"] for c in meta["contributions"]] == ["client", "server"]
+    assert meta["insecure_dev_setup"] is True
+    vk = json.loads((keys / "verification_key.json").read_text())
+    assert vk["splitverify"]["insecure_dev_setup"] is True
+
+    inputs = tmp_path / "in.json"
+    inputs.write_text(json.dumps({"a": [[1, -2], [3, 4]], "b": [[5, 6], [-7, 8]]}))
+    proof, public = tmp_path / "proof.json", tmp_path / "public.json"
+    code, out = invoke("zk", "prove", str(keys), str(inputs), "--proof", str(proof),
+                       "--public", str(public))
+    assert code == 0, out
+    # C = A·B: [[1·5 + (−2)(−7), 1·6 + (−2)·8], [3·5 + 4(−7), 3·6 + 4·8]] = [[19, −10], [−13, 50]]
+    from splitverify.zk.curve import R
+    assert [int(x) for x in json.loads(public.read_text())] == [19, R - 10, R - 13, 50]
+
+    code, out = invoke("zk", "verify", str(keys / "verification_key.json"), str(public),
+                       str(proof), "--verifier", "native")
+    assert code == 0, out
+    values = json.loads(public.read_text())
+    values[0] = "20"
+    public.write_text(json.dumps(values))
+    code, out = invoke("zk", "verify", str(keys / "verification_key.json"), str(public),
+                       str(proof), "--verifier", "native")
+    assert code == 3, out
+    assert "INVALID" in out
+
+
+def test_zk_prove_reports_bad_inputs(tmp_path):
+    keys = tmp_path / "keys"
+    assert invoke("zk", "setup", str(circuit_path("matmul.circom")), "--template", "MatMul",
+                  "-p", "1", "-p", "1", "-p", "1", "--out", str(keys))[0] == 0
+    inputs = tmp_path / "in.json"
+    inputs.write_text(json.dumps({"a": [[1]], "nope": [[2]]}))
+    code, out = invoke("zk", "prove", str(keys), str(inputs))
+    assert code == 1
+    assert "nope" in out and "missing" in out
+
+
+def test_zk_info_shows_counts():
+    code, out = invoke("zk", "info", str(circuit_path("matmul.circom")), "--template", "MatMul",
+                       "-p", "2", "-p", "3", "-p", "2")
+    assert code == 0, out
+    assert "constraints" in out and "ptau power needed" in out
+
+
+def test_demo_writes_summary(tmp_path):
+    code, out = invoke("demo", "--out", str(tmp_path))
+    assert code == 0, out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["verified"] is True
+
+
+@pytest.mark.slow
+def test_quick_bench_prints_wellformed_json(capsys):
+    code, out = invoke("bench", "--quick", "--json")
+    assert code == 0, out
+    data = json.loads(out.strip().splitlines()[-1])
+    assert data["workload"] == "refnet" and data["batch"] == 16
+    for field in ("constraints", "prove_s", "verify_s", "setup_s", "step_s", "peers"):
+        assert field in data
+    assert set(data["prove_s"]) == {"snarkjs", "native"}
+    assert set(data["verify_s"]) == {"snarkjs", "native", "py_ecc"}
+    assert all(isinstance(v, float) and v > 0 for v in data["verify_s"].values())
+    assert isinstance(data["setup_s"]["dev_2^16"], float)
+    assert data["step_s"] == {"off": None, "every": None, "audit:0.1": None}
