@@ -78,8 +78,10 @@ class PtauFile:
         if expected and actual != expected:
             raise IntegrityError(
                 f"{path} has blake2b {actual[:16]}…, but {expected[:16]}… was expected"
-                f"{' (the published hash of ' + path.name + ')' if path.name in KNOWN_PTAU_BLAKE2B else ''}:"
-                " the file is corrupt or not the ceremony file it claims to be; download it again")
+                + (f" (the published hash of {path.name}): the file is corrupt or not the ceremony "
+                   "file it claims to be; download it again" if path.name in KNOWN_PTAU_BLAKE2B
+                   else ": the file is corrupt or was replaced; regenerate it (a development "
+                   "ptau: delete its cache folder) or use the file the hash belongs to"))
         bf = read_binfile(path, b"ptau")
         header = bytes(bf.section(1))
         (n8,) = struct.unpack_from("<I", header, 0)
@@ -163,7 +165,12 @@ def initial_key(circuit: CompiledCircuit, ptau: PtauFile | None = None,
     meta = entry.manifest
     ck = CircuitKey(entry.path / meta["zkey"], circuit, meta["ptau_blake2b"],
                     meta["insecure_dev_setup"])
-    ck.check_integrity(meta["zkey_blake2b"])
+    try:
+        ck.check_integrity(meta["zkey_blake2b"])
+    except IntegrityError as exc:
+        # Not rebuilt silently: a key that changed on disk may have been tampered with.
+        raise IntegrityError(f"{exc}. The cached setup in {entry.path} is damaged: delete that "
+                             "folder and run the setup again") from exc
     return ck
 
 
