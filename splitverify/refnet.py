@@ -1,0 +1,88 @@
+"""RefNet on scikit-learn's digits (REFERENCE.md): data, and training in float32 and in the
+fixed-point reference (proofs off), with the same seed, epochs, batch and learning rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import quant
+from .quant import QuantSpec
+
+N_TRAIN = 1437
+BATCH = 16
+
+
+def load_digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Features scaled to [0, 1]; the first 1437 samples train, the last 360 test."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.tensor(data.data, dtype=torch.float64) / 16.0
+    y = torch.tensor(data.target, dtype=torch.int64)
+    return x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:]
+
+
+@dataclass
+class RefNetParams:
+    w1: torch.Tensor  # 32×64
+    b1: torch.Tensor
+    w2: torch.Tensor  # 10×32
+    b2: torch.Tensor
+
+
+def init_params(seed: int) -> RefNetParams:
+    g = torch.Generator().manual_seed(seed)
+    l1, l2 = 1 / 64 ** 0.5, 1 / 32 ** 0.5
+    return RefNetParams(torch.empty(32, 64).uniform_(-l1, l1, generator=g).double(),
+                        torch.empty(32).uniform_(-l1, l1, generator=g).double(),
+                        torch.empty(10, 32).uniform_(-l2, l2, generator=g).double(),
+                        torch.empty(10).uniform_(-l2, l2, generator=g).double())
+
+
+def train_float(seed: int, epochs: int, lr: float) -> float:
+    """float32 RefNet with MSE on one-hot targets (gradient logits − onehot, as fixed point)."""
+    xtr, ytr, xte, yte = load_digits_split()
+    p = init_params(seed)
+    w1, b1, w2, b2 = (t.float().clone() for t in (p.w1, p.b1, p.w2, p.b2))
+    xtr, xte = xtr.float(), xte.float()
+    for _ in range(epochs):
+        for i in range(0, N_TRAIN - BATCH + 1, BATCH):
+            x, y = xtr[i:i + BATCH], ytr[i:i + BATCH]
+            z = x @ w1.T + b1
+            h = torch.relu(z)
+            logits = h @ w2.T + b2
+            g = logits - torch.nn.functional.one_hot(y, 10).float()
+            dh = (g @ w2) * (z > 0).float()
+            w2 -= lr * (g.T @ h)
+            b2 -= lr * g.sum(0)
+            w1 -= lr * (dh.T @ x)
+            b1 -= lr * dh.sum(0)
+    logits = torch.relu(xte @ w1.T + b1) @ w2.T + b2
+    return float((logits.argmax(1) == yte).float().mean())
+
+
+def train_fixed(seed: int, epochs: int, spec: QuantSpec) -> float:
+    """The same training in the integer reference of ``quant`` (what the circuits prove)."""
+    xtr, ytr, xte, yte = load_digits_split()
+    p = init_params(seed)
+    w1, b1, w2, b2 = (spec.encode(t) for t in (p.w1, p.b1, p.w2, p.b2))
+    qtr, qte = spec.encode(xtr), spec.encode(xte)
+    for _ in range(epochs):
+        for i in range(0, N_TRAIN - BATCH + 1, BATCH):
+            x, y = qtr[i:i + BATCH], ytr[i:i + BATCH]
+            z, _ = quant.dense_forward(spec, x, w1, b1)
+            h = quant.relu(z)
+            logits, _ = quant.dense_forward(spec, h, w2, b2)
+            g = quant.mse_onehot_grad(spec, logits, y)
+            dh, dw2, db2, _ = quant.dense_backward(spec, g, h, w2)
+            dz = quant.relu_backward(dh, z)
+            _, dw1, db1, _ = quant.dense_backward(spec, dz, x, w1)
+            w2, _ = quant.sgd_update(spec, w2, dw2)
+            b2, _ = quant.sgd_update(spec, b2, db2)
+            w1, _ = quant.sgd_update(spec, w1, dw1)
+            b1, _ = quant.sgd_update(spec, b1, db1)
+    h, _ = quant.dense_forward(spec, qte, w1, b1)
+    logits, _ = quant.dense_forward(spec, quant.relu(h), w2, b2)
+    return float((logits.argmax(1) == yte).float().mean())

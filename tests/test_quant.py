@@ -1,0 +1,58 @@
+"""The fixed-point spec and its integer reference (issue 3, first part): rounding semantics,
+static bounds, and fixed-point RefNet training meeting REFERENCE.md's accuracy bar."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from splitverify import quant
+from splitverify.errors import InputError
+from splitverify.quant import QuantSpec
+from splitverify.refnet import train_fixed, train_float
+from splitverify.zk.curve import R
+
+
+def test_rescale_is_floor_with_remainder_in_range():
+    x = torch.tensor([-(1 << 16) - 1, -1, 0, 1, (1 << 16) + 5, -(3 << 16)], dtype=torch.int64)
+    q, rem = quant.rescale(x, 16)
+    assert q.tolist() == [-2, -1, 0, 0, 1, -3]
+    assert all(0 <= r < (1 << 16) for r in rem.tolist())
+    assert torch.equal(q * (1 << 16) + rem, x)
+
+
+def test_encode_decode_and_field_embedding():
+    spec = QuantSpec()
+    v = torch.tensor([0.5, -0.25, 1.0])
+    q = spec.encode(v)
+    assert q.tolist() == [1 << 15, -(1 << 14), 1 << 16]
+    assert torch.allclose(spec.decode(q), v.double())
+    assert quant.to_field(q, R) == [1 << 15, R - (1 << 14), 1 << 16]
+
+
+def test_bounds_are_checked():
+    spec = QuantSpec()
+    spec.check_no_wraparound(64)
+    assert spec.accumulator_bits(64) < quant.FIELD_BITS
+    with pytest.raises(InputError, match="value_bits"):
+        QuantSpec(frac_bits=16, value_bits=64, lr_shift=6).check_no_wraparound(1 << 130)
+    with pytest.raises(InputError, match="magnitude"):
+        spec.encode(torch.tensor([float(1 << 30)]))
+
+
+def test_dense_forward_backward_match_float_within_rounding():
+    spec = QuantSpec()
+    g = torch.Generator().manual_seed(1)
+    x, w, b = (torch.randn(*s, generator=g) * 0.5 for s in ((4, 6), (3, 6), (3,)))
+    y, rem = quant.dense_forward(spec, spec.encode(x), spec.encode(w), spec.encode(b))
+    assert bool(((rem >= 0) & (rem < spec.scale)).all())
+    assert torch.allclose(spec.decode(y), (x @ w.T + b).double(), atol=1e-3)
+
+
+def test_fixed_point_refnet_meets_the_accuracy_bar():
+    """REFERENCE.md: within 2 points of float32 with the same seed, epochs and lr."""
+    epochs, spec = 10, QuantSpec()
+    float_acc = train_float(seed=0, epochs=epochs, lr=spec.lr)
+    fixed_acc = train_fixed(seed=0, epochs=epochs, spec=spec)
+    assert float_acc > 0.85
+    assert abs(float_acc - fixed_acc) <= 0.02, (float_acc, fixed_acc)
