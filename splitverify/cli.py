@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import zk
-from .errors import SplitverifyError
+from .errors import InputError, SplitverifyError
 
 app = typer.Typer(help="Verifiable split learning with Groth16 proofs from Circom circuits.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -106,7 +107,7 @@ def zk_setup(source: SourceArg, out: Annotated[Path, typer.Option(help="Folder f
         key = ceremony.key
         out.mkdir(parents=True, exist_ok=True)
         final = out / f"{circuit.name}.zkey"
-        final.write_bytes(key.zkey.read_bytes())
+        shutil.copyfile(key.zkey, final)
         zk.export_verification_key(key).save_json(out / "verification_key.json")
         (out / "setup.json").write_text(json.dumps({
             "source": str(source.resolve()), "template": template, "params": list(param or []),
@@ -122,7 +123,7 @@ def zk_setup(source: SourceArg, out: Annotated[Path, typer.Option(help="Folder f
 def _load_setup(setup_dir: Path) -> zk.CircuitKey:
     meta_path = setup_dir / "setup.json"
     if not meta_path.is_file():
-        raise SplitverifyError(
+        raise InputError(
             f"{setup_dir} has no setup.json: run `splitverify zk setup ... --out {setup_dir}`")
     meta = json.loads(meta_path.read_text())
     circuit = _compile(Path(meta["source"]), meta["template"], meta["params"], meta["public"],
@@ -145,7 +146,7 @@ def zk_prove(setup_dir: Annotated[Path, typer.Argument(help="Folder written by `
         try:
             values = json.loads(inputs.read_text())
         except (OSError, ValueError) as exc:
-            raise zk_input_error(f"cannot read inputs from {inputs}: {exc}") from exc
+            raise InputError(f"cannot read inputs from {inputs}: {exc}") from exc
         start = time.perf_counter()
         proof, public = zk.prove(key, values, backend)
     except SplitverifyError as exc:
@@ -153,12 +154,6 @@ def zk_prove(setup_dir: Annotated[Path, typer.Argument(help="Folder written by `
     proof.save_json(proof_out)
     public.save_json(public_out)
     console.print(f"proof written to {proof_out} ({backend}, {time.perf_counter() - start:.2f} s)")
-
-
-def zk_input_error(message: str) -> SplitverifyError:
-    from .errors import InputError
-
-    return InputError(message)
 
 
 @zk_app.command("verify")

@@ -117,10 +117,15 @@ def matmul_circuit(circuits_dir: Path) -> zk.CompiledCircuit:
     return zk.compile_circuit(circuits_dir / "matmul2.circom")
 
 
+def client_server_key(circuit: zk.CompiledCircuit, tmp_path_factory) -> zk.CircuitKey:
+    """Dev setup plus the two phase-2 contributions the protocol will make."""
+    return zk.setup(circuit, contributors=("client", "server"),
+                    workdir=tmp_path_factory.mktemp(f"{circuit.name}-ceremony"))
+
+
 @pytest.fixture(scope="session")
 def matmul_key(matmul_circuit: zk.CompiledCircuit, tmp_path_factory) -> zk.CircuitKey:
-    return zk.setup(matmul_circuit, contributors=("client", "server"),
-                    workdir=tmp_path_factory.mktemp("matmul-ceremony"))
+    return client_server_key(matmul_circuit, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -151,8 +156,7 @@ def other_circuit(circuits_dir: Path) -> zk.CompiledCircuit:
 
 @pytest.fixture(scope="session")
 def other_key(other_circuit: zk.CompiledCircuit, tmp_path_factory) -> zk.CircuitKey:
-    return zk.setup(other_circuit, contributors=("client", "server"),
-                    workdir=tmp_path_factory.mktemp("sumprod-ceremony"))
+    return client_server_key(other_circuit, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

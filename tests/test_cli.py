@@ -91,3 +91,15 @@ def test_quick_bench_prints_wellformed_json(capsys):
     assert all(isinstance(v, float) and v > 0 for v in data["verify_s"].values())
     assert isinstance(data["setup_s"]["dev_2^16"], float)
     assert data["step_s"] == {"off": None, "every": None, "audit:0.1": None}
+
+
+def test_zk_prove_rejects_non_object_inputs_and_missing_setup(tmp_path):
+    inputs = tmp_path / "in.json"
+    inputs.write_text("[1, 2]")
+    code, out = invoke("zk", "prove", str(tmp_path), str(inputs))
+    assert code == 1 and "setup.json" in out
+    keys = tmp_path / "keys"
+    assert invoke("zk", "setup", str(circuit_path("matmul.circom")), "--template", "MatMul",
+                  "-p", "1", "-p", "1", "-p", "1", "--out", str(keys))[0] == 0
+    code, out = invoke("zk", "prove", str(keys), str(inputs))
+    assert code == 1 and "must be an object" in out

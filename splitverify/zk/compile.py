@@ -140,14 +140,13 @@ def compile_circuit(source: str | Path, *, template: str | None = None,
                                       "-o", "build", *libs], cwd=stage, check=False)
             if proc.returncode != 0:
                 raise _compile_error(proc, source.name)
-            produced = stage / "build"
-            stem = source.stem if main_text is None else name
-            if not (produced / f"{stem}.r1cs").is_file():
+            produced = stage / "build"  # circom names its outputs after the entry file: `name`
+            if not (produced / f"{name}.r1cs").is_file():
                 raise _compile_error(proc, source.name)
             for suffix in (".r1cs", ".sym"):
-                shutil.copyfile(produced / f"{stem}{suffix}", out / f"{name}{suffix}")
+                shutil.copyfile(produced / f"{name}{suffix}", out / f"{name}{suffix}")
             (out / f"{name}_js").mkdir()
-            shutil.copyfile(produced / f"{stem}_js" / f"{stem}.wasm",
+            shutil.copyfile(produced / f"{name}_js" / f"{name}.wasm",
                             out / f"{name}_js" / f"{name}.wasm")
             (out / "compiler_output.txt").write_text(strip_ansi(proc.stdout + proc.stderr))
         info, _ = read_r1cs(out / f"{name}.r1cs")

@@ -94,32 +94,51 @@ def _ptau_header(power: int) -> bytes:
     return struct.pack("<I", 32) + Q.to_bytes(32, "little") + struct.pack("<II", power, power)
 
 
-def write_dev_ptau(path: str | Path, power: int, *, prepared: bool = True,
-                   _secrets: _Secrets | None = None, _mul: _Multipliers | None = None) -> None:
-    """Write a development powers-of-tau file for circuits up to 2^power constraints."""
-    s = _secrets or _Secrets.draw()
-    mul = _mul or _Multipliers()
+@dataclass
+class _PtauContent:
+    sections: dict[int, bytes]
+    tau_powers: list[int]          # τ^0 … τ^(2n−2)
+    lagrange: dict[int, list[int]]  # power → L_j(τ) on that domain (prepared files only)
+
+
+def _ptau_content(power: int, s: _Secrets, mul: _Multipliers, prepared: bool) -> _PtauContent:
     n = 1 << power
     tau_powers = [1] * (2 * n - 1)
     for i in range(1, 2 * n - 1):
         tau_powers[i] = tau_powers[i - 1] * s.tau % R
-    w = BinWriter(b"ptau")
-    w.add(1, _ptau_header(power))
-    w.add(2, mul.g1.mul_many(tau_powers))
-    w.add(3, mul.g2.mul_many(tau_powers[:n]))
-    w.add(4, mul.g1.mul_many([s.alpha * t for t in tau_powers[:n]]))
-    w.add(5, mul.g1.mul_many([s.beta * t for t in tau_powers[:n]]))
-    w.add(6, mul.g2.mul_many([s.beta]))
-    w.add(7, struct.pack("<I", 0))
+    sections = {
+        1: _ptau_header(power),
+        2: mul.g1.mul_many(tau_powers),
+        3: mul.g2.mul_many(tau_powers[:n]),
+        4: mul.g1.mul_many([s.alpha * t for t in tau_powers[:n]]),
+        5: mul.g1.mul_many([s.beta * t for t in tau_powers[:n]]),
+        6: mul.g2.mul_many([s.beta]),
+        7: struct.pack("<I", 0),
+    }
+    lagrange: dict[int, list[int]] = {}
     if prepared:
-        lag = {p: lagrange_at(s.tau, p) for p in range(power + 1)}
-        lag_top = lagrange_at(s.tau, power + 1, truncated=True)
-        flat = [x for p in range(power + 1) for x in lag[p]]
-        w.add(12, mul.g1.mul_many(flat + lag_top))
-        w.add(13, mul.g2.mul_many(flat))
-        w.add(14, mul.g1.mul_many([s.alpha * x for x in flat]))
-        w.add(15, mul.g1.mul_many([s.beta * x for x in flat]))
+        lagrange = {p: lagrange_at(s.tau, p) for p in range(power + 1)}
+        lagrange[power + 1] = lagrange_at(s.tau, power + 1, truncated=True)
+        flat = [x for p in range(power + 1) for x in lagrange[p]]
+        sections[12] = mul.g1.mul_many(flat + lagrange[power + 1])
+        sections[13] = mul.g2.mul_many(flat)
+        sections[14] = mul.g1.mul_many([s.alpha * x for x in flat])
+        sections[15] = mul.g1.mul_many([s.beta * x for x in flat])
+    return _PtauContent(sections, tau_powers, lagrange)
+
+
+def _write_ptau(path: str | Path, content: _PtauContent) -> None:
+    w = BinWriter(b"ptau")
+    for sid in sorted(content.sections):
+        w.add(sid, content.sections[sid])
     _atomic_write(path, w.to_bytes())
+
+
+def write_dev_ptau(path: str | Path, power: int, *, prepared: bool = True,
+                   _secrets: _Secrets | None = None, _mul: _Multipliers | None = None) -> None:
+    """Write a development powers-of-tau file for circuits up to 2^power constraints."""
+    _write_ptau(path, _ptau_content(power, _secrets or _Secrets.draw(), _mul or _Multipliers(),
+                                    prepared))
 
 
 def _atomic_write(path: str | Path, data: bytes) -> None:
@@ -177,31 +196,33 @@ def dev_setup(info: R1csInfo, constraints: list[Constraint], ptau_path: str | Pa
     power = info.ptau_power
     s = _secrets or _Secrets.draw()
     mul = _Multipliers()
-    write_dev_ptau(ptau_path, power, _secrets=s, _mul=mul)
+    ptau = _ptau_content(power, s, mul, prepared=True)
+    _write_ptau(ptau_path, ptau)
 
     domain_power = info.domain_power
     n = 1 << domain_power
-    lag = lagrange_at(s.tau, domain_power)
-    u, v, w = _evaluate_qap(info, constraints, lag)
+    u, v, w = _evaluate_qap(info, constraints, ptau.lagrange[domain_power])
     n_pub = info.n_public
     ic_c = [(s.beta * a + s.alpha * b + c) % R for a, b, c in zip(u, v, w)]
 
-    alpha1 = mul.g1.mul_many([s.alpha])
-    beta1 = mul.g1.mul_many([s.beta])
-    beta2 = mul.g2.mul_many([s.beta])
-    gen1 = mul.g1.mul_many([1])
-    gen2 = mul.g2.mul_many([1])
+    alpha1 = ptau.sections[4][:G1_SIZE]
+    beta1 = ptau.sections[5][:G1_SIZE]
+    beta2 = ptau.sections[6]
+    gen1 = ptau.sections[2][:G1_SIZE]   # τ^0·G1
+    gen2 = ptau.sections[3][:G2_SIZE]   # τ^0·G2
     ic_pts = mul.g1.mul_many(ic_c[: n_pub + 1])
     c_pts = mul.g1.mul_many(ic_c[n_pub + 1:])
     a_pts = mul.g1.mul_many(u)
     b1_pts = mul.g1.mul_many(v)
     b2_pts = mul.g2.mul_many(v)
-    # H: odd Lagrange points of the doubled domain (snarkjs computes h on that coset).
-    lag2 = lagrange_at(s.tau, domain_power + 1, truncated=domain_power == power)
-    h_pts = mul.g1.mul_many(lag2[1::2])
+    # H: the odd Lagrange points of the doubled domain (snarkjs computes h on that coset),
+    # sliced from the ptau's tauG1 Lagrange section as `snarkjs zkey new` does.
+    block = (2 * n - 1) * G1_SIZE
+    doubled = ptau.sections[12][block: block + 2 * n * G1_SIZE]
+    h_pts = b"".join(doubled[(2 * i + 1) * G1_SIZE: (2 * i + 2) * G1_SIZE] for i in range(n))
     # The circuit hash covers τ^i (τ^n − 1)·G1 for i < n−1 in place of the H points.
-    zt = (pow(s.tau, n, R) - 1) % R
-    h_hash_pts = mul.g1.mul_many([zt * pow(s.tau, i, R) % R for i in range(n - 1)])
+    tp = ptau.tau_powers
+    h_hash_pts = mul.g1.mul_many([(tp[i + n] - tp[i]) % R for i in range(n - 1)])
     del s
 
     hasher = hashlib.blake2b(digest_size=64)

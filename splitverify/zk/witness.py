@@ -38,6 +38,9 @@ def _flatten(name: str, value, shape: tuple[int, ...]) -> list[int]:
 def normalize_inputs(circuit: CompiledCircuit, inputs: Mapping[str, object]) -> dict[str, object]:
     """Check names and shapes against the circuit and map signed ints into the field
     (x < 0 becomes p − |x|). Returns a JSON-ready dict (values as decimal strings)."""
+    if not isinstance(inputs, Mapping):
+        raise InputError(f"inputs must be an object mapping signal names to values, not a "
+                         f"{type(inputs).__name__}")
     expected = circuit.input_shapes
     unknown = sorted(set(inputs) - set(expected))
     missing = sorted(set(expected) - set(inputs))
