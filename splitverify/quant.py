@@ -25,8 +25,12 @@ FIELD_BITS = 253  # values below 2^253 in magnitude never wrap around the BN254 
 class QuantSpec:
     # 16 fractional bits: at 8, floor-rounded SGD steps on RefNet lost ~13 accuracy points
     # (small updates round towards −∞); at 16 fixed point matches float32 within 0.3 points.
-    frac_bits: int = 16      # fractional bits of activations, weights and gradients
-    value_bits: int = 40     # |stored integer| < 2^value_bits for every tensor after rescale
+    frac_bits: int = 16      # fractional bits of data, activations, weights and gradients
+    # |stored integer| < 2^value_bits for every activation, gradient and parameter. 22 bits
+    # (|real| < 64) cover RefNet with ~10× headroom (largest value seen in training: 6.4);
+    # each bit costs one constraint per value in every range check, so it is kept tight.
+    value_bits: int = 22
+    input_bits: int = 17     # |data| < 2^input_bits: features in [−2, 2) at 16 fractional bits
     lr_shift: int = 6        # learning rate = lr_num / 2^lr_shift
     lr_num: int = 1
 
@@ -35,6 +39,8 @@ class QuantSpec:
             raise InputError("frac_bits must be between 1 and 32")
         if not self.frac_bits < self.value_bits <= 64:
             raise InputError("value_bits must exceed frac_bits and be at most 64")
+        if not 1 <= self.input_bits <= 64:
+            raise InputError("input_bits must be between 1 and 64")
         if self.lr_num <= 0 or self.lr_shift < 0:
             raise InputError("the learning rate lr_num / 2^lr_shift must be positive")
 
@@ -46,30 +52,40 @@ class QuantSpec:
     def lr(self) -> float:
         return self.lr_num / (1 << self.lr_shift)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def weight_update_shift(self) -> int:
+        """dW accumulators carry 2·frac_bits fractional bits; the step is brought to frac_bits
+        and multiplied by the learning rate in one floor division."""
+        return self.frac_bits + self.lr_shift
+
+    def encode(self, x: torch.Tensor, *, data: bool = False) -> torch.Tensor:
         q = torch.floor(x.double() * self.scale).to(torch.int64)
-        self.check_range(q, "encoded tensor")
+        if data:
+            self.check_range(q, "the data batch", self.input_bits, "input_bits")
+        else:
+            self.check_range(q, "an encoded parameter")
         return q
 
     def decode(self, q: torch.Tensor) -> torch.Tensor:
         return q.double() / self.scale
 
-    def check_range(self, q: torch.Tensor, what: str) -> None:
-        bound = 1 << self.value_bits
-        if q.numel() and int(q.abs().max()) >= bound:
-            raise InputError(f"{what} has a value of magnitude ≥ 2^{self.value_bits}; lower "
-                             "the learning rate or raise value_bits")
+    def check_range(self, q: torch.Tensor, what: str, bits: int | None = None,
+                    knob: str = "value_bits") -> None:
+        bits = self.value_bits if bits is None else bits
+        if q.numel() and int(q.abs().max()) >= 1 << bits:
+            raise InputError(f"{what} has a value of magnitude ≥ 2^{bits} (real "
+                             f"{(1 << bits) / self.scale:g}); scale the inputs, lower the "
+                             f"learning rate or raise {knob}")
 
-    def accumulator_bits(self, fan_in: int) -> int:
-        """Bits of a dot product of fan_in terms before rescale (+1 for a bias)."""
-        return 2 * self.value_bits + (fan_in + 1).bit_length()
-
-    def check_no_wraparound(self, fan_in: int) -> None:
-        """Static proof that no intermediate of a dense layer can wrap around the field."""
-        bits = self.accumulator_bits(fan_in)
-        if bits >= FIELD_BITS:
-            raise InputError(f"a {fan_in}-input dot product needs {bits} bits; the field holds "
-                             f"{FIELD_BITS}: lower value_bits")
+    def check_no_wraparound(self, fan_in: int, batch: int) -> None:
+        """Static proof that no product a circuit checks can wrap around the field: every
+        accumulator (forward, input gradient, weight gradient) stays below 2^250 in magnitude,
+        so equality in the field is equality over the integers."""
+        v = max(self.value_bits, self.input_bits) + 1   # gradients of the loss: < 2^(value_bits+1)
+        bits = 2 * v + max(fan_in + 1, batch).bit_length() + self.frac_bits
+        if bits >= FIELD_BITS - 3:
+            raise InputError(f"products of {fan_in} inputs over a batch of {batch} need {bits} "
+                             f"bits; the field holds {FIELD_BITS - 3}: lower value_bits")
 
 
 def rescale(x: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,38 +102,46 @@ def to_field(x: torch.Tensor | int, modulus: int) -> list[int] | int:
 
 
 def dense_forward(spec: QuantSpec, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor):
-    """y = rescale(x·Wᵀ + b·2^s); returns (y, remainder). x: B×in, W: out×in, b: out."""
+    """Returns (y, acc): acc = x·Wᵀ + b·2^s (what the circuit's Freivalds check pins) and
+    y = floor(acc / 2^s), checked |y| < 2^value_bits. x: B×in, W: out×in, b: out."""
     acc = x @ w.T + b * spec.scale
-    y, rem = rescale(acc, spec.frac_bits)
-    return y, rem
+    y, _ = rescale(acc, spec.frac_bits)
+    spec.check_range(y, "a layer output")
+    return y, acc
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp(x, min=0)
 
 
-def relu_backward(grad: torch.Tensor, pre_activation: torch.Tensor) -> torch.Tensor:
-    return grad * (pre_activation > 0).to(grad.dtype)
+def relu_mask(pre_activation: torch.Tensor) -> torch.Tensor:
+    """1 where the pre-activation is > 0 (torch's ReLU gradient at 0 is 0)."""
+    return (pre_activation > 0).to(torch.int64)
 
 
-def mse_onehot_grad(spec: QuantSpec, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """logits − onehot (scale 2^s); the constant 2/(B·C) of the MSE gradient is in the lr."""
+def mse_onehot(spec: QuantSpec, logits: torch.Tensor, labels: torch.Tensor):
+    """(grad, loss): grad = logits − onehot·2^s, the MSE gradient up to the constant
+    2/(B·C) that the learning rate absorbs; loss = floor(Σ grad² / 2^s), the batch's summed
+    squared error at scale 2^s."""
     onehot = torch.zeros_like(logits)
     onehot[torch.arange(len(labels)), labels] = spec.scale
-    return logits - onehot
+    grad = logits - onehot
+    loss = int((grad * grad).sum()) >> spec.frac_bits
+    return grad, loss
 
 
-def dense_backward(spec: QuantSpec, grad_y: torch.Tensor, x: torch.Tensor, w: torch.Tensor):
-    """dX = rescale(dY·W), dW = rescale(dYᵀ·X), db = ΣdY (remainders returned too)."""
-    dx, dx_rem = rescale(grad_y @ w, spec.frac_bits)
-    dw, dw_rem = rescale(grad_y.T @ x, spec.frac_bits)
-    db = grad_y.sum(dim=0)
-    return dx, dw, db, (dx_rem, dw_rem)
+def input_gradient(spec: QuantSpec, grad_y: torch.Tensor, w: torch.Tensor):
+    """(dX, acc): acc = dY·W (Freivalds-checked), dX = floor(acc / 2^s)."""
+    acc = grad_y @ w
+    dx, _ = rescale(acc, spec.frac_bits)
+    spec.check_range(dx, "an activation gradient")
+    return dx, acc
 
 
-def sgd_update(spec: QuantSpec, param: torch.Tensor, grad: torch.Tensor):
-    """param − rescale(lr_num · grad, lr_shift); returns (new param, remainder)."""
-    step, rem = rescale(grad * spec.lr_num, spec.lr_shift)
+def sgd_update(spec: QuantSpec, param: torch.Tensor, grad_acc: torch.Tensor, shift: int):
+    """param − floor(lr_num · grad_acc / 2^shift): the weight step from the un-rescaled
+    dW = dYᵀ·X (shift = frac_bits + lr_shift) or the bias step from Σ dY (shift = lr_shift)."""
+    step, _ = rescale(grad_acc * spec.lr_num, shift)
     new = param - step
     spec.check_range(new, "an updated parameter")
-    return new, rem
+    return new

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import quant
+from . import model
+from .model import Params, SplitSpec, encode_params
 from .quant import QuantSpec
 
 N_TRAIN = 1437
@@ -63,26 +64,34 @@ def train_float(seed: int, epochs: int, lr: float) -> float:
     return float((logits.argmax(1) == yte).float().mean())
 
 
-def train_fixed(seed: int, epochs: int, spec: QuantSpec) -> float:
-    """The same training in the integer reference of ``quant`` (what the circuits prove)."""
-    xtr, ytr, xte, yte = load_digits_split()
+def fixed_params(spec: SplitSpec, seed: int) -> tuple[Params, Params]:
+    """RefNet's initial weights, encoded: (client half, server half)."""
     p = init_params(seed)
-    w1, b1, w2, b2 = (spec.encode(t) for t in (p.w1, p.b1, p.w2, p.b2))
-    qtr, qte = spec.encode(xtr), spec.encode(xte)
+    return (encode_params(spec, spec.client, [(p.w1, p.b1)]),
+            encode_params(spec, spec.server, [(p.w2, p.b2)]))
+
+
+def accuracy(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
+             y: torch.Tensor) -> float:
+    """Test accuracy of the fixed-point model (the forward pass of both halves, any batch)."""
+    full = SplitSpec(spec.client, spec.server, len(x), spec.quant)
+    h = model.forward(full, spec.client, client, spec.quant.encode(x, data=True)).output
+    logits = model.forward(full, spec.server, server, h).output
+    return float((logits.argmax(1) == y).float().mean())
+
+
+def train_fixed(seed: int, epochs: int, quant_spec: QuantSpec) -> float:
+    """The same training through the split step of ``splitverify.model`` (what the circuits
+    prove): client forward, server step, client backward per batch."""
+    spec = SplitSpec.refnet(BATCH, quant_spec)
+    xtr, ytr, xte, yte = load_digits_split()
+    client, server = fixed_params(spec, seed)
+    qtr = quant_spec.encode(xtr, data=True)
     for _ in range(epochs):
         for i in range(0, N_TRAIN - BATCH + 1, BATCH):
             x, y = qtr[i:i + BATCH], ytr[i:i + BATCH]
-            z, _ = quant.dense_forward(spec, x, w1, b1)
-            h = quant.relu(z)
-            logits, _ = quant.dense_forward(spec, h, w2, b2)
-            g = quant.mse_onehot_grad(spec, logits, y)
-            dh, dw2, db2, _ = quant.dense_backward(spec, g, h, w2)
-            dz = quant.relu_backward(dh, z)
-            _, dw1, db1, _ = quant.dense_backward(spec, dz, x, w1)
-            w2, _ = quant.sgd_update(spec, w2, dw2)
-            b2, _ = quant.sgd_update(spec, b2, db2)
-            w1, _ = quant.sgd_update(spec, w1, dw1)
-            b1, _ = quant.sgd_update(spec, b1, db1)
-    h, _ = quant.dense_forward(spec, qte, w1, b1)
-    logits, _ = quant.dense_forward(spec, quant.relu(h), w2, b2)
-    return float((logits.argmax(1) == yte).float().mean())
+            fwd = model.client_forward(spec, client, x, y)
+            result = model.server_step(spec, server, fwd.output, y)
+            server = result.backward.new_params
+            client = model.client_backward(spec, client, fwd, result.gradient).new_params
+    return accuracy(spec, client, server, xte, yte)

@@ -32,27 +32,37 @@ def test_encode_decode_and_field_embedding():
 
 def test_bounds_are_checked():
     spec = QuantSpec()
-    spec.check_no_wraparound(64)
-    assert spec.accumulator_bits(64) < quant.FIELD_BITS
+    spec.check_no_wraparound(64, 16)
     with pytest.raises(InputError, match="value_bits"):
-        QuantSpec(frac_bits=16, value_bits=64, lr_shift=6).check_no_wraparound(1 << 130)
+        QuantSpec(frac_bits=16, value_bits=64, lr_shift=6).check_no_wraparound(1 << 130, 16)
     with pytest.raises(InputError, match="magnitude"):
         spec.encode(torch.tensor([float(1 << 30)]))
+    with pytest.raises(InputError, match="input_bits"):
+        spec.encode(torch.tensor([4.0]), data=True)
 
 
-def test_dense_forward_backward_match_float_within_rounding():
+def test_dense_forward_matches_float_within_rounding():
     spec = QuantSpec()
     g = torch.Generator().manual_seed(1)
     x, w, b = (torch.randn(*s, generator=g) * 0.5 for s in ((4, 6), (3, 6), (3,)))
-    y, rem = quant.dense_forward(spec, spec.encode(x), spec.encode(w), spec.encode(b))
-    assert bool(((rem >= 0) & (rem < spec.scale)).all())
+    y, acc = quant.dense_forward(spec, spec.encode(x), spec.encode(w), spec.encode(b))
+    assert torch.equal(y, torch.div(acc, spec.scale, rounding_mode="floor"))
     assert torch.allclose(spec.decode(y), (x @ w.T + b).double(), atol=1e-3)
+
+
+def test_sgd_update_is_one_floor_division():
+    spec = QuantSpec(lr_num=3, lr_shift=6)
+    w = torch.tensor([5, -5, 0, 100], dtype=torch.int64)
+    grad = torch.tensor([(1 << 22) + 1, -1, -(1 << 23), 0], dtype=torch.int64)
+    new = quant.sgd_update(spec, w, grad, spec.weight_update_shift)
+    # step = floor(3·grad / 2^22): 3, -1, -6, 0
+    assert new.tolist() == [2, -4, 6, 100]
 
 
 def test_fixed_point_refnet_meets_the_accuracy_bar():
     """REFERENCE.md: within 2 points of float32 with the same seed, epochs and lr."""
     epochs, spec = 10, QuantSpec()
     float_acc = train_float(seed=0, epochs=epochs, lr=spec.lr)
-    fixed_acc = train_fixed(seed=0, epochs=epochs, spec=spec)
+    fixed_acc = train_fixed(seed=0, epochs=epochs, quant_spec=spec)
     assert float_acc > 0.85
     assert abs(float_acc - fixed_acc) <= 0.02, (float_acc, fixed_acc)
