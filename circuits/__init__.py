@@ -1,9 +1,116 @@
-"""Circom templates of splitverify, installed as ``splitverify.circuits`` (package data)."""
+"""The split-learning circuits: Circom templates (this folder, installed as package data) and
+the Python API the protocol calls.
 
+    spec = SplitSpec.refnet()
+    circuits = SplitCircuits(spec)
+    fwd = model.client_forward(spec, params, x, labels)
+    inputs = statements.client_forward_inputs(spec, params, x, labels, fwd, salts, session, 0)
+    proof, public = circuits.prove("client_forward", inputs)
+    expected = statements.client_forward_statement(spec, params, x, labels, fwd, salts, session, 0)
+    assert circuits.verify("client_forward", proof, expected)
+
+Circuits are generated from the spec, compiled once and cached by content; keys are made
+once per circuit (development setup unless a ptau is given) and cached too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
+from .. import zk
+from ..errors import InputError
+from ..model import SplitSpec
+from . import generator, statements
+from .statements import PUBLIC_SIGNALS, Statement
+
 CIRCUITS_DIR = Path(__file__).resolve().parent
+KINDS = generator.KINDS
+
+__all__ = ["CIRCUITS_DIR", "KINDS", "PUBLIC_SIGNALS", "SplitCircuits", "Statement",
+           "circuit_path", "compile_template", "statements"]
 
 
 def circuit_path(name: str) -> Path:
     return CIRCUITS_DIR / name
+
+
+def compile_source(text: str, name: str, *, cache: zk.ArtifactCache | None = None
+                   ) -> zk.CompiledCircuit:
+    """Compile a generated main file that includes this folder's templates."""
+    with tempfile.TemporaryDirectory(prefix="sv-gen-") as tmp:
+        path = Path(tmp) / f"{name}.circom"
+        path.write_text(text)
+        return zk.compile_circuit(path, include_dirs=(CIRCUITS_DIR,), cache=cache)
+
+
+def compile_template(template: str, params: tuple[int, ...], *, file: str = "dense.circom",
+                     cache: zk.ArtifactCache | None = None) -> zk.CompiledCircuit:
+    """One template of this folder as a circuit of its own (benchmarks, tests)."""
+    return zk.compile_circuit(circuit_path(file), template=template, params=params, cache=cache)
+
+
+class SplitCircuits:
+    """The three circuits of one :class:`SplitSpec`: compile, keys, witness, prove, verify."""
+
+    def __init__(self, spec: SplitSpec, *, cache: zk.ArtifactCache | None = None,
+                 ptau: zk.PtauFile | None = None, contributors: tuple[str, ...] = ("splitverify",)):
+        self.spec = spec
+        self.cache = cache
+        self.ptau = ptau
+        self.contributors = contributors
+        self._circuits: dict[str, zk.CompiledCircuit] = {}
+        self._keys: dict[str, zk.CircuitKey] = {}
+        self._vks: dict[str, zk.VerificationKey] = {}
+
+    @staticmethod
+    def _check_kind(kind: str) -> None:
+        if kind not in KINDS:
+            raise InputError(f"unknown circuit {kind!r}; one of {list(KINDS)}")
+
+    def source(self, kind: str) -> str:
+        self._check_kind(kind)
+        return generator.generate(self.spec, kind)
+
+    def circuit(self, kind: str) -> zk.CompiledCircuit:
+        if kind not in self._circuits:
+            compiled = compile_source(self.source(kind), kind, cache=self.cache)
+            if compiled.public_signal_names != PUBLIC_SIGNALS[kind]:
+                raise InputError(f"generated {kind} has public signals "
+                                 f"{compiled.public_signal_names}, expected {PUBLIC_SIGNALS[kind]}")
+            self._circuits[kind] = compiled
+        return self._circuits[kind]
+
+    def key(self, kind: str) -> zk.CircuitKey:
+        if kind not in self._keys:
+            self._keys[kind] = zk.setup(self.circuit(kind), ptau=self.ptau,
+                                        contributors=self.contributors, cache=self.cache)
+        return self._keys[kind]
+
+    def verification_key(self, kind: str) -> zk.VerificationKey:
+        if kind not in self._vks:
+            self._vks[kind] = zk.export_verification_key(self.key(kind))
+        return self._vks[kind]
+
+    def witness(self, kind: str, inputs: Mapping[str, object], out: str | Path) -> Path:
+        """Compute the witness (WitnessError names the failed template and line)."""
+        return zk.calculate_witness(self.circuit(kind), inputs, out)
+
+    def statement_of(self, kind: str, wtns: str | Path) -> Statement:
+        circuit = self.circuit(kind)
+        return Statement.from_signals(kind, zk.witness.public_signals(circuit,
+                                                                      zk.read_witness(wtns)))
+
+    def prove(self, kind: str, inputs: Mapping[str, object], backend: str | None = None
+              ) -> tuple[zk.Proof, Statement]:
+        proof, public = zk.prove(self.key(kind), inputs, backend)
+        return proof, Statement.from_signals(kind, public)
+
+    def verify(self, kind: str, proof: zk.Proof, expected: Statement,
+               verifier: str = "native") -> bool:
+        """Does ``proof`` prove circuit ``kind`` for exactly the ``expected`` statement?"""
+        if expected.kind != kind:
+            raise InputError(f"a {expected.kind} statement cannot check a {kind} proof")
+        return zk.verify(self.verification_key(kind), proof,
+                         zk.PublicSignals(tuple(expected.signals())), verifier)

@@ -39,11 +39,19 @@ template PoseidonChain(n) {
     for (var l = 0; l < nLinks; l++) {
         var take = n - pos < 11 ? n - pos : 11;
         link[l] = Poseidon(take + 1);
-        link[l].inputs[0] <== l == 0 ? head.out : link[l - 1].out;
+        if (l == 0) {
+            link[l].inputs[0] <== head.out;
+        } else {
+            link[l].inputs[0] <== link[l - 1].out;
+        }
         for (var k = 0; k < take; k++) {
             link[l].inputs[k + 1] <== in[pos + k];
         }
         pos += take;
     }
-    out <== nLinks == 0 ? head.out : link[nLinks - 1].out;
+    if (nLinks == 0) {
+        out <== head.out;
+    } else {
+        out <== link[nLinks - 1].out;
+    }
 }

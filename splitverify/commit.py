@@ -18,8 +18,8 @@ from functools import lru_cache
 from light_poseidon_python import Hasher
 
 from .errors import InputError
+from .zk.curve import R as P
 
-P = 21888242871839275222246405745257275088548364400416711303826503324657624145617
 PACK_BITS = 253
 MAX_ARITY = 12  # light-poseidon's widest circomlib-compatible instance (t = 13)
 
@@ -74,7 +74,8 @@ def _hasher(arity: int) -> Hasher:
 def poseidon(inputs: Sequence[int]) -> int:
     if not 1 <= len(inputs) <= MAX_ARITY:
         raise InputError(f"Poseidon takes 1 to {MAX_ARITY} inputs, not {len(inputs)}")
-    return int(_hasher(len(inputs)).hash([int(x) % P for x in inputs]), 16)
+    return int(_hasher(len(inputs)).hash_bytes_be([(int(x) % P).to_bytes(32, "big")
+                                                   for x in inputs]), 16)
 
 
 def poseidon_chain(elements: Sequence[int]) -> int:
@@ -87,20 +88,20 @@ def poseidon_chain(elements: Sequence[int]) -> int:
     return state
 
 
-def tag(kind: str, segments: Sequence[Segment]) -> int:
+def tag(kind: str, layout: Sequence[tuple[int, int]]) -> int:
     """Layout tag: kind in the low byte, then (length, width) of each segment, 40 bits each."""
     if kind not in KINDS:
         raise InputError(f"unknown commitment kind {kind!r}; one of {sorted(KINDS)}")
     value = KINDS[kind]
-    for i, seg in enumerate(segments):
-        value |= ((len(seg.values) << 8) | seg.width) << (8 + 40 * i)
+    for i, (length, width) in enumerate(layout):
+        value |= ((length << 8) | width) << (8 + 40 * i)
     if value >= 1 << PACK_BITS:
         raise InputError("too many segments in one commitment")
     return value
 
 
 def layout_elements(kind: str, segments: Sequence[Segment], salt: int) -> list[int]:
-    elements = [int(salt) % P, tag(kind, segments)]
+    elements = [int(salt) % P, tag(kind, [(len(s.values), s.width) for s in segments])]
     for seg in segments:
         elements += pack(seg.slots(), seg.width)
     return elements

@@ -1,0 +1,384 @@
+"""Circom source of the three split-learning circuits of a :class:`SplitSpec`.
+
+Each circuit is a main template wiring the per-concern templates of this folder:
+
+* **ClientForward** — data batch → cut-layer activations (the message) and the ReLU masks.
+* **ServerStep** — message → logits, MSE loss, back-propagation, SGD update, the activation
+  gradient (sent back).
+* **ClientBackward** — activation gradient → client back-propagation and SGD update.
+
+Every tensor a circuit takes from outside is range-checked once (a bounded decomposition) and
+committed with Poseidon (``Pack`` + ``PoseidonChain``, as :mod:`splitverify.commit`); every
+tensor it produces is bounded by the decomposition that computes it. Matrix products are
+claimed in the witness and checked with one Freivalds challenge per circuit, derived from a
+Poseidon transcript of the session, the step, the commitments and every claimed product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..commit import tag as commit_tag
+from ..model import Dense, SplitSpec
+
+KINDS = ("client_forward", "server_step", "client_backward")
+TEMPLATE_NAMES = {"client_forward": "ClientForward", "server_step": "ServerStep",
+                  "client_backward": "ClientBackward"}
+INCLUDES = ("fixedpoint.circom", "commit.circom", "dense.circom", "loss.circom", "update.circom")
+TRANSCRIPT_DOMAIN = {"client_forward": 101, "server_step": 102, "client_backward": 103}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A circom array (or array expression prefix) and its shape; ``flat`` indexes it by one
+    loop variable ``k``."""
+    name: str
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    def flat(self, k: str = "k") -> str:
+        if len(self.shape) == 1:
+            return f"{self.name}[{k}]"
+        rows, cols = self.shape
+        return f"{self.name}[{k} \\ {cols}][{k} % {cols}]"
+
+
+@dataclass(frozen=True)
+class Slots:
+    """How a tensor enters a commitment: ``value + offset`` in [0, 2^width)."""
+    tensor: Tensor
+    width: int
+    offset: int
+
+
+class _Main:
+    """Accumulates one main template's declarations and body."""
+
+    def __init__(self, spec: SplitSpec, kind: str):
+        self.spec, self.kind, self.q = spec, kind, spec.quant
+        self.decl: list[str] = []
+        self.body: list[str] = []
+        self.outputs: list[str] = []
+        self.transcript: list[str] = []     # field-element expressions hashed for the challenge
+        # Freivalds checks read the challenge, so they are wired after it (circom computes a
+        # component's outputs only once all its inputs are set).
+        self.checks: list[str] = []
+
+    # -- declarations ---------------------------------------------------------------------
+    def input(self, name: str, *shape: int) -> Tensor:
+        self.decl.append(f"signal input {name}{''.join(f'[{d}]' for d in shape)};")
+        return Tensor(name, shape)
+
+    def signal(self, name: str, *shape: int) -> Tensor:
+        self.decl.append(f"signal {name}{''.join(f'[{d}]' for d in shape)};")
+        return Tensor(name, shape)
+
+    def output(self, name: str, expr: str) -> str:
+        self.outputs.append(f"signal output {name};")
+        self.body.append(f"{name} <== {expr};")
+        return name
+
+    def loop(self, n: int, *lines: str, into: list[str] | None = None) -> None:
+        target = self.body if into is None else into
+        target.append(f"for (var k = 0; k < {n}; k++) {{")
+        target += [f"    {line}" for line in lines]
+        target.append("}")
+
+    # -- range checks -----------------------------------------------------------------------
+    def signed_range(self, t: Tensor, bits: int) -> Slots:
+        """|t| < 2^bits for every entry; returns its commitment slots."""
+        c = f"{t.name}Range"
+        self.decl.append(f"component {c}[{t.size}];")
+        self.loop(t.size, f"{c}[k] = SignedRange({bits});", f"{c}[k].in <== {t.flat()};")
+        return Slots(t, bits + 1, 1 << bits)
+
+    def one_hot_rows(self, t: Tensor) -> Slots:
+        rows, cols = t.shape
+        c = f"{t.name}OneHot"
+        self.decl.append(f"component {c}[{rows}];")
+        self.loop(rows, f"{c}[k] = OneHot({cols});",
+                  f"for (var j = 0; j < {cols}; j++) {{ {c}[k].in[j] <== {t.name}[k][j]; }}")
+        return Slots(t, 1, 0)
+
+    def bits(self, t: Tensor) -> Slots:
+        self.loop(t.size, f"{t.flat()} * ({t.flat()} - 1) === 0;")
+        return Slots(t, 1, 0)
+
+    # -- commitments and transcript ---------------------------------------------------------
+    def pack(self, s: Slots, label: str) -> list[str]:
+        per = 253 // s.width
+        n_out = -(-s.tensor.size // per)
+        c = f"{label}Pack"
+        self.decl.append(f"component {c} = Pack({s.tensor.size}, {s.width}, {s.offset});")
+        self.loop(s.tensor.size, f"{c}.in[k] <== {s.tensor.flat()};")
+        return [f"{c}.out[{e}]" for e in range(n_out)]
+
+    def chain(self, label: str, elements: list[str]) -> str:
+        c = f"{label}Chain"
+        self.decl.append(f"component {c} = PoseidonChain({len(elements)});")
+        self.body += [f"{c}.in[{i}] <== {e};" for i, e in enumerate(elements)]
+        return f"{c}.out"
+
+    def commitment(self, name: str, kind: str, salt: str, segments: list[Slots]) -> str:
+        """Output ``name`` = the commitment of ``segments`` (splitverify.commit.commit)."""
+        layout_tag = commit_tag(kind, [(s.tensor.size, s.width) for s in segments])
+        elements = [salt, str(layout_tag)]
+        for i, s in enumerate(segments):
+            elements += self.pack(s, f"{name}{i}")
+        out = self.output(name, self.chain(name, elements))
+        self.transcript.append(out)
+        return out
+
+    def claim(self, s: Slots, label: str) -> None:
+        """A claimed product (or what pins it) goes into the Fiat–Shamir transcript."""
+        self.transcript += self.pack(s, label)
+
+    # -- layers -----------------------------------------------------------------------------
+    def acc_slots(self, t: Tensor) -> Slots:
+        """A rescale input: bounded by the Rescale decomposition (value + shift + 1 bits)."""
+        bits = self.q.value_bits + self.q.frac_bits
+        return Slots(t, bits + 1, 1 << bits)
+
+    def forward(self, layers: tuple[Dense, ...], x: Tensor, side: str) -> tuple[list[Tensor], list[Tensor | None]]:
+        """Forward pass of a stack; returns each layer's output and ReLU mask (None if no ReLU)."""
+        q, batch = self.q, self.spec.batch
+        outs, masks = [], []
+        a = x
+        for i, layer in enumerate(layers):
+            w, b = Tensor(f"w{i}", (layer.n_out, layer.n_in)), Tensor(f"b{i}", (layer.n_out,))
+            acc = self.input(f"acc{i}", batch, layer.n_out)
+            self.claim(self.acc_slots(acc), f"acc{i}")
+            d = f"dense{i}"
+            self.decl.append(f"component {d} = DenseCheck({batch}, {layer.n_in}, {layer.n_out}, "
+                             f"{q.scale});")
+            self.loop(batch * layer.n_in, f"{d}.x[k \\ {layer.n_in}][k % {layer.n_in}] <== "
+                      f"{a.flat()};", into=self.checks)
+            self.loop(w.size, f"{d}.w[k \\ {layer.n_in}][k % {layer.n_in}] <== {w.flat()};",
+                      into=self.checks)
+            self.loop(layer.n_out, f"{d}.bias[k] <== b{i}[k];", f"{d}.r[k] <== powers.r[k];",
+                      into=self.checks)
+            self.loop(acc.size, f"{d}.acc[k \\ {layer.n_out}][k % {layer.n_out}] <== "
+                      f"{acc.flat()};", into=self.checks)
+            out = self.signal(f"{side}Out{i}", batch, layer.n_out)
+            rs = f"rescale{i}"
+            self.decl.append(f"component {rs}[{acc.size}];")
+            lines = [f"{rs}[k] = Rescale({q.value_bits}, {q.frac_bits});",
+                     f"{rs}[k].in <== {acc.flat()};"]
+            if layer.relu:
+                self.decl.append(f"component relu{i}[{acc.size}];")
+                self.decl.append(f"component mask{i}[{acc.size}];")
+                bits = self.signal(f"maskBit{i}", acc.size)
+                lines += [f"relu{i}[k] = ReLU();", f"relu{i}[k].in <== {rs}[k].out;",
+                          f"relu{i}[k].isNonNeg <== {rs}[k].isNonNeg;",
+                          f"{out.flat()} <== relu{i}[k].out;",
+                          f"mask{i}[k] = ReluMask();", f"mask{i}[k].reluOut <== relu{i}[k].out;",
+                          f"{bits.name}[k] <== mask{i}[k].mask;"]
+                masks.append(bits)
+            else:
+                lines.append(f"{out.flat()} <== {rs}[k].out;")
+                masks.append(None)
+            self.loop(acc.size, *lines)
+            outs.append(out)
+            a = out
+        return outs, masks
+
+    def backward(self, layers: tuple[Dense, ...], inputs: list[Tensor],
+                 masks: list[Tensor | None], grad_top: Tensor, *, input_grad: bool) -> Tensor | None:
+        """Back-propagation and SGD update of a stack; returns the rescaled gradient of the
+        stack's input when ``input_grad``."""
+        q, batch = self.q, self.spec.batch
+        g = grad_top
+        new_w, new_b = [], []
+        for i in reversed(range(len(layers))):
+            layer = layers[i]
+            n_in, n_out = layer.n_in, layer.n_out
+            dy = self.signal(f"dy{i}", batch, n_out)
+            if masks[i] is not None:
+                self.loop(dy.size, f"{dy.flat()} <== {g.flat()} * {masks[i].flat()};")
+            else:
+                self.loop(dy.size, f"{dy.flat()} <== {g.flat()};")
+            # dW accumulator (claimed, checked) and the update it drives
+            gw = self.input(f"gw{i}", n_out, n_in)
+            c = f"wgrad{i}"
+            self.decl.append(f"component {c} = MatMulCheck({n_out}, {batch}, {n_in});")
+            self.loop(dy.size, f"{c}.a[k % {n_out}][k \\ {n_out}] <== {dy.flat()};",
+                      into=self.checks)
+            self.loop(batch * n_in, f"{c}.b[k \\ {n_in}][k % {n_in}] <== {inputs[i].flat()};",
+                      into=self.checks)
+            self.loop(gw.size, f"{c}.c[k \\ {n_in}][k % {n_in}] <== {gw.flat()};",
+                      into=self.checks)
+            self.loop(n_in, f"{c}.r[k] <== powers.r[k];", into=self.checks)
+            up = f"upW{i}"
+            w_new = self.signal(f"wNew{i}", n_out, n_in)
+            self.decl.append(f"component {up}[{gw.size}];")
+            self.loop(gw.size, f"{up}[k] = SgdUpdate({q.value_bits}, {q.weight_update_shift}, "
+                      f"{q.lr_num});", f"{up}[k].in <== w{i}[k \\ {n_in}][k % {n_in}];",
+                      f"{up}[k].grad <== {gw.flat()};", f"{w_new.flat()} <== {up}[k].out;")
+            rem = self.signal(f"remW{i}", gw.size)
+            self.loop(gw.size, f"remW{i}[k] <== {up}[k].remBar;")
+            self.claim(Slots(rem, q.weight_update_shift, 0), f"remW{i}")
+            upb = f"upB{i}"
+            b_new = self.signal(f"bNew{i}", n_out)
+            self.decl.append(f"component {upb}[{n_out}];")
+            self.loop(n_out, f"{upb}[k] = SgdUpdate({q.value_bits}, {q.lr_shift}, {q.lr_num});",
+                      f"{upb}[k].in <== b{i}[k];",
+                      "var total = 0;",
+                      f"for (var r = 0; r < {batch}; r++) {{ total += {dy.name}[r][k]; }}",
+                      f"{upb}[k].grad <== total;", f"bNew{i}[k] <== {upb}[k].out;")
+            new_w.insert(0, w_new)
+            new_b.insert(0, b_new)
+            if i == 0 and not input_grad:
+                g = None
+                break
+            # input gradient: dX accumulator (claimed, checked), then rescaled
+            gx = self.input(f"gx{i}", batch, n_in)
+            self.claim(self.acc_slots(gx), f"gx{i}")
+            c = f"xgrad{i}"
+            self.decl.append(f"component {c} = MatMulCheck({batch}, {n_out}, {n_in});")
+            self.loop(dy.size, f"{c}.a[k \\ {n_out}][k % {n_out}] <== {dy.flat()};",
+                      into=self.checks)
+            self.loop(n_out * n_in, f"{c}.b[k \\ {n_in}][k % {n_in}] <== "
+                      f"w{i}[k \\ {n_in}][k % {n_in}];", into=self.checks)
+            self.loop(gx.size, f"{c}.c[k \\ {n_in}][k % {n_in}] <== {gx.flat()};",
+                      into=self.checks)
+            self.loop(n_in, f"{c}.r[k] <== powers.r[k];", into=self.checks)
+            g = self.signal(f"dx{i}", batch, n_in)
+            rs = f"gxRescale{i}"
+            self.decl.append(f"component {rs}[{gx.size}];")
+            self.loop(gx.size, f"{rs}[k] = Rescale({q.value_bits}, {q.frac_bits});",
+                      f"{rs}[k].in <== {gx.flat()};", f"{g.flat()} <== {rs}[k].out;")
+        self.new_params = (new_w, new_b)
+        return g
+
+    def weights(self, layers: tuple[Dense, ...]) -> list[Slots]:
+        slots = []
+        for i, layer in enumerate(layers):
+            slots.append(self.signed_range(self.input(f"w{i}", layer.n_out, layer.n_in),
+                                           self.q.value_bits))
+            slots.append(self.signed_range(self.input(f"b{i}", layer.n_out), self.q.value_bits))
+        return slots
+
+    def new_weight_slots(self) -> list[Slots]:
+        """Updated parameters, bounded by SgdUpdate's decomposition."""
+        v = self.q.value_bits
+        return [Slots(t, v + 1, 1 << v) for pair in zip(*self.new_params) for t in pair]
+
+    def challenge(self, layers: tuple[Dense, ...]) -> None:
+        widest = max(max(layer.n_in, layer.n_out) for layer in layers)
+        elements = [str(TRANSCRIPT_DOMAIN[self.kind]), "session", "step", *self.transcript]
+        self.decl.append(f"component powers = ChallengePowers({widest});")
+        self.body.append(f"powers.seed <== {self.chain('transcript', elements)};")
+
+    def source(self) -> str:
+        name = TEMPLATE_NAMES[self.kind]
+        includes = "".join(f'include "{f}";\n' for f in INCLUDES)
+        lines = [*self.decl, *self.outputs, "", *self.body, "", *self.checks]
+        body = "\n".join(f"    {line}" if line else "" for line in lines)
+        return (f"pragma circom 2.1.0;\n// Generated by splitverify.circuits.generator for "
+                f"{describe(self.spec)}.\n{includes}\ntemplate {name}() {{\n{body}\n}}\n\n"
+                f"component main {{public [session, step]}} = {name}();\n")
+
+
+def describe(spec: SplitSpec) -> str:
+    def half(layers):
+        return " ".join(f"{d.n_in}->{d.n_out}{'+relu' if d.relu else ''}" for d in layers)
+    q = spec.quant
+    return (f"client [{half(spec.client)}] | server [{half(spec.server)}], batch {spec.batch}, "
+            f"frac {q.frac_bits}, value {q.value_bits}, input {q.input_bits}, "
+            f"lr {q.lr_num}/2^{q.lr_shift}")
+
+
+def _client_forward(spec: SplitSpec) -> _Main:
+    m = _Main(spec, "client_forward")
+    q, batch = spec.quant, spec.batch
+    m.input("session")
+    m.input("step")
+    x = m.input("x", batch, spec.features)
+    labels = m.input("labels", batch, spec.classes)
+    data = [m.signed_range(x, q.input_bits), m.one_hot_rows(labels)]
+    m.commitment("dataCommitment", "data", m.input("dataSalt").name, data)
+    m.commitment("weightsCommitment", "weights", m.input("weightsSalt").name,
+                 m.weights(spec.client))
+    outs, masks = m.forward(spec.client, x, "a")
+    v = q.value_bits
+    m.commitment("messageCommitment", "message", m.input("messageSalt").name,
+                 [Slots(outs[-1], v + 1, 1 << v), Slots(labels, 1, 0)])
+    state = [Slots(mask, 1, 0) for mask in masks if mask]
+    state += [Slots(t, v + 1, 1 << v) for t in outs[:-1]]
+    m.commitment("stateCommitment", "state", m.input("stateSalt").name, state)
+    m.challenge(spec.client)
+    return m
+
+
+def _server_step(spec: SplitSpec) -> _Main:
+    m = _Main(spec, "server_step")
+    q, batch, v = spec.quant, spec.batch, spec.quant.value_bits
+    m.input("session")
+    m.input("step")
+    h = m.input("activations", batch, spec.cut_width)
+    labels = m.input("labels", batch, spec.classes)
+    m.commitment("messageCommitment", "message", m.input("messageSalt").name,
+                 [m.signed_range(h, v), m.one_hot_rows(labels)])
+    weight_slots = m.weights(spec.server)
+    m.commitment("weightsBefore", "weights", m.input("weightsSalt").name, weight_slots)
+    outs, masks = m.forward(spec.server, h, "z")
+    m.decl.append(f"component mse = MseOneHot({batch}, {spec.classes}, {v}, {q.frac_bits});")
+    m.loop(batch * spec.classes,
+           f"mse.logits[k \\ {spec.classes}][k % {spec.classes}] <== {outs[-1].flat()};",
+           f"mse.onehot[k \\ {spec.classes}][k % {spec.classes}] <== {labels.flat()};")
+    m.output("loss", "mse.loss")
+    grad = m.backward(spec.server, [h, *outs[:-1]], masks, Tensor("mse.grad", (batch, spec.classes)),
+                      input_grad=True)
+    m.commitment("weightsAfter", "weights", "weightsSalt", m.new_weight_slots())
+    m.commitment("gradientCommitment", "gradient", m.input("gradientSalt").name,
+                 [Slots(grad, v + 1, 1 << v)])
+    m.challenge(spec.server)
+    return m
+
+
+def _client_backward(spec: SplitSpec) -> _Main:
+    m = _Main(spec, "client_backward")
+    q, batch, v = spec.quant, spec.batch, spec.quant.value_bits
+    m.input("session")
+    m.input("step")
+    grad = m.input("gradient", batch, spec.cut_width)
+    m.commitment("gradientCommitment", "gradient", m.input("gradientSalt").name,
+                 [m.signed_range(grad, v)])
+    x = m.input("x", batch, spec.features)
+    labels = m.input("labels", batch, spec.classes)
+    m.commitment("dataCommitment", "data", m.input("dataSalt").name,
+                 [m.signed_range(x, q.input_bits), m.one_hot_rows(labels)])
+    masks: list[Tensor | None] = []
+    state = []
+    for i, layer in enumerate(spec.client):
+        if layer.relu:
+            mask = m.input(f"maskIn{i}", batch * layer.n_out)
+            state.append(m.bits(mask))
+            masks.append(mask)
+        else:
+            masks.append(None)
+    acts = [m.input(f"act{i}", batch, layer.n_in) for i, layer in enumerate(spec.client) if i > 0]
+    state += [m.signed_range(t, v) for t in acts]
+    m.commitment("stateCommitment", "state", m.input("stateSalt").name, state)
+    m.commitment("weightsBefore", "weights", m.input("weightsSalt").name, m.weights(spec.client))
+    m.backward(spec.client, [x, *acts], masks, grad, input_grad=False)
+    m.commitment("weightsAfter", "weights", "weightsSalt", m.new_weight_slots())
+    m.challenge(spec.client)
+    return m
+
+
+_BUILDERS = {"client_forward": _client_forward, "server_step": _server_step,
+             "client_backward": _client_backward}
+
+
+def generate(spec: SplitSpec, kind: str) -> str:
+    """Circom source (with ``component main``) of circuit ``kind`` for ``spec``."""
+    if kind not in _BUILDERS:
+        raise ValueError(f"unknown circuit {kind!r}; one of {KINDS}")
+    return _BUILDERS[kind](spec).source()

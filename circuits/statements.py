@@ -1,0 +1,207 @@
+"""What each circuit proves, in Python: its witness inputs and its public statement.
+
+The witness inputs come from the integer reference of :mod:`splitverify.model` (the values
+training uses); the statements' commitments are computed with :mod:`splitverify.commit`, so a
+verifier builds the statement it expects from what it holds (the tensor it received, the
+commitments it saw before) and checks a proof against exactly that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..commit import Segment, commit
+from ..errors import InputError
+from ..model import Backward, Forward, Params, ServerResult, SplitSpec, onehot
+from ..quant import to_field
+from ..zk.curve import R as FIELD
+
+
+# Public signals of each circuit, in snarkjs order (outputs, then the public inputs).
+PUBLIC_SIGNALS = {
+    "client_forward": ("dataCommitment", "weightsCommitment", "messageCommitment",
+                       "stateCommitment", "session", "step"),
+    "server_step": ("messageCommitment", "weightsBefore", "loss", "weightsAfter",
+                    "gradientCommitment", "session", "step"),
+    "client_backward": ("gradientCommitment", "dataCommitment", "stateCommitment",
+                        "weightsBefore", "weightsAfter", "session", "step"),
+}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """The public inputs of one proof, by name (see PUBLIC_SIGNALS)."""
+    kind: str
+    values: dict[str, int] = field(hash=False)
+
+    def __post_init__(self):
+        expected = PUBLIC_SIGNALS.get(self.kind)
+        if expected is None:
+            raise InputError(f"unknown circuit {self.kind!r}; one of {sorted(PUBLIC_SIGNALS)}")
+        if set(self.values) != set(expected):
+            raise InputError(f"a {self.kind} statement needs {list(expected)}, got "
+                             f"{sorted(self.values)}")
+
+    def signals(self) -> list[int]:
+        return [int(self.values[name]) % FIELD for name in PUBLIC_SIGNALS[self.kind]]
+
+    @classmethod
+    def from_signals(cls, kind: str, signals) -> "Statement":
+        names = PUBLIC_SIGNALS[kind]
+        values = list(signals)
+        if len(values) != len(names):
+            raise InputError(f"a {kind} proof has {len(names)} public signals, got {len(values)}")
+        return cls(kind, dict(zip(names, values)))
+
+
+# -- commitments ------------------------------------------------------------------------------
+
+def _flat(t: torch.Tensor) -> list[int]:
+    return [int(v) for v in t.flatten().tolist()]
+
+
+def data_commitment(spec: SplitSpec, x: torch.Tensor, labels: torch.Tensor, salt: int) -> int:
+    return commit("data", [Segment.signed(_flat(x), spec.quant.input_bits),
+                           Segment.unsigned(_flat(onehot(labels, spec.classes)), 1)], salt)
+
+
+def weights_commitment(spec: SplitSpec, params: Params, salt: int) -> int:
+    v = spec.quant.value_bits
+    return commit("weights", [Segment.signed(_flat(t), v) for pair in params for t in pair], salt)
+
+
+def message_commitment(spec: SplitSpec, activations: torch.Tensor, labels: torch.Tensor,
+                       salt: int) -> int:
+    return commit("message", [Segment.signed(_flat(activations), spec.quant.value_bits),
+                              Segment.unsigned(_flat(onehot(labels, spec.classes)), 1)], salt)
+
+
+def gradient_commitment(spec: SplitSpec, gradient: torch.Tensor, salt: int) -> int:
+    return commit("gradient", [Segment.signed(_flat(gradient), spec.quant.value_bits)], salt)
+
+
+def client_state(spec: SplitSpec, fwd: Forward) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """What the client keeps from its forward pass for its backward proof: the ReLU masks
+    (one per ReLU layer, flat) and the inputs of its layers after the first."""
+    masks = [(fwd.pre[i] > 0).to(torch.int64).flatten()
+             for i, layer in enumerate(spec.client) if layer.relu]
+    return masks, fwd.inputs[1:]
+
+
+def state_commitment(spec: SplitSpec, fwd: Forward, salt: int) -> int:
+    masks, acts = client_state(spec, fwd)
+    v = spec.quant.value_bits
+    return commit("state", [Segment.unsigned(_flat(m), 1) for m in masks]
+                  + [Segment.signed(_flat(a), v) for a in acts], salt)
+
+
+# -- witness inputs and statements ----------------------------------------------------------
+
+def _field(t: torch.Tensor) -> list:
+    """A signed int64 tensor as nested lists of field elements."""
+    if t.dim() == 1:
+        return to_field(t, FIELD)
+    return [_field(row) for row in t]
+
+
+def _params_inputs(params: Params) -> dict:
+    out = {}
+    for i, (w, b) in enumerate(params):
+        out[f"w{i}"], out[f"b{i}"] = _field(w), _field(b)
+    return out
+
+
+@dataclass(frozen=True)
+class ClientSalts:
+    data: int
+    weights: int
+    message: int
+    state: int
+
+
+@dataclass(frozen=True)
+class ServerSalts:
+    weights: int
+    gradient: int
+
+
+def client_forward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
+                          labels: torch.Tensor, fwd: Forward, salts: ClientSalts,
+                          session: int, step: int) -> dict:
+    return {"session": session, "step": step, "x": _field(x),
+            "labels": _field(onehot(labels, spec.classes)), "dataSalt": salts.data,
+            **_params_inputs(params), "weightsSalt": salts.weights,
+            **{f"acc{i}": _field(a) for i, a in enumerate(fwd.acc)},
+            "messageSalt": salts.message, "stateSalt": salts.state}
+
+
+def client_forward_statement(spec: SplitSpec, params: Params, x: torch.Tensor,
+                             labels: torch.Tensor, fwd: Forward, salts: ClientSalts,
+                             session: int, step: int) -> Statement:
+    return Statement("client_forward", {
+        "dataCommitment": data_commitment(spec, x, labels, salts.data),
+        "weightsCommitment": weights_commitment(spec, params, salts.weights),
+        "messageCommitment": message_commitment(spec, fwd.output, labels, salts.message),
+        "stateCommitment": state_commitment(spec, fwd, salts.state),
+        "session": session, "step": step})
+
+
+def server_step_inputs(spec: SplitSpec, params: Params, activations: torch.Tensor,
+                       labels: torch.Tensor, message_salt: int, result: ServerResult,
+                       salts: ServerSalts, session: int, step: int) -> dict:
+    bwd = result.backward
+    inputs = {"session": session, "step": step, "activations": _field(activations),
+              "labels": _field(onehot(labels, spec.classes)), "messageSalt": message_salt,
+              **_params_inputs(params), "weightsSalt": salts.weights,
+              **{f"acc{i}": _field(a) for i, a in enumerate(result.forward.acc)},
+              "gradientSalt": salts.gradient}
+    for i in range(len(spec.server)):
+        inputs[f"gw{i}"] = _field(bwd.weight_grad_acc[i])
+        inputs[f"gx{i}"] = _field(bwd.input_grad_acc[i])
+    return inputs
+
+
+def server_step_statement(spec: SplitSpec, params: Params, activations: torch.Tensor,
+                          labels: torch.Tensor, message_salt: int, result: ServerResult,
+                          salts: ServerSalts, session: int, step: int) -> Statement:
+    return Statement("server_step", {
+        "messageCommitment": message_commitment(spec, activations, labels, message_salt),
+        "weightsBefore": weights_commitment(spec, params, salts.weights),
+        "loss": result.loss,
+        "weightsAfter": weights_commitment(spec, result.backward.new_params, salts.weights),
+        "gradientCommitment": gradient_commitment(spec, result.gradient, salts.gradient),
+        "session": session, "step": step})
+
+
+def client_backward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
+                           labels: torch.Tensor, fwd: Forward, gradient: torch.Tensor,
+                           gradient_salt: int, bwd: Backward, salts: ClientSalts,
+                           session: int, step: int) -> dict:
+    masks, acts = client_state(spec, fwd)
+    relu_layers = [i for i, layer in enumerate(spec.client) if layer.relu]
+    inputs = {"session": session, "step": step, "gradient": _field(gradient),
+              "gradientSalt": gradient_salt, "x": _field(x),
+              "labels": _field(onehot(labels, spec.classes)), "dataSalt": salts.data,
+              **{f"maskIn{i}": _field(m) for i, m in zip(relu_layers, masks)},
+              **{f"act{i + 1}": _field(a) for i, a in enumerate(acts)},
+              "stateSalt": salts.state, **_params_inputs(params), "weightsSalt": salts.weights}
+    for i in range(len(spec.client)):
+        inputs[f"gw{i}"] = _field(bwd.weight_grad_acc[i])
+        if i > 0:
+            inputs[f"gx{i}"] = _field(bwd.input_grad_acc[i])
+    return inputs
+
+
+def client_backward_statement(spec: SplitSpec, params: Params, x: torch.Tensor,
+                              labels: torch.Tensor, fwd: Forward, gradient: torch.Tensor,
+                              gradient_salt: int, bwd: Backward, salts: ClientSalts,
+                              session: int, step: int) -> Statement:
+    return Statement("client_backward", {
+        "gradientCommitment": gradient_commitment(spec, gradient, gradient_salt),
+        "dataCommitment": data_commitment(spec, x, labels, salts.data),
+        "stateCommitment": state_commitment(spec, fwd, salts.state),
+        "weightsBefore": weights_commitment(spec, params, salts.weights),
+        "weightsAfter": weights_commitment(spec, bwd.new_params, salts.weights),
+        "session": session, "step": step})
