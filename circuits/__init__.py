@@ -27,6 +27,7 @@ from .statements import PUBLIC_SIGNALS, Statement
 
 CIRCUITS_DIR = Path(__file__).resolve().parent
 KINDS = generator.KINDS
+OPTIMIZE = "O2"
 
 __all__ = ["CIRCUITS_DIR", "KINDS", "PUBLIC_SIGNALS", "SplitCircuits", "Statement",
            "circuit_path", "compile_template", "statements"]
@@ -42,7 +43,7 @@ def compile_source(text: str, name: str, *, cache: zk.ArtifactCache | None = Non
     with tempfile.TemporaryDirectory(prefix="sv-gen-") as tmp:
         path = Path(tmp) / f"{name}.circom"
         path.write_text(text)
-        return zk.compile_circuit(path, include_dirs=(CIRCUITS_DIR,), cache=cache)
+        return zk.compile_circuit(path, include_dirs=(CIRCUITS_DIR,), cache=cache, optimize=OPTIMIZE)
 
 
 def compile_template(template: str, params: tuple[int, ...], *, file: str = "dense.circom",

@@ -1,0 +1,96 @@
+"""One split training step's reference values, witness inputs and expected statements, for
+the circuit tests: random values, or edge values (zeros, the largest magnitudes the spec
+allows, negative values with non-zero remainders)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from splitverify import model
+from splitverify.circuits import Statement
+from splitverify.circuits import statements as st
+from splitverify.errors import InputError
+from splitverify.model import Params, SplitSpec
+
+CLIENT_SALTS = st.ClientSalts(data=1111, weights=2222, message=3333, state=4444)
+SERVER_SALTS = st.ServerSalts(weights=5555, gradient=6666)
+SESSION, STEP = 0x5E55_1011, 7
+
+
+@dataclass
+class StepCase:
+    spec: SplitSpec
+    client: Params
+    server: Params
+    x: torch.Tensor
+    labels: torch.Tensor
+    inputs: dict[str, dict]
+    statements: dict[str, Statement]
+    forward: model.Forward
+    server_result: model.ServerResult
+    backward: model.Backward
+
+
+def build_case(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
+               labels: torch.Tensor) -> StepCase:
+    cs, ss = CLIENT_SALTS, SERVER_SALTS
+    fwd = model.client_forward(spec, client, x, labels)
+    res = model.server_step(spec, server, fwd.output, labels)
+    bwd = model.client_backward(spec, client, fwd, res.gradient)
+    h, g = fwd.output, res.gradient
+    inputs = {
+        "client_forward": st.client_forward_inputs(spec, client, x, labels, fwd, cs, SESSION, STEP),
+        "server_step": st.server_step_inputs(spec, server, h, labels, cs.message, res, ss,
+                                             SESSION, STEP),
+        "client_backward": st.client_backward_inputs(spec, client, x, labels, fwd, g,
+                                                     ss.gradient, bwd, cs, SESSION, STEP),
+    }
+    statements = {
+        "client_forward": st.client_forward_statement(spec, client, x, labels, fwd, cs,
+                                                      SESSION, STEP),
+        "server_step": st.server_step_statement(spec, server, h, labels, cs.message, res, ss,
+                                                SESSION, STEP),
+        "client_backward": st.client_backward_statement(spec, client, x, labels, fwd, g,
+                                                        ss.gradient, bwd, cs, SESSION, STEP),
+    }
+    return StepCase(spec, client, server, x, labels, inputs, statements, fwd, res, bwd)
+
+
+def _params(spec: SplitSpec, layers, g: torch.Generator, scale: float) -> Params:
+    q = spec.quant
+    return [(q.encode(torch.randn(d.n_out, d.n_in, generator=g) * scale),
+             q.encode(torch.randn(d.n_out, generator=g) * scale)) for d in layers]
+
+
+def random_case(spec: SplitSpec, seed: int) -> StepCase:
+    g = torch.Generator().manual_seed(seed)
+    x = spec.quant.encode(torch.rand(spec.batch, spec.features, generator=g), data=True)
+    labels = torch.randint(0, spec.classes, (spec.batch,), generator=g)
+    return build_case(spec, _params(spec, spec.client, g, 0.5), _params(spec, spec.server, g, 0.5),
+                      x, labels)
+
+
+def edge_case(spec: SplitSpec, seed: int) -> StepCase:
+    """Data at ±the input bound and zero rows, a weight at ±(2^value_bits − 1) per layer, zero
+    weights and biases; drawn until the step stays inside the spec's bounds."""
+    q = spec.quant
+    g = torch.Generator().manual_seed(seed)
+    top_x, top_v = (1 << q.input_bits) - 1, (1 << q.value_bits) - 1
+    for _ in range(200):
+        x = q.encode(torch.rand(spec.batch, spec.features, generator=g) * 2 - 1, data=True)
+        x[0] = 0                                  # a zero row
+        x[-1, 0], x[-1, 1] = top_x, -top_x - 1    # both ends of the input range
+        client = _params(spec, spec.client, g, 0.3)
+        server = _params(spec, spec.server, g, 0.3)
+        for w, b in client + server:
+            w[0, 0] = 0
+            b[0] = 0
+            w[-1, -1] = top_v * (1 if torch.rand(1, generator=g) < 0.5 else -1)
+        labels = torch.randint(0, spec.classes, (spec.batch,), generator=g)
+        try:
+            return build_case(spec, client, server, x, labels)
+        except InputError:
+            continue
+    raise AssertionError("no edge case inside the bounds")
