@@ -28,6 +28,46 @@ INCLUDES = ("fixedpoint.circom", "commit.circom", "dense.circom", "loss.circom",
 TRANSCRIPT_DOMAIN = {"client_forward": 101, "server_step": 102, "client_backward": 103}
 
 
+# Constraints of each template after circom's --O2 (linear constraints are substituted away):
+# checked against compiled templates by tests/test_circuit_costs.py.
+POSEIDON_PARTIAL_ROUNDS = [56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68]
+COST_CATEGORIES = ("products", "range_checks", "commitments", "transcript")
+
+
+def poseidon_cost(arity: int) -> int:
+    """3 constraints per S-box (x^5): all t in the 8 full rounds, one per partial round."""
+    t = arity + 1
+    return 3 * (8 * t + POSEIDON_PARTIAL_ROUNDS[t - 2]) - 3
+
+
+def chain_cost(n: int) -> int:
+    cost, pos = poseidon_cost(min(n, 12)), min(n, 12)
+    while pos < n:
+        take = min(11, n - pos)
+        cost += poseidon_cost(take + 1)
+        pos += take
+    return cost
+
+
+def matmul_check_cost(rows: int, inner: int, cols: int) -> int:
+    return inner * (cols - 1) + rows * inner + rows * (cols - 1)
+
+
+def dense_check_cost(batch: int, n_in: int, n_out: int) -> int:
+    """MatMulCheck with the bias as an extra row whose multiplier is a constant."""
+    return (n_in + 1) * (n_out - 1) + batch * n_in + batch * (n_out - 1)
+
+
+def dense_naive_cost(batch: int, n_in: int, n_out: int) -> int:
+    return batch * n_out * n_in
+
+
+def dense_optimized_cost(batch: int, n_in: int, n_out: int) -> int:
+    """DenseOptimized: the Freivalds check, the Poseidon seed over three commitments and the
+    challenge powers (r[1] = seed is free)."""
+    return matmul_check_cost(batch, n_in, n_out) + poseidon_cost(3) + max(n_out - 2, 0)
+
+
 @dataclass(frozen=True)
 class Tensor:
     """A circom array (or array expression prefix) and its shape; ``flat`` indexes it by one
@@ -69,6 +109,7 @@ class _Main:
         # Freivalds checks read the challenge, so they are wired after it (circom computes a
         # component's outputs only once all its inputs are set).
         self.checks: list[str] = []
+        self.cost = dict.fromkeys(COST_CATEGORIES, 0)
 
     # -- declarations ---------------------------------------------------------------------
     def input(self, name: str, *shape: int) -> Tensor:
@@ -96,6 +137,7 @@ class _Main:
         c = f"{t.name}Range"
         self.decl.append(f"component {c}[{t.size}];")
         self.loop(t.size, f"{c}[k] = SignedRange({bits});", f"{c}[k].in <== {t.flat()};")
+        self.cost["range_checks"] += t.size * (bits + 1)
         return Slots(t, bits + 1, 1 << bits)
 
     def one_hot_rows(self, t: Tensor) -> Slots:
@@ -104,10 +146,12 @@ class _Main:
         self.decl.append(f"component {c}[{rows}];")
         self.loop(rows, f"{c}[k] = OneHot({cols});",
                   f"for (var j = 0; j < {cols}; j++) {{ {c}[k].in[j] <== {t.name}[k][j]; }}")
+        self.cost["range_checks"] += t.size
         return Slots(t, 1, 0)
 
     def bits(self, t: Tensor) -> Slots:
         self.loop(t.size, f"{t.flat()} * ({t.flat()} - 1) === 0;")
+        self.cost["range_checks"] += t.size
         return Slots(t, 1, 0)
 
     # -- commitments and transcript ---------------------------------------------------------
@@ -119,7 +163,10 @@ class _Main:
         self.loop(s.tensor.size, f"{c}.in[k] <== {s.tensor.flat()};")
         return [f"{c}.out[{e}]" for e in range(n_out)]
 
-    def chain(self, label: str, elements: list[str]) -> str:
+    def chain(self, label: str, elements: list[str], category: str = "commitments") -> str:
+        # every chain starts with one constant (a layout tag or the transcript's domain), whose
+        # first S-box circom evaluates at compile time
+        self.cost[category] += chain_cost(len(elements)) - 3
         c = f"{label}Chain"
         self.decl.append(f"component {c} = PoseidonChain({len(elements)});")
         self.body += [f"{c}.in[{i}] <== {e};" for i, e in enumerate(elements)]
@@ -157,6 +204,9 @@ class _Main:
             d = f"dense{i}"
             self.decl.append(f"component {d} = DenseCheck({batch}, {layer.n_in}, {layer.n_out}, "
                              f"{q.scale});")
+            self.cost["products"] += dense_check_cost(batch, layer.n_in, layer.n_out)
+            self.cost["range_checks"] += acc.size * (q.value_bits + 1 + q.frac_bits)
+            self.cost["products"] += acc.size * 3 if layer.relu else 0   # ReLU + IsZero
             self.loop(batch * layer.n_in, f"{d}.x[k \\ {layer.n_in}][k % {layer.n_in}] <== "
                       f"{a.flat()};", into=self.checks)
             self.loop(w.size, f"{d}.w[k \\ {layer.n_in}][k % {layer.n_in}] <== {w.flat()};",
@@ -199,7 +249,11 @@ class _Main:
             layer = layers[i]
             n_in, n_out = layer.n_in, layer.n_out
             dy = self.signal(f"dy{i}", batch, n_out)
+            self.cost["products"] += matmul_check_cost(n_out, batch, n_in)
+            self.cost["range_checks"] += n_out * n_in * (q.value_bits + 1 + q.weight_update_shift)
+            self.cost["range_checks"] += n_out * (q.value_bits + 1 + q.lr_shift)
             if masks[i] is not None:
+                self.cost["products"] += dy.size
                 self.loop(dy.size, f"{dy.flat()} <== {g.flat()} * {masks[i].flat()};")
             else:
                 self.loop(dy.size, f"{dy.flat()} <== {g.flat()};")
@@ -239,6 +293,8 @@ class _Main:
             # input gradient: dX accumulator (claimed, checked), then rescaled
             gx = self.input(f"gx{i}", batch, n_in)
             self.claim(self.acc_slots(gx), f"gx{i}")
+            self.cost["products"] += matmul_check_cost(batch, n_out, n_in)
+            self.cost["range_checks"] += gx.size * (q.value_bits + 1 + q.frac_bits)
             c = f"xgrad{i}"
             self.decl.append(f"component {c} = MatMulCheck({batch}, {n_out}, {n_in});")
             self.loop(dy.size, f"{c}.a[k \\ {n_out}][k % {n_out}] <== {dy.flat()};",
@@ -273,7 +329,8 @@ class _Main:
         widest = max(max(layer.n_in, layer.n_out) for layer in layers)
         elements = [str(TRANSCRIPT_DOMAIN[self.kind]), "session", "step", *self.transcript]
         self.decl.append(f"component powers = ChallengePowers({widest});")
-        self.body.append(f"powers.seed <== {self.chain('transcript', elements)};")
+        self.body.append(f"powers.seed <== {self.chain('transcript', elements, 'transcript')};")
+        self.cost["transcript"] += max(widest - 2, 0)   # r[1] = seed is free
 
     def source(self) -> str:
         name = TEMPLATE_NAMES[self.kind]
@@ -329,6 +386,8 @@ def _server_step(spec: SplitSpec) -> _Main:
     m.commitment("weightsBefore", "weights", m.input("weightsSalt").name, weight_slots)
     outs, masks = m.forward(spec.server, h, "z")
     m.decl.append(f"component mse = MseOneHot({batch}, {spec.classes}, {v}, {q.frac_bits});")
+    m.cost["products"] += batch * spec.classes
+    m.cost["range_checks"] += 2 * (v + 1) + (batch * spec.classes - 1).bit_length()
     m.loop(batch * spec.classes,
            f"mse.logits[k \\ {spec.classes}][k % {spec.classes}] <== {outs[-1].flat()};",
            f"mse.onehot[k \\ {spec.classes}][k % {spec.classes}] <== {labels.flat()};")
@@ -377,8 +436,20 @@ _BUILDERS = {"client_forward": _client_forward, "server_step": _server_step,
              "client_backward": _client_backward}
 
 
-def generate(spec: SplitSpec, kind: str) -> str:
-    """Circom source (with ``component main``) of circuit ``kind`` for ``spec``."""
+def _build(spec: SplitSpec, kind: str) -> _Main:
     if kind not in _BUILDERS:
         raise ValueError(f"unknown circuit {kind!r}; one of {KINDS}")
-    return _BUILDERS[kind](spec).source()
+    return _BUILDERS[kind](spec)
+
+
+def generate(spec: SplitSpec, kind: str) -> str:
+    """Circom source (with ``component main``) of circuit ``kind`` for ``spec``."""
+    return _build(spec, kind).source()
+
+
+def cost_breakdown(spec: SplitSpec, kind: str) -> dict[str, int]:
+    """Constraints of circuit ``kind`` by what they do (after --O2), from the templates it
+    instantiates: products (Freivalds checks, ReLU, masks, loss squares), range checks (every
+    bounded decomposition: inputs, rescales, updates), commitments (Poseidon over the packed
+    tensors) and the Fiat–Shamir transcript (Poseidon over the claims, challenge powers)."""
+    return dict(_build(spec, kind).cost)

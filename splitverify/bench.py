@@ -1,8 +1,8 @@
 """`splitverify bench`: the benchmark suite, one JSON object in the shape of REFERENCE.md.
 
 Every time is the median of several runs taken in this one process, so ratios between
-entries are meaningful on a noisy machine. Fields that later parts of the project fill
-(circuit constraints, step times, peers) are present and null until they exist.
+entries are meaningful on a noisy machine. Fields that later parts of the project fill (prove
+times of the split circuits, step times, peers) are present and null until they exist.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import zk
-from .circuits import circuit_path
+from .circuits import KINDS, SplitCircuits, circuit_path, generator
+from .model import SplitSpec
 from .zk.devsetup import dev_setup
 from .zk.r1cs import read_r1cs
 
@@ -34,8 +35,34 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
+DENSE_SHAPE = (16, 64, 32)  # batch, n_in, n_out: RefNet's client layer
+
+
+def circuit_constraints(progress: Callable[[str], None] = lambda _msg: None) -> dict:
+    """Compiled constraint counts of RefNet's three circuits (with their breakdown by what the
+    constraints do; ``other`` is what the cost model does not account for) and of the dense
+    product alone, naive against optimized."""
+    spec = SplitSpec.refnet()
+    circuits = SplitCircuits(spec)
+    counts, breakdown = {}, {}
+    for kind in KINDS:
+        progress(f"compiling RefNet's {kind} circuit")
+        total = circuits.circuit(kind).info.n_constraints
+        parts = generator.cost_breakdown(spec, kind)
+        parts["other"] = total - sum(parts.values())
+        counts[kind], breakdown[kind] = total, parts
+    for name, template in (("dense_naive", "DenseNaive"), ("dense_optimized", "DenseOptimized")):
+        progress(f"compiling {template}{DENSE_SHAPE}")
+        counts[name] = zk.compile_circuit(circuit_path("dense.circom"), template=template,
+                                          params=list(DENSE_SHAPE), optimize="O2"
+                                          ).info.n_constraints
+    counts["dense_optimized_over_naive"] = round(counts["dense_optimized"] / counts["dense_naive"], 4)
+    return {"constraints": counts, "constraint_breakdown": breakdown}
+
+
 def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg: None) -> dict:
     runs = 3 if quick else 7
+    circuit_counts = circuit_constraints(progress)
     chain = 16000  # ≈ 2^14 constraints
     progress(f"compiling SquareChain({chain})")
     circuit = zk.compile_circuit(circuit_path("square_chain.circom"), template="SquareChain",
@@ -83,9 +110,9 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         "ratios": {"native_over_snarkjs_prove": round(native / snark, 3),
                    "native_over_py_ecc_verify": round(verify_s["native"] / verify_s["py_ecc"], 5)},
         "bench_circuit": {"name": "SquareChain", "constraints": circuit.info.n_constraints},
-        "constraints": {"client_forward": None, "server_step": None, "client_backward": None,
-                        "dense_naive": None, "dense_optimized": None,
+        "constraints": {**circuit_counts["constraints"],
                         "square_chain_2^14": circuit.info.n_constraints},
+        "constraint_breakdown": circuit_counts["constraint_breakdown"],
         "prove_s": prove_s,
         "verify_s": verify_s,
         "setup_s": {"dev_2^16": setup_s, "dev_2^16_constraints": info.n_constraints},

@@ -233,10 +233,28 @@ def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = Fa
         result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
     except SplitverifyError as exc:
         _fail(exc)
+    _print_breakdown(result["constraint_breakdown"], result["constraints"])
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
     Console().print_json(json.dumps(result))
+
+
+def _print_breakdown(breakdown: dict, counts: dict) -> None:
+    """Per circuit: where the constraints go (to the progress console, so --json stays clean)."""
+    from rich.table import Table
+
+    table = Table(title="RefNet circuits: constraints by what they do")
+    parts = ("products", "range_checks", "commitments", "transcript", "other")
+    for col in ("circuit", "total", *parts):
+        table.add_column(col, justify="left" if col == "circuit" else "right")
+    for kind, row in breakdown.items():
+        total = counts[kind]
+        table.add_row(kind, f"{total:,}",
+                      *(f"{row[p]:,} ({100 * row[p] / total:.0f}%)" for p in parts))
+    console.print(table)
+    console.print(f"dense 64→32, batch 16: naive {counts['dense_naive']:,}, optimized "
+                  f"{counts['dense_optimized']:,} ({counts['dense_optimized_over_naive']}×)")
 
 
 if __name__ == "__main__":  # pragma: no cover

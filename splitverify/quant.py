@@ -29,7 +29,7 @@ class QuantSpec:
     # |stored integer| < 2^value_bits for every activation, gradient and parameter. 22 bits
     # (|real| < 64) cover RefNet with ~10× headroom (largest value seen in training: 6.4);
     # each bit costs one constraint per value in every range check, so it is kept tight.
-    value_bits: int = 22
+    value_bits: int = 22     # range [−2^value_bits, 2^value_bits)
     input_bits: int = 17     # |data| < 2^input_bits: features in [−2, 2) at 16 fractional bits
     lr_shift: int = 6        # learning rate = lr_num / 2^lr_shift
     lr_num: int = 1
@@ -72,8 +72,9 @@ class QuantSpec:
     def check_range(self, q: torch.Tensor, what: str, bits: int | None = None,
                     knob: str = "value_bits") -> None:
         bits = self.value_bits if bits is None else bits
-        if q.numel() and int(q.abs().max()) >= 1 << bits:
-            raise InputError(f"{what} has a value of magnitude ≥ 2^{bits} (real "
+        # the circuits' range: −2^bits ≤ v < 2^bits (SignedRange, Rescale, SgdUpdate)
+        if q.numel() and (int(q.max()) >= 1 << bits or int(q.min()) < -(1 << bits)):
+            raise InputError(f"{what} has a value outside [−2^{bits}, 2^{bits}) (real "
                              f"{(1 << bits) / self.scale:g}); scale the inputs, lower the "
                              f"learning rate or raise {knob}")
 

@@ -20,8 +20,12 @@ from pathlib import Path
 import pytest
 
 from splitverify import zk
+from splitverify.circuits import KINDS, SplitCircuits
+from splitverify.model import Dense, SplitSpec
 from splitverify.zk.cache import ENV_CACHE
 from splitverify.zk.curve import R
+
+from split_cases import StepCase, random_case
 
 MATMUL2 = """pragma circom 2.0.0;
 template MatMul2() { signal input a[2][2]; signal input b[2][2]; signal output c[2][2];
@@ -75,10 +79,18 @@ def tamper_witness(circuit: zk.CompiledCircuit, wtns_path: str | Path, index: in
 
     Returns ``check_witness``'s (ok, report): a sound circuit gives ok = False whenever the edit
     changed a value that the constraints determine."""
+    return tamper_witness_many(circuit, wtns_path, {index: new_value}, out_path)
+
+
+def tamper_witness_many(circuit: zk.CompiledCircuit, wtns_path: str | Path,
+                        edits: dict[int, int], out_path: str | Path) -> tuple[bool, str]:
+    """``tamper_witness`` with several entries edited at once (a cheat that keeps every other
+    relation consistent, so only the constraint under test can catch it)."""
     values = zk.read_witness(wtns_path)
-    if not 0 <= index < len(values):
-        raise IndexError(f"witness has {len(values)} entries, no index {index}")
-    values[index] = new_value
+    for index, new_value in edits.items():
+        if not 0 <= index < len(values):
+            raise IndexError(f"witness has {len(values)} entries, no index {index}")
+        values[index] = new_value % R
     zk.write_witness(out_path, values)
     return zk.check_witness(circuit, out_path)
 
@@ -162,3 +174,28 @@ def other_key(other_circuit: zk.CompiledCircuit, tmp_path_factory) -> zk.Circuit
 @pytest.fixture(scope="session")
 def other_vk(other_key: zk.CircuitKey) -> zk.VerificationKey:
     return zk.export_verification_key(other_key)
+
+
+# --- split-learning circuits (issue 3) ---------------------------------------------------------
+
+TINY_SPEC = SplitSpec((Dense(4, 3, True),), (Dense(3, 2, False),), batch=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_circuits(isolated_cache: Path) -> SplitCircuits:
+    """The three circuits of a 4→3+ReLU | 3→2 model at batch 2 (small, compiled once)."""
+    return SplitCircuits(TINY_SPEC)
+
+
+@pytest.fixture(scope="session")
+def tiny_case() -> StepCase:
+    return random_case(TINY_SPEC, seed=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_witnesses(tiny_circuits: SplitCircuits, tiny_case: StepCase,
+                   tmp_path_factory) -> dict[str, Path]:
+    """An honest witness of each tiny circuit for ``tiny_case``."""
+    d = tmp_path_factory.mktemp("tiny-wtns")
+    return {kind: tiny_circuits.witness(kind, tiny_case.inputs[kind], d / f"{kind}.wtns")
+            for kind in KINDS}

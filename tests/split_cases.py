@@ -73,24 +73,29 @@ def random_case(spec: SplitSpec, seed: int) -> StepCase:
 
 
 def edge_case(spec: SplitSpec, seed: int) -> StepCase:
-    """Data at ±the input bound and zero rows, a weight at ±(2^value_bits − 1) per layer, zero
-    weights and biases; drawn until the step stays inside the spec's bounds."""
+    """For a one-layer-per-half spec: a zero data row, data at both ends of the input range,
+    zero weights and biases, a client unit at the most negative pre-activation the spec allows
+    (its ReLU output and mask are 0), and a server weight at 2^value_bits − 1 (fed by that unit,
+    with labels chosen so the activation gradient stays in range); the remaining values are
+    drawn until the whole step stays inside the spec's bounds."""
     q = spec.quant
     g = torch.Generator().manual_seed(seed)
     top_x, top_v = (1 << q.input_bits) - 1, (1 << q.value_bits) - 1
     for _ in range(200):
         x = q.encode(torch.rand(spec.batch, spec.features, generator=g) * 2 - 1, data=True)
-        x[0] = 0                                  # a zero row
-        x[-1, 0], x[-1, 1] = top_x, -top_x - 1    # both ends of the input range
-        client = _params(spec, spec.client, g, 0.3)
-        server = _params(spec, spec.server, g, 0.3)
-        for w, b in client + server:
-            w[0, 0] = 0
-            b[0] = 0
-            w[-1, -1] = top_v * (1 if torch.rand(1, generator=g) < 0.5 else -1)
-        labels = torch.randint(0, spec.classes, (spec.batch,), generator=g)
+        x[0] = 0
+        x[-1, 0], x[-1, 1] = top_x, -top_x - 1
+        (w1, b1), = client = _params(spec, spec.client, g, 0.3)
+        (w2, b2), = server = _params(spec, spec.server, g, 0.3)
+        w1[0], b1[0] = 0, -top_v          # pre-activation −(2^value_bits − 1)
+        w1[1, 2], b1[1] = 0, 0
+        w2[0, 0] = top_v
+        labels = torch.full((spec.batch,), spec.classes - 1)
         try:
-            return build_case(spec, client, server, x, labels)
+            case = build_case(spec, client, server, x, labels)
         except InputError:
             continue
+        acc = case.forward.acc[0]
+        if bool(((acc < 0) & (acc % q.scale != 0)).any()):   # a negative non-exact rescale
+            return case
     raise AssertionError("no edge case inside the bounds")

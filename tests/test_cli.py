@@ -79,6 +79,7 @@ def test_demo_writes_summary(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("refnet")  # shares the compiled RefNet circuits with the golden test
 def test_quick_bench_prints_wellformed_json(capsys):
     code, out = invoke("bench", "--quick", "--json")
     assert code == 0, out
@@ -91,6 +92,12 @@ def test_quick_bench_prints_wellformed_json(capsys):
     assert all(isinstance(v, float) and v > 0 for v in data["verify_s"].values())
     assert isinstance(data["setup_s"]["dev_2^16"], float)
     assert data["step_s"] == {"off": None, "every": None, "audit:0.1": None}
+    counts = data["constraints"]
+    for kind in ("client_forward", "server_step", "client_backward"):
+        assert counts[kind] == sum(data["constraint_breakdown"][kind].values())
+        assert data["constraint_breakdown"][kind]["other"] == 0
+    assert counts["dense_naive"] == 16 * 64 * 32
+    assert counts["dense_optimized"] <= 0.12 * counts["dense_naive"]
 
 
 def test_zk_prove_rejects_non_object_inputs_and_missing_setup(tmp_path):
