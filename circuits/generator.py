@@ -97,6 +97,15 @@ class Slots:
     offset: int
 
 
+@dataclass(frozen=True)
+class Packed:
+    """A tensor that enters a commitment as field elements already packed (the circuit never
+    decodes it): ``size`` slots of ``width`` bits."""
+    elements: tuple[str, ...]
+    size: int
+    width: int
+
+
 class _Main:
     """Accumulates one main template's declarations and body."""
 
@@ -172,12 +181,13 @@ class _Main:
         self.body += [f"{c}.in[{i}] <== {e};" for i, e in enumerate(elements)]
         return f"{c}.out"
 
-    def commitment(self, name: str, kind: str, salt: str, segments: list[Slots]) -> str:
+    def commitment(self, name: str, kind: str, salt: str, segments: list[Slots | Packed]) -> str:
         """Output ``name`` = the commitment of ``segments`` (splitverify.commit.commit)."""
-        layout_tag = commit_tag(kind, [(s.tensor.size, s.width) for s in segments])
-        elements = [salt, str(layout_tag)]
+        layout = [(s.size, s.width) if isinstance(s, Packed) else (s.tensor.size, s.width)
+                  for s in segments]
+        elements = [salt, str(commit_tag(kind, layout))]
         for i, s in enumerate(segments):
-            elements += self.pack(s, f"{name}{i}")
+            elements += list(s.elements) if isinstance(s, Packed) else self.pack(s, f"{name}{i}")
         out = self.output(name, self.chain(name, elements))
         self.transcript.append(out)
         return out
@@ -250,8 +260,6 @@ class _Main:
             n_in, n_out = layer.n_in, layer.n_out
             dy = self.signal(f"dy{i}", batch, n_out)
             self.cost["products"] += matmul_check_cost(n_out, batch, n_in)
-            self.cost["range_checks"] += n_out * n_in * (q.value_bits + 1 + q.weight_update_shift)
-            self.cost["range_checks"] += n_out * (q.value_bits + 1 + q.lr_shift)
             if masks[i] is not None:
                 self.cost["products"] += dy.size
                 self.loop(dy.size, f"{dy.flat()} <== {g.flat()} * {masks[i].flat()};")
@@ -268,23 +276,12 @@ class _Main:
             self.loop(gw.size, f"{c}.c[k \\ {n_in}][k % {n_in}] <== {gw.flat()};",
                       into=self.checks)
             self.loop(n_in, f"{c}.r[k] <== powers.r[k];", into=self.checks)
-            up = f"upW{i}"
-            w_new = self.signal(f"wNew{i}", n_out, n_in)
-            self.decl.append(f"component {up}[{gw.size}];")
-            self.loop(gw.size, f"{up}[k] = SgdUpdate({q.value_bits}, {q.weight_update_shift}, "
-                      f"{q.lr_num});", f"{up}[k].in <== w{i}[k \\ {n_in}][k % {n_in}];",
-                      f"{up}[k].grad <== {gw.flat()};", f"{w_new.flat()} <== {up}[k].out;")
-            rem = self.signal(f"remW{i}", gw.size)
-            self.loop(gw.size, f"remW{i}[k] <== {up}[k].remBar;")
-            self.claim(Slots(rem, q.weight_update_shift, 0), f"remW{i}")
-            upb = f"upB{i}"
-            b_new = self.signal(f"bNew{i}", n_out)
-            self.decl.append(f"component {upb}[{n_out}];")
-            self.loop(n_out, f"{upb}[k] = SgdUpdate({q.value_bits}, {q.lr_shift}, {q.lr_num});",
-                      f"{upb}[k].in <== b{i}[k];",
-                      "var total = 0;",
-                      f"for (var r = 0; r < {batch}; r++) {{ total += {dy.name}[r][k]; }}",
-                      f"{upb}[k].grad <== total;", f"bNew{i}[k] <== {upb}[k].out;")
+            decoded = i in self.decoded
+            w_new = self.sgd_steps(f"W{i}", gw.size, q.weight_update_shift, gw.flat,
+                                   f"w{i}", (n_out, n_in), decoded, claim=True)
+            b_new = self.sgd_steps(f"B{i}", n_out, q.lr_shift,
+                                   lambda k: " + ".join(f"{dy.name}[{r}][{k}]" for r in range(batch)),
+                                   f"b{i}", (n_out,), decoded, claim=False)
             new_w.insert(0, w_new)
             new_b.insert(0, b_new)
             if i == 0 and not input_grad:
@@ -309,21 +306,59 @@ class _Main:
             self.decl.append(f"component {rs}[{gx.size}];")
             self.loop(gx.size, f"{rs}[k] = Rescale({q.value_bits}, {q.frac_bits});",
                       f"{rs}[k].in <== {gx.flat()};", f"{g.flat()} <== {rs}[k].out;")
-        self.new_params = (new_w, new_b)
+        self.new_params = [seg for pair in zip(new_w, new_b) for seg in pair]
         return g
 
-    def weights(self, layers: tuple[Dense, ...]) -> list[Slots]:
-        slots = []
-        for i, layer in enumerate(layers):
-            slots.append(self.signed_range(self.input(f"w{i}", layer.n_out, layer.n_in),
-                                           self.q.value_bits))
-            slots.append(self.signed_range(self.input(f"b{i}", layer.n_out), self.q.value_bits))
-        return slots
+    def sgd_steps(self, label: str, n: int, shift: int, grad, param: str,
+                  shape: tuple[int, ...], decoded: bool, *, claim: bool) -> Slots | Packed:
+        """SgdStep for every entry of parameter ``param``; returns the new parameter's
+        commitment segment: decoded − step, or the packed old value minus the packed steps."""
+        q = self.q
+        c = f"step{label}"
+        self.decl.append(f"component {c}[{n}];")
+        self.body.append(f"for (var k = 0; k < {n}; k++) {{ {c}[k] = SgdStep({q.step_bits}, "
+                         f"{shift}, {q.lr_num}); }}")
+        self.loop(n, f"{c}[k].grad <== {grad('k')};")
+        self.cost["range_checks"] += n * (q.step_bits + 1 + shift)
+        if claim:
+            rem = self.signal(f"rem{label}", n)
+            self.loop(n, f"{rem.name}[k] <== {c}[k].rem;")
+            self.claim(Slots(rem, shift, 0), rem.name)
+        width, offset = q.value_bits + 2, 1 << (q.value_bits + 1)
+        if decoded:
+            new = Tensor(f"{param}New", shape)
+            self.decl.append(f"signal {new.name}{''.join(f'[{d}]' for d in shape)};")
+            self.loop(n, f"{new.flat()} <== {Tensor(param, shape).flat()} - {c}[k].step;")
+            return Slots(new, width, offset)
+        per = 253 // width
+        elements = tuple(
+            f"{param}Packed[{e}] - (" + " + ".join(
+                f"{c}[{e * per + k}].step * {1 << (width * k)}"
+                for k in range(min(per, n - e * per))) + ")"
+            for e in range(-(-n // per)))
+        return Packed(elements, n, width)
 
-    def new_weight_slots(self) -> list[Slots]:
-        """Updated parameters, bounded by SgdUpdate's decomposition."""
+    def weights(self, layers: tuple[Dense, ...], packed: frozenset[int] = frozenset()
+                ) -> list[Slots | Packed]:
+        """The parameters' commitment segments. Layers in ``packed`` are taken as committed
+        (packed elements, not decoded: they are only updated); the others are decoded and
+        range-checked. Slots have one bit of slack (see Segment.signed)."""
         v = self.q.value_bits
-        return [Slots(t, v + 1, 1 << v) for pair in zip(*self.new_params) for t in pair]
+        self.decoded = set(range(len(layers))) - set(packed)
+        segments: list[Slots | Packed] = []
+        for i, layer in enumerate(layers):
+            for name, shape in ((f"w{i}", (layer.n_out, layer.n_in)), (f"b{i}", (layer.n_out,))):
+                size = shape[0] * (shape[1] if len(shape) > 1 else 1)
+                if i in packed:
+                    n_el = -(-size // (253 // (v + 2)))
+                    t = self.input(f"{name}Packed", n_el)
+                    segments.append(Packed(tuple(f"{t.name}[{e}]" for e in range(n_el)), size,
+                                           v + 2))
+                else:
+                    t = self.input(name, *shape)
+                    self.signed_range(t, v)
+                    segments.append(Slots(t, v + 2, 1 << (v + 1)))
+        return segments
 
     def challenge(self, layers: tuple[Dense, ...]) -> None:
         widest = max(max(layer.n_in, layer.n_out) for layer in layers)
@@ -348,6 +383,7 @@ def describe(spec: SplitSpec) -> str:
     q = spec.quant
     return (f"client [{half(spec.client)}] | server [{half(spec.server)}], batch {spec.batch}, "
             f"frac {q.frac_bits}, value {q.value_bits}, input {q.input_bits}, "
+            f"step {q.step_bits}, "
             f"lr {q.lr_num}/2^{q.lr_shift}")
 
 
@@ -394,7 +430,7 @@ def _server_step(spec: SplitSpec) -> _Main:
     m.output("loss", "mse.loss")
     grad = m.backward(spec.server, [h, *outs[:-1]], masks, Tensor("mse.grad", (batch, spec.classes)),
                       input_grad=True)
-    m.commitment("weightsAfter", "weights", "weightsSalt", m.new_weight_slots())
+    m.commitment("weightsAfter", "weights", "weightsSalt", m.new_params)
     m.commitment("gradientCommitment", "gradient", m.input("gradientSalt").name,
                  [Slots(grad, v + 1, 1 << v)])
     m.challenge(spec.server)
@@ -425,9 +461,11 @@ def _client_backward(spec: SplitSpec) -> _Main:
     acts = [m.input(f"act{i}", batch, layer.n_in) for i, layer in enumerate(spec.client) if i > 0]
     state += [m.signed_range(t, v) for t in acts]
     m.commitment("stateCommitment", "state", m.input("stateSalt").name, state)
-    m.commitment("weightsBefore", "weights", m.input("weightsSalt").name, m.weights(spec.client))
+    # the first layer's parameters are only updated (no dX for the data): taken packed
+    m.commitment("weightsBefore", "weights", m.input("weightsSalt").name,
+                 m.weights(spec.client, packed=frozenset({0})))
     m.backward(spec.client, [x, *acts], masks, grad, input_grad=False)
-    m.commitment("weightsAfter", "weights", "weightsSalt", m.new_weight_slots())
+    m.commitment("weightsAfter", "weights", "weightsSalt", m.new_params)
     m.challenge(spec.client)
     return m
 

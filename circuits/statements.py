@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..commit import Segment, commit
+from ..commit import Segment, commit, pack
 from ..errors import InputError
 from ..model import Backward, Forward, Params, ServerResult, SplitSpec, onehot
 from ..quant import to_field
@@ -67,9 +67,13 @@ def data_commitment(spec: SplitSpec, x: torch.Tensor, labels: torch.Tensor, salt
                            Segment.unsigned(_flat(onehot(labels, spec.classes)), 1)], salt)
 
 
+def weight_segments(spec: SplitSpec, params: Params) -> list[Segment]:
+    return [Segment.signed(_flat(t), spec.quant.value_bits, slack=1)
+            for pair in params for t in pair]
+
+
 def weights_commitment(spec: SplitSpec, params: Params, salt: int) -> int:
-    v = spec.quant.value_bits
-    return commit("weights", [Segment.signed(_flat(t), v) for pair in params for t in pair], salt)
+    return commit("weights", weight_segments(spec, params), salt)
 
 
 def message_commitment(spec: SplitSpec, activations: torch.Tensor, labels: torch.Tensor,
@@ -186,7 +190,13 @@ def client_backward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
               "labels": _field(onehot(labels, spec.classes)), "dataSalt": salts.data,
               **{f"maskIn{i}": _field(m) for i, m in zip(relu_layers, masks)},
               **{f"act{i + 1}": _field(a) for i, a in enumerate(acts)},
-              "stateSalt": salts.state, **_params_inputs(params), "weightsSalt": salts.weights}
+              "stateSalt": salts.state, "weightsSalt": salts.weights}
+    # the first layer's parameters are only updated, never multiplied: the circuit takes them
+    # packed (as committed) and subtracts the packed steps; later layers are decoded (dX needs W)
+    segments = weight_segments(spec, params)
+    inputs["w0Packed"] = pack(segments[0].slots(), segments[0].width)
+    inputs["b0Packed"] = pack(segments[1].slots(), segments[1].width)
+    inputs.update({k: v for k, v in _params_inputs(params).items() if k not in ("w0", "b0")})
     for i in range(len(spec.client)):
         inputs[f"gw{i}"] = _field(bwd.weight_grad_acc[i])
         if i > 0:

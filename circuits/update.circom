@@ -1,30 +1,31 @@
 pragma circom 2.1.0;
 
-// The SGD update of one parameter, exactly as splitverify.quant.sgd_update:
-//   out = in − floor(lrNum·grad / 2^shift)
+// The SGD step of one parameter, exactly as splitverify.quant.sgd_update:
+//   step = floor(lrNum·grad / 2^shift),   new parameter = old − step
 // with grad the un-rescaled gradient accumulator (Freivalds-checked by the caller). One
-// decomposition of width valueBits + 1 + shift proves it and bounds the result:
-//   in·2^shift − lrNum·grad + 2^shift − 1 + 2^(valueBits+shift) = (out + 2^valueBits)·2^shift + remBar
-// where remBar = 2^shift − 1 − (lrNum·grad mod 2^shift) ∈ [0, 2^shift). So |out| < 2^valueBits
-// holds for every updated parameter and the remainder is range-checked in constraints.
-// remBar is output for the Fiat–Shamir transcript: with in and out committed it pins grad.
+// decomposition of width stepBits + 1 + shift proves the floor and bounds the step:
+//   lrNum·grad + 2^(stepBits+shift) = (step + 2^stepBits)·2^shift + rem,  rem ∈ [0, 2^shift)
+// so the remainder is range-checked in constraints and |step| < 2^stepBits. The subtraction is
+// the caller's (linear, free): on decoded parameters, or on their packed form — parameters are
+// committed in slots of valueBits + 2 bits and stepBits ≤ valueBits, so old − step never borrows
+// across slots; the next circuit that decodes the new parameters range-checks them. `rem` goes into the
+// Fiat–Shamir transcript: with the old and new parameters committed it pins grad.
 include "bitify.circom";
 
-template SgdUpdate(valueBits, shift, lrNum) {
-    signal input in;
+template SgdStep(stepBits, shift, lrNum) {
     signal input grad;
-    signal output out;
-    signal output remBar;
-    component bits = Num2Bits(valueBits + 1 + shift);
-    bits.in <== in * (1 << shift) - lrNum * grad + (1 << shift) - 1 + (1 << (valueBits + shift));
+    signal output step;
+    signal output rem;
+    component bits = Num2Bits(stepBits + 1 + shift);
+    bits.in <== lrNum * grad + (1 << (stepBits + shift));
     var high = 0;
-    for (var i = 0; i <= valueBits; i++) {
+    for (var i = 0; i <= stepBits; i++) {
         high += bits.out[shift + i] * (1 << i);
     }
-    out <== high - (1 << valueBits);
+    step <== high - (1 << stepBits);
     var low = 0;
     for (var i = 0; i < shift; i++) {
         low += bits.out[i] * (1 << i);
     }
-    remBar <== low;
+    rem <== low;
 }

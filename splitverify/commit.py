@@ -35,9 +35,11 @@ class Segment:
     offset: int
 
     @classmethod
-    def signed(cls, values: Iterable[int], bits: int) -> "Segment":
-        """Signed integers with |v| < 2^bits (slot v + 2^bits, width bits + 1)."""
-        return cls(tuple(int(v) for v in values), bits + 1, 1 << bits)
+    def signed(cls, values: Iterable[int], bits: int, slack: int = 0) -> "Segment":
+        """Signed integers in [−2^bits, 2^bits): slot v + 2^(bits+slack), width bits+1+slack.
+        Parameters use slack 1, so an update old − step with |step| < 2^bits can be applied to
+        the packed form without a borrow between slots."""
+        return cls(tuple(int(v) for v in values), bits + 1 + slack, 1 << (bits + slack))
 
     @classmethod
     def unsigned(cls, values: Iterable[int], width: int) -> "Segment":

@@ -31,6 +31,9 @@ class QuantSpec:
     # each bit costs one constraint per value in every range check, so it is kept tight.
     value_bits: int = 22     # range [−2^value_bits, 2^value_bits)
     input_bits: int = 17     # |data| < 2^input_bits: features in [−2, 2) at 16 fractional bits
+    # |SGD step| < 2^step_bits (< 1.0 real: the largest step in RefNet training is 0.09); a
+    # step is range-checked per parameter, so this bound is paid 2080 times per client update
+    step_bits: int = 16
     lr_shift: int = 6        # learning rate = lr_num / 2^lr_shift
     lr_num: int = 1
 
@@ -41,6 +44,8 @@ class QuantSpec:
             raise InputError("value_bits must exceed frac_bits and be at most 64")
         if not 1 <= self.input_bits <= 64:
             raise InputError("input_bits must be between 1 and 64")
+        if not 1 <= self.step_bits <= self.value_bits:
+            raise InputError("step_bits must be between 1 and value_bits")
         if self.lr_num <= 0 or self.lr_shift < 0:
             raise InputError("the learning rate lr_num / 2^lr_shift must be positive")
 
@@ -143,6 +148,7 @@ def sgd_update(spec: QuantSpec, param: torch.Tensor, grad_acc: torch.Tensor, shi
     """param − floor(lr_num · grad_acc / 2^shift): the weight step from the un-rescaled
     dW = dYᵀ·X (shift = frac_bits + lr_shift) or the bias step from Σ dY (shift = lr_shift)."""
     step, _ = rescale(grad_acc * spec.lr_num, shift)
+    spec.check_range(step, "an SGD step", spec.step_bits, "step_bits")
     new = param - step
     spec.check_range(new, "an updated parameter")
     return new

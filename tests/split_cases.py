@@ -59,8 +59,9 @@ def build_case(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
 
 
 def _params(spec: SplitSpec, layers, g: torch.Generator, scale: float) -> Params:
+    """Normal weights with standard deviation scale·2/√fan-in (training-like magnitudes)."""
     q = spec.quant
-    return [(q.encode(torch.randn(d.n_out, d.n_in, generator=g) * scale),
+    return [(q.encode(torch.randn(d.n_out, d.n_in, generator=g) * scale * 2 / d.n_in ** 0.5),
              q.encode(torch.randn(d.n_out, generator=g) * scale)) for d in layers]
 
 
