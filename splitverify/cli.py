@@ -223,6 +223,46 @@ def demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] = P
 
 
 @app.command()
+def circuits(out: Annotated[Optional[Path], typer.Option(
+                 help="Write the generated .circom sources (and the templates) here.")] = None,
+             batch: Annotated[int, typer.Option(help="Batch size of the circuits.")] = 16,
+             compile_them: Annotated[bool, typer.Option(
+                 "--compile", help="Compile and print the compiled counts too.")] = False,
+             ) -> None:
+    """RefNet's three split-learning circuits: constraints by what they do; optionally write
+    their Circom sources or compile them."""
+    from .circuits import CIRCUITS_DIR, KINDS, SplitCircuits, generator
+    from .model import SplitSpec
+
+    try:
+        spec = SplitSpec.refnet(batch=batch)
+        split = SplitCircuits(spec)
+        breakdown, counts = {}, {}
+        for kind in KINDS:
+            breakdown[kind] = generator.cost_breakdown(spec, kind)
+            model_total = sum(breakdown[kind].values())
+            counts[kind] = split.circuit(kind).info.n_constraints if compile_them else model_total
+            breakdown[kind]["other"] = counts[kind] - model_total
+        counts["dense_naive"] = generator.dense_naive_cost(batch, 64, 32)
+        counts["dense_optimized"] = generator.dense_optimized_cost(batch, 64, 32)
+        counts["dense_optimized_over_naive"] = round(counts["dense_optimized"]
+                                                     / counts["dense_naive"], 4)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for kind in KINDS:
+                (out / f"{kind}.circom").write_text(split.source(kind))
+            for template in sorted(CIRCUITS_DIR.glob("*.circom")):
+                shutil.copyfile(template, out / template.name)
+            console.print(f"wrote the three circuits and the templates to {out} (circomlib's "
+                          "bitify, comparators and poseidon are included from circomlib)")
+    except SplitverifyError as exc:
+        _fail(exc)
+    console.print(f"[dim]{generator.describe(spec)}; "
+                  f"{'compiled' if compile_them else 'cost model (equal to the compiled counts)'}[/]")
+    _print_breakdown(breakdown, counts, batch)
+
+
+@app.command()
 def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = False,
           as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout only.")] = False,
           ) -> None:
@@ -240,20 +280,16 @@ def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = Fa
     Console().print_json(json.dumps(result))
 
 
-def _print_breakdown(breakdown: dict, counts: dict) -> None:
+def _print_breakdown(breakdown: dict, counts: dict, batch: int = 16) -> None:
     """Per circuit: where the constraints go (to the progress console, so --json stays clean)."""
-    from rich.table import Table
-
-    table = Table(title="RefNet circuits: constraints by what they do")
-    parts = ("products", "range_checks", "commitments", "transcript", "other")
-    for col in ("circuit", "total", *parts):
-        table.add_column(col, justify="left" if col == "circuit" else "right")
+    console.print("[bold]RefNet circuits: constraints by what they do[/]")
     for kind, row in breakdown.items():
         total = counts[kind]
-        table.add_row(kind, f"{total:,}",
-                      *(f"{row[p]:,} ({100 * row[p] / total:.0f}%)" for p in parts))
-    console.print(table)
-    console.print(f"dense 64→32, batch 16: naive {counts['dense_naive']:,}, optimized "
+        parts = ", ".join(f"{name.replace('_', ' ')} {row[name]:,} ({100 * row[name] / total:.0f}%)"
+                          for name in ("products", "range_checks", "commitments", "transcript",
+                                       "other"))
+        console.print(f"  {kind}: {total:,} = {parts}")
+    console.print(f"  dense 64→32, batch {batch}: naive {counts['dense_naive']:,}, optimized "
                   f"{counts['dense_optimized']:,} ({counts['dense_optimized_over_naive']}×)")
 
 

@@ -110,3 +110,13 @@ def test_zk_prove_rejects_non_object_inputs_and_missing_setup(tmp_path):
                   "-p", "1", "-p", "1", "-p", "1", "--out", str(keys))[0] == 0
     code, out = invoke("zk", "prove", str(keys), str(inputs))
     assert code == 1 and "must be an object" in out
+
+
+def test_circuits_command_writes_sources(tmp_path):
+    code, out = invoke("circuits", "--out", str(tmp_path), "--batch", "4")
+    assert code == 0, out
+    assert "client_backward: " in out and "naive 8,192" in out   # 4·64·32
+    for kind in ("client_forward", "server_step", "client_backward"):
+        text = (tmp_path / f"{kind}.circom").read_text()
+        assert "component main {public [session, step]}" in text
+    assert (tmp_path / "dense.circom").is_file()
