@@ -17,6 +17,7 @@ from split_cases import edge_case, random_case
 
 
 def assert_golden(circuits: SplitCircuits, case, tmp_path: Path) -> None:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for kind in KINDS:
         wtns = circuits.witness(kind, case.inputs[kind], tmp_path / f"{kind}.wtns")
         got = circuits.statement_of(kind, wtns)
@@ -55,7 +56,9 @@ def test_deeper_model_on_both_sides(tmp_path):
 @pytest.mark.xdist_group("refnet")
 def test_refnet_circuits_equal_the_reference(tmp_path):
     spec = SplitSpec.refnet()
-    assert_golden(SplitCircuits(spec), random_case(spec, seed=1), tmp_path)
+    circuits = SplitCircuits(spec)
+    assert_golden(circuits, random_case(spec, seed=1), tmp_path / "random")
+    assert_golden(circuits, edge_case(spec, seed=3), tmp_path / "edge")
 
 
 def test_a_wrong_claimed_product_cannot_be_witnessed(tiny_circuits, tiny_case, tmp_path):
