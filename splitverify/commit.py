@@ -5,23 +5,27 @@ A commitment hashes a salt, a layout tag and the packed slots of one or more ten
 its segment's offset, in [0, 2^width); ``floor(253 / width)`` slots share a field element, so
 packing is injective once every slot is range-checked (which the circuits do). The tag encodes
 the commitment's kind and every segment's length and width, so tensors of different shapes
-never share a preimage. The Poseidon permutation is circomlib's (light-poseidon, whose
-constants are circomlibjs'; tests check it equals the circuit's output).
+never share a preimage. Poseidon is circomlib's: ``poseidon`` runs circomlib's optimized
+permutation (``PoseidonEx`` in poseidon.circom) on the constants read from circomlib's own
+``poseidon_constants.circom`` — the file the circuits compile — so there is one source of the
+constants; tests check the values equal the circuits' outputs and circomlib's test vector.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from light_poseidon_python import Hasher
-
-from .errors import InputError
+from .errors import InputError, ToolchainError
 from .zk.curve import R as P
+from .zk.toolchain import find_toolchain
 
 PACK_BITS = 253
-MAX_ARITY = 12  # light-poseidon's widest circomlib-compatible instance (t = 13)
+MAX_ARITY = 12  # chains use Poseidon(≤ 12): the width the cost model and circuits assume
+FULL_ROUNDS = 8
+PARTIAL_ROUNDS = [56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68]  # by t − 2
 
 # Commitment kinds (part of the tag): what a commitment is of.
 KINDS = {"data": 1, "message": 2, "gradient": 3, "weights": 4, "state": 5, "claims": 6}
@@ -68,16 +72,64 @@ def pack(slots: Sequence[int], width: int) -> list[int]:
             for e in range(0, len(slots), per)]
 
 
+@lru_cache(maxsize=1)
+def _constants_text() -> str:
+    path = find_toolchain().circomlib / "poseidon_constants.circom"
+    if not path.is_file():
+        raise ToolchainError(f"{path} is missing: run `npm ci` in the repository")
+    return path.read_text()
+
+
 @lru_cache(maxsize=None)
-def _hasher(arity: int) -> Hasher:
-    return Hasher(arity)
+def _constants(t: int) -> tuple[list[int], list[int], list[list[int]], list[list[int]]]:
+    """circomlib's POSEIDON_C/S/M/P(t), parsed from poseidon_constants.circom."""
+    text = _constants_text()
+
+    def table(name: str) -> list[int]:
+        start = text.index(f"function {name}(t)")
+        end = text.find("function ", start + 1)
+        body = text[start:end if end > 0 else len(text)]
+        m = re.search(rf"t\s*==\s*{t}\s*\)(.*?)(?:\}}\s*else|\Z)", body, re.S)
+        if m is None:
+            raise ToolchainError(f"circomlib has no {name} constants for t = {t}")
+        return [int(h, 16) for h in re.findall(r"0x[0-9a-fA-F]+", m.group(1))]
+
+    c, s_, m_, p_ = (table(n) for n in ("POSEIDON_C", "POSEIDON_S", "POSEIDON_M", "POSEIDON_P"))
+    n_p = PARTIAL_ROUNDS[t - 2]
+    if len(c) != t * FULL_ROUNDS + n_p or len(s_) != n_p * (2 * t - 1) or \
+            len(m_) != t * t or len(p_) != t * t:
+        raise ToolchainError(f"circomlib's Poseidon constants for t = {t} have unexpected sizes")
+    return c, s_, [m_[i * t:(i + 1) * t] for i in range(t)], [p_[i * t:(i + 1) * t] for i in range(t)]
+
+
+def _mix(state: list[int], m: list[list[int]]) -> list[int]:
+    t = len(state)
+    return [sum(m[j][i] * state[j] for j in range(t)) % P for i in range(t)]
 
 
 def poseidon(inputs: Sequence[int]) -> int:
-    if not 1 <= len(inputs) <= MAX_ARITY:
-        raise InputError(f"Poseidon takes 1 to {MAX_ARITY} inputs, not {len(inputs)}")
-    return int(_hasher(len(inputs)).hash_bytes_be([(int(x) % P).to_bytes(32, "big")
-                                                   for x in inputs]), 16)
+    """circomlib's ``Poseidon(n)`` (PoseidonEx with initial state 0, one output)."""
+    if not 1 <= len(inputs) <= 16:
+        raise InputError(f"Poseidon takes 1 to 16 inputs, not {len(inputs)}")
+    t = len(inputs) + 1
+    c, s, m, p_mat = _constants(t)
+    half, n_p = FULL_ROUNDS // 2, PARTIAL_ROUNDS[t - 2]
+    state = [(x + c[i]) % P for i, x in enumerate([0, *(int(v) % P for v in inputs)])]
+    for r in range(half):                       # first full rounds (the last mixes with P)
+        state = [pow(x, 5, P) for x in state]
+        state = [(x + c[(r + 1) * t + i]) % P for i, x in enumerate(state)]
+        state = _mix(state, p_mat if r == half - 1 else m)
+    for r in range(n_p):                        # partial rounds, sparse matrices
+        first = (pow(state[0], 5, P) + c[(half + 1) * t + r]) % P
+        row = s[(2 * t - 1) * r:(2 * t - 1) * (r + 1)]
+        head = (row[0] * first + sum(row[i] * state[i] for i in range(1, t))) % P
+        state = [head] + [(state[i] + first * row[t + i - 1]) % P for i in range(1, t)]
+    for r in range(half - 1):                   # last full rounds
+        state = [pow(x, 5, P) for x in state]
+        state = [(x + c[(half + 1) * t + n_p + r * t + i]) % P for i, x in enumerate(state)]
+        state = _mix(state, m)
+    state = [pow(x, 5, P) for x in state]
+    return sum(m[j][0] * state[j] for j in range(t)) % P
 
 
 def poseidon_chain(elements: Sequence[int]) -> int:

@@ -48,3 +48,14 @@ class CacheError(SplitverifyError):
 
 class InputError(SplitverifyError):
     """Bad user input to a command or API call (wrong type, out of range, missing file)."""
+
+
+class TamperDetected(SplitverifyError):
+    """The other party's message does not verify: the session must stop. Records the step, the
+    party that detected it (``client``/``server``) and why."""
+
+    def __init__(self, step: int, detected_by: str, reason: str):
+        super().__init__(f"step {step}: {detected_by} detected tampering: {reason}")
+        self.step = step
+        self.detected_by = detected_by
+        self.reason = reason

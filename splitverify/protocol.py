@@ -1,0 +1,423 @@
+"""The split-learning protocol: the messages and the two parties' logic, independent of the
+transport (the FastAPI server and the client SDK carry these messages over HTTP).
+
+One step, with proofs on (``every``):
+
+1. client → server ``ForwardMessage``: activations, labels, the message salt, the ClientForward
+   statement (commitments) and proof. The server recomputes the message commitment from what it
+   received, checks the client's weight commitment continues the chain (step t's "before" is
+   step t−1's "after") and the step number, and verifies the proof against that statement.
+2. server → client ``GradientMessage``: the activation gradient, its salt, the ServerStep
+   statement and proof; the client checks it the same way (its own message commitment, the
+   server's weight chain, the gradient's commitment).
+3. client → server ``BackwardMessage``: the ClientBackward statement and proof; the server
+   checks it refers to the same data, state and weights as step 1 and received its gradient.
+
+``audit:P``: messages carry statements (commitments) but no proof; once the verifier holds a
+statement it draws, from its own randomness, whether to challenge that step (probability P);
+a challenged prover must then prove the statement it already committed to. ``off``: no
+commitments, no proofs — plain split learning through the same code path (the baseline).
+Any failed check raises ``TamperDetected`` (step, party, reason); the session stops.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from . import model
+from .circuits import SplitCircuits, Statement, statements as st
+from .errors import InputError, SplitverifyError, TamperDetected
+from .model import Params, SplitSpec
+from .zk import Proof
+
+SCENARIOS = ("server:wrong-gradient", "server:forged-proof", "server:skip-update",
+             "client:poisoned-activation", "client:replay")
+
+
+@dataclass(frozen=True)
+class ProofMode:
+    kind: str          # every | audit | off
+    probability: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> "ProofMode":
+        if text in ("every", "off"):
+            return cls(text, 1.0 if text == "every" else 0.0)
+        if text.startswith("audit:"):
+            try:
+                p = float(text.split(":", 1)[1])
+            except ValueError:
+                p = -1.0
+            if 0.0 < p <= 1.0:
+                return cls("audit", p)
+        raise InputError(f"proof mode {text!r}: use every, off or audit:P with 0 < P ≤ 1")
+
+    def __str__(self) -> str:
+        return f"audit:{self.probability:g}" if self.kind == "audit" else self.kind
+
+    @property
+    def commits(self) -> bool:
+        return self.kind != "off"
+
+
+def random_field() -> int:
+    """A fresh salt or session id: 250 random bits (below the field's modulus)."""
+    return secrets.randbits(250)
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    session_id: int
+    step: int
+    public: dict[str, int] | None = None   # the statement's values (None when mode is off)
+    proof: str | None = None               # 256-byte Groth16 proof (EIP-197 order), hex
+
+
+class ForwardMessage(_Message):
+    activations: list[list[int]]
+    labels: list[int]
+    message_salt: int = 0
+
+
+class GradientMessage(_Message):
+    gradient: list[list[int]]
+    gradient_salt: int = 0
+
+
+class BackwardMessage(_Message):
+    pass
+
+
+def _tensor(rows: list[list[int]] | list[int]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+@dataclass
+class Verifier:
+    """One party's checking of the other's messages: proof-mode policy and records."""
+    circuits: SplitCircuits
+    mode: ProofMode
+    party: str                                   # who verifies: client | server
+    rng: random.Random = field(default_factory=secrets.SystemRandom)
+    verified: int = 0
+    challenged: int = 0
+    verify_seconds: dict[str, list[float]] = field(default_factory=dict)
+
+    def wants_proof(self) -> bool:
+        """Drawn after the statement is held, from randomness the prover cannot see."""
+        if self.mode.kind == "every":
+            return True
+        if self.mode.kind == "audit":
+            hit = self.rng.random() < self.mode.probability
+            self.challenged += hit
+            return hit
+        return False
+
+    def check(self, kind: str, step: int, proof_hex: str | None, expected: Statement) -> None:
+        if proof_hex is None:
+            raise TamperDetected(step, self.party, f"the {kind} proof is missing")
+        try:
+            proof = Proof.from_bytes(bytes.fromhex(proof_hex))
+        except (ValueError, SplitverifyError) as exc:
+            raise TamperDetected(step, self.party, f"the {kind} proof is malformed: {exc}") from exc
+        start = time.perf_counter()
+        ok = self.circuits.verify(kind, proof, expected)
+        self.verify_seconds.setdefault(kind, []).append(time.perf_counter() - start)
+        if not ok:
+            raise TamperDetected(step, self.party, f"the {kind} proof does not verify against "
+                                 "the statement built from what was received")
+        self.verified += 1
+
+
+def _require(cond: bool, step: int, party: str, reason: str) -> None:
+    if not cond:
+        raise TamperDetected(step, party, reason)
+
+
+@dataclass
+class Prover:
+    """One party's proving: proves now (``every``) or keeps the inputs of its latest statement
+    of each kind until the verifier challenges it (``audit``)."""
+    circuits: SplitCircuits
+    mode: ProofMode
+    backend: str | None = None
+    prove_seconds: dict[str, list[float]] = field(default_factory=dict)
+    _kept: dict[str, tuple[int, dict]] = field(default_factory=dict)
+
+    def attach(self, kind: str, step: int, inputs: dict) -> str | None:
+        if self.mode.kind == "off":
+            return None
+        self._kept[kind] = (step, inputs)
+        return self.prove(kind, step) if self.mode.kind == "every" else None
+
+    def prove(self, kind: str, step: int) -> str:
+        kept = self._kept.get(kind)
+        if kept is None or kept[0] != step:
+            raise InputError(f"no {kind} statement of step {step} to prove (only the latest "
+                             "step of each kind is kept)")
+        start = time.perf_counter()
+        proof, _ = self.circuits.prove(kind, kept[1], self.backend)
+        self.prove_seconds.setdefault(kind, []).append(time.perf_counter() - start)
+        return proof.to_bytes().hex()
+
+
+@dataclass
+class _ClientStep:
+    step: int
+    x: torch.Tensor
+    labels: torch.Tensor
+    fwd: model.Forward
+    salts: st.ClientSalts
+    statement: Statement | None
+
+
+class ClientParty:
+    """The data owner: runs its half, proves it, checks the server's proofs."""
+
+    def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
+                 circuits: SplitCircuits, *, backend: str | None = None,
+                 malicious: str | None = None):
+        self.spec, self.session_id, self.mode = spec, session_id, mode
+        self.params = params
+        self.prover = Prover(circuits, mode, backend)
+        self.verifier = Verifier(circuits, mode, "client")
+        self.malicious = malicious
+        self.weights_salt = random_field()
+        self.server_chain: int | None = None      # the server's last proven weightsAfter
+        self._pending: _ClientStep | None = None
+        self._sent: list[ForwardMessage] = []
+
+    def forward(self, step: int, x: torch.Tensor, labels: torch.Tensor) -> ForwardMessage:
+        spec = self.spec
+        fwd = model.client_forward(spec, self.params, x, labels)
+        salts = st.ClientSalts(random_field(), self.weights_salt, random_field(), random_field())
+        statement, proof = None, None
+        if self.mode.commits:
+            statement = st.client_forward_statement(spec, self.params, x, labels, fwd, salts,
+                                                    self.session_id, step)
+            proof = self.prover.attach("client_forward", step, st.client_forward_inputs(
+                spec, self.params, x, labels, fwd, salts, self.session_id, step))
+        self._pending = _ClientStep(step, x, labels, fwd, salts, statement)
+        activations = fwd.output
+        if self.malicious == "client:poisoned-activation":
+            # sends activations its committed weights and data did not produce
+            activations = activations.clone()
+            activations[0, 0] += spec.quant.scale
+        msg = ForwardMessage(session_id=self.session_id, step=step,
+                             activations=activations.tolist(), labels=labels.tolist(),
+                             message_salt=salts.message,
+                             public=statement.values if statement else None, proof=proof)
+        if self.malicious == "client:replay" and self._sent:
+            msg = self._sent[0]                     # re-sends step 0's message and proof
+        self._sent.append(msg)
+        return msg
+
+    def prove(self, kind: str, step: int) -> str:
+        return self.prover.prove(kind, step)
+
+    def receive_gradient(self, msg: GradientMessage, request_proof: Callable[[str, int], str]
+                         ) -> BackwardMessage:
+        """Check the server's step, then back-propagate, update and prove."""
+        pending = self._pending
+        if pending is None:
+            raise InputError("no forward step is waiting for a gradient")
+        spec, step = self.spec, pending.step
+        _require(msg.session_id == self.session_id and msg.step == step, step, "client",
+                 f"the gradient message is for session/step {msg.session_id}/{msg.step}")
+        gradient = _tensor(msg.gradient)
+        _require(tuple(gradient.shape) == (spec.batch, spec.cut_width), step, "client",
+                 "the gradient has the wrong shape")
+        if self.mode.commits:
+            public = msg.public or {}
+            expected = Statement("server_step", {
+                "messageCommitment": pending.statement.values["messageCommitment"],
+                "weightsBefore": (self.server_chain if self.server_chain is not None
+                                  else public.get("weightsBefore", -1)),
+                "loss": public.get("loss", -1), "weightsAfter": public.get("weightsAfter", -1),
+                "gradientCommitment": st.gradient_commitment(spec, gradient, msg.gradient_salt),
+                "session": self.session_id, "step": step})
+            _require(public == expected.values, step, "client",
+                     "the server's statement does not match what the client sent and received "
+                     "(message, gradient or the server's weight chain)")
+            if self.verifier.wants_proof():
+                proof = msg.proof or request_proof("server_step", step)
+                self.verifier.check("server_step", step, proof, expected)
+            self.server_chain = public["weightsAfter"]
+        bwd = model.client_backward(spec, self.params, pending.fwd, gradient)
+        statement, proof = None, None
+        if self.mode.commits:
+            args = (spec, self.params, pending.x, pending.labels, pending.fwd, gradient,
+                    msg.gradient_salt, bwd, pending.salts, self.session_id, step)
+            statement = st.client_backward_statement(*args)
+            proof = self.prover.attach("client_backward", step, st.client_backward_inputs(*args))
+        self.params = bwd.new_params
+        return BackwardMessage(session_id=self.session_id, step=step,
+                               public=statement.values if statement else None, proof=proof)
+
+
+@dataclass
+class _ServerStep:
+    step: int
+    forward: dict[str, int] | None
+    gradient_commitment: int | None
+    loss: int
+
+
+class ServerParty:
+    """The label-side half: checks the client's proofs, runs its step, proves it."""
+
+    def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
+                 circuits: SplitCircuits, *, backend: str | None = None,
+                 malicious: str | None = None):
+        self.spec, self.session_id, self.mode = spec, session_id, mode
+        self.params = params
+        self.prover = Prover(circuits, mode, backend)
+        self.verifier = Verifier(circuits, mode, "server")
+        self.malicious = malicious
+        self.weights_salt = random_field()
+        self.client_chain: int | None = None      # the client's last proven weightsAfter
+        self.next_step = 0
+        self._pending: _ServerStep | None = None
+        self.losses: list[int] = []
+
+    def prove(self, kind: str, step: int) -> str:
+        return self.prover.prove(kind, step)
+
+    def receive_forward(self, msg: ForwardMessage, request_proof: Callable[[str, int], str]
+                        ) -> GradientMessage:
+        spec, step = self.spec, self.next_step
+        _require(msg.session_id == self.session_id, step, "server", "wrong session")
+        _require(msg.step == step, step, "server",
+                 f"the message is for step {msg.step}, expected step {step} (a replay?)")
+        acts, labels = _tensor(msg.activations), _tensor(msg.labels)
+        _require(tuple(acts.shape) == (spec.batch, spec.cut_width)
+                 and tuple(labels.shape) == (spec.batch,), step, "server",
+                 "activations or labels have the wrong shape")
+        public = msg.public
+        if self.mode.commits:
+            public = public or {}
+            expected = Statement("client_forward", {
+                "dataCommitment": public.get("dataCommitment", -1),
+                "weightsCommitment": (self.client_chain if self.client_chain is not None
+                                      else public.get("weightsCommitment", -1)),
+                "messageCommitment": st.message_commitment(spec, acts, labels, msg.message_salt),
+                "stateCommitment": public.get("stateCommitment", -1),
+                "session": self.session_id, "step": step})
+            _require(public == expected.values, step, "server",
+                     "the client's statement does not match the activations received or the "
+                     "client's weight chain")
+            if self.verifier.wants_proof():
+                self.verifier.check("client_forward", step, msg.proof or
+                                    request_proof("client_forward", step), expected)
+        try:
+            result = model.server_step(spec, self.params, acts, labels)
+        except InputError as exc:
+            raise TamperDetected(step, "server", f"the activations are out of range: {exc}") from exc
+        salts = st.ServerSalts(self.weights_salt, random_field())
+        statement, proof = None, None
+        if self.mode.commits:
+            args = (spec, self.params, acts, labels, msg.message_salt, result, salts,
+                    self.session_id, step)
+            statement = st.server_step_statement(*args)
+            proof = self.prover.attach("server_step", step, st.server_step_inputs(*args))
+        if self.malicious != "server:skip-update":
+            self.params = result.backward.new_params
+        gradient = result.gradient
+        if self.malicious == "server:wrong-gradient":
+            gradient = gradient.clone()
+            gradient[0, 0] += spec.quant.scale // 4
+        if self.malicious == "server:forged-proof" and proof is not None:
+            raw = bytearray(bytes.fromhex(proof))
+            raw[200] ^= 0x01                        # one bit of C
+            proof = raw.hex()
+        self._pending = _ServerStep(step, public if self.mode.commits else None,
+                                    statement.values["gradientCommitment"] if statement else None,
+                                    result.loss)
+        self.losses.append(result.loss)
+        return GradientMessage(session_id=self.session_id, step=step,
+                               gradient=gradient.tolist(), gradient_salt=salts.gradient,
+                               public=statement.values if statement else None, proof=proof)
+
+    def receive_backward(self, msg: BackwardMessage, request_proof: Callable[[str, int], str]
+                         ) -> None:
+        pending = self._pending
+        if pending is None:
+            raise InputError("no server step is waiting for the client's backward message")
+        step = pending.step
+        _require(msg.session_id == self.session_id and msg.step == step, step, "server",
+                 f"the backward message is for step {msg.step}, expected {step}")
+        if self.mode.commits:
+            public = msg.public or {}
+            fwd = pending.forward
+            expected = Statement("client_backward", {
+                "gradientCommitment": pending.gradient_commitment,
+                "dataCommitment": fwd["dataCommitment"], "stateCommitment": fwd["stateCommitment"],
+                "weightsBefore": fwd["weightsCommitment"],
+                "weightsAfter": public.get("weightsAfter", -1),
+                "session": self.session_id, "step": step})
+            _require(public == expected.values, step, "server",
+                     "the client's backward statement does not refer to this step's forward "
+                     "pass and gradient")
+            if self.verifier.wants_proof():
+                self.verifier.check("client_backward", step, msg.proof or
+                                    request_proof("client_backward", step), expected)
+            self.client_chain = public["weightsAfter"]
+        self._pending = None
+        self.next_step += 1
+
+
+@dataclass
+class SessionResult:
+    steps: int                                   # steps completed
+    losses: list[int]
+    detected: TamperDetected | None
+    client: ClientParty
+    server: ServerParty
+    seconds: float
+
+    def summary(self) -> dict:
+        def means(d: dict[str, list[float]]) -> dict[str, float]:
+            return {k: round(sum(v) / len(v), 4) for k, v in d.items() if v}
+        det = self.detected
+        return {
+            "steps": self.steps, "proof_mode": str(self.client.mode),
+            "verified": det is None, "detected": det is not None,
+            "detected_step": det.step if det else None,
+            "detected_by": det.detected_by if det else None,
+            "reason": det.reason if det else None,
+            "final_loss": (self.losses[-1] / self.client.spec.quant.scale) if self.losses else None,
+            "proofs_verified": {"client": self.client.verifier.verified,
+                                "server": self.server.verifier.verified},
+            "challenged": {"client": self.client.verifier.challenged,
+                           "server": self.server.verifier.challenged},
+            "prove_s": {**means(self.client.prover.prove_seconds),
+                        **means(self.server.prover.prove_seconds)},
+            "verify_s": {**means(self.client.verifier.verify_seconds),
+                         **means(self.server.verifier.verify_seconds)},
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def run_local(client: ClientParty, server: ServerParty, batches) -> SessionResult:
+    """Both parties in one process (tests, benchmarks): the same messages and checks as over
+    HTTP, without the transport. Stops at the first TamperDetected."""
+    start = time.perf_counter()
+    done = 0
+    try:
+        for step, (x, labels) in enumerate(batches):
+            forward = client.forward(step, x, labels)
+            gradient = server.receive_forward(forward, client.prove)
+            backward = client.receive_gradient(gradient, server.prove)
+            server.receive_backward(backward, client.prove)
+            done = step + 1
+    except TamperDetected as exc:
+        return SessionResult(done, server.losses, exc, client, server,
+                             time.perf_counter() - start)
+    return SessionResult(done, server.losses, None, client, server, time.perf_counter() - start)

@@ -1,0 +1,103 @@
+"""The protocol between the two parties (in one process, the same messages and checks as over
+HTTP): honest runs verify every proof and train exactly like the reference; every tamper
+scenario of REFERENCE.md is detected at the right step by the right party; audit mode challenges
+a share P of the steps and catches a cheater at a challenged step."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from splitverify import model
+from splitverify.protocol import (ClientParty, ProofMode, ServerParty, Verifier, random_field,
+                                  run_local)
+from splitverify.errors import InputError
+
+from conftest import TINY_SPEC
+from split_cases import random_case
+
+
+def batches(n: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    q = TINY_SPEC.quant
+    return [(q.encode(torch.rand(TINY_SPEC.batch, TINY_SPEC.features, generator=g), data=True),
+             torch.randint(0, TINY_SPEC.classes, (TINY_SPEC.batch,), generator=g))
+            for _ in range(n)]
+
+
+def parties(circuits, mode: str, malicious: str | None = None):
+    case = random_case(TINY_SPEC, seed=11)
+    session = random_field()
+    client_bad = malicious if malicious and malicious.startswith("client:") else None
+    server_bad = malicious if malicious and malicious.startswith("server:") else None
+    return (ClientParty(TINY_SPEC, session, ProofMode.parse(mode), case.client, circuits,
+                        malicious=client_bad),
+            ServerParty(TINY_SPEC, session, ProofMode.parse(mode), case.server, circuits,
+                        malicious=server_bad))
+
+
+@pytest.fixture(scope="module")
+def circuits(tiny_circuits):
+    for kind in ("client_forward", "server_step", "client_backward"):
+        tiny_circuits.key(kind)
+    return tiny_circuits
+
+
+def test_honest_run_verifies_every_proof_and_trains_like_the_reference(circuits):
+    data = batches(3)
+    client, server = parties(circuits, "every")
+    result = run_local(client, server, data)
+    assert result.detected is None and result.steps == 3
+    assert client.verifier.verified == 3 and server.verifier.verified == 6
+    # the same steps without proofs give the same weights: proving changes nothing
+    plain_client, plain_server = parties(circuits, "off")
+    plain = run_local(plain_client, plain_server, data)
+    assert plain.detected is None and plain_client.prover.prove_seconds == {}
+    for (w, b), (w2, b2) in zip(client.params + server.params,
+                                plain_client.params + plain_server.params):
+        assert torch.equal(w, w2) and torch.equal(b, b2)
+    assert result.summary()["verified"] is True
+
+
+@pytest.mark.parametrize("scenario,step,party", [
+    ("server:wrong-gradient", 0, "client"),
+    ("server:forged-proof", 0, "client"),
+    ("server:skip-update", 1, "client"),
+    ("client:poisoned-activation", 0, "server"),
+    ("client:replay", 1, "server"),
+])
+def test_tamper_scenarios_are_detected(circuits, scenario, step, party):
+    client, server = parties(circuits, "every", scenario)
+    result = run_local(client, server, batches(3))
+    assert result.detected is not None, scenario
+    assert (result.detected.step, result.detected.detected_by) == (step, party), \
+        result.detected
+    summary = result.summary()
+    assert summary["detected"] and not summary["verified"] and summary["reason"]
+
+
+def test_audit_draws_challenge_a_share_p():
+    verifier = Verifier(None, ProofMode.parse("audit:0.3"), "server", rng=random.Random(7))
+    draws = [verifier.wants_proof() for _ in range(4000)]
+    assert abs(sum(draws) / len(draws) - 0.3) < 0.03
+    assert verifier.challenged == sum(draws)
+
+
+def test_audit_mode_catches_a_forged_proof_at_a_challenged_step(circuits):
+    client, server = parties(circuits, "audit:0.5", "server:forged-proof")
+    client.verifier.rng = random.Random(3)
+    result = run_local(client, server, batches(12, seed=1))
+    assert result.detected is not None and result.detected.detected_by == "client"
+    # only challenged steps were proven, and the cheat surfaced at the first challenge
+    assert client.verifier.challenged == 1
+    assert server.prover.prove_seconds["server_step"] and \
+        len(server.prover.prove_seconds["server_step"]) == 1
+
+
+def test_proof_mode_parsing():
+    assert str(ProofMode.parse("audit:0.1")) == "audit:0.1"
+    for bad in ("sometimes", "audit:0", "audit:1.5", "audit:x"):
+        with pytest.raises(InputError, match="proof mode"):
+            ProofMode.parse(bad)
