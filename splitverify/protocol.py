@@ -288,7 +288,15 @@ class ServerParty:
         self.losses: list[int] = []
 
     def prove(self, kind: str, step: int) -> str:
-        return self.prover.prove(kind, step)
+        """A proof on challenge (audit mode)."""
+        return self._forge(self.prover.prove(kind, step))
+
+    def _forge(self, proof: str | None) -> str | None:
+        if self.malicious != "server:forged-proof" or proof is None:
+            return proof
+        raw = bytearray(bytes.fromhex(proof))
+        raw[200] ^= 0x01                            # one bit of C
+        return raw.hex()
 
     def receive_forward(self, msg: ForwardMessage, request_proof: Callable[[str, int], str]
                         ) -> GradientMessage:
@@ -333,10 +341,7 @@ class ServerParty:
         if self.malicious == "server:wrong-gradient":
             gradient = gradient.clone()
             gradient[0, 0] += spec.quant.scale // 4
-        if self.malicious == "server:forged-proof" and proof is not None:
-            raw = bytearray(bytes.fromhex(proof))
-            raw[200] ^= 0x01                        # one bit of C
-            proof = raw.hex()
+        proof = self._forge(proof)
         self._pending = _ServerStep(step, public if self.mode.commits else None,
                                     statement.values["gradientCommitment"] if statement else None,
                                     result.loss)
