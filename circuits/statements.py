@@ -45,7 +45,11 @@ class Statement:
                              f"{sorted(self.values)}")
 
     def signals(self) -> list[int]:
-        return [int(self.values[name]) % FIELD for name in PUBLIC_SIGNALS[self.kind]]
+        out = [int(self.values[name]) for name in PUBLIC_SIGNALS[self.kind]]
+        bad = [n for n, v in zip(PUBLIC_SIGNALS[self.kind], out) if not 0 <= v < FIELD]
+        if bad:
+            raise InputError(f"{self.kind} public inputs {bad} are not field elements in [0, r)")
+        return out
 
     @classmethod
     def from_signals(cls, kind: str, signals) -> "Statement":

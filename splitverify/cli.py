@@ -176,7 +176,47 @@ def zk_verify(vk: Path, public: Path, proof: Path,
 
 
 @app.command()
-def demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] = Path("splitverify-demo"),
+def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
+         proof_mode: Annotated[str, typer.Option(help="every, audit:P or off.")] = "every",
+         malicious: Annotated[Optional[str], typer.Option(
+             help="A tamper scenario: server:wrong-gradient, server:forged-proof, "
+                  "server:skip-update, client:poisoned-activation, client:replay.")] = None,
+         chain: Annotated[str, typer.Option(help="none (the ledger is not built yet).")] = "none",
+         out: Annotated[Path, typer.Option(help="Folder for summary.json and transcript.json.")]
+         = Path("splitverify-demo"),
+         ) -> None:
+    """RefNet split training over HTTP on loopback: the server in a thread, the client against
+    it, every message verified as the proof mode says. Exit 0 clean, 3 tampering detected."""
+    from rich.progress import Progress
+
+    from .demo import run_demo
+
+    try:
+        if chain != "none":
+            raise InputError(f"--chain {chain}: the ledger is not built yet; use --chain none")
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("training", total=steps)
+            summary = run_demo(steps, proof_mode, malicious, out,
+                               progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
+                               on_step=lambda done: bar.update(task, completed=done))
+    except SplitverifyError as exc:
+        _fail(exc)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    table = Table(title="splitverify demo: RefNet, split at the cut layer, over HTTP")
+    table.add_column("")
+    table.add_column("")
+    for key in ("steps", "proof_mode", "final_loss", "test_accuracy", "proofs_verified",
+                "prove_s", "verify_s", "setup_s", "train_s", "detected", "detected_step",
+                "detected_by", "reason"):
+        table.add_row(key, json.dumps(summary[key]))
+    Console().print(table)
+    console.print(f"summary and transcript written to {out}")
+    if summary["detected"]:
+        raise typer.Exit(3)
+
+
+@zk_app.command("demo")
+def zk_demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] = Path("splitverify-demo"),
          ) -> None:
     """Toolchain demo until the split-learning runtime lands: compile → setup → prove → verify
     of a 2×2 private matrix product, with both provers and all three verifiers."""
@@ -220,6 +260,29 @@ def demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] = P
     console.print(f"summary written to {out / 'summary.json'}")
     if not summary["verified"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def audit(transcript: Annotated[Path, typer.Argument(help="A session's transcript.json.")],
+          verifier: Annotated[str, typer.Option(help="native, snarkjs or py_ecc.")] = "native",
+          ) -> None:
+    """Re-verify every proof and the chain of commitments of a transcript, offline.
+    Exit 0 if valid, 3 if not (with the first bad step and why)."""
+    from .transcript import Transcript
+    from .transcript import audit as run_audit
+
+    try:
+        if verifier not in zk.VERIFIER_NAMES:
+            raise InputError(f"unknown verifier {verifier!r}; one of {list(zk.VERIFIER_NAMES)}")
+        report = run_audit(Transcript.load(transcript), verifier)
+    except SplitverifyError as exc:
+        _fail(exc)
+    if report.valid:
+        console.print(f"[green]valid[/]: {report.steps} steps, {report.proofs_verified} proofs "
+                      "verified, the commitment chain holds")
+        return
+    console.print(f"[red]invalid[/] at step {report.bad_step}: {report.reason}")
+    raise typer.Exit(3)
 
 
 @app.command()

@@ -226,3 +226,15 @@ def client_backward(spec: SplitSpec, params: Params, fwd: Forward,
                          f"{tuple(gradient.shape)}")
     spec.quant.check_range(gradient, "the received gradient")
     return backward(spec, spec.client, params, fwd, gradient, input_grad=False)
+
+
+def init_params(layers: tuple[Dense, ...], seed: int, quant_spec: QuantSpec) -> Params:
+    """Uniform(±1/√fan-in) weights and biases (torch's Linear default), encoded."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for d in layers:
+        bound = 1 / d.n_in ** 0.5
+        w = torch.empty(d.n_out, d.n_in).uniform_(-bound, bound, generator=g).double()
+        b = torch.empty(d.n_out).uniform_(-bound, bound, generator=g).double()
+        out.append((quant_spec.encode(w), quant_spec.encode(b)))
+    return out

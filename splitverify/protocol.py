@@ -32,9 +32,11 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from . import model
-from .circuits import SplitCircuits, Statement, statements as st
+from .circuits import KINDS, SplitCircuits, Statement, statements as st
 from .errors import InputError, SplitverifyError, TamperDetected
+from .circuits.generator import describe
 from .model import Params, SplitSpec
+from .transcript import Transcript
 from .zk import Proof
 
 SCENARIOS = ("server:wrong-gradient", "server:forged-proof", "server:skip-update",
@@ -110,17 +112,25 @@ class Verifier:
     challenged: int = 0
     verify_seconds: dict[str, list[float]] = field(default_factory=dict)
 
-    def wants_proof(self) -> bool:
-        """Drawn after the statement is held, from randomness the prover cannot see."""
+    decisions: dict[tuple[str, int], bool] = field(default_factory=dict)
+
+    def wants_proof(self, kind: str = "", step: int = -1) -> bool:
+        """Drawn once per (kind, step), after the statement is held, from randomness the prover
+        cannot see (a re-sent message gets the same answer)."""
+        if (kind, step) in self.decisions and step >= 0:
+            return self.decisions[(kind, step)]
         if self.mode.kind == "every":
-            return True
-        if self.mode.kind == "audit":
+            hit = True
+        elif self.mode.kind == "audit":
             hit = self.rng.random() < self.mode.probability
             self.challenged += hit
-            return hit
-        return False
+        else:
+            hit = False
+        if step >= 0:
+            self.decisions[(kind, step)] = hit
+        return hit
 
-    def check(self, kind: str, step: int, proof_hex: str | None, expected: Statement) -> None:
+    def check(self, kind: str, step: int, proof_hex: str | None, expected: Statement) -> str:
         if proof_hex is None:
             raise TamperDetected(step, self.party, f"the {kind} proof is missing")
         try:
@@ -134,6 +144,7 @@ class Verifier:
             raise TamperDetected(step, self.party, f"the {kind} proof does not verify against "
                                  "the statement built from what was received")
         self.verified += 1
+        return proof_hex
 
 
 def _require(cond: bool, step: int, party: str, reason: str) -> None:
@@ -178,7 +189,16 @@ class _ClientStep:
     statement: Statement | None
 
 
-class ClientParty:
+class _Party:
+    transcript: Transcript | None = None
+
+    def _record(self, kind: str, step: int, public: dict[str, int], proof: str | None) -> None:
+        """What this party received and checked goes into the session's transcript."""
+        if self.transcript is not None:
+            self.transcript.record(kind, step, public, proof)
+
+
+class ClientParty(_Party):
     """The data owner: runs its half, proves it, checks the server's proofs."""
 
     def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
@@ -246,9 +266,12 @@ class ClientParty:
             _require(public == expected.values, step, "client",
                      "the server's statement does not match what the client sent and received "
                      "(message, gradient or the server's weight chain)")
-            if self.verifier.wants_proof():
-                proof = msg.proof or request_proof("server_step", step)
-                self.verifier.check("server_step", step, proof, expected)
+            proof = None
+            if self.verifier.wants_proof("server_step", step):
+                proof = self.verifier.check("server_step", step,
+                                            msg.proof or request_proof("server_step", step),
+                                            expected)
+            self._record("server_step", step, public, proof)
             self.server_chain = public["weightsAfter"]
         bwd = model.client_backward(spec, self.params, pending.fwd, gradient)
         statement, proof = None, None
@@ -270,7 +293,7 @@ class _ServerStep:
     loss: int
 
 
-class ServerParty:
+class ServerParty(_Party):
     """The label-side half: checks the client's proofs, runs its step, proves it."""
 
     def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
@@ -304,10 +327,18 @@ class ServerParty:
         _require(msg.session_id == self.session_id, step, "server", "wrong session")
         _require(msg.step == step, step, "server",
                  f"the message is for step {msg.step}, expected step {step} (a replay?)")
-        acts, labels = _tensor(msg.activations), _tensor(msg.labels)
-        _require(tuple(acts.shape) == (spec.batch, spec.cut_width)
-                 and tuple(labels.shape) == (spec.batch,), step, "server",
-                 "activations or labels have the wrong shape")
+        try:
+            acts, labels = _tensor(msg.activations), _tensor(msg.labels)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise InputError(f"activations and labels must be integer arrays: {exc}") from exc
+        if tuple(acts.shape) != (spec.batch, spec.cut_width) or \
+                tuple(labels.shape) != (spec.batch,):
+            raise InputError(f"activations must be {spec.batch}×{spec.cut_width} and labels "
+                             f"{spec.batch} class indices; got {tuple(acts.shape)} and "
+                             f"{tuple(labels.shape)}")
+        spec.quant.check_range(acts, "the activations")
+        if int(labels.min()) < 0 or int(labels.max()) >= spec.classes:
+            raise InputError(f"labels must lie in [0, {spec.classes})")
         public = msg.public
         if self.mode.commits:
             public = public or {}
@@ -321,13 +352,12 @@ class ServerParty:
             _require(public == expected.values, step, "server",
                      "the client's statement does not match the activations received or the "
                      "client's weight chain")
-            if self.verifier.wants_proof():
-                self.verifier.check("client_forward", step, msg.proof or
-                                    request_proof("client_forward", step), expected)
-        try:
-            result = model.server_step(spec, self.params, acts, labels)
-        except InputError as exc:
-            raise TamperDetected(step, "server", f"the activations are out of range: {exc}") from exc
+            proof = None
+            if self.verifier.wants_proof("client_forward", step):
+                proof = self.verifier.check("client_forward", step, msg.proof or
+                                            request_proof("client_forward", step), expected)
+            self._record("client_forward", step, public, proof)
+        result = model.server_step(spec, self.params, acts, labels)
         salts = st.ServerSalts(self.weights_salt, random_field())
         statement, proof = None, None
         if self.mode.commits:
@@ -370,9 +400,11 @@ class ServerParty:
             _require(public == expected.values, step, "server",
                      "the client's backward statement does not refer to this step's forward "
                      "pass and gradient")
-            if self.verifier.wants_proof():
-                self.verifier.check("client_backward", step, msg.proof or
-                                    request_proof("client_backward", step), expected)
+            proof = None
+            if self.verifier.wants_proof("client_backward", step):
+                proof = self.verifier.check("client_backward", step, msg.proof or
+                                            request_proof("client_backward", step), expected)
+            self._record("client_backward", step, public, proof)
             self.client_chain = public["weightsAfter"]
         self._pending = None
         self.next_step += 1
@@ -386,6 +418,7 @@ class SessionResult:
     client: ClientParty
     server: ServerParty
     seconds: float
+    transcript: Transcript
 
     def summary(self) -> dict:
         def means(d: dict[str, list[float]]) -> dict[str, float]:
@@ -415,6 +448,8 @@ def run_local(client: ClientParty, server: ServerParty, batches) -> SessionResul
     HTTP, without the transport. Stops at the first TamperDetected."""
     start = time.perf_counter()
     done = 0
+    transcript = new_transcript(client)
+    client.transcript = server.transcript = transcript
     try:
         for step, (x, labels) in enumerate(batches):
             forward = client.forward(step, x, labels)
@@ -423,6 +458,18 @@ def run_local(client: ClientParty, server: ServerParty, batches) -> SessionResul
             server.receive_backward(backward, client.prove)
             done = step + 1
     except TamperDetected as exc:
+        transcript.detected = {"step": exc.step, "detected_by": exc.detected_by,
+                               "reason": exc.reason}
         return SessionResult(done, server.losses, exc, client, server,
-                             time.perf_counter() - start)
-    return SessionResult(done, server.losses, None, client, server, time.perf_counter() - start)
+                             time.perf_counter() - start, transcript)
+    return SessionResult(done, server.losses, None, client, server, time.perf_counter() - start,
+                         transcript)
+
+
+def new_transcript(party: "ClientParty | ServerParty") -> Transcript:
+    circuits = party.prover.circuits
+    vks = ({kind: circuits.verification_key(kind).to_snarkjs() for kind in KINDS}
+           if party.mode.commits else {})
+    return Transcript(session_id=party.session_id, spec=describe(party.spec),
+                      proof_mode=str(party.mode), verification_keys=vks)
+

@@ -71,6 +71,15 @@ def fixed_params(spec: SplitSpec, seed: int) -> tuple[Params, Params]:
             encode_params(spec, spec.server, [(p.w2, p.b2)]))
 
 
+def initial_params(spec: SplitSpec, seed: int) -> tuple[Params, Params]:
+    """(client, server) initial parameters: RefNet's own initialisation for RefNet, torch's
+    Linear default for any other spec."""
+    if spec == SplitSpec.refnet(batch=spec.batch, quant_spec=spec.quant):
+        return fixed_params(spec, seed)
+    return (model.init_params(spec.client, seed, spec.quant),
+            model.init_params(spec.server, seed + 1, spec.quant))
+
+
 def accuracy(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
              y: torch.Tensor) -> float:
     """Test accuracy of the fixed-point model (the forward pass of both halves, any batch)."""

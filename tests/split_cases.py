@@ -100,3 +100,11 @@ def edge_case(spec: SplitSpec, seed: int) -> StepCase:
         if bool(((acc < 0) & (acc % q.scale != 0)).any()):   # a negative non-exact rescale
             return case
     raise AssertionError("no edge case inside the bounds")
+
+
+def data_batches(spec: SplitSpec, n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """n random data batches (features in [0, 1), random labels) for protocol runs."""
+    g = torch.Generator().manual_seed(seed)
+    q = spec.quant
+    return [(q.encode(torch.rand(spec.batch, spec.features, generator=g), data=True),
+             torch.randint(0, spec.classes, (spec.batch,), generator=g)) for _ in range(n)]

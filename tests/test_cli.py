@@ -72,7 +72,7 @@ def test_zk_info_shows_counts():
 
 
 def test_demo_writes_summary(tmp_path):
-    code, out = invoke("demo", "--out", str(tmp_path))
+    code, out = invoke("zk", "demo", "--out", str(tmp_path))
     assert code == 0, out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["verified"] is True

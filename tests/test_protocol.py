@@ -5,6 +5,7 @@ a share P of the steps and catches a cheater at a challenged step."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -16,15 +17,12 @@ from splitverify.protocol import (ClientParty, ProofMode, ServerParty, Verifier,
 from splitverify.errors import InputError
 
 from conftest import TINY_SPEC
+from split_cases import data_batches
 from split_cases import random_case
 
 
 def batches(n: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    q = TINY_SPEC.quant
-    return [(q.encode(torch.rand(TINY_SPEC.batch, TINY_SPEC.features, generator=g), data=True),
-             torch.randint(0, TINY_SPEC.classes, (TINY_SPEC.batch,), generator=g))
-            for _ in range(n)]
+    return data_batches(TINY_SPEC, n, seed)
 
 
 def parties(circuits, mode: str, malicious: str | None = None):
@@ -101,3 +99,61 @@ def test_proof_mode_parsing():
     for bad in ("sometimes", "audit:0", "audit:1.5", "audit:x"):
         with pytest.raises(InputError, match="proof mode"):
             ProofMode.parse(bad)
+
+
+# --- transcripts and the offline audit -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def honest_transcript(circuits, tmp_path_factory):
+    client, server = parties(circuits, "every")
+    result = run_local(client, server, batches(2, seed=4))
+    assert result.detected is None
+    return result.transcript.save(tmp_path_factory.mktemp("transcript") / "transcript.json")
+
+
+def audit_exit(path) -> tuple[int, str]:
+    from typer.testing import CliRunner
+    from splitverify.cli import app
+    out = CliRunner().invoke(app, ["audit", str(path)])
+    return out.exit_code, out.output
+
+
+def test_audit_passes_an_honest_transcript(honest_transcript):
+    code, out = audit_exit(honest_transcript)
+    assert code == 0, out
+    assert "6 proofs verified" in out
+
+
+def tampered(path, tmp_path, edit) -> tuple[int, str]:
+    """Audit a copy of the transcript at ``path`` after ``edit(data)``."""
+    data = json.loads(path.read_text())
+    edit(data)
+    bad = tmp_path / "t.json"
+    bad.write_text(json.dumps(data))
+    return audit_exit(bad)
+
+
+def test_audit_rejects_a_changed_proof_digit(honest_transcript, tmp_path):
+    def edit(data):
+        entry = data["entries"][4]                  # step 1, server_step
+        digit = entry["proof"][100]
+        entry["proof"] = entry["proof"][:100] + ("0" if digit != "0" else "1") + \
+            entry["proof"][101:]
+    code, out = tampered(honest_transcript, tmp_path, edit)
+    assert code == 3 and "step 1" in out, out
+
+
+def test_audit_rejects_a_changed_public_input(honest_transcript, tmp_path):
+    def edit(data):
+        data["entries"][5]["public"]["weightsAfter"] += 1   # step 1, client_backward
+    code, out = tampered(honest_transcript, tmp_path, edit)
+    assert code == 3 and "step 1" in out, out
+
+
+def test_audit_rejects_a_broken_weight_chain(honest_transcript, tmp_path):
+    """Step 0's server update not used at step 1 (a consistent fake: the proof is dropped)."""
+    def edit(data):
+        data["entries"][4]["public"]["weightsBefore"] += 1
+        data["entries"][4]["proof"] = None
+    code, out = tampered(honest_transcript, tmp_path, edit)
+    assert code == 3 and "server's weights" in out, out
