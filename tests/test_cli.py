@@ -120,3 +120,30 @@ def test_circuits_command_writes_sources(tmp_path):
         text = (tmp_path / f"{kind}.circom").read_text()
         assert "component main {public [session, step]}" in text
     assert (tmp_path / "dense.circom").is_file()
+
+
+def test_split_demo_over_http_without_proofs(tmp_path):
+    """The main job's plumbing on RefNet (proofs off: the baseline path, fast)."""
+    code, out = invoke("demo", "--steps", "2", "--proof-mode", "off", "--out", str(tmp_path))
+    assert code == 0, out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("steps", "proof_mode", "verified", "detected", "detected_step", "detected_by",
+                "reason", "final_loss", "test_accuracy", "seconds", "prove_s", "verify_s"):
+        assert key in summary
+    assert summary["steps"] == 2 and summary["detected"] is False
+    assert (tmp_path / "transcript.json").is_file()
+
+
+def test_split_demo_detects_a_replay_and_exits_3(tmp_path):
+    code, out = invoke("demo", "--steps", "3", "--proof-mode", "off", "--malicious",
+                       "client:replay", "--out", str(tmp_path))
+    assert code == 3, out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["detected_step"], summary["detected_by"]) == (1, "server")
+
+
+def test_split_demo_rejects_bad_flags(tmp_path):
+    for args in (("--proof-mode", "sometimes"), ("--malicious", "client:nothing"),
+                 ("--chain", "anvil"), ("--steps", "0")):
+        code, out = invoke("demo", *args, "--out", str(tmp_path))
+        assert code == 1, (args, out)
