@@ -89,7 +89,8 @@ def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
     shared = SplitCircuits(spec, contributors=("server", "client"))
     if mode.commits:
         for kind in KINDS:
-            progress(f"{kind}: compile and trusted setup (cached after the first run)")
+            progress(f"{kind}: compile and development setup (both cached after the first "
+                     "run), then the server's and the client's phase-2 contributions (fresh)")
             shared.key(kind)
     setup_s = time.perf_counter() - start
     server_bad = malicious if malicious and malicious.startswith("server:") else None
