@@ -190,7 +190,19 @@ class _ClientStep:
 
 
 class _Party:
+    """What both parties hold: their half's parameters, a prover and a verifier."""
+    role = ""                                   # client | server
     transcript: Transcript | None = None
+
+    def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
+                 circuits: SplitCircuits, *, backend: str | None = None,
+                 malicious: str | None = None):
+        self.spec, self.session_id, self.mode = spec, session_id, mode
+        self.params = params
+        self.prover = Prover(circuits, mode, backend)
+        self.verifier = Verifier(circuits, mode, self.role)
+        self.malicious = malicious
+        self.weights_salt = random_field()
 
     def _record(self, kind: str, step: int, public: dict[str, int], proof: str | None) -> None:
         """What this party received and checked goes into the session's transcript."""
@@ -200,16 +212,10 @@ class _Party:
 
 class ClientParty(_Party):
     """The data owner: runs its half, proves it, checks the server's proofs."""
+    role = "client"
 
-    def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
-                 circuits: SplitCircuits, *, backend: str | None = None,
-                 malicious: str | None = None):
-        self.spec, self.session_id, self.mode = spec, session_id, mode
-        self.params = params
-        self.prover = Prover(circuits, mode, backend)
-        self.verifier = Verifier(circuits, mode, "client")
-        self.malicious = malicious
-        self.weights_salt = random_field()
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.server_chain: int | None = None      # the server's last proven weightsAfter
         self._pending: _ClientStep | None = None
         self._sent: list[ForwardMessage] = []
@@ -295,16 +301,10 @@ class _ServerStep:
 
 class ServerParty(_Party):
     """The label-side half: checks the client's proofs, runs its step, proves it."""
+    role = "server"
 
-    def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
-                 circuits: SplitCircuits, *, backend: str | None = None,
-                 malicious: str | None = None):
-        self.spec, self.session_id, self.mode = spec, session_id, mode
-        self.params = params
-        self.prover = Prover(circuits, mode, backend)
-        self.verifier = Verifier(circuits, mode, "server")
-        self.malicious = malicious
-        self.weights_salt = random_field()
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.client_chain: int | None = None      # the client's last proven weightsAfter
         self.next_step = 0
         self._pending: _ServerStep | None = None
