@@ -360,6 +360,16 @@ class _Main:
                     segments.append(Slots(t, v + 2, 1 << (v + 1)))
         return segments
 
+    def data_commitment(self) -> tuple[Tensor, Tensor]:
+        """The client's data batch and one-hot labels, range-checked and committed: the same
+        commitment in ClientForward and ClientBackward (the verifier checks they are equal)."""
+        spec = self.spec
+        x = self.input("x", spec.batch, spec.features)
+        labels = self.input("labels", spec.batch, spec.classes)
+        self.commitment("dataCommitment", "data", self.input("dataSalt").name,
+                        [self.signed_range(x, self.q.input_bits), self.one_hot_rows(labels)])
+        return x, labels
+
     def challenge(self, layers: tuple[Dense, ...]) -> None:
         widest = max(max(layer.n_in, layer.n_out) for layer in layers)
         elements = [str(TRANSCRIPT_DOMAIN[self.kind]), "session", "step", *self.transcript]
@@ -389,13 +399,10 @@ def describe(spec: SplitSpec) -> str:
 
 def _client_forward(spec: SplitSpec) -> _Main:
     m = _Main(spec, "client_forward")
-    q, batch = spec.quant, spec.batch
+    q = spec.quant
     m.input("session")
     m.input("step")
-    x = m.input("x", batch, spec.features)
-    labels = m.input("labels", batch, spec.classes)
-    data = [m.signed_range(x, q.input_bits), m.one_hot_rows(labels)]
-    m.commitment("dataCommitment", "data", m.input("dataSalt").name, data)
+    x, labels = m.data_commitment()
     m.commitment("weightsCommitment", "weights", m.input("weightsSalt").name,
                  m.weights(spec.client))
     outs, masks = m.forward(spec.client, x, "a")
@@ -445,10 +452,7 @@ def _client_backward(spec: SplitSpec) -> _Main:
     grad = m.input("gradient", batch, spec.cut_width)
     m.commitment("gradientCommitment", "gradient", m.input("gradientSalt").name,
                  [m.signed_range(grad, v)])
-    x = m.input("x", batch, spec.features)
-    labels = m.input("labels", batch, spec.classes)
-    m.commitment("dataCommitment", "data", m.input("dataSalt").name,
-                 [m.signed_range(x, q.input_bits), m.one_hot_rows(labels)])
+    x, labels = m.data_commitment()
     masks: list[Tensor | None] = []
     state = []
     for i, layer in enumerate(spec.client):
