@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh machine with python3 (≥ 3.11), node and npm:
-# a virtual environment in .venv with splitverify (editable) and its test tools, and the pinned
+# a virtual environment in .venv with splitverify (editable), its test tools and the peer
+# benchmark's EZKL and onnx (extra `bench`, ~75 MB, seconds to install), and the pinned
 # npm toolchain (circom2, snarkjs, circomlib, solc, anvil) in node_modules via `npm ci`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; any other version pulls GBs of CUDA.
   .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e ".[test]"
+  .venv/bin/python -m pip install --quiet -e ".[test,bench]"
   echo "$want" > "$stamp"
 fi
 
