@@ -15,7 +15,8 @@ API (what the runtime's ``--chain`` calls)::
         ledger.receipts                                 # every transaction sent, as Receipt
 
 * ``Ledger.open(backend, *, address=None, private_key=None)`` -- ``embedded``: an in-process
-  chain (eth-tester on py-evm, the default; nothing to install or start); ``anvil``: the anvil
+  chain (eth-tester on py-evm, the default; nothing to start; it lives as long as the Ledger
+  object, so its entries are gone after close); ``anvil``: the anvil
   binary of the pinned npm toolchain, started on a free loopback port and stopped by ``close()``
   (ToolchainError when the binary is missing); ``http://…``/``https://…``: any node.
   Transactions come from the node's first unlocked account, or from ``private_key`` (signed
