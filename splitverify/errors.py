@@ -13,7 +13,8 @@ class ToolchainError(SplitverifyError):
 
 
 class CompileError(SplitverifyError):
-    """circom rejected a circuit; the message carries circom's own report (file and line)."""
+    """circom rejected a circuit, or solc a contract; the message carries the compiler's own
+    report (file and line)."""
 
 
 class WitnessError(SplitverifyError):
@@ -48,6 +49,11 @@ class CacheError(SplitverifyError):
 
 class InputError(SplitverifyError):
     """Bad user input to a command or API call (wrong type, out of range, missing file)."""
+
+
+class LedgerError(SplitverifyError):
+    """The Ethereum ledger failed: a transaction reverted (the message names session, step, kind
+    and the decoded revert reason), the node is unreachable, or no contract is deployed."""
 
 
 class TamperDetected(SplitverifyError):
