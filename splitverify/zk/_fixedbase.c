@@ -135,6 +135,107 @@ int svfb_mul_batch(void *add, void *dbl, void *is_zero, void *fmul, void *finv, 
     return 0;
 }
 
+/* ---- phase-2 key ceremony: one scalar times many points, point loading and validation ---- */
+
+typedef void (*scalar_mul_fn)(void *z, const void *x, const void *fr);
+typedef int (*fr_from_le_fn)(void *fr, const void *buf, size_t size);
+
+/* 1 if the little-endian coord-byte value at a is below the modulus (32 bytes LE), per Fp limb. */
+static int is_canonical(const uint8_t *a, int coord, const uint8_t *modulus)
+{
+    for (int off = 0; off < coord; off += 32) {
+        int below = 0;
+        for (int i = 31; i >= 0; i--) {
+            if (a[off + i] != modulus[i]) { below = a[off + i] < modulus[i]; break; }
+        }
+        if (!below) return 0;
+    }
+    return 1;
+}
+
+/* Copy n LEM points (X||Y, 2*coord bytes each; all zeros = infinity) into mcl Jacobian structs
+ * at jac (Z = one; infinity as mcl's all-zero struct), checking that every coordinate is
+ * canonical (< modulus) and every finite point satisfies y^2 = x^3 + b. jac may be NULL (check
+ * only). Returns -1 when all points pass, else the index of the first that does not. */
+long long svfb_load_points(void *fmul, void *fsqr, void *fadd, int coord, const uint8_t *lem,
+                           size_t n, const uint8_t *modulus, const uint8_t *b,
+                           const uint8_t *one, uint8_t *jac)
+{
+    field_op2 mul = (field_op2)fmul, add = (field_op2)fadd;
+    field_op1 sqr = (field_op1)fsqr;
+    const size_t in_sz = 2 * (size_t)coord, out_sz = 3 * (size_t)coord;
+    uint8_t lhs[128], rhs[128];
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *p = lem + i * in_sz;
+        int zero = 1;
+        for (size_t k = 0; k < in_sz; k++) if (p[k]) { zero = 0; break; }
+        if (jac) {
+            uint8_t *q = jac + i * out_sz;
+            if (zero) { memset(q, 0, out_sz); continue; }
+            memcpy(q, p, in_sz);
+            memcpy(q + in_sz, one, coord);
+        }
+        if (zero) continue;
+        if (!is_canonical(p, coord, modulus) || !is_canonical(p + coord, coord, modulus))
+            return (long long)i;
+        sqr(lhs, p + coord);               /* y^2 */
+        sqr(rhs, p);                       /* x^2 */
+        mul(rhs, rhs, p);                  /* x^3 */
+        add(rhs, rhs, b);                  /* x^3 + b */
+        if (memcmp(lhs, rhs, coord) != 0) return (long long)i;
+    }
+    return -1;
+}
+
+/* out[i] = s * in[i] for n LEM points and one mcl Fr scalar s (mcl's variable-time scalar
+ * multiplication: the points are public, s is the caller's secret and its timing is not a
+ * concern on the caller's own machine), written as normalised LEM (infinity as zeros).
+ * Returns 0, or -1 if memory ran out. */
+int svfb_scale_points(void *mul, void *is_zero, void *fmul, void *finv, void *fsqr, int coord,
+                      const uint8_t *in, size_t n, const uint8_t *fr, uint8_t *out,
+                      const uint8_t *one)
+{
+    group_ops g = {NULL, NULL, (point_pred)is_zero, (field_op2)fmul, (field_op1)finv,
+                   (field_op1)fsqr, coord};
+    scalar_mul_fn smul = (scalar_mul_fn)mul;
+    const size_t in_sz = 2 * (size_t)coord, sz = 3 * (size_t)coord;
+    const size_t chunk = 4096;
+    uint8_t *work = malloc(chunk * sz);
+    uint8_t src[3 * 128];
+    if (!work) return -1;
+    for (size_t start = 0; start < n; start += chunk) {
+        size_t m = n - start < chunk ? n - start : chunk;
+        for (size_t j = 0; j < m; j++) {
+            const uint8_t *p = in + (start + j) * in_sz;
+            int zero = 1;
+            for (size_t k = 0; k < in_sz; k++) if (p[k]) { zero = 0; break; }
+            if (zero) { memset(work + j * sz, 0, sz); continue; }
+            memcpy(src, p, in_sz);
+            memcpy(src + in_sz, one, coord);
+            smul(work + j * sz, src, fr);
+        }
+        if (batch_normalize(&g, work, m, one)) { free(work); return -1; }
+        for (size_t j = 0; j < m; j++) {
+            uint8_t *dst = out + (start + j) * in_sz;
+            if (g.is_zero(work + j * sz)) memset(dst, 0, in_sz);
+            else memcpy(dst, work + j * sz, in_sz);
+        }
+    }
+    free(work);
+    return 0;
+}
+
+/* fr[i] = the integer at in[i * width] (width little-endian bytes) as an mcl Fr, through mcl's
+ * setLittleEndianMod. Returns 0, or -1 if mcl rejected one. */
+int svfb_fr_from_le(void *set_le_mod, const uint8_t *in, size_t width, size_t n, uint8_t *fr,
+                    size_t fr_size)
+{
+    fr_from_le_fn set = (fr_from_le_fn)set_le_mod;
+    for (size_t i = 0; i < n; i++)
+        if (set(fr + i * fr_size, in + i * width, width) != 0) return -1;
+    return 0;
+}
+
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fixedbase",
     "Batched fixed-base BN254 multiplication over mcl (called through ctypes).", -1, NULL};
 

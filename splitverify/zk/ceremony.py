@@ -225,10 +225,21 @@ class Ceremony:
         (self.workdir / "transcript.json").write_text(json.dumps(self.key.metadata(), indent=2))
         return self.key
 
-    def contribute(self, name: str, entropy: str | None = None) -> CircuitKey:
+    def contribute(self, name: str, entropy: str | None = None, *, native: bool = False
+                   ) -> CircuitKey:
+        """Add one contribution: with snarkjs, or with ``native=True`` through ``phase2``
+        (same file format and hash, much faster; randomness from the OS, so no ``entropy``)."""
         if not name or len(name.encode()) > 255 or "\n" in name:
             raise InputError("a contribution name must be 1–255 bytes, on one line")
         new = self._next_path()
+        if native:
+            if entropy is not None:
+                raise InputError("a native contribution draws its randomness from the OS; "
+                                 "`entropy` only feeds snarkjs")
+            from .phase2 import contribute  # imported here: phase2 imports this module
+
+            _key, contribution_hash = contribute(self.key, name, new)
+            return self._advance(new, name, "contribution", contribution_hash)
         proc = find_toolchain().run("snarkjs", [
             "zkey", "contribute", self.key.zkey, new, f"--name={name}",
             f"-e={entropy or secrets.token_hex(32)}"])

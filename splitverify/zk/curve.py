@@ -10,6 +10,7 @@ the point at infinity as zeros.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ Q = 2188824287183927522224640574525727508869631115729782366268903789464522620858
 R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 MONT_R = (1 << 256) % Q
 MONT_R_INV = pow(MONT_R, -1, Q)
+
+# y^2 = x^3 + b: b = 3 on G1, b = 3 / (9 + u) = (27 − 3u) / 82 on the twist (G2), as (c0, c1).
+TWIST_B = (27 * pow(82, -1, Q) % Q, -3 * pow(82, -1, Q) % Q)
 
 G1_GENERATOR = (1, 2)
 G2_GENERATOR = (
@@ -102,8 +106,10 @@ def _native():
     from . import _fixedbase
 
     native = ctypes.CDLL(_fixedbase.__file__)
-    for fn in (native.svfb_build_table, native.svfb_mul_batch):
+    for fn in (native.svfb_build_table, native.svfb_mul_batch, native.svfb_scale_points,
+               native.svfb_fr_from_le):
         fn.restype = ctypes.c_int
+    native.svfb_load_points.restype = ctypes.c_longlong
     return native
 
 
@@ -199,3 +205,168 @@ def lem_to_uncompressed(raw: bytes, coord: int) -> bytes:
                  for i in range(0, coord, 32)]
         parts.extend(reversed(limbs))
     return b"".join(parts)
+
+
+# --- Many-point operations for the phase-2 ceremony (contribute / verify) -----------------------
+#
+# Points still travel as LEM bytes; the C helpers turn them into mcl structs, and every batch is
+# split over os.cpu_count() threads (ctypes drops the GIL for the length of each C call).
+
+_FR_SIZE = 32
+_GT_SIZE = 12 * 32
+_CURVE_B = {"G1": int_to_lem(3), "G2": b"".join(int_to_lem(c) for c in TWIST_B)}
+
+
+def _threads() -> int:
+    return os.cpu_count() or 1
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    step = -(-n // max(1, parts)) if n else 0
+    return [(i, min(n, i + step)) for i in range(0, n, step)] if n else []
+
+
+def _run_parallel(bounds: list[tuple[int, int]], run) -> list:
+    if len(bounds) <= 1:
+        return [run(*b) for b in bounds]
+    with ThreadPoolExecutor(min(len(bounds), _threads())) as pool:
+        return list(pool.map(lambda b: run(*b), bounds))
+
+
+def _fn(name: str) -> ctypes.c_void_p:
+    return ctypes.c_void_p(ctypes.cast(getattr(_mcl(), name), ctypes.c_void_p).value)
+
+
+def fr_bytes(scalar: int) -> bytes:
+    """An integer (reduced mod r) as mcl's Fr struct."""
+    fr = ctypes.create_string_buffer(_FR_SIZE)
+    if _mcl().mclBnFr_setLittleEndianMod(fr, (scalar % R).to_bytes(32, "little"), 32) != 0:
+        raise ToolchainError("mcl rejected a scalar")  # pragma: no cover - 32 bytes always fit
+    return fr.raw
+
+
+def _fr_vector(raw: bytes, width: int) -> ctypes.Array:
+    """mcl Fr structs for consecutive ``width``-byte little-endian integers."""
+    n = len(raw) // width
+    out = ctypes.create_string_buffer(max(1, n * _FR_SIZE))
+    if _native().svfb_fr_from_le(_fn("mclBnFr_setLittleEndianMod"), raw, ctypes.c_size_t(width),
+                                 ctypes.c_size_t(n), out, ctypes.c_size_t(_FR_SIZE)) != 0:
+        raise ToolchainError("mcl rejected a scalar")  # pragma: no cover - widths are ≤ 32
+    return out
+
+
+def _field_fns(group_name: str) -> tuple[ctypes.c_void_p, ...]:
+    fp = "mclBnFp" if group_name == "G1" else "mclBnFp2"
+    return _fn(f"{fp}_mul"), _fn(f"{fp}_sqr"), _fn(f"{fp}_add")
+
+
+def _load_points(group_name: str, lem: bytes) -> ctypes.Array:
+    """mcl structs for LEM points; raises ValueError naming the first invalid point."""
+    g = group(group_name)
+    n = len(lem) // g.point_size
+    jac = ctypes.create_string_buffer(max(1, n * 3 * g.coord))
+    found = _native().svfb_load_points(*_field_fns(group_name), g.coord, lem, ctypes.c_size_t(n),
+                                       Q.to_bytes(32, "little"), _CURVE_B[group_name], g.one, jac)
+    if found >= 0:
+        raise ValueError(f"point {found} is not on the curve")
+    return jac
+
+
+def lem_to_struct(group_name: str, lem: bytes) -> bytes:
+    """One LEM point as mcl's struct (raises ValueError if it is not on the curve)."""
+    return _load_points(group_name, lem).raw[: 3 * group(group_name).coord]
+
+
+def struct_to_lem(group_name: str, struct: bytes) -> bytes:
+    """An mcl struct as normalised LEM bytes (infinity as zeros)."""
+    lib, g = _mcl(), group(group_name)
+    if getattr(lib, f"mclBn{group_name}_isZero")(struct):
+        return bytes(g.point_size)
+    out = ctypes.create_string_buffer(3 * g.coord)
+    getattr(lib, f"mclBn{group_name}_normalize")(out, struct)
+    return out.raw[: g.point_size]
+
+
+def point_mul(group_name: str, lem: bytes, scalar: int) -> bytes:
+    """scalar · point, LEM in and out (the point must be in the order-r group)."""
+    out = ctypes.create_string_buffer(3 * group(group_name).coord)
+    getattr(_mcl(), f"mclBn{group_name}_mul")(out, lem_to_struct(group_name, lem), fr_bytes(scalar))
+    return struct_to_lem(group_name, out.raw)
+
+
+def g2_in_subgroup(lem: bytes) -> bool:
+    """Whether a G2 point (on the curve) lies in the order-r subgroup."""
+    return bool(_mcl().mclBnG2_isValidOrder(lem_to_struct("G2", lem)))
+
+
+def scale_points(group_name: str, lem: bytes, scalar: int) -> bytes:
+    """scalar · P for every LEM point P (infinity stays infinity), on all cores."""
+    g = group(group_name)
+    n = len(lem) // g.point_size
+    out = ctypes.create_string_buffer(max(1, len(lem)))
+    fr = fr_bytes(scalar)
+    fns = (_fn(f"mclBn{group_name}_mul"), ctypes.c_void_p(g.ptr["isZero"]),
+           ctypes.c_void_p(g.ptr["mul"]), ctypes.c_void_p(g.ptr["inv"]),
+           ctypes.c_void_p(g.ptr["sqr"]))
+
+    def run(lo: int, hi: int) -> int:
+        dst = ctypes.cast(ctypes.addressof(out) + lo * g.point_size, ctypes.c_char_p)
+        src = ctypes.c_char_p(lem[lo * g.point_size: hi * g.point_size])
+        return _native().svfb_scale_points(*fns, g.coord, src, ctypes.c_size_t(hi - lo), fr, dst,
+                                           g.one)
+
+    # Several chunks per thread keep the threads busy when other work shares the cores.
+    if any(_run_parallel(_split(n, 4 * _threads()), run)):
+        raise MemoryError("scaling the points ran out of memory")
+    return out.raw[: len(lem)]
+
+
+def msm(group_name: str, lem: bytes, scalars_le: bytes, width: int) -> bytes:
+    """Σ s_i · P_i (mcl's Pippenger, split over all cores) as an mcl struct; the s_i are
+    consecutive ``width``-byte little-endian integers. Raises ValueError for an invalid point."""
+    lib, g = _mcl(), group(group_name)
+    n = len(lem) // g.point_size
+    if len(scalars_le) != n * width:
+        raise ValueError(f"{n} points but {len(scalars_le) // width} scalars")
+    jac = _load_points(group_name, lem)
+    frs = _fr_vector(scalars_le, width)
+    mul_vec = getattr(lib, f"mclBn{group_name}_mulVec")
+    struct_size = 3 * g.coord
+
+    def run(lo: int, hi: int) -> bytes:
+        out = ctypes.create_string_buffer(struct_size)
+        mul_vec(out, ctypes.c_void_p(ctypes.addressof(jac) + lo * struct_size),
+                ctypes.c_void_p(ctypes.addressof(frs) + lo * _FR_SIZE), ctypes.c_size_t(hi - lo))
+        return out.raw
+
+    total = ctypes.create_string_buffer(struct_size)  # all zeros: the point at infinity
+    add = getattr(lib, f"mclBn{group_name}_add")
+    for part in _run_parallel(_split(n, _threads()), run):
+        add(total, total, part)
+    return total.raw
+
+
+def pairing_product_is_one(pairs: list[tuple[bytes, bytes]]) -> bool:
+    """Π e(P_i, Q_i) == 1 for (G1 struct, G2 struct) pairs."""
+    lib = _mcl()
+    g1 = b"".join(p for p, _ in pairs)
+    g2 = b"".join(q for _, q in pairs)
+    miller = ctypes.create_string_buffer(_GT_SIZE)
+    lib.mclBn_millerLoopVec(miller, g1, g2, ctypes.c_size_t(len(pairs)))
+    result = ctypes.create_string_buffer(_GT_SIZE)
+    lib.mclBn_finalExp(result, miller)
+    return bool(lib.mclBnGT_isOne(result))
+
+
+def g1_neg(struct: bytes) -> bytes:
+    out = ctypes.create_string_buffer(len(struct))
+    _mcl().mclBnG1_neg(out, struct)
+    return out.raw
+
+
+def same_ratio(a1: bytes, b1: bytes, a2: bytes, b2: bytes) -> bool:
+    """snarkjs' sameRatio on LEM points: e(a1, b2) == e(b1, a2), none of them infinity."""
+    if any(not any(p) for p in (a1, b1, a2, b2)):
+        return False
+    return pairing_product_is_one([(lem_to_struct("G1", a1), lem_to_struct("G2", b2)),
+                                   (g1_neg(lem_to_struct("G1", b1)), lem_to_struct("G2", a2))])
