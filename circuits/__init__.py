@@ -89,6 +89,14 @@ class SplitCircuits:
                                         contributors=self.contributors, cache=self.cache)
         return self._keys[kind]
 
+    def use_key(self, kind: str, key: zk.CircuitKey) -> None:
+        """Use ``key`` (e.g. the outcome of a two-party ceremony) for circuit ``kind``."""
+        self._check_kind(kind)
+        if key.circuit.key != self.circuit(kind).key:
+            raise InputError(f"that key belongs to circuit {key.circuit.name}, not to {kind}")
+        self._keys[kind] = key
+        self._vks.pop(kind, None)
+
     def verification_key(self, kind: str) -> zk.VerificationKey:
         if kind not in self._vks:
             self._vks[kind] = zk.export_verification_key(self.key(kind))

@@ -60,6 +60,39 @@ def circuit_constraints(progress: Callable[[str], None] = lambda _msg: None) -> 
     return {"constraints": counts, "constraint_breakdown": breakdown}
 
 
+STEP_RUNS = {"off": (100, 20), "every": (5, 2), "audit:0.1": (50, 10)}   # steps: full, quick
+
+
+def step_seconds(quick: bool, progress: Callable[[str], None]) -> dict:
+    """Mean wall seconds per RefNet step in each proof mode: both parties in this process
+    (``run_local``: the same messages and checks as over HTTP, no transport), native prover,
+    keys made once before the clock starts. A mean, not a median: in ``audit`` mode the cost
+    is in the few challenged steps."""
+    from .demo import refnet_batches
+    from .protocol import ClientParty, ProofMode, ServerParty, random_field, run_local
+    from .refnet import initial_params
+
+    spec = SplitSpec.refnet()
+    circuits = SplitCircuits(spec, contributors=("bench-server", "bench-client"))
+    for kind in KINDS:
+        progress(f"RefNet {kind}: key (compile and dev setup cached)")
+        circuits.key(kind)
+    out = {}
+    for mode, (full, short) in STEP_RUNS.items():
+        n = short if quick else full
+        progress(f"{n} RefNet steps, proof mode {mode}")
+        client_params, server_params = initial_params(spec, 0)
+        session, parsed = random_field(), ProofMode.parse(mode)
+        client = ClientParty(spec, session, parsed, client_params, circuits, backend="native")
+        server = ServerParty(spec, session, parsed, server_params, circuits, backend="native")
+        data = refnet_batches(spec)
+        result = run_local(client, server, (next(data) for _ in range(n)))
+        if result.detected is not None or result.steps != n:
+            raise RuntimeError(f"the honest {mode} benchmark run stopped: {result.detected}")
+        out[mode] = round(result.seconds / n, 4)
+    return out
+
+
 def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg: None) -> dict:
     runs = 3 if quick else 7
     circuit_counts = circuit_constraints(progress)
@@ -101,6 +134,10 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
 
     setup_runs = 1 if quick else 3
     setup_s = _median_seconds(one_setup, setup_runs)
+    steps = step_seconds(quick, progress)
+    progress("peer: EZKL on the ClientForward job (its own SRS, setup, prove, verify)")
+    from .peers import ezkl_client_forward
+    ezkl = ezkl_client_forward(quick=quick)
     native, snark = prove_s["native"]["square_chain_2^14"], prove_s["snarkjs"]["square_chain_2^14"]
     return {
         "workload": "refnet",
@@ -108,7 +145,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         "machine": machine(),
         "runs": {"prove": runs, "verify": runs, "setup": setup_runs},
         "ratios": {"native_over_snarkjs_prove": round(native / snark, 3),
-                   "native_over_py_ecc_verify": round(verify_s["native"] / verify_s["py_ecc"], 5)},
+                   "native_over_py_ecc_verify": round(verify_s["native"] / verify_s["py_ecc"], 5),
+                   "audit_0.1_over_off_step": round(steps["audit:0.1"] / steps["off"], 1)},
         "bench_circuit": {"name": "SquareChain", "constraints": circuit.info.n_constraints},
         "constraints": {**circuit_counts["constraints"],
                         "square_chain_2^14": circuit.info.n_constraints},
@@ -116,7 +154,9 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         "prove_s": prove_s,
         "verify_s": verify_s,
         "setup_s": {"dev_2^16": setup_s, "dev_2^16_constraints": info.n_constraints},
-        "step_s": {"off": None, "every": None, "audit:0.1": None},
-        "peers": {"ezkl_client_forward_prove_s": None,
-                  "ezkl_error": "not measured yet: the peer benchmark is issue 6's work"},
+        "step_s": steps,
+        "step_runs": {mode: (short if quick else full)
+                      for mode, (full, short) in STEP_RUNS.items()},
+        "peers": {"ezkl_client_forward_prove_s": ezkl["prove_s"], "ezkl_error": ezkl["error"],
+                  "ezkl": ezkl},
     }

@@ -175,16 +175,40 @@ def zk_verify(vk: Path, public: Path, proof: Path,
         raise typer.Exit(EXIT_INVALID)
 
 
+MaliciousOpt = Annotated[Optional[str], typer.Option(
+    help="A tamper scenario: server:wrong-gradient, server:forged-proof, server:skip-update, "
+         "client:poisoned-activation, client:replay.")]
+ChainOpt = Annotated[str, typer.Option(help="none (the ledger is not built yet).")]
+OutOpt = Annotated[Path, typer.Option(help="Folder for summary.json and transcript.json.")]
+
+
+def _finish_session(summary: dict, out: Path, title: str) -> None:
+    """summary.json, the summary table, and exit 3 if tampering was detected."""
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("")
+    for key in ("steps", "proof_mode", "final_loss", "test_accuracy", "proofs_verified",
+                "prove_s", "verify_s", "setup_s", "train_s", "step_s", "detected",
+                "detected_step", "detected_by", "reason"):
+        if key in summary:
+            table.add_row(key, json.dumps(summary[key]))
+    Console().print(table)
+    console.print(f"summary and transcript written to {out}")
+    if summary["detected"]:
+        raise typer.Exit(3)
+
+
+def _no_chain(chain: str) -> None:
+    if chain != "none":
+        raise InputError(f"--chain {chain}: the ledger is not built yet; use --chain none")
+
+
 @app.command()
 def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
          proof_mode: Annotated[str, typer.Option(help="every, audit:P or off.")] = "every",
-         malicious: Annotated[Optional[str], typer.Option(
-             help="A tamper scenario: server:wrong-gradient, server:forged-proof, "
-                  "server:skip-update, client:poisoned-activation, client:replay.")] = None,
-         chain: Annotated[str, typer.Option(help="none (the ledger is not built yet).")] = "none",
-         out: Annotated[Path, typer.Option(help="Folder for summary.json and transcript.json.")]
-         = Path("splitverify-demo"),
-         ) -> None:
+         malicious: MaliciousOpt = None, chain: ChainOpt = "none",
+         out: OutOpt = Path("splitverify-demo")) -> None:
     """RefNet split training over HTTP on loopback: the server in a thread, the client against
     it, every message verified as the proof mode says. Exit 0 clean, 3 tampering detected."""
     from rich.progress import Progress
@@ -192,8 +216,7 @@ def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
     from .demo import run_demo
 
     try:
-        if chain != "none":
-            raise InputError(f"--chain {chain}: the ledger is not built yet; use --chain none")
+        _no_chain(chain)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("training", total=steps)
             summary = run_demo(steps, proof_mode, malicious, out,
@@ -201,18 +224,59 @@ def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
                                on_step=lambda done: bar.update(task, completed=done))
     except SplitverifyError as exc:
         _fail(exc)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    table = Table(title="splitverify demo: RefNet, split at the cut layer, over HTTP")
-    table.add_column("")
-    table.add_column("")
-    for key in ("steps", "proof_mode", "final_loss", "test_accuracy", "proofs_verified",
-                "prove_s", "verify_s", "setup_s", "train_s", "detected", "detected_step",
-                "detected_by", "reason"):
-        table.add_row(key, json.dumps(summary[key]))
-    Console().print(table)
-    console.print(f"summary and transcript written to {out}")
-    if summary["detected"]:
-        raise typer.Exit(3)
+    _finish_session(summary, out, "splitverify demo: RefNet, split at the cut layer, over HTTP")
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+          db: Annotated[Path, typer.Option(help="SQLite file the sessions persist in (a "
+                                            "restarted server resumes them).")]
+          = Path("splitverify-sessions.db"),
+          malicious: MaliciousOpt = None) -> None:
+    """Run the splitverify server (FastAPI over uvicorn)."""
+    import uvicorn
+
+    from .demo import check_scenario
+    from .server import create_app
+
+    try:
+        if malicious is not None and check_scenario(malicious, "server") is None:
+            raise InputError(f"{malicious} is a client scenario; the server plays server:*")
+        application = create_app(db=db, malicious=malicious)
+    except SplitverifyError as exc:
+        _fail(exc)
+    console.print(f"splitverify server on http://{host}:{port} (sessions in {db})")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
+                                              "http://127.0.0.1:8000.")],
+          steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
+          proof_mode: Annotated[str, typer.Option(help="every, audit:P or off.")] = "every",
+          malicious: MaliciousOpt = None, chain: ChainOpt = "none",
+          seed: Annotated[int, typer.Option(help="Initial weights' seed.")] = 0,
+          retry_seconds: Annotated[float, typer.Option(
+              help="How long to keep retrying an unreachable server.")] = 60.0,
+          out: OutOpt = Path("splitverify-train")) -> None:
+    """The client: train RefNet with a splitverify server over HTTP. Exit codes as demo."""
+    from rich.progress import Progress
+
+    from .demo import check_scenario, run_training
+
+    try:
+        _no_chain(chain)
+        if malicious is not None and check_scenario(malicious, "client") is None:
+            raise InputError(f"{malicious} is a server scenario; the client plays client:*")
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("training", total=steps)
+            summary = run_training(server, steps, proof_mode, out,
+                                   lambda done: bar.update(task, completed=done),
+                                   malicious=malicious, seed=seed, retry_seconds=retry_seconds)
+    except SplitverifyError as exc:
+        _fail(exc)
+    _finish_session(summary, out, f"splitverify train against {server}")
 
 
 @zk_app.command("demo")

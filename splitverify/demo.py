@@ -15,6 +15,7 @@ import uvicorn
 from . import refnet
 from .circuits import KINDS, SplitCircuits
 from .errors import InputError
+from .keyexchange import initial
 from .model import SplitSpec
 from .protocol import SCENARIOS, ProofMode
 from .transcript import Transcript
@@ -75,69 +76,100 @@ def merged_transcript(client: Transcript, server: Transcript) -> Transcript:
                                      "detected": client.detected or server.detected})
 
 
-def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
-             progress: Callable[[str], None], on_step: Callable[[int], None],
-             backend: str | None = None) -> dict:
+def _means(d: dict[str, list[float]]) -> dict[str, float]:
+    return {k: round(sum(v) / len(v), 4) for k, v in d.items() if v}
+
+
+def check_scenario(malicious: str | None, side: str) -> str | None:
+    """``malicious`` if it is a scenario of ``side`` (client/server); None if it is the other
+    side's; an error if it is no scenario at all."""
+    if malicious is None:
+        return None
+    if malicious not in SCENARIOS:
+        raise InputError(f"unknown scenario {malicious!r}; one of {list(SCENARIOS)}")
+    return malicious if malicious.startswith(f"{side}:") else None
+
+
+def run_training(url: str, steps: int, proof_mode: str, out: Path,
+                 on_step: Callable[[int], None], *, malicious: str | None = None,
+                 circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
+                 backend: str | None = None, seed: int = 0,
+                 retry_seconds: float = 60.0) -> dict:
+    """The client's side of a RefNet session against the server at ``url``: train, then
+    evaluate through the server's half, write transcript.json (both sides' records merged) and
+    return the summary (REFERENCE.md's summary.json)."""
     from .client import SplitClient
-    from .server import create_app
 
     mode = ProofMode.parse(proof_mode)
     if steps < 1:
         raise InputError("--steps must be at least 1")
-    if malicious is not None and malicious not in SCENARIOS:
-        raise InputError(f"unknown scenario {malicious!r}; one of {list(SCENARIOS)}")
     spec = SplitSpec.refnet()
+    client = SplitClient(url, proof_mode=str(mode), batch=spec.batch, circuits_for=circuits_for,
+                         backend=backend, malicious=check_scenario(malicious, "client"),
+                         retry_seconds=retry_seconds)
     start = time.perf_counter()
-    # One key per circuit, made with a "server" and a "client" phase-2 contribution; both sides
-    # of this one-machine demo use it (the exchange of keys between machines is not built yet).
-    shared = SplitCircuits(spec, contributors=("server", "client"))
-    if mode.commits:
-        for kind in KINDS:
-            progress(f"{kind}: compile and development setup (both cached after the first "
-                     "run), then the server's and the client's phase-2 contributions (fresh)")
-            shared.key(kind)
-    setup_s = time.perf_counter() - start
-    server_bad = malicious if malicious and malicious.startswith("server:") else None
-    client_bad = malicious if malicious and malicious.startswith("client:") else None
-    app = create_app(lambda _spec: shared, backend=backend, malicious=server_bad)
-    with ServerThread(app) as server:
-        progress(f"server on {server.url}; training RefNet for {steps} steps ({mode})")
-        client = SplitClient(server.url, proof_mode=str(mode), batch=spec.batch,
-                             circuits_for=lambda _spec: shared, backend=backend,
-                             malicious=client_bad)
-        client.create_session(seed=0)
-        data = refnet_batches(spec)
-        train_start = time.perf_counter()
-        result = client.train(data, steps, on_step)
-        train_s = time.perf_counter() - train_start
-        server_side = app.state.sessions[client.session_id]
-    party = server_side.party
-    transcript = merged_transcript(client.party.transcript, party.transcript)
+    client.create_session(seed=seed)          # with the key ceremony when the server runs one
+    session_s = time.perf_counter() - start
+    data = refnet_batches(spec)
+    start = time.perf_counter()
+    result = client.train(data, steps, on_step)
+    train_s = time.perf_counter() - start
+    server = client.server_status()
+    transcript = merged_transcript(client.party.transcript,
+                                   Transcript.model_validate(client.server_transcript()))
     out.mkdir(parents=True, exist_ok=True)
     transcript.save(out / "transcript.json")
     det = result.detected
-    _, _, xte, yte = refnet.load_digits_split()
-    accuracy = refnet.accuracy(spec, client.party.params, party.params, xte, yte)
-
-    def means(d: dict[str, list[float]]) -> dict[str, float]:
-        return {k: round(sum(v) / len(v), 4) for k, v in d.items() if v}
-
+    accuracy = None if det is not None else client.evaluate(*refnet.load_digits_split()[2:])
+    losses = server["losses"]
     return {
         "steps": result.steps, "proof_mode": str(mode), "malicious": malicious,
         "verified": det is None and mode.kind != "off",
         "detected": det is not None, "detected_step": det.step if det else None,
         "detected_by": det.detected_by if det else None, "reason": det.reason if det else None,
         # mean squared error per logit of the last step (the loss the server proved)
-        "final_loss": (round(party.losses[-1] / spec.quant.scale / (spec.batch * spec.classes), 6)
-                       if party.losses else None),
-        "test_accuracy": round(accuracy, 4),
+        "final_loss": (round(losses[-1] / spec.quant.scale / (spec.batch * spec.classes), 6)
+                       if losses else None),
+        "test_accuracy": None if accuracy is None else round(accuracy, 4),
         "proofs_verified": {"client": client.party.verifier.verified,
-                            "server": party.verifier.verified},
-        "prove_s": {**means(client.party.prover.prove_seconds),
-                    **means(party.prover.prove_seconds)},
-        "verify_s": {**means(client.party.verifier.verify_seconds),
-                     **means(party.verifier.verify_seconds)},
-        "setup_s": round(setup_s, 2), "train_s": round(train_s, 2),
-        "seconds": round(time.perf_counter() - start, 2),
-        "insecure_dev_setup": True,
+                            "server": server["proofs_verified"]},
+        "challenged": {"client": client.party.verifier.challenged,
+                       "server": server["challenged"]},
+        "prove_s": {**_means(client.party.prover.prove_seconds), **_means(server["prove_s"])},
+        "verify_s": {**_means(client.party.verifier.verify_seconds),
+                     **_means(server["verify_s"])},
+        "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),
+        "retries": client.retries, "session_id": str(client.session_id), "server": url,
+        "insecure_dev_setup": mode.commits,
     }
+
+
+def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
+             progress: Callable[[str], None], on_step: Callable[[int], None],
+             backend: str | None = None) -> dict:
+    """``splitverify demo``: the server in a thread on a free loopback port, the client against
+    it over HTTP (``run_training``)."""
+    from .server import create_app
+
+    mode = ProofMode.parse(proof_mode)
+    if steps < 1:
+        raise InputError("--steps must be at least 1")
+    check_scenario(malicious, "client")
+    spec = SplitSpec.refnet()
+    start = time.perf_counter()
+    if mode.commits:     # what both parties' key ceremonies start from (cached after one run)
+        local = SplitCircuits(spec)
+        for kind in KINDS:
+            progress(f"{kind}: compile and development setup (cached after the first run)")
+            initial(local, kind)
+    setup_s = time.perf_counter() - start
+    # each party has its own SplitCircuits: its keys come out of the session's ceremony
+    app = create_app(backend=backend, malicious=check_scenario(malicious, "server"))
+    with ServerThread(app) as server:
+        progress(f"server on {server.url}" + (
+            "; key ceremony: the server's and the client's phase-2 contributions to each "
+            "circuit's key, each checked by both sides" if mode.commits else ""))
+        summary = run_training(server.url, steps, str(mode), out, on_step, malicious=malicious,
+                               backend=backend)
+    return {**summary, "setup_s": round(setup_s, 2),
+            "seconds": round(time.perf_counter() - start, 2)}

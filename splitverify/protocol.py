@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -299,6 +299,14 @@ class _ServerStep:
     loss: int
 
 
+def params_to_lists(params: Params) -> list[list]:
+    return [[w.tolist(), b.tolist()] for w, b in params]
+
+
+def params_from_lists(rows: list[list]) -> Params:
+    return [(_tensor(w), _tensor(b)) for w, b in rows]
+
+
 class ServerParty(_Party):
     """The label-side half: checks the client's proofs, runs its step, proves it."""
     role = "server"
@@ -309,6 +317,39 @@ class ServerParty(_Party):
         self.next_step = 0
         self._pending: _ServerStep | None = None
         self.losses: list[int] = []
+
+    # -- persistence: everything a restarted server needs to go on with the session ------------
+    def snapshot(self) -> dict:
+        """The party's state as JSON-able data (the transcript is stored separately, row by row).
+        Taken after every message the server handled, so a restart resumes exactly there."""
+        pending = self._pending
+        return {
+            "params": params_to_lists(self.params), "weights_salt": self.weights_salt,
+            "client_chain": self.client_chain, "next_step": self.next_step,
+            "pending": None if pending is None else {
+                "step": pending.step, "forward": pending.forward,
+                "gradient_commitment": pending.gradient_commitment, "loss": pending.loss},
+            "losses": self.losses,
+            "decisions": [[k, s, hit] for (k, s), hit in self.verifier.decisions.items()],
+            "verified": self.verifier.verified, "challenged": self.verifier.challenged,
+            "verify_seconds": self.verifier.verify_seconds,
+            "prove_seconds": self.prover.prove_seconds,
+            # the inputs of the latest statement of each kind: a challenge may come after a restart
+            "kept": {kind: [step, inputs] for kind, (step, inputs) in self.prover._kept.items()},
+        }
+
+    def restore(self, state: dict) -> None:
+        self.params = params_from_lists(state["params"])
+        self.weights_salt = state["weights_salt"]
+        self.client_chain, self.next_step = state["client_chain"], state["next_step"]
+        pending = state["pending"]
+        self._pending = None if pending is None else _ServerStep(**pending)
+        self.losses = list(state["losses"])
+        self.verifier.decisions = {(k, s): hit for k, s, hit in state["decisions"]}
+        self.verifier.verified, self.verifier.challenged = state["verified"], state["challenged"]
+        self.verifier.verify_seconds = state["verify_seconds"]
+        self.prover.prove_seconds = state["prove_seconds"]
+        self.prover._kept = {kind: (step, inputs) for kind, (step, inputs) in state["kept"].items()}
 
     def prove(self, kind: str, step: int) -> str:
         """A proof on challenge (audit mode)."""
@@ -468,8 +509,9 @@ def run_local(client: ClientParty, server: ServerParty, batches) -> SessionResul
 
 def new_transcript(party: "ClientParty | ServerParty") -> Transcript:
     circuits = party.prover.circuits
-    vks = ({kind: circuits.verification_key(kind).to_snarkjs() for kind in KINDS}
-           if party.mode.commits else {})
-    return Transcript(session_id=party.session_id, spec=describe(party.spec),
-                      proof_mode=str(party.mode), verification_keys=vks)
+    kinds = KINDS if party.mode.commits else ()
+    return Transcript(
+        session_id=party.session_id, spec=describe(party.spec), proof_mode=str(party.mode),
+        verification_keys={kind: circuits.verification_key(kind).to_snarkjs() for kind in kinds},
+        ceremony={kind: [asdict(c) for c in circuits.key(kind).transcript] for kind in kinds})
 

@@ -38,6 +38,8 @@ class Transcript(BaseModel):
     spec: str
     proof_mode: str
     verification_keys: dict[str, dict[str, Any]]
+    # per circuit, the phase-2 contributions of its key: index, name, kind and snarkjs hash
+    ceremony: dict[str, list[dict[str, Any]]] = {}
     entries: list[TranscriptEntry] = []
     detected: dict[str, Any] | None = None
 

@@ -91,7 +91,8 @@ def test_quick_bench_prints_wellformed_json(capsys):
     assert set(data["verify_s"]) == {"snarkjs", "native", "py_ecc"}
     assert all(isinstance(v, float) and v > 0 for v in data["verify_s"].values())
     assert isinstance(data["setup_s"]["dev_2^16"], float)
-    assert data["step_s"] == {"off": None, "every": None, "audit:0.1": None}
+    assert set(data["step_s"]) == {"off", "every", "audit:0.1"}
+    assert all(isinstance(v, float) and v > 0 for v in data["step_s"].values())
     counts = data["constraints"]
     for kind in ("client_forward", "server_step", "client_backward"):
         assert counts[kind] == sum(data["constraint_breakdown"][kind].values())

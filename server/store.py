@@ -1,0 +1,151 @@
+"""SQLite persistence of the server's sessions (``splitverify serve --db PATH``).
+
+A restarted server reloads every session and goes on where it stopped: nothing it answered is
+lost, since each handled message is committed (one transaction) before the answer leaves.
+
+    sessions     one row per session: the creation request, the token's SHA-256 (never the
+                 token), the party's latest state (JSON: weights, chains, pending step, the
+                 audit draws, the inputs kept for challenges), the last answer per message kind
+                 (for idempotent retries), the stop record
+    entries      the transcript: per step and proof kind, the public statement and the proof
+    checkpoints  the server's weights after each completed step
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    replies TEXT NOT NULL,
+    keys TEXT NOT NULL,
+    stopped TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    session_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    public TEXT NOT NULL,
+    proof TEXT,
+    PRIMARY KEY (session_id, step, kind)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    session_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    PRIMARY KEY (session_id, step)
+);
+"""
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class StoredSession:
+    session_id: int
+    token_sha256: str
+    request: dict
+    state: dict
+    replies: dict
+    keys: dict
+    stopped: dict | None
+    entries: list[dict]
+
+
+class SessionStore:
+    """One SQLite file (``":memory:"`` keeps it in this process only)."""
+
+    def __init__(self, path: str | Path = ":memory:"):
+        self.path = str(path)
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            if not parent.is_dir():
+                raise InputError(f"--db {self.path}: folder {parent} does not exist")
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"--db {self.path} is not a splitverify session database: {exc}") \
+                from exc
+        self._lock = threading.Lock()
+
+    def save(self, session_id: int, *, token_sha256: str, request: dict, state: dict,
+             replies: dict, keys: dict, stopped: dict | None,
+             entries: list[dict] = (), checkpoint: tuple[int, list] | None = None) -> None:
+        """Commit a session's state with the transcript rows and checkpoint it produced, all or
+        nothing."""
+        now = time.time()
+        sid = str(session_id)
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(session_id) DO "
+                    "UPDATE SET state=excluded.state, replies=excluded.replies, "
+                    "keys=excluded.keys, stopped=excluded.stopped, updated=excluded.updated",
+                    (sid, token_sha256, json.dumps(request), json.dumps(state),
+                     json.dumps(replies), json.dumps(keys),
+                     None if stopped is None else json.dumps(stopped), now, now))
+                db.executemany(
+                    "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?)",
+                    [(sid, e["step"], e["kind"], json.dumps(e["public"]), e.get("proof"))
+                     for e in entries])
+                if checkpoint is not None:
+                    db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?)",
+                               (sid, checkpoint[0], json.dumps(checkpoint[1])))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def load_all(self) -> list[StoredSession]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT session_id, token_sha256, request, state, replies, keys, stopped "
+                "FROM sessions ORDER BY created").fetchall()
+            out = []
+            for sid, token, request, state, replies, keys, stopped in rows:
+                entries = [{"step": step, "kind": kind, "public": json.loads(public),
+                            "proof": proof}
+                           for step, kind, public, proof in self._db.execute(
+                               "SELECT step, kind, public, proof FROM entries WHERE "
+                               "session_id=? ORDER BY step, rowid", (sid,))]
+                out.append(StoredSession(int(sid), token, json.loads(request), json.loads(state),
+                                         json.loads(replies), json.loads(keys),
+                                         None if stopped is None else json.loads(stopped),
+                                         entries))
+        return out
+
+    def checkpoints(self, session_id: int) -> list[tuple[int, list]]:
+        with self._lock:
+            return [(step, json.loads(params)) for step, params in self._db.execute(
+                "SELECT step, params FROM checkpoints WHERE session_id=? ORDER BY step",
+                (str(session_id),))]
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,192 @@
+"""Sessions that outlive a request: the two-party key ceremony over HTTP, SQLite persistence
+(a server killed with SIGKILL and restarted resumes its session; the transcript audits clean),
+messages re-sent after a lost answer, and `splitverify serve` / `train` as separate commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from splitverify.client import SplitClient
+from splitverify.demo import ServerThread, free_port, merged_transcript
+from splitverify.keyexchange import initial
+from splitverify.model import client_backward, client_forward, server_step
+from splitverify.protocol import GradientMessage
+from splitverify.refnet import initial_params
+from splitverify.server import create_app
+from splitverify.transcript import Transcript, audit
+from splitverify.zk import phase2
+
+from conftest import TINY_SPEC
+from split_cases import data_batches
+
+pytestmark = pytest.mark.xdist_group("sessions")
+
+
+def reference_weights(steps: int, seed: int, batches):
+    """Both halves' weights after ``steps`` honest steps, from the integer reference."""
+    client, server = initial_params(TINY_SPEC, seed)
+    for x, labels in batches[:steps]:
+        fwd = client_forward(TINY_SPEC, client, x, labels)
+        result = server_step(TINY_SPEC, server, fwd.output, labels)
+        server = result.backward.new_params
+        client = client_backward(TINY_SPEC, client, fwd, result.gradient).new_params
+    return client, server
+
+
+def same_params(a, b) -> bool:
+    return all((w1 == w2).all() and (b1 == b2).all() for (w1, b1), (w2, b2) in zip(a, b))
+
+
+class ServeProcess:
+    """`splitverify serve` as a separate process on a fixed port (so a restart keeps the URL)."""
+
+    def __init__(self, db: Path, port: int):
+        self.db, self.port, self.proc = db, port, None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ServeProcess":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "splitverify", "serve", "--port", str(self.port),
+             "--db", str(self.db)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=os.environ.copy())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited: {self.proc.stdout.read().decode()}")
+            try:
+                httpx.get(f"{self.url}/docs", timeout=1)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("serve did not start within 60 s")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
+def test_server_killed_mid_step_and_restarted_resumes_the_session(tmp_path):
+    """Keys from the two-party ceremony, 3 steps with every proof; the server is killed with
+    SIGKILL after answering step 1's forward message and restarted on the same database:
+    the session finishes, the weights equal the reference run's, the transcript audits clean."""
+    batches = data_batches(TINY_SPEC, 3, seed=4)
+    server = ServeProcess(tmp_path / "sessions.db", free_port()).start()
+    try:
+        client = SplitClient(server.url, spec=TINY_SPEC, retry_seconds=90)
+        client.create_session(seed=3)
+        assert [c.name for c in client.party.prover.circuits.key("server_step").transcript] \
+            == ["server", "client"]
+        client.step(0, *batches[0])
+        # step 1: the forward message is answered, then the server dies before the backward
+        party = client.party
+        forward = party.forward(1, *batches[1])
+        gradient = GradientMessage.model_validate(
+            client._exchange(f"/sessions/{client.session_id}/forward", forward, (1, 0)))
+        server.kill()
+        server.start()
+        backward = party.receive_gradient(gradient, client._server_proof)
+        client._exchange(f"/sessions/{client.session_id}/backward", backward, (1, 2))
+        client.step(2, *batches[2])
+        status = client.server_status()
+        merged = merged_transcript(party.transcript,
+                                   Transcript.model_validate(client.server_transcript()))
+    finally:
+        server.kill()
+    assert status["next_step"] == 3 and status["stopped"] is None
+    report = audit(merged)
+    assert report.valid and report.proofs_verified == 9, report
+    want_client, want_server = reference_weights(3, 3, batches)
+    assert same_params(party.params, want_client)
+    from splitverify.server.store import SessionStore
+    checkpoints = SessionStore(tmp_path / "sessions.db").checkpoints(client.session_id)
+    assert [step for step, _ in checkpoints] == [0, 1, 2]
+    from splitverify.protocol import params_from_lists
+    assert same_params(params_from_lists(checkpoints[-1][1]), want_server)
+
+
+def test_a_message_resent_after_a_lost_answer_gets_the_same_answer(tiny_circuits):
+    """A re-sent message (same step, same bytes) is answered again and applied once; an
+    earlier step's message is still a replay."""
+    app = create_app(lambda _spec: tiny_circuits, ceremony=False)
+    batches = data_batches(TINY_SPEC, 2, seed=1)
+    with ServerThread(app) as thread:
+        client = SplitClient(thread.url, spec=TINY_SPEC, proof_mode="off")
+        sid = client.create_session(seed=2)
+        url, auth = f"{thread.url}/sessions/{sid}", {"Authorization": f"Bearer {client.token}"}
+        forward = client.party.forward(0, *batches[0]).model_dump()
+        first = httpx.post(f"{url}/forward", json=forward, headers=auth)
+        again = httpx.post(f"{url}/forward", json=forward, headers=auth)
+        assert first.status_code == again.status_code == 200
+        assert first.json() == again.json()
+        backward = client.party.receive_gradient(GradientMessage.model_validate(first.json()),
+                                                 client._server_proof).model_dump()
+        for _ in range(2):
+            assert httpx.post(f"{url}/backward", json=backward, headers=auth).status_code == 200
+        state = app.state.sessions[sid].party
+        assert state.next_step == 1 and len(state.losses) == 1
+        late = httpx.post(f"{url}/forward", json=forward, headers=auth)
+        assert late.status_code == 409 and late.json()["detected_step"] == 1
+
+
+def test_the_ceremony_refuses_keys_without_the_servers_contribution(tmp_path):
+    """Steps wait for the ceremony (425); a key that skips the server's contribution, or a
+    corrupted one, is refused (422) and the ceremony can still finish."""
+    app = create_app(db=tmp_path / "s.db")
+    with ServerThread(app) as thread:
+        created = httpx.post(f"{thread.url}/sessions", json={
+            "model": "layers", "batch": TINY_SPEC.batch,
+            "client_layers": [[d.n_in, d.n_out, d.relu] for d in TINY_SPEC.client],
+            "server_layers": [[d.n_in, d.n_out, d.relu] for d in TINY_SPEC.server]})
+        assert created.status_code == 201 and created.json()["ceremony"] is True
+        info = created.json()
+        url = f"{thread.url}/sessions/{info['session_id']}"
+        auth = {"Authorization": f"Bearer {info['token']}"}
+        early = httpx.post(f"{url}/backward", json={"session_id": info["session_id"],
+                                                    "step": 0}, headers=auth)
+        assert early.status_code == 425 and "ceremony" in early.json()["error"]
+        session = app.state.sessions[info["session_id"]]
+        circuits = session.party.prover.circuits
+        own, _ = phase2.contribute(initial(circuits, "client_forward"), "client",
+                                   tmp_path / "skip.zkey")
+        refused = httpx.put(f"{url}/keys/client_forward", content=own.zkey.read_bytes(),
+                            headers=auth)
+        assert refused.status_code == 422 and "refused" in refused.json()["error"]
+        theirs = httpx.get(f"{url}/keys/client_forward", headers=auth)
+        broken = bytearray(theirs.content)
+        broken[len(broken) // 2] ^= 0x40
+        refused = httpx.put(f"{url}/keys/client_forward", content=bytes(broken), headers=auth)
+        assert refused.status_code == 422
+        assert httpx.get(f"{url}/keys/nothing", headers=auth).status_code == 404
+        assert httpx.get(f"{url}/keys/client_forward").status_code == 401
+        assert session.keys["client_forward"]["final"] is None
+
+
+def test_train_command_against_a_running_server(tmp_path):
+    """`splitverify train` is the client of any server: here one on loopback, proofs off."""
+    app = create_app()
+    with ServerThread(app) as thread:
+        proc = subprocess.run(
+            [sys.executable, "-m", "splitverify", "train", "--server", thread.url, "--steps", "3",
+             "--proof-mode", "off", "--out", str(tmp_path)],
+            capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["detected"] is False
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    bad = subprocess.run([sys.executable, "-m", "splitverify", "train", "--server", thread.url,
+                          "--malicious", "server:skip-update", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "server scenario" in bad.stdout + bad.stderr
