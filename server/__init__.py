@@ -234,7 +234,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         party = new_party(body, session_id)
         token = secrets.token_urlsafe(32)
         session = _Session(token_digest(token), body.model_dump(), party)
-        if ceremony and party.mode.commits:   # the server's half of each key's ceremony
+        if ceremony and party.mode.proves:   # the server's half of each key's ceremony
             folder = key_root / str(session_id)
             for kind in KINDS:
                 key, contribution = server_contribute(party.prover.circuits, kind, folder)

@@ -124,7 +124,7 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
     losses = server["losses"]
     return {
         "steps": result.steps, "proof_mode": str(mode), "malicious": malicious,
-        "verified": det is None and mode.kind != "off",
+        "verified": det is None and mode.proves,
         "detected": det is not None, "detected_step": det.step if det else None,
         "detected_by": det.detected_by if det else None, "reason": det.reason if det else None,
         # mean squared error per logit of the last step (the loss the server proved)
@@ -140,7 +140,7 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
                      **_means(server["verify_s"])},
         "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),
         "retries": client.retries, "session_id": str(client.session_id), "server": url,
-        "insecure_dev_setup": mode.commits,
+        "insecure_dev_setup": mode.proves,
     }
 
 
@@ -157,7 +157,7 @@ def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
     check_scenario(malicious, "client")
     spec = SplitSpec.refnet()
     start = time.perf_counter()
-    if mode.commits:     # what both parties' key ceremonies start from (cached after one run)
+    if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
         local = SplitCircuits(spec)
         for kind in KINDS:
             progress(f"{kind}: compile and development setup (cached after the first run)")
@@ -168,7 +168,7 @@ def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
     with ServerThread(app) as server:
         progress(f"server on {server.url}" + (
             "; key ceremony: the server's and the client's phase-2 contributions to each "
-            "circuit's key, each checked by both sides" if mode.commits else ""))
+            "circuit's key, each checked by both sides" if mode.proves else ""))
         summary = run_training(server.url, steps, str(mode), out, on_step, malicious=malicious,
                                backend=backend)
     return {**summary, "setup_s": round(setup_s, 2),

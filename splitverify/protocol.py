@@ -13,6 +13,8 @@ One step, with proofs on (``every``):
 3. client → server ``BackwardMessage``: the ClientBackward statement and proof; the server
    checks it refers to the same data, state and weights as step 1 and received its gradient.
 
+``commit``: statements (commitments) travel and chain, nothing is ever proven — what a
+ledger without proofs can hold (the blockchain baseline of ``splitverify compare``).
 ``audit:P``: messages carry statements (commitments) but no proof; once the verifier holds a
 statement it draws, from its own randomness, whether to challenge that step (probability P);
 a challenged prover must then prove the statement it already committed to. ``off``: no
@@ -50,7 +52,7 @@ class ProofMode:
 
     @classmethod
     def parse(cls, text: str) -> "ProofMode":
-        if text in ("every", "off"):
+        if text in ("every", "off", "commit"):
             return cls(text, 1.0 if text == "every" else 0.0)
         if text.startswith("audit:"):
             try:
@@ -59,7 +61,8 @@ class ProofMode:
                 p = -1.0
             if 0.0 < p <= 1.0:
                 return cls("audit", p)
-        raise InputError(f"proof mode {text!r}: use every, off or audit:P with 0 < P ≤ 1")
+        raise InputError(f"proof mode {text!r}: use every, off, commit or audit:P with "
+                         "0 < P ≤ 1")
 
     def __str__(self) -> str:
         return f"audit:{self.probability:g}" if self.kind == "audit" else self.kind
@@ -67,6 +70,11 @@ class ProofMode:
     @property
     def commits(self) -> bool:
         return self.kind != "off"
+
+    @property
+    def proves(self) -> bool:
+        """Whether any proof may be asked for (so the parties need keys)."""
+        return self.kind in ("every", "audit")
 
 
 def random_field() -> int:
@@ -163,7 +171,7 @@ class Prover:
     _kept: dict[str, tuple[int, dict]] = field(default_factory=dict)
 
     def attach(self, kind: str, step: int, inputs: dict) -> str | None:
-        if self.mode.kind == "off":
+        if self.mode.kind in ("off", "commit"):
             return None
         self._kept[kind] = (step, inputs)
         return self.prove(kind, step) if self.mode.kind == "every" else None
@@ -233,9 +241,14 @@ class ClientParty(_Party):
         self._pending = _ClientStep(step, x, labels, fwd, salts, statement)
         activations = fwd.output
         if self.malicious == "client:poisoned-activation":
-            # sends activations its committed weights and data did not produce
+            # sends activations its committed weights and data did not produce, and commits to
+            # what it sends (a consistent cheat: only a proof can tell)
             activations = activations.clone()
             activations[0, 0] += spec.quant.scale
+            if statement is not None:
+                statement = Statement("client_forward", {
+                    **statement.values, "messageCommitment": st.message_commitment(
+                        spec, activations, labels, salts.message)})
         msg = ForwardMessage(session_id=self.session_id, step=step,
                              activations=activations.tolist(), labels=labels.tolist(),
                              message_salt=salts.message,
@@ -410,8 +423,14 @@ class ServerParty(_Party):
             self.params = result.backward.new_params
         gradient = result.gradient
         if self.malicious == "server:wrong-gradient":
+            # a gradient its proven computation does not give, committed to consistently: the
+            # statement matches what is sent, the proof (of the honest step) does not
             gradient = gradient.clone()
             gradient[0, 0] += spec.quant.scale // 4
+            if statement is not None:
+                statement = Statement("server_step", {
+                    **statement.values, "gradientCommitment": st.gradient_commitment(
+                        spec, gradient, salts.gradient)})
         proof = self._forge(proof)
         self._pending = _ServerStep(step, public if self.mode.commits else None,
                                     statement.values["gradientCommitment"] if statement else None,
@@ -509,7 +528,7 @@ def run_local(client: ClientParty, server: ServerParty, batches) -> SessionResul
 
 def new_transcript(party: "ClientParty | ServerParty") -> Transcript:
     circuits = party.prover.circuits
-    kinds = KINDS if party.mode.commits else ()
+    kinds = KINDS if party.mode.proves else ()
     return Transcript(
         session_id=party.session_id, spec=describe(party.spec), proof_mode=str(party.mode),
         verification_keys={kind: circuits.verification_key(kind).to_snarkjs() for kind in kinds},
