@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .cache import ArtifactCache
+from . import phase2
 from .ceremony import Ceremony, CircuitKey, PtauFile, initial_key, verify_key
 from .compile import CompiledCircuit, compile_circuit
 from .models import Proof, PublicSignals, VerificationKey
@@ -36,14 +37,14 @@ def setup(circuit: CompiledCircuit, *, ptau: PtauFile | None = None,
           contributors: tuple[str, ...] = ("splitverify",), workdir: str | Path | None = None,
           cache: ArtifactCache | None = None) -> CircuitKey:
     """Initial key (dev ptau unless ``ptau`` is given) plus one phase-2 contribution per name in
-    ``contributors`` (fresh entropy each). ``workdir`` defaults to a new temporary folder."""
-    start = initial_key(circuit, ptau, cache)
-    if not contributors:
-        return start
-    ceremony = Ceremony(start, workdir or tempfile.mkdtemp(prefix=f"sv-{circuit.name}-"), ptau)
-    for name in contributors:
-        ceremony.contribute(name)
-    return ceremony.key
+    ``contributors`` (fresh OS randomness each; native, snarkjs-compatible: see ``phase2``).
+    ``workdir`` defaults to a new temporary folder."""
+    key = initial_key(circuit, ptau, cache)
+    folder = Path(workdir or tempfile.mkdtemp(prefix=f"sv-{circuit.name}-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(contributors, 1):
+        key, _ = phase2.contribute(key, name, folder / f"{circuit.name}_{index:04d}.zkey")
+    return key
 
 
 def prove(key: CircuitKey, inputs: Mapping[str, object], backend: str | None = None
