@@ -141,8 +141,16 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     store = SessionStore(db)
     app.state.sessions, app.state.store = sessions, store
     circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
-    key_root = (Path(tempfile.mkdtemp(prefix="sv-server-keys-")) if str(db) == ":memory:"
-                else Path(f"{db}.keys"))
+    key_folders: dict[int, Path] = {}
+
+    def key_folder(session_id: int) -> Path:
+        """Where a session's ceremony keys live: next to the database (``<db>.keys/<id>``),
+        or in a temporary folder when sessions are not persisted."""
+        if session_id not in key_folders:
+            key_folders[session_id] = (
+                Path(tempfile.mkdtemp(prefix="sv-server-keys-")) if str(db) == ":memory:"
+                else Path(f"{db}.keys") / str(session_id))
+        return key_folders[session_id]
 
     def new_party(request: SessionCreate, session_id: int) -> ServerParty:
         spec = request.spec()
@@ -235,7 +243,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         token = secrets.token_urlsafe(32)
         session = _Session(token_digest(token), body.model_dump(), party)
         if ceremony and party.mode.proves:   # the server's half of each key's ceremony
-            folder = key_root / str(session_id)
+            folder = key_folder(session_id)
             for kind in KINDS:
                 key, contribution = server_contribute(party.prover.circuits, kind, folder)
                 session.keys[kind] = {"server": str(key.zkey), "server_hash": contribution,
@@ -279,7 +287,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         if record["final"]:
             return _error(409, f"the {kind} key is already final; start a new session to redo "
                                "the ceremony")
-        folder = key_root / str(session_id)
+        folder = key_folder(session_id)
         try:
             key = server_accept(session.party.prover.circuits, kind, await request.body(),
                                 record["server_hash"], folder)
