@@ -81,6 +81,7 @@ class ErrorBody(BaseModel):
 
 
 ERROR_MEANINGS = {
+    400: "The body could not be read (not UTF-8 text).",
     401: "No bearer token.",
     403: "The token is not this session's.",
     404: "No such session (or no key ceremony of that kind in it).",
@@ -100,7 +101,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # what every route can answer: a body over the limit, or one that does not parse
-COMMON = (413, 422)
+COMMON = (400, 413, 422)
 SESSION_ERRORS = (*COMMON, 401, 403, 404, 409)
 SessionId = Annotated[int, PathParam(ge=0, lt=1 << SESSION_ID_BITS,
                                      description="The id POST /sessions returned.")]
