@@ -15,6 +15,10 @@ With ``ceremony=True`` (``serve``, ``demo``) every session's keys come from a tw
 ceremony (:mod:`splitverify.keyexchange`); steps are refused (425) until the three keys are
 final. With ``ceremony=False`` the operator's ``circuits_for`` keys are used as they are.
 
+Limits (:class:`Limits`, ``splitverify serve --max-…``) bound what one request or one client
+can make the server hold: request bodies (413), model sizes and the batch (422), sessions per
+server (429), steps per session (422). Every 4xx answer is an :class:`ErrorBody`.
+
 A message the server challenges in audit mode is answered 428 with ``{"challenge": kind}``:
 the client re-sends it with the proof (the draw is made once per step). Tampering detected →
 409 with the step, the detecting party and the reason; the session is stopped. Bad input →
@@ -29,43 +33,90 @@ answer again; any other message for a step already handled is a replay.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import torch
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..circuits import KINDS, SplitCircuits
 from ..circuits.generator import describe
 from ..errors import InputError, SplitverifyError, TamperDetected
 from ..keyexchange import load_final, server_accept, server_contribute
+from ..limits import Limits
 from .. import model
 from ..model import Dense, SplitSpec
 from ..protocol import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode, ServerParty,
                         new_transcript, params_to_lists, random_field)
 from ..refnet import initial_params
-from ..transcript import ORDER, TranscriptEntry
+from ..transcript import ORDER, Transcript, TranscriptEntry
 from .store import SessionStore, token_digest
 
-MAX_BODY = 8 << 20
-MAX_KEY_BODY = 1 << 30      # an uploaded proving key (~100 MB for RefNet's 2^18 circuit)
 MAX_PREDICT_ROWS = 4096
+SESSION_ID_BITS = 250            # session ids are random field elements (protocol.random_field)
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer. ``error`` says what was wrong; a 409 adds where the session stopped
+    (``detected_step``, ``detected_by``, ``reason``), a 428 what to prove (``challenge``,
+    ``step``)."""
+    error: str
+    detected_step: int | None = None
+    detected_by: str | None = None
+    reason: str | None = None
+    challenge: str | None = None
+    step: int | None = None
+
+
+ERROR_MEANINGS = {
+    400: "The body could not be read (not UTF-8 text).",
+    401: "No bearer token.",
+    403: "The token is not this session's.",
+    404: "No such session (or no key ceremony of that kind in it).",
+    409: "Tampering or a replay was detected: the session is stopped (step, party, reason); "
+         "or the key is already final.",
+    413: "The request body exceeds the server's limit.",
+    422: "Invalid request, or past a limit of the server; nothing changed.",
+    425: "The key ceremony is not finished.",
+    428: "The server challenges this message: re-send it with its proof.",
+    429: "The server holds as many sessions as it allows.",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: its error answers, each an ErrorBody."""
+    return {code: {"model": ErrorBody, "description": ERROR_MEANINGS[code]} for code in codes}
+
+
+# what every route can answer: a body over the limit, or one that does not parse
+COMMON = (400, 413, 422)
+SESSION_ERRORS = (*COMMON, 401, 403, 404, 409)
+SessionId = Annotated[int, PathParam(ge=0, lt=1 << SESSION_ID_BITS,
+                                     description="The id POST /sessions returned.")]
 
 
 class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str = Field("refnet", description="'refnet' (REFERENCE.md) or 'layers'")
+    model: Literal["refnet", "layers"] = Field(
+        "refnet", description="'refnet' (REFERENCE.md) or 'layers'")
     client_layers: list[tuple[int, int, bool]] | None = None   # (n_in, n_out, relu) for 'layers'
     server_layers: list[tuple[int, int, bool]] | None = None
-    batch: int = Field(16, ge=1, le=1024)
+    batch: int = Field(16, ge=1, description="At most the server's dimension limit.")
     proof_mode: str = "every"
-    seed: int = 0
+    # torch seeds the second half with seed + 1, and a torch seed is below 2^64
+    seed: int = Field(0, ge=0, lt=1 << 63)
 
     def spec(self) -> SplitSpec:
         if self.model == "refnet":
@@ -75,6 +126,20 @@ class SessionCreate(BaseModel):
                              tuple(Dense(*d) for d in self.server_layers), self.batch)
         raise InputError("model must be 'refnet', or 'layers' with client_layers and "
                          "server_layers")
+
+    def within(self, limits: Limits) -> None:
+        """Refuse a model the server will not hold, before its spec or weights are built."""
+        layers = ([(64, 32), (32, 10)] if self.model == "refnet" else
+                  [(n_in, n_out) for n_in, n_out, _ in
+                   (self.client_layers or []) + (self.server_layers or [])])
+        too_wide = [d for layer in layers for d in layer if d > limits.dim]
+        if too_wide or self.batch > limits.dim:
+            raise InputError(f"layer widths and the batch must be ≤ {limits.dim} (the server's "
+                             f"dimension limit); got {max(too_wide + [self.batch])}")
+        params = sum(n_out * (n_in + 1) for n_in, n_out in layers)
+        if params > limits.params:
+            raise InputError(f"the model has {params} parameters; this server takes at most "
+                             f"{limits.params}")
 
 
 class SessionCreated(BaseModel):
@@ -96,6 +161,105 @@ class PredictRequest(BaseModel):
     activations: list[list[int]] = Field(..., max_length=MAX_PREDICT_ROWS)
 
 
+class StopRecord(BaseModel):
+    detected_step: int
+    detected_by: str
+    reason: str
+
+
+class SessionStatus(BaseModel):
+    session_id: int
+    next_step: int
+    stopped: StopRecord | None
+    proof_mode: str
+    proofs_verified: int
+    challenged: int
+    losses: list[int]
+    prove_s: dict[str, list[float]]
+    verify_s: dict[str, list[float]]
+
+
+class StepDone(BaseModel):
+    step: int
+
+
+class ProofBody(BaseModel):
+    proof: str = Field(description="256-byte Groth16 proof (EIP-197 order), hex")
+
+
+class Predictions(BaseModel):
+    classes: list[int]
+
+
+class KeyAccepted(BaseModel):
+    kind: str
+    accepted: bool
+    contributions: list[str]
+
+
+BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+KEY_PATH = re.compile(r"/sessions/[^/]+/keys/[^/]+")
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BodyLimit:
+    """ASGI middleware: a body over the limit is answered 413 before the app reads it — from
+    its Content-Length, or, for a body sent without one (chunked), once the bytes read pass the
+    limit (so at most the limit is ever held). An uploaded key has its own, larger limit."""
+
+    def __init__(self, app: ASGIApp, limits: Limits):
+        self.app, self.limits = app, limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_key = scope["method"] == "PUT" and KEY_PATH.fullmatch(scope["path"]) is not None
+        limit = self.limits.key_bytes if is_key else self.limits.body_bytes
+        length = Headers(scope=scope).get("content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > limit:
+                await _error(413, f"request body of {length} bytes exceeds {limit}")(
+                    scope, receive, send)
+                return
+        elif scope["method"] in METHODS_WITH_BODY:
+            body = await _read_at_most(receive, limit)
+            if body is None:
+                await _error(413, f"request body exceeds {limit} bytes")(scope, receive, send)
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send)
+
+
+async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is longer than ``limit``."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app a body already read, then the real one's messages."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return replayed
+
+
 class ProofRequired(SplitverifyError):
     def __init__(self, kind: str, step: int):
         super().__init__(f"step {step}: the server challenges this {kind} message; re-send it "
@@ -114,6 +278,8 @@ class _Session:
     # per circuit: the server's contribution (path, hash) and, once accepted, the final key
     keys: dict[str, dict] = field(default_factory=dict)
     saved_entries: int = 0                       # transcript entries already in the store
+    # one message at a time per session: two at once would both see the same step pending
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def keys_ready(self) -> bool:
@@ -124,20 +290,25 @@ def _digest(msg: BaseModel) -> str:
     return hashlib.sha256(msg.model_dump_json().encode()).hexdigest()
 
 
-def _error(status: int, message: str, **extra) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message, **extra})
+def _error(status: int, message: str, headers: dict[str, str] | None = None,
+           **extra) -> JSONResponse:
+    return JSONResponse(status_code=status, headers=headers,
+                        content=ErrorBody(error=message, **extra).model_dump(exclude_none=True))
 
 
 def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None, *,
                backend: str | None = None, malicious: str | None = None,
-               max_body: int = MAX_BODY, db: str | Path = ":memory:",
+               limits: Limits = Limits(), db: str | Path = ":memory:",
                ceremony: bool = True) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
-    cheat (tamper scenarios); ``db`` is the SQLite file sessions persist in (reloaded at start;
-    ceremony keys are kept next to it, in ``<db>.keys/``)."""
+    cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
+    SQLite file sessions persist in (reloaded at start; ceremony keys are kept next to it, in
+    ``<db>.keys/``)."""
     app = FastAPI(title="splitverify server", version="0.1.0")
-    sessions: dict[int, _Session] = {}
+    app.add_middleware(BodyLimit, limits=limits)
+    sessions: dict[int, _Session | None] = {}       # None: a session being made
+    creating = threading.Lock()          # the session count is checked and raised at once
     store = SessionStore(db)
     app.state.sessions, app.state.store = sessions, store
     circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
@@ -191,13 +362,10 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     for stored in store.load_all():
         sessions[stored.session_id] = resume(stored)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        limit = MAX_KEY_BODY if "/keys/" in request.url.path else max_body
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return _error(413, f"request body of {length} bytes exceeds {limit}")
-        return await call_next(request)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException):
+        # the framework's own answers (no such route, method not allowed) as ErrorBody too
+        return _error(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(InputError)
     async def input_error(_request: Request, exc: InputError):
@@ -235,10 +403,29 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     def need_proof(kind: str, step: int) -> str:
         raise ProofRequired(kind, step)
 
-    @app.post("/sessions", response_model=SessionCreated, status_code=201)
-    def create_session(body: SessionCreate) -> SessionCreated:
+    @app.post("/sessions", response_model=SessionCreated, status_code=201,
+              responses=errors(*COMMON, 429))
+    def create_session(body: SessionCreate):
         ProofMode.parse(body.proof_mode)        # a bad mode is a 422 before anything is made
-        session_id = random_field()
+        body.within(limits)
+        with creating:
+            if len(sessions) >= limits.sessions:
+                return _error(429, f"this server holds its limit of {limits.sessions} sessions; "
+                                   "no new one until the operator raises it (--max-sessions)")
+            session_id = random_field()
+            sessions[session_id] = None     # holds its place in the count while it is made
+        try:
+            session, token = new_session(body, session_id)
+        except BaseException:
+            del sessions[session_id]
+            raise
+        sessions[session_id] = session
+        return SessionCreated(session_id=session_id, token=token,
+                              spec=describe(session.party.spec),
+                              proof_mode=str(session.party.mode), ceremony=bool(session.keys))
+
+    def new_session(body: SessionCreate, session_id: int) -> tuple[_Session, str]:
+        """The session (stored) and its bearer token."""
         party = new_party(body, session_id)
         token = secrets.token_urlsafe(32)
         session = _Session(token_digest(token), body.model_dump(), party)
@@ -251,9 +438,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         else:
             party.transcript = new_transcript(party)
         persist(session)
-        sessions[session_id] = session
-        return SessionCreated(session_id=session_id, token=token, spec=describe(party.spec),
-                              proof_mode=str(party.mode), ceremony=bool(session.keys))
+        return session, token
 
     def ceremony_of(request: Request, session_id: int, kind: str
                     ) -> tuple[_Session, dict] | JSONResponse:
@@ -265,8 +450,10 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                                f"{sorted(session.keys) or 'none: keys are the operator’s'})")
         return session, session.keys[kind]
 
-    @app.get("/sessions/{session_id}/keys/{kind}")
-    def server_key(session_id: int, kind: str, request: Request):
+    @app.get("/sessions/{session_id}/keys/{kind}", response_class=Response,
+             responses={200: {"content": BINARY, "description": "The key (.zkey)."},
+                        **errors(*SESSION_ERRORS)})
+    def server_key(session_id: SessionId, kind: str, request: Request):
         """The circuit's key with the server's contribution, for the client to contribute to."""
         found = ceremony_of(request, session_id, kind)
         if isinstance(found, JSONResponse):
@@ -276,8 +463,10 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                         media_type="application/octet-stream",
                         headers={"X-Contribution-Hash": record["server_hash"]})
 
-    @app.put("/sessions/{session_id}/keys/{kind}")
-    async def final_key(session_id: int, kind: str, request: Request):
+    @app.put("/sessions/{session_id}/keys/{kind}", response_model=KeyAccepted,
+             responses=errors(*SESSION_ERRORS),
+             openapi_extra={"requestBody": {"required": True, "content": BINARY}})
+    async def final_key(session_id: SessionId, kind: str, request: Request):
         """The client's final key: checked against our initial key, with our contribution in
         it, it becomes the session's key for ``kind``."""
         found = ceremony_of(request, session_id, kind)
@@ -288,16 +477,20 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
             return _error(409, f"the {kind} key is already final; start a new session to redo "
                                "the ceremony")
         folder = key_folder(session_id)
-        try:
-            key = server_accept(session.party.prover.circuits, kind, await request.body(),
-                                record["server_hash"], folder)
-        except SplitverifyError as exc:
-            return _error(422, f"the {kind} key is refused: {exc}")
-        record.update(final=str(key.zkey), blake2b=key.blake2b,
-                      transcript=[asdict(c) for c in key.transcript])
-        if session.keys_ready:
-            session.party.transcript = new_transcript(session.party)
-        persist(session)
+        body = await request.body()
+        with session.lock:
+            if record["final"]:              # a concurrent upload finished first
+                return _error(409, f"the {kind} key is already final")
+            try:
+                key = server_accept(session.party.prover.circuits, kind, body,
+                                    record["server_hash"], folder)
+            except SplitverifyError as exc:
+                return _error(422, f"the {kind} key is refused: {exc}")
+            record.update(final=str(key.zkey), blake2b=key.blake2b,
+                          transcript=[asdict(c) for c in key.transcript])
+            if session.keys_ready:
+                session.party.transcript = new_transcript(session.party)
+            persist(session)
         return {"kind": kind, "accepted": True,
                 "contributions": [c.name for c in key.transcript]}
 
@@ -322,10 +515,17 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
 
     def handle(session: _Session, kind: str, msg: BaseModel, run: Callable[[], dict]):
         """Run one message against the party; commit the outcome before answering."""
+        with session.lock:
+            return handle_alone(session, kind, msg, run)
+
+    def handle_alone(session: _Session, kind: str, msg: BaseModel, run: Callable[[], dict]):
         if (early := not_ready(session)) is not None:
             return early
         if (again := handled_again(session, kind, msg)) is not None:
             return again
+        if kind == "forward" and session.party.next_step >= limits.steps:
+            return _error(422, f"the session has made the {limits.steps} steps this server "
+                               "allows per session (--max-steps); start a new session")
         try:
             response = run()
         except ProofRequired as exc:
@@ -337,16 +537,19 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         persist(session, checkpoint=kind == "backward")
         return response
 
-    @app.post("/sessions/{session_id}/forward", response_model=GradientMessage)
-    def forward(session_id: int, msg: ForwardMessage, request: Request):
+    step_errors = errors(*SESSION_ERRORS, 425, 428)
+
+    @app.post("/sessions/{session_id}/forward", response_model=GradientMessage,
+              responses=step_errors)
+    def forward(session_id: SessionId, msg: ForwardMessage, request: Request):
         session = session_of(request, session_id)
         if isinstance(session, JSONResponse):
             return session
         return handle(session, "forward", msg,
                       lambda: session.party.receive_forward(msg, need_proof).model_dump())
 
-    @app.post("/sessions/{session_id}/backward")
-    def backward(session_id: int, msg: BackwardMessage, request: Request):
+    @app.post("/sessions/{session_id}/backward", response_model=StepDone, responses=step_errors)
+    def backward(session_id: SessionId, msg: BackwardMessage, request: Request):
         session = session_of(request, session_id)
         if isinstance(session, JSONResponse):
             return session
@@ -356,19 +559,22 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
             return {"step": msg.step}
         return handle(session, "backward", msg, run)
 
-    @app.post("/sessions/{session_id}/prove")
-    def prove(session_id: int, body: ProveRequest, request: Request):
+    @app.post("/sessions/{session_id}/prove", response_model=ProofBody,
+              responses=errors(*SESSION_ERRORS))
+    def prove(session_id: SessionId, body: ProveRequest, request: Request):
         session = session_of(request, session_id)
         if isinstance(session, JSONResponse):
             return session
         if body.kind not in KINDS:
             raise InputError(f"unknown circuit {body.kind!r}")
-        proof = session.party.prove(body.kind, body.step)
-        persist(session)                     # the prove time joins the recorded figures
+        with session.lock:
+            proof = session.party.prove(body.kind, body.step)
+            persist(session)                 # the prove time joins the recorded figures
         return {"proof": proof}
 
-    @app.get("/sessions/{session_id}")
-    def status(session_id: int, request: Request):
+    @app.get("/sessions/{session_id}", response_model=SessionStatus,
+             responses=errors(*SESSION_ERRORS))
+    def status(session_id: SessionId, request: Request):
         session = session_of(request, session_id, stopped_ok=True)
         if isinstance(session, JSONResponse):
             return session
@@ -379,8 +585,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                 "challenged": party.verifier.challenged, "losses": party.losses,
                 "prove_s": party.prover.prove_seconds, "verify_s": party.verifier.verify_seconds}
 
-    @app.post("/sessions/{session_id}/predict")
-    def predict(session_id: int, body: PredictRequest, request: Request):
+    @app.post("/sessions/{session_id}/predict", response_model=Predictions,
+              responses=errors(*SESSION_ERRORS))
+    def predict(session_id: SessionId, body: PredictRequest, request: Request):
         """The server half's predictions for cut-layer activations (evaluation: nothing is
         learned or proven)."""
         session = session_of(request, session_id)
@@ -399,8 +606,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         logits = model.forward(full, spec.server, session.party.params, acts).output
         return {"classes": logits.argmax(1).tolist()}
 
-    @app.get("/sessions/{session_id}/transcript")
-    def transcript(session_id: int, request: Request):
+    @app.get("/sessions/{session_id}/transcript", response_model=Transcript,
+             responses=errors(*SESSION_ERRORS, 425))
+    def transcript(session_id: SessionId, request: Request):
         session = session_of(request, session_id, stopped_ok=True)
         if isinstance(session, JSONResponse):
             return session
@@ -411,4 +619,4 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     return app
 
 
-__all__ = ["create_app", "SessionCreate", "SessionCreated"]
+__all__ = ["create_app", "ErrorBody", "Limits", "SessionCreate", "SessionCreated"]

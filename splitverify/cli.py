@@ -16,6 +16,7 @@ from rich.table import Table
 
 from . import zk
 from .errors import InputError, SplitverifyError
+from .limits import Limits
 
 app = typer.Typer(help="Verifiable split learning with Groth16 proofs from Circom circuits.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -229,13 +230,28 @@ def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
     _finish_session(summary, out, "splitverify demo: RefNet, split at the cut layer, over HTTP")
 
 
+_LIMITS = Limits()       # the server's defaults, shown by `serve --help`
+
+
 @app.command()
 def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
           db: Annotated[Path, typer.Option(help="SQLite file the sessions persist in (a "
                                             "restarted server resumes them).")]
           = Path("splitverify-sessions.db"),
-          malicious: MaliciousOpt = None) -> None:
+          malicious: MaliciousOpt = None,
+          max_body: Annotated[int, typer.Option(help="Largest JSON request, bytes.")]
+          = _LIMITS.body_bytes,
+          max_key_body: Annotated[int, typer.Option(help="Largest uploaded proving key, bytes.")]
+          = _LIMITS.key_bytes,
+          max_dim: Annotated[int, typer.Option(help="Largest layer width or batch.")]
+          = _LIMITS.dim,
+          max_params: Annotated[int, typer.Option(help="Most weights and biases in a model.")]
+          = _LIMITS.params,
+          max_sessions: Annotated[int, typer.Option(help="Most sessions held (stored ones "
+                                                    "included).")] = _LIMITS.sessions,
+          max_steps: Annotated[int, typer.Option(help="Most training steps per session.")]
+          = _LIMITS.steps) -> None:
     """Run the splitverify server (FastAPI over uvicorn)."""
     import uvicorn
 
@@ -245,7 +261,9 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     try:
         if malicious is not None and check_scenario(malicious, "server") is None:
             raise InputError(f"{malicious} is a client scenario; the server plays server:*")
-        application = create_app(db=db, malicious=malicious)
+        limits = Limits(body_bytes=max_body, key_bytes=max_key_body, dim=max_dim,
+                        params=max_params, sessions=max_sessions, steps=max_steps)
+        application = create_app(db=db, malicious=malicious, limits=limits)
     except SplitverifyError as exc:
         _fail(exc)
     console.print(f"splitverify server on http://{host}:{port} (sessions in {db})")

@@ -378,7 +378,9 @@ class ServerParty(_Party):
     def receive_forward(self, msg: ForwardMessage, request_proof: Callable[[str, int], str]
                         ) -> GradientMessage:
         spec, step = self.spec, self.next_step
-        _require(msg.session_id == self.session_id, step, "server", "wrong session")
+        _require(msg.session_id == self.session_id, step, "server",
+                 f"the message is for session {msg.session_id}, not this one (a replay from "
+                 "another session?)")
         _require(msg.step == step, step, "server",
                  f"the message is for step {msg.step}, expected step {step} (a replay?)")
         try:

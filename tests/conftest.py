@@ -188,6 +188,14 @@ def tiny_circuits(isolated_cache: Path) -> SplitCircuits:
 
 
 @pytest.fixture(scope="session")
+def tiny_keys(tiny_circuits: SplitCircuits) -> SplitCircuits:
+    """``tiny_circuits`` with its three keys made (the operator's shared keys of the HTTP tests)."""
+    for kind in KINDS:
+        tiny_circuits.key(kind)
+    return tiny_circuits
+
+
+@pytest.fixture(scope="session")
 def tiny_case() -> StepCase:
     return random_case(TINY_SPEC, seed=5)
 

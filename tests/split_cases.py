@@ -13,6 +13,7 @@ from splitverify.circuits import Statement
 from splitverify.circuits import statements as st
 from splitverify.errors import InputError
 from splitverify.model import Params, SplitSpec
+from splitverify.refnet import initial_params
 
 CLIENT_SALTS = st.ClientSalts(data=1111, weights=2222, message=3333, state=4444)
 SERVER_SALTS = st.ServerSalts(weights=5555, gradient=6666)
@@ -108,3 +109,20 @@ def data_batches(spec: SplitSpec, n: int, seed: int = 0) -> list[tuple[torch.Ten
     q = spec.quant
     return [(q.encode(torch.rand(spec.batch, spec.features, generator=g), data=True),
              torch.randint(0, spec.classes, (spec.batch,), generator=g)) for _ in range(n)]
+
+
+def reference_weights(spec: SplitSpec, steps: int, seed: int, batches) -> tuple[Params, Params]:
+    """Both halves' weights after ``steps`` honest steps from ``initial_params(spec, seed)``,
+    from the integer reference (what any correct run of the protocol must end with)."""
+    client, server = initial_params(spec, seed)
+    for x, labels in batches[:steps]:
+        fwd = model.client_forward(spec, client, x, labels)
+        result = model.server_step(spec, server, fwd.output, labels)
+        server = result.backward.new_params
+        client = model.client_backward(spec, client, fwd, result.gradient).new_params
+    return client, server
+
+
+def same_params(a: Params, b: Params) -> bool:
+    return len(a) == len(b) and all((w1 == w2).all() and (b1 == b2).all()
+                                    for (w1, b1), (w2, b2) in zip(a, b))

@@ -18,32 +18,15 @@ import pytest
 from splitverify.client import SplitClient
 from splitverify.demo import ServerThread, free_port, merged_transcript
 from splitverify.keyexchange import initial
-from splitverify.model import client_backward, client_forward, server_step
 from splitverify.protocol import GradientMessage
-from splitverify.refnet import initial_params
 from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk import phase2
 
 from conftest import TINY_SPEC
-from split_cases import data_batches
+from split_cases import data_batches, reference_weights, same_params
 
 pytestmark = pytest.mark.xdist_group("sessions")
-
-
-def reference_weights(steps: int, seed: int, batches):
-    """Both halves' weights after ``steps`` honest steps, from the integer reference."""
-    client, server = initial_params(TINY_SPEC, seed)
-    for x, labels in batches[:steps]:
-        fwd = client_forward(TINY_SPEC, client, x, labels)
-        result = server_step(TINY_SPEC, server, fwd.output, labels)
-        server = result.backward.new_params
-        client = client_backward(TINY_SPEC, client, fwd, result.gradient).new_params
-    return client, server
-
-
-def same_params(a, b) -> bool:
-    return all((w1 == w2).all() and (b1 == b2).all() for (w1, b1), (w2, b2) in zip(a, b))
 
 
 class ServeProcess:
@@ -108,7 +91,7 @@ def test_server_killed_mid_step_and_restarted_resumes_the_session(tmp_path):
     assert status["next_step"] == 3 and status["stopped"] is None
     report = audit(merged)
     assert report.valid and report.proofs_verified == 9, report
-    want_client, want_server = reference_weights(3, 3, batches)
+    want_client, want_server = reference_weights(TINY_SPEC, 3, 3, batches)
     assert same_params(party.params, want_client)
     from splitverify.server.store import SessionStore
     checkpoints = SessionStore(tmp_path / "sessions.db").checkpoints(client.session_id)
