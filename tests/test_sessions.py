@@ -100,6 +100,58 @@ def test_server_killed_mid_step_and_restarted_resumes_the_session(tmp_path):
     assert same_params(params_from_lists(checkpoints[-1][1]), want_server)
 
 
+def test_server_killed_at_random_points_while_training(tmp_path):
+    """A bounded loop of SIGKILLs at random moments (seeded) while a client trains 6 steps with
+    every proof: each time the server restarts on its database and the client's retries carry
+    the session on. No step is lost or applied twice (weights equal the reference run's, the
+    server's checkpoints are steps 0..5 once each) and the transcript audits clean."""
+    import random
+    import threading
+
+    steps, kills = 6, 3
+    batches = data_batches(TINY_SPEC, steps, seed=9)
+    server = ServeProcess(tmp_path / "sessions.db", free_port()).start()
+    client = SplitClient(server.url, spec=TINY_SPEC, retry_seconds=120)
+    client.create_session(seed=5)                 # the ceremony runs before the kills start
+    done = threading.Event()
+    survived = []
+
+    def killer() -> None:
+        rng = random.Random(7)
+        for _ in range(kills):
+            if done.wait(rng.uniform(0.5, 4.0)):
+                return
+            server.kill()
+            server.start()
+            survived.append(client.retries)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        result = client.train(batches, steps=steps)
+    finally:
+        done.set()
+        thread.join()
+    try:
+        status = client.server_status()
+        merged = merged_transcript(client.party.transcript,
+                                   Transcript.model_validate(client.server_transcript()))
+    finally:
+        server.kill()
+    assert len(survived) >= 1, "no kill happened while training: the loop proves nothing"
+    assert result.detected is None and result.steps == steps
+    assert status["next_step"] == steps
+    report = audit(merged)
+    assert report.valid and report.proofs_verified == 3 * steps, report
+    want_client, want_server = reference_weights(TINY_SPEC, steps, 5, batches)
+    assert same_params(client.party.params, want_client)
+    from splitverify.protocol import params_from_lists
+    from splitverify.server.store import SessionStore
+    checkpoints = SessionStore(tmp_path / "sessions.db").checkpoints(client.session_id)
+    assert [step for step, _ in checkpoints] == list(range(steps))
+    assert same_params(params_from_lists(checkpoints[-1][1]), want_server)
+
+
 def test_a_message_resent_after_a_lost_answer_gets_the_same_answer(tiny_circuits):
     """A re-sent message (same step, same bytes) is answered again and applied once; an
     earlier step's message is still a replay."""
