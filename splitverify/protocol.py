@@ -238,7 +238,6 @@ class ClientParty(_Party):
                                                     self.session_id, step)
             proof = self.prover.attach("client_forward", step, st.client_forward_inputs(
                 spec, self.params, x, labels, fwd, salts, self.session_id, step))
-        self._pending = _ClientStep(step, x, labels, fwd, salts, statement)
         activations = fwd.output
         if self.malicious == "client:poisoned-activation":
             # sends activations its committed weights and data did not produce, and commits to
@@ -249,6 +248,9 @@ class ClientParty(_Party):
                 statement = Statement("client_forward", {
                     **statement.values, "messageCommitment": st.message_commitment(
                         spec, activations, labels, salts.message)})
+        # the statement sent: the server's reply must consume its message commitment (a
+        # poisoning client stays consistent with itself too)
+        self._pending = _ClientStep(step, x, labels, fwd, salts, statement)
         msg = ForwardMessage(session_id=self.session_id, step=step,
                              activations=activations.tolist(), labels=labels.tolist(),
                              message_salt=salts.message,
