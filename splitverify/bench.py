@@ -63,28 +63,49 @@ def circuit_constraints(progress: Callable[[str], None] = lambda _msg: None) -> 
 STEP_RUNS = {"off": (100, 20), "every": (5, 2), "audit:0.1": (50, 10)}   # steps: full, quick
 
 
+def keyed_circuits(spec: SplitSpec, progress: Callable[[str], None]) -> SplitCircuits:
+    """``spec``'s three circuits with their keys made now (compile and development setup come
+    from the cache after the first run; the phase-2 contributions are fresh), so that no
+    clock started later counts them."""
+    circuits = SplitCircuits(spec, contributors=("bench-server", "bench-client"))
+    for kind in KINDS:
+        progress(f"{kind}: key (compile and dev setup cached after the first run)")
+        circuits.key(kind)
+    return circuits
+
+
+def local_parties(spec: SplitSpec, circuits: SplitCircuits, mode: str, *,
+                  malicious: str | None = None, seed: int = 0):
+    """A fresh session's client and server (for ``run_local``): initial weights of ``seed``,
+    the native prover, ``malicious`` played by the side it names."""
+    from .demo import check_scenario
+    from .protocol import ClientParty, ProofMode, ServerParty, random_field
+    from .refnet import initial_params
+
+    client_params, server_params = initial_params(spec, seed)
+    session, parsed = random_field(), ProofMode.parse(mode)
+    client = ClientParty(spec, session, parsed, client_params, circuits, backend="native",
+                         malicious=check_scenario(malicious, "client"))
+    server = ServerParty(spec, session, parsed, server_params, circuits, backend="native",
+                         malicious=check_scenario(malicious, "server"))
+    return client, server
+
+
 def step_seconds(quick: bool, progress: Callable[[str], None]) -> dict:
     """Mean wall seconds per RefNet step in each proof mode: both parties in this process
     (``run_local``: the same messages and checks as over HTTP, no transport), native prover,
     keys made once before the clock starts. A mean, not a median: in ``audit`` mode the cost
     is in the few challenged steps."""
     from .demo import refnet_batches
-    from .protocol import ClientParty, ProofMode, ServerParty, random_field, run_local
-    from .refnet import initial_params
+    from .protocol import run_local
 
     spec = SplitSpec.refnet()
-    circuits = SplitCircuits(spec, contributors=("bench-server", "bench-client"))
-    for kind in KINDS:
-        progress(f"RefNet {kind}: key (compile and dev setup cached)")
-        circuits.key(kind)
+    circuits = keyed_circuits(spec, progress)
     out = {}
     for mode, (full, short) in STEP_RUNS.items():
         n = short if quick else full
         progress(f"{n} RefNet steps, proof mode {mode}")
-        client_params, server_params = initial_params(spec, 0)
-        session, parsed = random_field(), ProofMode.parse(mode)
-        client = ClientParty(spec, session, parsed, client_params, circuits, backend="native")
-        server = ServerParty(spec, session, parsed, server_params, circuits, backend="native")
+        client, server = local_parties(spec, circuits, mode)
         data = refnet_batches(spec)
         result = run_local(client, server, (next(data) for _ in range(n)))
         if result.detected is not None or result.steps != n:
