@@ -15,7 +15,7 @@ from ..errors import InputError, ProofError
 from .ceremony import CircuitKey
 from .models import Proof, PublicSignals
 from .toolchain import find_toolchain, tail
-from .witness import public_signals, read_witness
+from .witness import read_witness
 
 ENV_PROVER = "SPLITVERIFY_PROVER"
 
@@ -72,7 +72,7 @@ class NativeProver:
             raw = groth16py.prove_wtns(pk, str(wtns))
         except Exception as exc:  # groth16py raises its own exception types
             raise ProofError(f"the native prover failed on {key.circuit.name}: {exc}") from exc
-        public = public_signals(key.circuit, read_witness(wtns))
+        public = read_witness(wtns, 1, key.circuit.info.n_public)  # snarkjs order
         return Proof.from_bytes(bytes(raw)), PublicSignals(tuple(public))
 
 
