@@ -16,6 +16,7 @@ proof ties a commitment to the computation.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -97,8 +98,8 @@ def choose_chain(requested: str) -> tuple[str, str]:
     try:
         find_anvil()
     except ToolchainError as exc:
-        return "embedded", f"anvil is not available ({exc})"
-    return "anvil", "anvil's binary is installed (native pairing precompile)"
+        return "embedded", f"anvil is not available: {exc}"
+    return "anvil", "anvil's binary is installed; its pairing precompile is native"
 
 
 def run_once(mode: Mode, scenario: str | None, steps: int, spec: SplitSpec,
@@ -197,7 +198,7 @@ def run_comparison(spec: SplitSpec, circuits: SplitCircuits, batches: Batches,
     progress = config.progress
     needs_chain = any(m.ledger is not None for m in config.modes)
     backend, why = choose_chain(config.chain) if needs_chain else (None, "no ledger mode")
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), os.getloadavg()[0]
     with deployed_ledger(backend) if backend is not None else nullcontext() as ledger:
         reports = []
         for mode in config.modes:
@@ -219,7 +220,10 @@ def run_comparison(spec: SplitSpec, circuits: SplitCircuits, batches: Batches,
         "spec": describe(spec), "steps": config.steps, "scenario_steps": config.scenario_steps,
         "chain": {"backend": backend, "why": why}, "machine": machine(),
         "prover": "native", "kinds": list(KINDS), "scenarios": list(config.scenarios),
-        "seconds": round(time.perf_counter() - start, 1), "modes": reports,
+        "seconds": round(time.perf_counter() - start, 1),
+        # wall times mean little on a busy machine: the reader can see how busy it was
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "modes": reports,
     }
 
 
@@ -320,8 +324,9 @@ def markdown(report: dict) -> str:
         f"{report['steps']} steps per mode; each tamper scenario runs up to "
         f"{report['scenario_steps']} steps and stops at detection. Both parties in one process "
         f"(the same messages and checks as over HTTP), {report['prover']} prover. Chain: "
-        f"{chain['backend']} ({chain['why']}). Machine: {report['machine']}. "
-        f"Total {report['seconds']} s.",
+        f"{chain['backend']} ({chain['why']}). Machine: {report['machine']}, load average "
+        f"{' → '.join(map(str, report['load_average_1min']))} (1 min, start → end; wall times "
+        f"on a shared machine are noisy). Total {report['seconds']} s.",
         "",
         "## Modes",
         "",
