@@ -180,10 +180,12 @@ class Prover:
     prove_seconds: dict[str, list[float]] = field(default_factory=dict)
     _kept: dict[str, tuple[int, dict]] = field(default_factory=dict)
 
-    def attach(self, kind: str, step: int, inputs: dict) -> str | None:
-        if self.mode.kind in ("off", "commit"):
+    def attach(self, kind: str, step: int, inputs: Callable[[], dict]) -> str | None:
+        """Keep the witness inputs of this statement (built only when a proof may be asked
+        for: ``commit`` and ``off`` never prove) and prove now in ``every`` mode."""
+        if not self.mode.proves:
             return None
-        self._kept[kind] = (step, inputs)
+        self._kept[kind] = (step, inputs())
         return self.prove(kind, step) if self.mode.kind == "every" else None
 
     def prove(self, kind: str, step: int) -> str:
@@ -252,7 +254,7 @@ class ClientParty(_Party):
         if self.mode.commits:
             statement = st.client_forward_statement(spec, self.params, x, labels, fwd, salts,
                                                     self.session_id, step)
-            proof = self.prover.attach("client_forward", step, st.client_forward_inputs(
+            proof = self.prover.attach("client_forward", step, lambda: st.client_forward_inputs(
                 spec, self.params, x, labels, fwd, salts, self.session_id, step))
         activations = fwd.output
         if self.malicious == "client:poisoned-activation":
@@ -317,7 +319,8 @@ class ClientParty(_Party):
             args = (spec, self.params, pending.x, pending.labels, pending.fwd, gradient,
                     msg.gradient_salt, bwd, pending.salts, self.session_id, step)
             statement = st.client_backward_statement(*args)
-            proof = self.prover.attach("client_backward", step, st.client_backward_inputs(*args))
+            proof = self.prover.attach("client_backward", step,
+                                       lambda: st.client_backward_inputs(*args))
         self.params = bwd.new_params
         backward = BackwardMessage(session_id=self.session_id, step=step,
                                    public=statement.values if statement else None, proof=proof)
@@ -441,7 +444,7 @@ class ServerParty(_Party):
             args = (spec, self.params, acts, labels, msg.message_salt, result, salts,
                     self.session_id, step)
             statement = st.server_step_statement(*args)
-            proof = self.prover.attach("server_step", step, st.server_step_inputs(*args))
+            proof = self.prover.attach("server_step", step, lambda: st.server_step_inputs(*args))
         if self.malicious != "server:skip-update":
             self.params = result.backward.new_params
         gradient = result.gradient
