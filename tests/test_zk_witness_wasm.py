@@ -58,7 +58,8 @@ def test_compiled_module_is_cached_on_disk(matmul_circuit) -> None:
     cache = zk.ArtifactCache()
     wasm_witness.compiled_module(matmul_circuit.wasm, cache)
     wasm_witness.compiled_module(matmul_circuit.wasm, cache)
-    events = cache.events(kind="wasmtime", key=wasm_witness.compiled_module_key(matmul_circuit.wasm))
+    key = wasm_witness.compiled_module_key(matmul_circuit.wasm)
+    events = cache.events(kind="wasmtime", key=key)
     assert [e["event"] for e in events].count("build") == 1
     assert events[-1]["event"] == "hit"
 
