@@ -299,12 +299,14 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None,
 def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None, *,
                backend: str | None = None, malicious: str | None = None,
                limits: Limits = Limits(), db: str | Path = ":memory:",
-               ceremony: bool = True) -> FastAPI:
+               ceremony: bool = True,
+               on_party: Callable[[ServerParty], object] | None = None) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
     SQLite file sessions persist in (reloaded at start; ceremony keys are kept next to it, in
-    ``<db>.keys/``)."""
+    ``<db>.keys/``); ``on_party`` sees each session's party as it is made or resumed (e.g.
+    ``LedgerSink.attach``, to log its statements)."""
     app = FastAPI(title="splitverify server", version="0.1.0")
     app.add_middleware(BodyLimit, limits=limits)
     sessions: dict[int, _Session | None] = {}       # None: a session being made
@@ -326,8 +328,11 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     def new_party(request: SessionCreate, session_id: int) -> ServerParty:
         spec = request.spec()
         _, server_params = initial_params(spec, request.seed)
-        return ServerParty(spec, session_id, ProofMode.parse(request.proof_mode), server_params,
-                           circuits_for(spec), backend=backend, malicious=malicious)
+        party = ServerParty(spec, session_id, ProofMode.parse(request.proof_mode), server_params,
+                            circuits_for(spec), backend=backend, malicious=malicious)
+        if on_party is not None:
+            on_party(party)
+        return party
 
     def persist(session: _Session, checkpoint: bool = False) -> None:
         party = session.party

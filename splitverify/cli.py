@@ -178,10 +178,20 @@ def zk_verify(vk: Path, public: Path, proof: Path,
         raise typer.Exit(EXIT_INVALID)
 
 
+PROOF_MODE_HELP = ("every (every message proven), audit:P (a share P challenged), commit "
+                   "(statements without proofs: the blockchain baseline) or off.")
 MaliciousOpt = Annotated[Optional[str], typer.Option(
     help="A tamper scenario: server:wrong-gradient, server:forged-proof, server:skip-update, "
          "client:poisoned-activation, client:replay.")]
-ChainOpt = Annotated[str, typer.Option(help="none (the ledger is not built yet).")]
+ChainOpt = Annotated[str, typer.Option(
+    help="Log each statement a party sends on an Ethereum ledger: none, embedded (an "
+         "in-process chain), anvil (a local anvil node) or an http(s):// node URL. A fresh "
+         "SplitLedger is deployed per run; summary.json gets its gas and seconds.")]
+VerifyOnChainOpt = Annotated[bool, typer.Option(
+    "--verify-on-chain",
+    help="With --chain and --proof-mode every: record each statement with its proof "
+         "(recordVerified: the chain runs the Groth16 verifier; ~3-5 s per record on the "
+         "embedded chain, whose pairing check is pure Python).")]
 OutOpt = Annotated[Path, typer.Option(help="Folder for summary.json and transcript.json.")]
 
 
@@ -196,35 +206,43 @@ def _finish_session(summary: dict, out: Path, title: str) -> None:
                 "detected_step", "detected_by", "reason"):
         if key in summary:
             table.add_row(key, json.dumps(summary[key]))
+    if "chain" in summary:
+        chain = summary["chain"]
+        table.add_row("chain", f"{chain['backend']}: {chain['entries']} entries "
+                               f"({chain['verified_entries']} verified on chain) by "
+                               f"{' and '.join(chain['logged_by'])}, {chain['gas_total']:,} gas, "
+                               f"{chain['seconds_total']} s")
+        for refused in chain["refused"]:
+            table.add_row("chain refused", f"step {refused['step']} {refused['kind']} of the "
+                                           f"{refused['party']}: {refused['reason']}")
     Console().print(table)
     console.print(f"summary and transcript written to {out}")
     if summary["detected"]:
         raise typer.Exit(3)
 
 
-def _no_chain(chain: str) -> None:
-    if chain != "none":
-        raise InputError(f"--chain {chain}: the ledger is not built yet; use --chain none")
-
-
 @app.command()
 def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
-         proof_mode: Annotated[str, typer.Option(help="every, audit:P or off.")] = "every",
+         proof_mode: Annotated[str, typer.Option(help=PROOF_MODE_HELP)] = "every",
          malicious: MaliciousOpt = None, chain: ChainOpt = "none",
+         verify_on_chain: VerifyOnChainOpt = False,
          out: OutOpt = Path("splitverify-demo")) -> None:
     """RefNet split training over HTTP on loopback: the server in a thread, the client against
-    it, every message verified as the proof mode says. Exit 0 clean, 3 tampering detected."""
+    it, every message verified as the proof mode says; with --chain both parties log the
+    statements they send on one ledger. Exit 0 clean, 3 tampering detected."""
     from rich.progress import Progress
 
+    from .chain import parse_chain
     from .demo import run_demo
 
     try:
-        _no_chain(chain)
+        backend = parse_chain(chain)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("training", total=steps)
             summary = run_demo(steps, proof_mode, malicious, out,
                                progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
-                               on_step=lambda done: bar.update(task, completed=done))
+                               on_step=lambda done: bar.update(task, completed=done),
+                               chain=backend, verify_on_chain=verify_on_chain)
     except SplitverifyError as exc:
         _fail(exc)
     _finish_session(summary, out, "splitverify demo: RefNet, split at the cut layer, over HTTP")
@@ -274,8 +292,14 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                                               "http://127.0.0.1:8000.")],
           steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
-          proof_mode: Annotated[str, typer.Option(help="every, audit:P or off.")] = "every",
-          malicious: MaliciousOpt = None, chain: ChainOpt = "none",
+          proof_mode: Annotated[str, typer.Option(help=PROOF_MODE_HELP)] = "every",
+          malicious: MaliciousOpt = None,
+          chain: Annotated[str, typer.Option(
+              help="Log the client's own statements (client_forward, client_backward) on an "
+                   "Ethereum ledger: none, embedded, anvil or an http(s):// node URL. Only the "
+                   "client's side logs: the remote server's statements are not recorded.")]
+          = "none",
+          verify_on_chain: VerifyOnChainOpt = False,
           seed: Annotated[int, typer.Option(help="Initial weights' seed.")] = 0,
           retry_seconds: Annotated[float, typer.Option(
               help="How long to keep retrying an unreachable server.")] = 60.0,
@@ -283,17 +307,22 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
     """The client: train RefNet with a splitverify server over HTTP. Exit codes as demo."""
     from rich.progress import Progress
 
+    from .chain import chain_log, check_chain_options, parse_chain
     from .demo import check_scenario, run_training
+    from .protocol import ProofMode
 
     try:
-        _no_chain(chain)
+        backend = parse_chain(chain)
+        check_chain_options(backend, verify_on_chain, ProofMode.parse(proof_mode))
         if malicious is not None and check_scenario(malicious, "client") is None:
             raise InputError(f"{malicious} is a server scenario; the client plays client:*")
-        with Progress(console=console, transient=True) as bar:
+        with Progress(console=console, transient=True) as bar, \
+                chain_log(backend, verify_on_chain) as log:
             task = bar.add_task("training", total=steps)
             summary = run_training(server, steps, proof_mode, out,
                                    lambda done: bar.update(task, completed=done),
-                                   malicious=malicious, seed=seed, retry_seconds=retry_seconds)
+                                   malicious=malicious, seed=seed, retry_seconds=retry_seconds,
+                                   chain=log)
     except SplitverifyError as exc:
         _fail(exc)
     _finish_session(summary, out, f"splitverify train against {server}")
@@ -439,6 +468,28 @@ def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = Fa
         sys.stdout.write(json.dumps(result) + "\n")
         return
     Console().print_json(json.dumps(result))
+
+
+@app.command()
+def compare(quick: Annotated[bool, typer.Option(
+                help="2 honest steps per mode, scenarios up to 2 steps (else 5 and 3).")] = False,
+            out: Annotated[Path, typer.Option(help="Folder for compare.md, compare.png and "
+                                              "compare.json.")] = Path("splitverify-compare"),
+            chain: Annotated[str, typer.Option(
+                help="The ledger modes' chain: auto (anvil when its binary is installed, "
+                     "else embedded), embedded or anvil.")] = "auto") -> None:
+    """The blockchain baseline vs zk-SNARK proofs on RefNet: five modes (plain, ledger only,
+    zk, zk + ledger, zk + on-chain verification), each honest and under each tamper scenario."""
+    from .compare import run_refnet_comparison
+
+    try:
+        report = run_refnet_comparison(quick, out, chain,
+                                       progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
+    except SplitverifyError as exc:
+        _fail(exc)
+    sys.stdout.write((out / "compare.md").read_text())   # markdown as is (not rich markup)
+    console.print(f"compare.md, compare.png and compare.json written to {out} "
+                  f"({report['seconds']} s)")
 
 
 def _print_breakdown(breakdown: dict, counts: dict, batch: int = 16) -> None:

@@ -13,6 +13,7 @@ import torch
 import uvicorn
 
 from . import refnet
+from .chain import ChainLog, chain_log, check_chain_options
 from .circuits import KINDS, SplitCircuits
 from .errors import InputError
 from .keyexchange import initial
@@ -94,10 +95,12 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
                  on_step: Callable[[int], None], *, malicious: str | None = None,
                  circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                  backend: str | None = None, seed: int = 0,
-                 retry_seconds: float = 60.0) -> dict:
+                 retry_seconds: float = 60.0, chain: ChainLog | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
-    return the summary (REFERENCE.md's summary.json)."""
+    return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
+    statements on that ledger (the server's are logged only where its sink shares ``chain``:
+    the demo)."""
     from .client import SplitClient
 
     mode = ProofMode.parse(proof_mode)
@@ -110,6 +113,8 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
     start = time.perf_counter()
     client.create_session(seed=seed)          # with the key ceremony when the server runs one
     session_s = time.perf_counter() - start
+    if chain is not None:
+        chain.sink("client").attach(client.party)
     data = refnet_batches(spec)
     start = time.perf_counter()
     result = client.train(data, steps, on_step)
@@ -141,20 +146,33 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
         "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),
         "retries": client.retries, "session_id": str(client.session_id), "server": url,
         "insecure_dev_setup": mode.proves,
+        **({"chain": chain.summary()} if chain is not None else {}),
     }
 
 
 def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
              progress: Callable[[str], None], on_step: Callable[[int], None],
-             backend: str | None = None) -> dict:
+             backend: str | None = None, chain: str | None = None,
+             verify_on_chain: bool = False) -> dict:
     """``splitverify demo``: the server in a thread on a free loopback port, the client against
-    it over HTTP (``run_training``)."""
-    from .server import create_app
-
+    it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
+    on one ledger (``verify_on_chain``: with their proofs, verified by the chain)."""
     mode = ProofMode.parse(proof_mode)
     if steps < 1:
         raise InputError("--steps must be at least 1")
     check_scenario(malicious, "client")
+    check_chain_options(chain, verify_on_chain, mode)
+    with chain_log(chain, verify_on_chain) as log:
+        if log is not None:
+            progress(f"ledger: SplitLedger deployed on the {chain} chain at {log.ledger.address}")
+        return _demo_session(steps, mode, malicious, out, progress, on_step, backend, log)
+
+
+def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
+                  progress: Callable[[str], None], on_step: Callable[[int], None],
+                  backend: str | None, chain: ChainLog | None) -> dict:
+    from .server import create_app
+
     spec = SplitSpec.refnet()
     start = time.perf_counter()
     if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
@@ -164,12 +182,13 @@ def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
             initial(local, kind)
     setup_s = time.perf_counter() - start
     # each party has its own SplitCircuits: its keys come out of the session's ceremony
-    app = create_app(backend=backend, malicious=check_scenario(malicious, "server"))
+    app = create_app(backend=backend, malicious=check_scenario(malicious, "server"),
+                     on_party=chain.sink("server").attach if chain is not None else None)
     with ServerThread(app) as server:
         progress(f"server on {server.url}" + (
             "; key ceremony: the server's and the client's phase-2 contributions to each "
             "circuit's key, each checked by both sides" if mode.proves else ""))
         summary = run_training(server.url, steps, str(mode), out, on_step, malicious=malicious,
-                               backend=backend)
+                               backend=backend, chain=chain)
     return {**summary, "setup_s": round(setup_s, 2),
             "seconds": round(time.perf_counter() - start, 2)}

@@ -56,6 +56,11 @@ class LedgerError(SplitverifyError):
     and the decoded revert reason), the node is unreachable, or no contract is deployed."""
 
 
+class LedgerRejected(LedgerError):
+    """The contract reverted a transaction (e.g. ``AlreadyRecorded``, ``ProofRejected``):
+    the chain's own verdict on what was sent, as opposed to a node or connection failure."""
+
+
 class TamperDetected(SplitverifyError):
     """The other party's message does not verify: the session must stop. Records the step, the
     party that detected it (``client``/``server``) and why."""

@@ -39,8 +39,9 @@ API (what the runtime's ``--chain`` calls)::
   index 0..2; ``session`` and every commitment are BN254 scalar-field elements; ``step`` fits
   in 64 bits.
 * Errors: bad arguments raise ``InputError`` before anything is sent; a transaction the contract
-  rejects raises ``LedgerError`` naming session, step, kind and the decoded revert reason
-  (e.g. ``AlreadyRecorded(...)``, ``ProofRejected(...)``), and nothing is recorded.
+  rejects raises ``LedgerRejected`` (a ``LedgerError``) naming session, step, kind and the
+  decoded revert reason (e.g. ``AlreadyRecorded(...)``, ``ProofRejected(...)``), and nothing is
+  recorded; a node that fails or does not answer raises ``LedgerError``.
 * ``Receipt``: function, tx hash, block, gas used, ``seconds`` (send to mined receipt) and
   ``preflight_s`` (the simulation that gets a revert reason without paying for a failed
   transaction; ``preflight=False`` skips it, and the chain itself then rejects the transaction).
@@ -59,7 +60,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
@@ -74,7 +75,7 @@ from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
 from .anvil import AnvilNode
 from .contracts import CONTRACTS_DIR
-from .errors import InputError, LedgerError
+from .errors import InputError, LedgerError, LedgerRejected
 from .solc import SOLC_SETTINGS, CompiledContract, compile_cached, compile_source
 from .zk.ceremony import CircuitKey
 from .zk.curve import R
@@ -148,6 +149,17 @@ class Commitments:
 
     def as_args(self) -> tuple[int, int, int, int]:
         return (self.message, self.gradient, self.weights_before, self.weights_after)
+
+    @classmethod
+    def of_statement(cls, kind: str | int, values: Mapping[str, int]) -> Commitments:
+        """The entry a statement of ``kind`` fills (the fields ``recordVerified`` takes from
+        the public signals), from its values by signal name."""
+        name = KINDS[kind_index(kind)]
+        missing = sorted(set(_ENTRY_SIGNALS[name].values()) - set(values))
+        if missing:
+            raise InputError(f"a {name} statement needs {missing} to fill a ledger entry")
+        return cls(**{entry_field: values[signal]
+                      for entry_field, signal in _ENTRY_SIGNALS[name].items()})
 
 
 @dataclass(frozen=True)
@@ -605,7 +617,8 @@ class Ledger:
 
     def _send(self, function: Any, name: str, context: str, *, gas: int,
               preflight: bool = True) -> tuple[Receipt, Any]:
-        """Send one transaction and wait for it; LedgerError if the contract rejects it."""
+        """Send one transaction and wait for it; LedgerRejected if the contract rejects it,
+        LedgerError if the node fails."""
         tx = {"from": self.account, "gas": gas}
         preflight_s = 0.0
         if preflight:
@@ -618,8 +631,8 @@ class Ledger:
             raw = self.w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=self.receipt_timeout_s, poll_latency=_POLL_S)
         except Reverted as exc:  # a node that rejects a reverting transaction itself
-            raise LedgerError(f"{context}: reverted: {self._reason(exc)}; nothing was "
-                              "recorded") from exc
+            raise LedgerRejected(f"{context}: reverted: {self._reason(exc)}; nothing was "
+                                 "recorded") from exc
         except TimeExhausted as exc:
             raise LedgerError(f"{context}: no receipt within {self.receipt_timeout_s:.0f} s; "
                               "the transaction may still be mined later") from exc
@@ -628,9 +641,9 @@ class Ledger:
         seconds = time.perf_counter() - started
         if raw["status"] != 1:
             reason = self._replay_reason(function, tx, raw["blockNumber"])
-            raise LedgerError(f"{context}: transaction {raw['transactionHash'].to_0x_hex()} "
-                              f"reverted in block {raw['blockNumber']} ({reason}); nothing was "
-                              "recorded")
+            raise LedgerRejected(f"{context}: transaction {raw['transactionHash'].to_0x_hex()} "
+                                 f"reverted in block {raw['blockNumber']} ({reason}); nothing "
+                                 "was recorded")
         receipt = Receipt(function=name, tx_hash=raw["transactionHash"].to_0x_hex(),
                           block=raw["blockNumber"], gas_used=raw["gasUsed"], seconds=seconds,
                           preflight_s=preflight_s)
@@ -641,7 +654,7 @@ class Ledger:
         try:
             function.call(tx)
         except Reverted as exc:
-            raise LedgerError(f"{context}: reverted: {self._reason(exc)}; nothing was sent "
+            raise LedgerRejected(f"{context}: reverted: {self._reason(exc)}; nothing was sent "
                               "or recorded") from exc
 
     def _replay_reason(self, function: Any, tx: dict[str, Any], block: int) -> str:

@@ -20,6 +20,10 @@ statement it draws, from its own randomness, whether to challenge that step (pro
 a challenged prover must then prove the statement it already committed to. ``off``: no
 commitments, no proofs — plain split learning through the same code path (the baseline).
 Any failed check raises ``TamperDetected`` (step, party, reason); the session stops.
+
+A party's ``on_statement`` hook (e.g. :class:`splitverify.chain.LedgerSink`) is called with every
+statement the party itself sends — kind, step, public values and proof (None when not proven
+now) — exactly as it goes on the wire, cheats included: a ledger holds what was claimed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import random
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -40,6 +44,9 @@ from .circuits.generator import describe
 from .model import Params, SplitSpec
 from .transcript import Transcript
 from .zk import Proof
+
+# (kind, step, public values, proof hex or None) of a statement a party sends
+StatementHook = Callable[[str, int, dict[str, int], str | None], None]
 
 SCENARIOS = ("server:wrong-gradient", "server:forged-proof", "server:skip-update",
              "client:poisoned-activation", "client:replay")
@@ -103,6 +110,9 @@ class GradientMessage(_Message):
 
 class BackwardMessage(_Message):
     pass
+
+
+_M = TypeVar("_M", bound=_Message)
 
 
 def _tensor(rows: list[list[int]] | list[int]) -> torch.Tensor:
@@ -201,6 +211,7 @@ class _Party:
     """What both parties hold: their half's parameters, a prover and a verifier."""
     role = ""                                   # client | server
     transcript: Transcript | None = None
+    on_statement: StatementHook | None = None   # sees each statement this party sends
 
     def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
                  circuits: SplitCircuits, *, backend: str | None = None,
@@ -216,6 +227,11 @@ class _Party:
         """What this party received and checked goes into the session's transcript."""
         if self.transcript is not None:
             self.transcript.record(kind, step, public, proof)
+
+    def _emit(self, kind: str, msg: _Message) -> None:
+        """Hand a statement this party sends to its hook (``off`` sends none)."""
+        if self.on_statement is not None and msg.public is not None:
+            self.on_statement(kind, msg.step, msg.public, msg.proof)
 
 
 class ClientParty(_Party):
@@ -238,7 +254,6 @@ class ClientParty(_Party):
                                                     self.session_id, step)
             proof = self.prover.attach("client_forward", step, st.client_forward_inputs(
                 spec, self.params, x, labels, fwd, salts, self.session_id, step))
-        self._pending = _ClientStep(step, x, labels, fwd, salts, statement)
         activations = fwd.output
         if self.malicious == "client:poisoned-activation":
             # sends activations its committed weights and data did not produce, and commits to
@@ -249,6 +264,9 @@ class ClientParty(_Party):
                 statement = Statement("client_forward", {
                     **statement.values, "messageCommitment": st.message_commitment(
                         spec, activations, labels, salts.message)})
+        # the statement sent: the server's reply must consume its message commitment (a
+        # poisoning client stays consistent with itself too)
+        self._pending = _ClientStep(step, x, labels, fwd, salts, statement)
         msg = ForwardMessage(session_id=self.session_id, step=step,
                              activations=activations.tolist(), labels=labels.tolist(),
                              message_salt=salts.message,
@@ -256,6 +274,7 @@ class ClientParty(_Party):
         if self.malicious == "client:replay" and self._sent:
             msg = self._sent[0]                     # re-sends step 0's message and proof
         self._sent.append(msg)
+        self._emit("client_forward", msg)
         return msg
 
     def prove(self, kind: str, step: int) -> str:
@@ -300,8 +319,10 @@ class ClientParty(_Party):
             statement = st.client_backward_statement(*args)
             proof = self.prover.attach("client_backward", step, st.client_backward_inputs(*args))
         self.params = bwd.new_params
-        return BackwardMessage(session_id=self.session_id, step=step,
-                               public=statement.values if statement else None, proof=proof)
+        backward = BackwardMessage(session_id=self.session_id, step=step,
+                                   public=statement.values if statement else None, proof=proof)
+        self._emit("client_backward", backward)
+        return backward
 
 
 @dataclass
@@ -438,9 +459,11 @@ class ServerParty(_Party):
                                     statement.values["gradientCommitment"] if statement else None,
                                     result.loss)
         self.losses.append(result.loss)
-        return GradientMessage(session_id=self.session_id, step=step,
-                               gradient=gradient.tolist(), gradient_salt=salts.gradient,
-                               public=statement.values if statement else None, proof=proof)
+        reply = GradientMessage(session_id=self.session_id, step=step,
+                                gradient=gradient.tolist(), gradient_salt=salts.gradient,
+                                public=statement.values if statement else None, proof=proof)
+        self._emit("server_step", reply)
+        return reply
 
     def receive_backward(self, msg: BackwardMessage, request_proof: Callable[[str, int], str]
                          ) -> None:
@@ -481,6 +504,7 @@ class SessionResult:
     server: ServerParty
     seconds: float
     transcript: Transcript
+    step_seconds: list[float] = field(default_factory=list)   # wall time of each step begun
 
     def summary(self) -> dict:
         def means(d: dict[str, list[float]]) -> dict[str, float]:
@@ -505,27 +529,36 @@ class SessionResult:
         }
 
 
-def run_local(client: ClientParty, server: ServerParty, batches) -> SessionResult:
+def run_local(client: ClientParty, server: ServerParty, batches,
+              on_message: Callable[[_Message], None] = lambda _msg: None) -> SessionResult:
     """Both parties in one process (tests, benchmarks): the same messages and checks as over
-    HTTP, without the transport. Stops at the first TamperDetected."""
+    HTTP, without the transport; ``on_message`` sees each message as it is handed over.
+    Stops at the first TamperDetected."""
     start = time.perf_counter()
-    done = 0
+    done, step_seconds, detected = 0, [], None
     transcript = new_transcript(client)
     client.transcript = server.transcript = transcript
+
+    def handed(msg: _M) -> _M:
+        on_message(msg)
+        return msg
     try:
         for step, (x, labels) in enumerate(batches):
-            forward = client.forward(step, x, labels)
-            gradient = server.receive_forward(forward, client.prove)
-            backward = client.receive_gradient(gradient, server.prove)
+            step_start = time.perf_counter()
+            step_seconds.append(0.0)
+            forward = handed(client.forward(step, x, labels))
+            gradient = handed(server.receive_forward(forward, client.prove))
+            backward = handed(client.receive_gradient(gradient, server.prove))
             server.receive_backward(backward, client.prove)
+            step_seconds[-1] = time.perf_counter() - step_start
             done = step + 1
     except TamperDetected as exc:
+        step_seconds[-1] = time.perf_counter() - step_start
         transcript.detected = {"step": exc.step, "detected_by": exc.detected_by,
                                "reason": exc.reason}
-        return SessionResult(done, server.losses, exc, client, server,
-                             time.perf_counter() - start, transcript)
-    return SessionResult(done, server.losses, None, client, server, time.perf_counter() - start,
-                         transcript)
+        detected = exc
+    return SessionResult(done, server.losses, detected, client, server,
+                         time.perf_counter() - start, transcript, step_seconds)
 
 
 def new_transcript(party: "ClientParty | ServerParty") -> Transcript:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from splitverify import zk
@@ -43,6 +44,10 @@ template SumProd2() { signal input a[2][2]; signal input b[2][2]; signal output 
   for (var i=0;i<2;i++) for (var j=0;j<2;j++) c[i][j] <== q[i][j] + q[j][i] + a[i][j]; }
 component main = SumProd2();
 """
+
+# Raw HTTP requests in tests wait as long as the client SDK would: a step with proofs can take
+# minutes on a loaded machine, far past httpx's 5 s default.
+http = httpx.Client(timeout=600.0)
 
 # Inputs with negative entries; the product has negative entries as well.
 MATMUL_INPUTS = {"a": [[1, -2], [3, 4]], "b": [[5, 6], [-7, 8]]}

@@ -15,8 +15,9 @@ from splitverify.limits import Limits
 from splitverify.protocol import GradientMessage
 from splitverify.server import create_app
 
-from conftest import TINY_SPEC
+from conftest import http, TINY_SPEC
 from split_cases import data_batches, reference_weights, same_params
+
 
 pytestmark = pytest.mark.xdist_group("api")
 
@@ -41,7 +42,7 @@ def test_models_past_the_dimension_or_parameter_limit_are_refused(tiny_circuits)
     app, thread = serve(tiny_circuits, Limits(dim=8, params=40))
     with thread:
         def create(**changes) -> httpx.Response:
-            return httpx.post(f"{thread.url}/sessions", json={**TINY_LAYERS, **changes})
+            return http.post(f"{thread.url}/sessions", json={**TINY_LAYERS, **changes})
 
         assert create().status_code == 201                      # 4·3+3 + 3·2+2 = 23 parameters
         wide = create(client_layers=[[4, 9, True]], server_layers=[[9, 2, False]])
@@ -59,9 +60,9 @@ def test_models_past_the_dimension_or_parameter_limit_are_refused(tiny_circuits)
 def test_sessions_past_the_limit_are_refused_with_429(tiny_circuits):
     app, thread = serve(tiny_circuits, Limits(sessions=2))
     with thread:
-        codes = [httpx.post(f"{thread.url}/sessions", json=TINY_LAYERS).status_code
+        codes = [http.post(f"{thread.url}/sessions", json=TINY_LAYERS).status_code
                  for _ in range(3)]
-        full = httpx.post(f"{thread.url}/sessions", json=TINY_LAYERS)
+        full = http.post(f"{thread.url}/sessions", json=TINY_LAYERS)
     assert codes == [201, 201, 429]
     assert "limit of 2 sessions" in full.json()["error"] and len(app.state.sessions) == 2
 
@@ -74,7 +75,7 @@ def test_steps_past_the_limit_are_refused_and_change_nothing(tiny_circuits):
         sid = client.create_session(seed=1)
         client.train(batches, steps=2)
         third = client.party.forward(2, *batches[2]).model_dump()
-        refused = httpx.post(f"{thread.url}/sessions/{sid}/forward", json=third,
+        refused = http.post(f"{thread.url}/sessions/{sid}/forward", json=third,
                              headers=bearer(client))
     assert refused.status_code == 422 and "2 steps" in refused.json()["error"]
     assert app.state.sessions[sid].party.next_step == 2
@@ -93,11 +94,11 @@ def test_bodies_past_the_limits_are_refused_with_413_with_or_without_a_length(ti
             yield b" " * (size - 2)
             yield b"{}"
 
-        sized = httpx.post(f"{url}/forward", content=b" " * 1001, headers=json_headers)
-        streamed = httpx.post(f"{url}/forward", content=chunked(1001), headers=json_headers)
-        small = httpx.post(f"{url}/forward", content=chunked(500), headers=json_headers)
-        key_ok = httpx.put(f"{url}/keys/client_forward", content=b"k" * 1500, headers=auth)
-        key_big = httpx.put(f"{url}/keys/client_forward", content=chunked(2001), headers=auth)
+        sized = http.post(f"{url}/forward", content=b" " * 1001, headers=json_headers)
+        streamed = http.post(f"{url}/forward", content=chunked(1001), headers=json_headers)
+        small = http.post(f"{url}/forward", content=chunked(500), headers=json_headers)
+        key_ok = http.put(f"{url}/keys/client_forward", content=b"k" * 1500, headers=auth)
+        key_big = http.put(f"{url}/keys/client_forward", content=chunked(2001), headers=auth)
     assert sized.status_code == streamed.status_code == key_big.status_code == 413
     assert "exceeds" in streamed.json()["error"]
     assert small.status_code == 422            # read whole and parsed: {} is not a message
@@ -114,7 +115,7 @@ def test_a_proof_of_any_length_but_256_bytes_or_not_hex_is_tampering(tiny_keys):
             client = SplitClient(thread.url, spec=TINY_SPEC, circuits_for=lambda _s: tiny_keys)
             sid = client.create_session()
             good = client.party.forward(0, *batches[0]).model_dump()
-            r = httpx.post(f"{thread.url}/sessions/{sid}/forward", json={**good, "proof": proof},
+            r = http.post(f"{thread.url}/sessions/{sid}/forward", json={**good, "proof": proof},
                            headers=bearer(client))
             reasons.append((r.status_code, r.json().get("reason", r.json()["error"])))
     assert [code for code, _ in reasons] == [409, 409, 409, 409], reasons
@@ -134,17 +135,17 @@ def test_a_sessions_token_opens_no_other_session(tiny_keys):
         forward = bob.party.forward(0, *data_batches(TINY_SPEC, 1)[0]).model_dump()
         url, auth = f"{thread.url}/sessions/{bob.session_id}", bearer(alice)
         answers = {
-            "status": httpx.get(url, headers=auth),
-            "transcript": httpx.get(f"{url}/transcript", headers=auth),
-            "forward": httpx.post(f"{url}/forward", json=forward, headers=auth),
-            "backward": httpx.post(f"{url}/backward", json={"session_id": bob.session_id,
+            "status": http.get(url, headers=auth),
+            "transcript": http.get(f"{url}/transcript", headers=auth),
+            "forward": http.post(f"{url}/forward", json=forward, headers=auth),
+            "backward": http.post(f"{url}/backward", json={"session_id": bob.session_id,
                                                             "step": 0}, headers=auth),
-            "prove": httpx.post(f"{url}/prove", json={"kind": "server_step", "step": 0},
+            "prove": http.post(f"{url}/prove", json={"kind": "server_step", "step": 0},
                                 headers=auth),
-            "predict": httpx.post(f"{url}/predict", json={"activations": [[0, 0, 0]]},
+            "predict": http.post(f"{url}/predict", json={"activations": [[0, 0, 0]]},
                                   headers=auth),
-            "get key": httpx.get(f"{url}/keys/client_forward", headers=auth),
-            "put key": httpx.put(f"{url}/keys/client_forward", content=b"key", headers=auth),
+            "get key": http.get(f"{url}/keys/client_forward", headers=auth),
+            "put key": http.put(f"{url}/keys/client_forward", content=b"key", headers=auth),
         }
         assert {name: r.status_code for name, r in answers.items()} == \
             {name: 403 for name in answers}
@@ -194,7 +195,7 @@ def honest_session(url: str, circuits, seed: int) -> SplitClient:
 
 
 def post(client: SplitClient, kind: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{client.url}/sessions/{client.session_id}/{kind}", json=body,
+    return http.post(f"{client.url}/sessions/{client.session_id}/{kind}", json=body,
                       headers=bearer(client))
 
 

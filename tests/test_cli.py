@@ -186,6 +186,40 @@ def test_split_demo_detects_a_replay_and_exits_3(tmp_path):
 
 def test_split_demo_rejects_bad_flags(tmp_path):
     for args in (("--proof-mode", "sometimes"), ("--malicious", "client:nothing"),
-                 ("--chain", "anvil"), ("--steps", "0")):
+                 ("--chain", "ganache"), ("--steps", "0")):
         code, out = invoke("demo", *args, "--out", str(tmp_path))
         assert code == 1, (args, out)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--chain", "ganache"), "use none, embedded"),
+    (("--chain", "embedded", "--proof-mode", "off"), "nothing to record"),
+    (("--verify-on-chain", "--proof-mode", "commit"), "needs a chain"),
+    (("--chain", "embedded", "--proof-mode", "commit", "--verify-on-chain"),
+     "--proof-mode every"),
+])
+def test_bad_chain_options_exit_1_with_a_clear_message(tmp_path, args, message):
+    for command in ("demo", "train"):
+        extra = ("--server", "http://127.0.0.1:9") if command == "train" else ()
+        code, out = invoke(command, *extra, *args, "--out", str(tmp_path))
+        assert code == 1 and message in " ".join(out.split()), (command, args, out)
+
+
+def test_split_demo_logs_both_parties_statements_on_chain(tmp_path):
+    """Commitments without proofs (fast): the client's and the server's statements go on the
+    embedded chain; summary.json has the chain's figures."""
+    code, out = invoke("demo", "--steps", "2", "--proof-mode", "commit", "--chain", "embedded",
+                       "--out", str(tmp_path))
+    assert code == 0, out
+    chain = json.loads((tmp_path / "summary.json").read_text())["chain"]
+    assert chain["backend"] == "embedded" and chain["logged_by"] == ["client", "server"]
+    assert chain["entries"] == 6 and chain["verified_entries"] == 0 and chain["refused"] == []
+    assert chain["parties"]["client"]["entries"] == 4 and chain["parties"]["server"]["entries"] == 2
+    assert abs(chain["gas_total"] - 2 * chain["gas_per_step"]) <= 1 and chain["seconds_total"] > 0
+    assert chain["deploy_gas"] > 1_000_000
+    assert "6 entries" in out
+
+
+def test_compare_rejects_a_bad_chain_before_building_keys(tmp_path):
+    code, out = invoke("compare", "--quick", "--chain", "ganache", "--out", str(tmp_path))
+    assert code == 1 and "ganache" in out

@@ -16,8 +16,9 @@ from splitverify.errors import TamperDetected
 from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
 
-from conftest import TINY_SPEC
+from conftest import http, TINY_SPEC
 from split_cases import data_batches
+
 
 
 def batches(n: int, seed: int = 0):
@@ -75,7 +76,7 @@ def test_tampering_over_http_stops_the_session(keys, scenario, step, party):
                              malicious=client_bad)
         client.create_session(seed=1)
         result = client.train(batches(3), steps=3)
-        status = httpx.get(f"{thread.url}/sessions/{client.session_id}",
+        status = http.get(f"{thread.url}/sessions/{client.session_id}",
                            headers={"Authorization": f"Bearer {client.token}"})
     assert isinstance(result.detected, TamperDetected)
     assert (result.detected.step, result.detected.detected_by) == (step, party)
@@ -93,24 +94,24 @@ def test_bad_requests_get_4xx_and_change_nothing(keys):
         good = client.party.forward(0, x, labels).model_dump()
 
         def post(body, headers=auth, path="/forward"):
-            return httpx.post(f"{url}{path}", json=body, headers=headers)
+            return http.post(f"{url}{path}", json=body, headers=headers)
 
         assert post(good, headers={}).status_code == 401
         assert post(good, headers={"Authorization": "Bearer nope"}).status_code == 403
-        assert httpx.post(f"{thread.url}/sessions/123/forward", json=good,
+        assert http.post(f"{thread.url}/sessions/123/forward", json=good,
                           headers=auth).status_code == 404
         wrong_shape = {**good, "activations": good["activations"][:1]}
         r = post(wrong_shape)
         assert r.status_code == 422 and "activations must be" in r.json()["error"]
         nan = json.dumps({**good, "activations": [[float("nan")] * 3] * 2})   # NaN literals
-        r = httpx.post(f"{url}/forward", content=nan,
+        r = http.post(f"{url}/forward", content=nan,
                        headers={**auth, "content-type": "application/json"})
         assert r.status_code == 422
         r = post({**good, "activations": [[1 << 40] * 3] * 2})
         assert r.status_code == 422 and "outside" in r.json()["error"]
         r = post({**good, "proof": "00" * 10})
         assert r.status_code == 409 and "malformed" in r.json()["reason"]
-        big = httpx.post(f"{url}/forward", content=b"x" * (9 << 20),
+        big = http.post(f"{url}/forward", content=b"x" * (9 << 20),
                          headers={**auth, "content-type": "application/json"})
         assert big.status_code == 413
     # the malformed proof stopped the session; everything before it changed nothing

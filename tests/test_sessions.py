@@ -23,8 +23,9 @@ from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk import phase2
 
-from conftest import TINY_SPEC
+from conftest import http, TINY_SPEC
 from split_cases import data_batches, reference_weights, same_params
+
 
 pytestmark = pytest.mark.xdist_group("sessions")
 
@@ -49,7 +50,7 @@ class ServeProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"serve exited: {self.proc.stdout.read().decode()}")
             try:
-                httpx.get(f"{self.url}/docs", timeout=1)
+                http.get(f"{self.url}/docs", timeout=1)
                 return self
             except httpx.TransportError:
                 time.sleep(0.2)
@@ -100,6 +101,58 @@ def test_server_killed_mid_step_and_restarted_resumes_the_session(tmp_path):
     assert same_params(params_from_lists(checkpoints[-1][1]), want_server)
 
 
+def test_server_killed_at_random_points_while_training(tmp_path):
+    """A bounded loop of SIGKILLs at random moments (seeded) while a client trains 6 steps with
+    every proof: each time the server restarts on its database and the client's retries carry
+    the session on. No step is lost or applied twice (weights equal the reference run's, the
+    server's checkpoints are steps 0..5 once each) and the transcript audits clean."""
+    import random
+    import threading
+
+    steps, kills = 6, 3
+    batches = data_batches(TINY_SPEC, steps, seed=9)
+    server = ServeProcess(tmp_path / "sessions.db", free_port()).start()
+    client = SplitClient(server.url, spec=TINY_SPEC, retry_seconds=120)
+    client.create_session(seed=5)                 # the ceremony runs before the kills start
+    done = threading.Event()
+    survived = []
+
+    def killer() -> None:
+        rng = random.Random(7)
+        for _ in range(kills):
+            if done.wait(rng.uniform(0.5, 4.0)):
+                return
+            server.kill()
+            server.start()
+            survived.append(client.retries)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        result = client.train(batches, steps=steps)
+    finally:
+        done.set()
+        thread.join()
+    try:
+        status = client.server_status()
+        merged = merged_transcript(client.party.transcript,
+                                   Transcript.model_validate(client.server_transcript()))
+    finally:
+        server.kill()
+    assert len(survived) >= 1, "no kill happened while training: the loop proves nothing"
+    assert result.detected is None and result.steps == steps
+    assert status["next_step"] == steps
+    report = audit(merged)
+    assert report.valid and report.proofs_verified == 3 * steps, report
+    want_client, want_server = reference_weights(TINY_SPEC, steps, 5, batches)
+    assert same_params(client.party.params, want_client)
+    from splitverify.protocol import params_from_lists
+    from splitverify.server.store import SessionStore
+    checkpoints = SessionStore(tmp_path / "sessions.db").checkpoints(client.session_id)
+    assert [step for step, _ in checkpoints] == list(range(steps))
+    assert same_params(params_from_lists(checkpoints[-1][1]), want_server)
+
+
 def test_a_message_resent_after_a_lost_answer_gets_the_same_answer(tiny_circuits):
     """A re-sent message (same step, same bytes) is answered again and applied once; an
     earlier step's message is still a replay."""
@@ -110,17 +163,17 @@ def test_a_message_resent_after_a_lost_answer_gets_the_same_answer(tiny_circuits
         sid = client.create_session(seed=2)
         url, auth = f"{thread.url}/sessions/{sid}", {"Authorization": f"Bearer {client.token}"}
         forward = client.party.forward(0, *batches[0]).model_dump()
-        first = httpx.post(f"{url}/forward", json=forward, headers=auth)
-        again = httpx.post(f"{url}/forward", json=forward, headers=auth)
+        first = http.post(f"{url}/forward", json=forward, headers=auth)
+        again = http.post(f"{url}/forward", json=forward, headers=auth)
         assert first.status_code == again.status_code == 200
         assert first.json() == again.json()
         backward = client.party.receive_gradient(GradientMessage.model_validate(first.json()),
                                                  client._server_proof).model_dump()
         for _ in range(2):
-            assert httpx.post(f"{url}/backward", json=backward, headers=auth).status_code == 200
+            assert http.post(f"{url}/backward", json=backward, headers=auth).status_code == 200
         state = app.state.sessions[sid].party
         assert state.next_step == 1 and len(state.losses) == 1
-        late = httpx.post(f"{url}/forward", json=forward, headers=auth)
+        late = http.post(f"{url}/forward", json=forward, headers=auth)
         assert late.status_code == 409 and late.json()["detected_step"] == 1
 
 
@@ -129,7 +182,7 @@ def test_the_ceremony_refuses_keys_without_the_servers_contribution(tmp_path):
     corrupted one, is refused (422) and the ceremony can still finish."""
     app = create_app(db=tmp_path / "s.db")
     with ServerThread(app) as thread:
-        created = httpx.post(f"{thread.url}/sessions", json={
+        created = http.post(f"{thread.url}/sessions", json={
             "model": "layers", "batch": TINY_SPEC.batch,
             "client_layers": [[d.n_in, d.n_out, d.relu] for d in TINY_SPEC.client],
             "server_layers": [[d.n_in, d.n_out, d.relu] for d in TINY_SPEC.server]})
@@ -137,23 +190,23 @@ def test_the_ceremony_refuses_keys_without_the_servers_contribution(tmp_path):
         info = created.json()
         url = f"{thread.url}/sessions/{info['session_id']}"
         auth = {"Authorization": f"Bearer {info['token']}"}
-        early = httpx.post(f"{url}/backward", json={"session_id": info["session_id"],
+        early = http.post(f"{url}/backward", json={"session_id": info["session_id"],
                                                     "step": 0}, headers=auth)
         assert early.status_code == 425 and "ceremony" in early.json()["error"]
         session = app.state.sessions[info["session_id"]]
         circuits = session.party.prover.circuits
         own, _ = phase2.contribute(initial(circuits, "client_forward"), "client",
                                    tmp_path / "skip.zkey")
-        refused = httpx.put(f"{url}/keys/client_forward", content=own.zkey.read_bytes(),
+        refused = http.put(f"{url}/keys/client_forward", content=own.zkey.read_bytes(),
                             headers=auth)
         assert refused.status_code == 422 and "refused" in refused.json()["error"]
-        theirs = httpx.get(f"{url}/keys/client_forward", headers=auth)
+        theirs = http.get(f"{url}/keys/client_forward", headers=auth)
         broken = bytearray(theirs.content)
         broken[len(broken) // 2] ^= 0x40
-        refused = httpx.put(f"{url}/keys/client_forward", content=bytes(broken), headers=auth)
+        refused = http.put(f"{url}/keys/client_forward", content=bytes(broken), headers=auth)
         assert refused.status_code == 422
-        assert httpx.get(f"{url}/keys/nothing", headers=auth).status_code == 404
-        assert httpx.get(f"{url}/keys/client_forward").status_code == 401
+        assert http.get(f"{url}/keys/nothing", headers=auth).status_code == 404
+        assert http.get(f"{url}/keys/client_forward").status_code == 401
         assert session.keys["client_forward"]["final"] is None
 
 

@@ -106,6 +106,7 @@ def _node_witness(circuit: CompiledCircuit, values: dict[str, list[int]], out: P
         proc = find_toolchain().run("snarkjs", ["wtns", "calculate", circuit.wasm, input_path, out],
                                     check=False)
     if proc.returncode != 0 or not out.is_file():
+        out.unlink(missing_ok=True)       # snarkjs may leave a partial file behind
         raise witness_error(circuit.name, tail(proc))
     return out
 

@@ -1,0 +1,165 @@
+"""The ledger in the runtime (splitverify.chain): each party logs the statements it sends, on
+the embedded chain, through the protocol's ``on_statement`` hook; and the core claim of the
+comparison on the tiny model: a ledger records a consistent cheat that only a proof catches."""
+
+from __future__ import annotations
+
+import pytest
+
+from splitverify.chain import ChainLog, LedgerSink, check_chain_options, parse_chain
+from splitverify.errors import InputError
+from splitverify.ledger import Ledger
+from splitverify.bench import local_parties
+from splitverify.protocol import ProofMode, run_local
+
+from conftest import TINY_SPEC
+from split_cases import data_batches
+
+# Which public signal each entry field holds (SplitLedger's layout, restated independently).
+ENTRY_FIELDS = {
+    "client_forward": {"message": "messageCommitment", "weights_before": "weightsCommitment"},
+    "server_step": {"message": "messageCommitment", "gradient": "gradientCommitment",
+                    "weights_before": "weightsBefore", "weights_after": "weightsAfter"},
+    "client_backward": {"gradient": "gradientCommitment", "weights_before": "weightsBefore",
+                        "weights_after": "weightsAfter"},
+}
+
+
+@pytest.fixture(scope="module")
+def ledger():
+    with Ledger.open("embedded") as opened:
+        opened.deploy()
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def keyed(tiny_circuits):
+    for kind in ENTRY_FIELDS:
+        tiny_circuits.key(kind)
+    return tiny_circuits
+
+
+def logged_session(circuits, mode: str, ledger: Ledger, steps: int, *,
+                   malicious: str | None = None, verify_on_chain: bool = False):
+    """A tiny session whose two parties log what they send on ``ledger``."""
+    client, server = local_parties(TINY_SPEC, circuits, mode, malicious=malicious)
+    log = ChainLog(ledger, verify_on_chain)
+    log.sink("client").attach(client)
+    log.sink("server").attach(server)
+    result = run_local(client, server, data_batches(TINY_SPEC, steps, seed=2))
+    return result, log
+
+
+def assert_on_chain_as_in_transcript(ledger: Ledger, result, verified: bool) -> None:
+    entries = result.transcript.entries
+    assert entries, "nothing was exchanged"
+    for sent in entries:
+        entry = ledger.entry(result.transcript.session_id, sent.step, sent.kind)
+        assert entry is not None, (sent.step, sent.kind)
+        for entry_field, signal in ENTRY_FIELDS[sent.kind].items():
+            assert getattr(entry, entry_field) == sent.public[signal], (sent.kind, entry_field)
+        assert entry.verified is verified and entry.submitter == ledger.account
+
+
+def test_each_sent_statement_is_recorded_as_the_transcript_holds_it(tiny_circuits, ledger):
+    result, log = logged_session(tiny_circuits, "commit", ledger, 2)
+    assert result.detected is None and result.steps == 2
+    assert len(result.transcript.entries) == 6
+    assert_on_chain_as_in_transcript(ledger, result, verified=False)
+    # each party logged only its own statements
+    assert {(r.kind, r.step) for r in log.sinks["client"].records} == \
+        {(k, s) for k in ("client_forward", "client_backward") for s in (0, 1)}
+    assert {(r.kind, r.step) for r in log.sinks["server"].records} == \
+        {("server_step", 0), ("server_step", 1)}
+    summary = log.summary()
+    assert summary["entries"] == 6 and summary["verified_entries"] == 0
+    assert summary["refused"] == [] and summary["logged_by"] == ["client", "server"]
+    per_step = log.per_step()
+    assert set(per_step) == {0, 1} and all(gas > 3 * 21_000 for gas, _ in per_step.values())
+    assert summary["gas_total"] == sum(gas for gas, _ in per_step.values())
+    assert summary["seconds_total"] > 0
+
+
+def test_off_mode_sends_no_statement_and_the_options_say_so(tiny_circuits, ledger):
+    result, log = logged_session(tiny_circuits, "off", ledger, 1)
+    assert result.steps == 1 and log.summary()["entries"] == 0
+    with pytest.raises(InputError, match="nothing to record"):
+        check_chain_options("embedded", False, ProofMode.parse("off"))
+    with pytest.raises(InputError, match="needs a chain"):
+        check_chain_options(None, True, ProofMode.parse("every"))
+    with pytest.raises(InputError, match="proof-mode every"):
+        check_chain_options("embedded", True, ProofMode.parse("commit"))
+    check_chain_options("embedded", True, ProofMode.parse("every"))
+
+
+def test_chain_choices():
+    assert parse_chain("none") is None
+    assert parse_chain("anvil") == "anvil" and parse_chain("http://127.0.0.1:8545")
+    with pytest.raises(InputError, match="use none, embedded"):
+        parse_chain("ganache")
+
+
+def test_a_replayed_message_is_refused_by_the_chain(tiny_circuits, ledger):
+    """The replayed step-0 statement is already on chain: the contract refuses it
+    (AlreadyRecorded), nothing is overwritten, and the server's own step check stops the run."""
+    result, log = logged_session(tiny_circuits, "commit", ledger, 3, malicious="client:replay")
+    assert (result.detected.step, result.detected.detected_by) == (1, "server")
+    [refused] = log.sinks["client"].refused()
+    assert (refused.kind, refused.step, refused.gas) == ("client_forward", 0, 0)
+    assert refused.refused.startswith("AlreadyRecorded(")
+    assert log.summary()["refused"][0]["party"] == "client"
+
+
+@pytest.mark.parametrize("scenario,kind,detected_by", [
+    ("server:wrong-gradient", "server_step", "client"),
+    ("client:poisoned-activation", "client_forward", "server"),
+])
+def test_a_ledger_records_a_consistent_cheat_only_a_proof_catches(keyed, ledger, scenario,
+                                                                   kind, detected_by):
+    """The core claim. With commitments on a ledger and no proofs (``commit``), the cheater's
+    statements match what it sent, so the session goes on and the ledger records the cheat; with
+    proofs (``every``) the honest side stops it at step 0."""
+    result, log = logged_session(keyed, "commit", ledger, 2, malicious=scenario)
+    assert result.detected is None and result.steps == 2
+    assert_on_chain_as_in_transcript(ledger, result, verified=False)
+    assert {(r.kind, r.step) for r in log.sinks[kind.split("_")[0]].records
+            if r.refused is None} >= {(kind, 0), (kind, 1)}
+
+    result, log = logged_session(keyed, "every", ledger, 2, malicious=scenario)
+    assert result.detected is not None
+    assert (result.detected.step, result.detected.detected_by) == (0, detected_by)
+    # the cheater's own record went on chain (recording is not checking); the session stopped
+    assert ledger.entry(result.transcript.session_id, 0, kind) is not None
+
+
+@pytest.mark.slow
+def test_on_chain_verification_records_verified_entries(keyed, ledger):
+    """``verify_on_chain``: every statement goes on chain with its proof, which the contract
+    verifies (the verifiers are registered from the parties' keys on first use, once)."""
+    result, log = logged_session(keyed, "every", ledger, 1, verify_on_chain=True)
+    assert result.detected is None and result.steps == 1
+    assert_on_chain_as_in_transcript(ledger, result, verified=True)
+    summary = log.summary()
+    assert summary["verified_entries"] == 3 and summary["refused"] == []
+    assert summary["registration_gas"] > 0
+    registered = [r.kind for s in log.sinks.values() for r in s.registrations]
+    assert sorted(registered) == sorted(ENTRY_FIELDS)          # each kind once, by either party
+    verified_gas = min(r.gas for s in log.sinks.values() for r in s.records)
+    assert verified_gas > 200_000          # a pairing check on chain (record alone: ~100k)
+
+
+@pytest.mark.slow
+def test_the_chain_refuses_a_proof_that_does_not_verify(keyed, ledger):
+    result, log = logged_session(keyed, "every", ledger, 1, malicious="server:forged-proof",
+                                 verify_on_chain=True)
+    assert (result.detected.step, result.detected.detected_by) == (0, "client")
+    [refused] = log.sinks["server"].refused()
+    assert refused.kind == "server_step" and refused.verified
+    assert refused.refused.startswith("ProofRejected(") or "malformed" in refused.refused
+    assert ledger.entry(result.transcript.session_id, 0, "server_step") is None
+
+
+def test_a_sink_without_circuits_cannot_verify_on_chain(ledger):
+    sink = LedgerSink(ledger, verify_on_chain=True)
+    with pytest.raises(InputError, match="circuits"):
+        sink("server_step", 0, {"session": 1}, "00" * 256)
