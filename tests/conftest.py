@@ -49,6 +49,18 @@ component main = SumProd2();
 # minutes on a loaded machine, far past httpx's 5 s default.
 http = httpx.Client(timeout=600.0)
 
+# A circuit whose witness fails on an assertion (template Three, line 6) unless a = 3.
+THREE = """pragma circom 2.0.0;
+template Three() {
+  signal input a;
+  signal input x;
+  signal output b;
+  a === 3;
+  b <== a * x;
+}
+component main = Three();
+"""
+
 # Inputs with negative entries; the product has negative entries as well.
 MATMUL_INPUTS = {"a": [[1, -2], [3, 4]], "b": [[5, 6], [-7, 8]]}
 BACKENDS = ("snarkjs", "native")

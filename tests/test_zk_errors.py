@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import MATMUL_INPUTS
+from conftest import THREE, MATMUL_INPUTS
 
 from splitverify import zk
 from splitverify.errors import (CompileError, InputError, IntegrityError, SetupError,
@@ -111,16 +111,6 @@ def test_missing_source_is_an_input_error(tmp_path: Path) -> None:
 
 # --- witness -----------------------------------------------------------------------------------
 
-THREE = """pragma circom 2.0.0;
-template Three() {
-  signal input a;
-  signal input x;
-  signal output b;
-  a === 3;
-  b <== a * x;
-}
-component main = Three();
-"""
 
 ASSERTED = """pragma circom 2.0.0;
 template Small() {

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import MATMUL_INPUTS
+from conftest import THREE, MATMUL_INPUTS
 
 from splitverify import zk
 from splitverify.circuits import KINDS
@@ -64,16 +64,6 @@ def test_compiled_module_is_cached_on_disk(matmul_circuit) -> None:
     assert events[-1]["event"] == "hit"
 
 
-THREE = """pragma circom 2.0.0;
-template Three() {
-  signal input a;
-  signal input x;
-  signal output b;
-  a === 3;
-  b <== a * x;
-}
-component main = Three();
-"""
 
 
 @pytest.mark.parametrize("backend", ["node", "wasm"])
