@@ -80,6 +80,8 @@ class SplitCircuits:
             if compiled.public_signal_names != PUBLIC_SIGNALS[kind]:
                 raise InputError(f"generated {kind} has public signals "
                                  f"{compiled.public_signal_names}, expected {PUBLIC_SIGNALS[kind]}")
+            # the witness calculator too, so that no proof (or request) pays its compile
+            zk.witness.prepare_witness(compiled)
             self._circuits[kind] = compiled
         return self._circuits[kind]
 

@@ -14,7 +14,8 @@ import torch
 
 from ..commit import Segment, commit, pack
 from ..errors import InputError
-from ..model import Backward, Forward, Params, ServerResult, SplitSpec, onehot
+from ..model import (Backward, Forward, Params, ServerResult, SplitSpec, client_backward,
+                     client_forward, onehot, server_step)
 from ..quant import to_field
 from ..zk.curve import R as FIELD
 
@@ -219,3 +220,22 @@ def client_backward_statement(spec: SplitSpec, params: Params, x: torch.Tensor,
         "weightsBefore": weights_commitment(spec, params, salts.weights),
         "weightsAfter": weights_commitment(spec, bwd.new_params, salts.weights),
         "session": session, "step": step})
+
+
+def step_inputs(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
+                labels: torch.Tensor, client_salts: ClientSalts, server_salts: ServerSalts,
+                session: int, step: int) -> dict[str, dict]:
+    """The witness inputs of all three proofs of one honest step (the reference model's values
+    for this batch and these parameters), by circuit kind."""
+    fwd = client_forward(spec, client, x, labels)
+    result = server_step(spec, server, fwd.output, labels)
+    bwd = client_backward(spec, client, fwd, result.gradient)
+    return {
+        "client_forward": client_forward_inputs(spec, client, x, labels, fwd, client_salts,
+                                                session, step),
+        "server_step": server_step_inputs(spec, server, fwd.output, labels, client_salts.message,
+                                          result, server_salts, session, step),
+        "client_backward": client_backward_inputs(spec, client, x, labels, fwd, result.gradient,
+                                                  server_salts.gradient, bwd, client_salts,
+                                                  session, step),
+    }

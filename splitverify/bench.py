@@ -1,8 +1,9 @@
 """`splitverify bench`: the benchmark suite, one JSON object in the shape of REFERENCE.md.
 
 Every time is the median of several runs taken in this one process, so ratios between
-entries are meaningful on a noisy machine. Fields that later parts of the project fill (prove
-times of the split circuits, step times, peers) are present and null until they exist.
+entries are meaningful on a noisy machine. Prove times (``prove_s``) start from a .wtns file:
+the witness is excluded there and timed on its own (``witness_s``: node process against the
+in-process WASM); a fully proven step (``step_s.every``, ``step_prove_s``) includes both.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import zk
-from .circuits import KINDS, SplitCircuits, circuit_path, generator
+from .circuits import KINDS, SplitCircuits, circuit_path, generator, statements
 from .model import SplitSpec
 from .zk.devsetup import dev_setup
 from .zk.r1cs import read_r1cs
@@ -38,35 +39,10 @@ def machine() -> str:
 DENSE_SHAPE = (16, 64, 32)  # batch, n_in, n_out: RefNet's client layer
 
 
-def circuit_constraints(progress: Callable[[str], None] = lambda _msg: None) -> dict:
-    """Compiled constraint counts of RefNet's three circuits (with their breakdown by what the
-    constraints do; ``other`` is what the cost model does not account for) and of the dense
-    product alone, naive against optimized."""
-    spec = SplitSpec.refnet()
-    circuits = SplitCircuits(spec)
-    counts, breakdown = {}, {}
-    for kind in KINDS:
-        progress(f"compiling RefNet's {kind} circuit")
-        total = circuits.circuit(kind).info.n_constraints
-        parts = generator.cost_breakdown(spec, kind)
-        parts["other"] = total - sum(parts.values())
-        counts[kind], breakdown[kind] = total, parts
-    for name, template in (("dense_naive", "DenseNaive"), ("dense_optimized", "DenseOptimized")):
-        progress(f"compiling {template}{DENSE_SHAPE}")
-        counts[name] = zk.compile_circuit(circuit_path("dense.circom"), template=template,
-                                          params=list(DENSE_SHAPE), optimize="O2"
-                                          ).info.n_constraints
-    counts["dense_optimized_over_naive"] = round(counts["dense_optimized"] / counts["dense_naive"], 4)
-    return {"constraints": counts, "constraint_breakdown": breakdown}
-
-
-STEP_RUNS = {"off": (100, 20), "every": (5, 2), "audit:0.1": (50, 10)}   # steps: full, quick
-
-
 def keyed_circuits(spec: SplitSpec, progress: Callable[[str], None]) -> SplitCircuits:
     """``spec``'s three circuits with their keys made now (compile and development setup come
     from the cache after the first run; the phase-2 contributions are fresh), so that no
-    clock started later counts them."""
+    clock started later counts them. run_bench makes RefNet's once for all its measures."""
     circuits = SplitCircuits(spec, contributors=("bench-server", "bench-client"))
     for kind in KINDS:
         progress(f"{kind}: key (compile and dev setup cached after the first run)")
@@ -91,17 +67,93 @@ def local_parties(spec: SplitSpec, circuits: SplitCircuits, mode: str, *,
     return client, server
 
 
-def step_seconds(quick: bool, progress: Callable[[str], None]) -> dict:
+def circuit_constraints(circuits: SplitCircuits) -> dict:
+    """Compiled constraint counts of RefNet's three circuits (with their breakdown by what the
+    constraints do; ``other`` is what the cost model does not account for) and of the dense
+    product alone, naive against optimized."""
+    counts, breakdown = {}, {}
+    for kind in KINDS:
+        total = circuits.circuit(kind).info.n_constraints
+        parts = generator.cost_breakdown(circuits.spec, kind)
+        parts["other"] = total - sum(parts.values())
+        counts[kind], breakdown[kind] = total, parts
+    for name, template in (("dense_naive", "DenseNaive"), ("dense_optimized", "DenseOptimized")):
+        counts[name] = zk.compile_circuit(circuit_path("dense.circom"), template=template,
+                                          params=list(DENSE_SHAPE), optimize="O2"
+                                          ).info.n_constraints
+    counts["dense_optimized_over_naive"] = round(counts["dense_optimized"] / counts["dense_naive"], 4)
+    return {"constraints": counts, "constraint_breakdown": breakdown}
+
+
+def refnet_step_inputs(spec: SplitSpec) -> dict[str, dict]:
+    """The witness inputs of RefNet's first training step (initial parameters, first batch),
+    with fixed salts and session: what the protocol proves in its step 0."""
+    from .demo import refnet_batches
+    from .refnet import initial_params
+
+    client_params, server_params = initial_params(spec, 0)
+    x, labels = next(refnet_batches(spec))
+    return statements.step_inputs(spec, client_params, server_params, x, labels,
+                                  statements.ClientSalts(11, 12, 13, 14),
+                                  statements.ServerSalts(21, 22), session=1, step=0)
+
+
+# Runs of each RefNet prove/witness measure: full, quick. One snarkjs ClientBackward proof
+# takes ~50 s on the 2-core development machine, so these are fewer than the square chain's.
+REFNET_RUNS = (3, 1)
+
+
+def refnet_witness_seconds(circuits: SplitCircuits, inputs: dict[str, dict], runs: int,
+                           folder: Path, progress: Callable[[str], None]) -> dict:
+    """Median seconds of one witness per backend and circuit: a node process (snarkjs ``wtns
+    calculate``, cold every time by nature) against the in-process WASM (warm: its compiled
+    module loaded and instance made by a first, untimed run, as in a session)."""
+    out: dict[str, dict[str, float]] = {"node": {}, "wasm": {}}
+    for kind in KINDS:
+        circuit = circuits.circuit(kind)
+        for backend in out:
+            progress(f"RefNet {kind}: witness with {backend}")
+
+            def one(b=backend, c=circuit, k=kind):
+                return zk.calculate_witness(c, inputs[k], folder / f"{k}.{b}.wtns", b)
+            if backend == "wasm":
+                one()
+            out[backend][kind] = _median_seconds(one, runs)
+    return out
+
+
+def refnet_prove_seconds(circuits: SplitCircuits, inputs: dict[str, dict], runs: int,
+                         folder: Path, progress: Callable[[str], None]) -> dict:
+    """Median seconds of one proof from a .wtns per backend and circuit (witness excluded). The
+    native prover imports each key before its clock starts, as a session does once; every
+    snarkjs proof is a fresh node process that reads the .zkey, which is how snarkjs is used."""
+    out: dict[str, dict[str, float]] = {"snarkjs": {}, "native": {}}
+    native = zk.get_prover("native")
+    for kind in KINDS:
+        key = circuits.key(kind)
+        wtns = zk.calculate_witness(key.circuit, inputs[kind], folder / f"{kind}.wtns")
+        native.load(key)
+        for backend in out:
+            progress(f"RefNet {kind}: proving with {backend}")
+            prover = zk.get_prover(backend)
+            out[backend][kind] = _median_seconds(lambda p=prover, k=key: p.prove(k, wtns), runs)
+    return out
+
+
+STEP_RUNS = {"off": (100, 20), "every": (5, 2), "audit:0.1": (50, 10)}   # steps: full, quick
+
+
+def step_seconds(circuits: SplitCircuits, quick: bool, progress: Callable[[str], None]) -> dict:
     """Mean wall seconds per RefNet step in each proof mode: both parties in this process
     (``run_local``: the same messages and checks as over HTTP, no transport), native prover,
-    keys made once before the clock starts. A mean, not a median: in ``audit`` mode the cost
-    is in the few challenged steps."""
+    in-process witness, keys made before the clock starts. A mean, not a median: in ``audit``
+    mode the cost is in the few challenged steps. Also the mean prove seconds per circuit of
+    the ``every`` run (witness included, as the protocol measures them)."""
     from .demo import refnet_batches
     from .protocol import run_local
 
-    spec = SplitSpec.refnet()
-    circuits = keyed_circuits(spec, progress)
-    out = {}
+    spec = circuits.spec
+    out, prove_in_steps = {}, {}
     for mode, (full, short) in STEP_RUNS.items():
         n = short if quick else full
         progress(f"{n} RefNet steps, proof mode {mode}")
@@ -111,12 +163,20 @@ def step_seconds(quick: bool, progress: Callable[[str], None]) -> dict:
         if result.detected is not None or result.steps != n:
             raise RuntimeError(f"the honest {mode} benchmark run stopped: {result.detected}")
         out[mode] = round(result.seconds / n, 4)
-    return out
+        if mode == "every":
+            prove_in_steps = result.summary()["prove_s"]
+    return {"step_s": out, "step_prove_s": prove_in_steps}
+
+
+def _per_circuit_ratio(numerator: dict[str, float], denominator: dict[str, float]) -> dict:
+    return {name: round(numerator[name] / denominator[name], 3) for name in numerator}
 
 
 def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg: None) -> dict:
     runs = 3 if quick else 7
-    circuit_counts = circuit_constraints(progress)
+    refnet_runs = REFNET_RUNS[1] if quick else REFNET_RUNS[0]
+    circuits = keyed_circuits(SplitSpec.refnet(), progress)
+    circuit_counts = circuit_constraints(circuits)
     chain = 16000  # ≈ 2^14 constraints
     progress(f"compiling SquareChain({chain})")
     circuit = zk.compile_circuit(circuit_path("square_chain.circom"), template="SquareChain",
@@ -135,6 +195,11 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
             proofs[backend] = prover.prove(key, wtns)  # warm-up (key import for native)
             prove_s[backend] = {"square_chain_2^14": _median_seconds(
                 lambda p=prover: p.prove(key, wtns), runs)}
+        step_inputs = refnet_step_inputs(circuits.spec)
+        witness_s = refnet_witness_seconds(circuits, step_inputs, refnet_runs, Path(tmp), progress)
+        for backend, times in refnet_prove_seconds(circuits, step_inputs, refnet_runs, Path(tmp),
+                                                   progress).items():
+            prove_s[backend].update(times)
     proof, public = proofs["native"]
     verify_s = {}
     for name in zk.VERIFIER_NAMES:
@@ -155,29 +220,85 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
 
     setup_runs = 1 if quick else 3
     setup_s = _median_seconds(one_setup, setup_runs)
-    steps = step_seconds(quick, progress)
+    steps = step_seconds(circuits, quick, progress)
     progress("peer: EZKL on the ClientForward job (its own SRS, setup, prove, verify)")
     from .peers import ezkl_client_forward
     ezkl = ezkl_client_forward(quick=quick)
-    native, snark = prove_s["native"]["square_chain_2^14"], prove_s["snarkjs"]["square_chain_2^14"]
+    step_s = steps["step_s"]
     return {
         "workload": "refnet",
         "batch": 16,
         "machine": machine(),
-        "runs": {"prove": runs, "verify": runs, "setup": setup_runs},
-        "ratios": {"native_over_snarkjs_prove": round(native / snark, 3),
+        "runs": {"prove": runs, "verify": runs, "setup": setup_runs,
+                 "refnet_prove": refnet_runs, "refnet_witness": refnet_runs},
+        "ratios": {"native_over_snarkjs_prove": _per_circuit_ratio(prove_s["native"],
+                                                                   prove_s["snarkjs"]),
+                   "wasm_over_node_witness": _per_circuit_ratio(witness_s["wasm"],
+                                                                witness_s["node"]),
                    "native_over_py_ecc_verify": round(verify_s["native"] / verify_s["py_ecc"], 5),
-                   "audit_0.1_over_off_step": round(steps["audit:0.1"] / steps["off"], 1)},
+                   "audit_0.1_over_off_step": round(step_s["audit:0.1"] / step_s["off"], 1)},
         "bench_circuit": {"name": "SquareChain", "constraints": circuit.info.n_constraints},
         "constraints": {**circuit_counts["constraints"],
                         "square_chain_2^14": circuit.info.n_constraints},
         "constraint_breakdown": circuit_counts["constraint_breakdown"],
         "prove_s": prove_s,
+        "prove_s_note": "from a .wtns file: witness excluded (see witness_s)",
+        "witness_s": witness_s,
         "verify_s": verify_s,
         "setup_s": {"dev_2^16": setup_s, "dev_2^16_constraints": info.n_constraints},
-        "step_s": steps,
+        "step_s": step_s,
+        "step_prove_s": steps["step_prove_s"],
         "step_runs": {mode: (short if quick else full)
                       for mode, (full, short) in STEP_RUNS.items()},
         "peers": {"ezkl_client_forward_prove_s": ezkl["prove_s"], "ezkl_error": ezkl["error"],
                   "ezkl": ezkl},
     }
+
+
+PLOT_CIRCUITS = ("square_chain_2^14", *KINDS)
+
+
+def plot_bench(result: dict, path: str | Path) -> Path:
+    """bench.png from a run_bench result: prove seconds per backend and circuit (witness
+    excluded), witness seconds per backend, seconds per RefNet step per proof mode; log scales
+    (the entries span four orders of magnitude)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a server or in CI
+    import matplotlib.pyplot as plt
+
+    fig, (prove_ax, witness_ax, step_ax) = plt.subplots(1, 3, figsize=(15, 4.8),
+                                                         gridspec_kw={"width_ratios": [4, 3, 3]})
+    _grouped_bars(prove_ax, result["prove_s"], PLOT_CIRCUITS,
+                  "prove from a .wtns (s)", result["ratios"]["native_over_snarkjs_prove"])
+    _grouped_bars(witness_ax, result["witness_s"], KINDS, "witness (s)",
+                  result["ratios"]["wasm_over_node_witness"])
+    modes = list(result["step_s"])
+    step_ax.bar(modes, [result["step_s"][m] for m in modes], color="tab:gray")
+    step_ax.set_yscale("log")
+    step_ax.set_title("RefNet step, both parties (s)")
+    for i, mode in enumerate(modes):
+        step_ax.annotate(f"{result['step_s'][mode]:.3g}", (i, result["step_s"][mode]),
+                         ha="center", va="bottom", fontsize=8)
+    fig.suptitle(f"splitverify bench — {result['machine']}", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _grouped_bars(ax, seconds: dict[str, dict[str, float]], circuits: tuple[str, ...],
+                  title: str, ratios: dict[str, float]) -> None:
+    """One bar per backend for each circuit, the second-over-first ratio written above."""
+    width = 0.8 / len(seconds)
+    for offset, (backend, times) in enumerate(seconds.items()):
+        xs = [i + (offset - (len(seconds) - 1) / 2) * width for i in range(len(circuits))]
+        ax.bar(xs, [times[c] for c in circuits], width, label=backend)
+    for i, name in enumerate(circuits):
+        top = max(times[name] for times in seconds.values())
+        ax.annotate(f"{ratios[name]:.2f}×", (i, top), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(circuits)), [c.replace("_", "\n", 1) for c in circuits], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=8)

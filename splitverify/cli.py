@@ -441,12 +441,26 @@ def circuits(out: Annotated[Optional[Path], typer.Option(
 @app.command()
 def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = False,
           as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout only.")] = False,
+          plot: Annotated[Optional[Path], typer.Option(
+              help="Also draw the figures (prove, witness, step seconds) to this PNG.")] = None,
+          from_json: Annotated[Optional[Path], typer.Option(
+              help="Use this saved `bench --json` result instead of running the benchmarks "
+                   "(with --plot: redraw a figure).")] = None,
           ) -> None:
     """Benchmarks: prove seconds per backend, verify seconds per verifier, dev setup at 2^16."""
-    from .bench import run_bench
+    from .bench import plot_bench, run_bench
 
     try:
-        result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
+        if from_json is not None:
+            try:
+                result = json.loads(from_json.read_text().strip().splitlines()[-1])
+            except (OSError, ValueError, IndexError) as exc:
+                raise InputError(f"{from_json} is not the output of `splitverify bench --json`: "
+                                 f"{exc}") from exc
+        else:
+            result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
+        if plot is not None:
+            console.print(f"[dim]figure written to {plot_bench(result, plot)}[/]")
     except SplitverifyError as exc:
         _fail(exc)
     _print_breakdown(result["constraint_breakdown"], result["constraints"])

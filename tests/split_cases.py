@@ -41,13 +41,7 @@ def build_case(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
     res = model.server_step(spec, server, fwd.output, labels)
     bwd = model.client_backward(spec, client, fwd, res.gradient)
     h, g = fwd.output, res.gradient
-    inputs = {
-        "client_forward": st.client_forward_inputs(spec, client, x, labels, fwd, cs, SESSION, STEP),
-        "server_step": st.server_step_inputs(spec, server, h, labels, cs.message, res, ss,
-                                             SESSION, STEP),
-        "client_backward": st.client_backward_inputs(spec, client, x, labels, fwd, g,
-                                                     ss.gradient, bwd, cs, SESSION, STEP),
-    }
+    inputs = st.step_inputs(spec, client, server, x, labels, cs, ss, SESSION, STEP)
     statements = {
         "client_forward": st.client_forward_statement(spec, client, x, labels, fwd, cs,
                                                       SESSION, STEP),

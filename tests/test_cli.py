@@ -78,27 +78,68 @@ def test_demo_writes_summary(tmp_path):
     assert summary["verified"] is True
 
 
+REFNET_KINDS = ("client_forward", "server_step", "client_backward")
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("refnet")  # shares the compiled RefNet circuits with the golden test
-def test_quick_bench_prints_wellformed_json(capsys):
-    code, out = invoke("bench", "--quick", "--json")
+def test_quick_bench_prints_wellformed_json(tmp_path):
+    code, out = invoke("bench", "--quick", "--json", "--plot", str(tmp_path / "bench.png"))
     assert code == 0, out
     data = json.loads(out.strip().splitlines()[-1])
     assert data["workload"] == "refnet" and data["batch"] == 16
     for field in ("constraints", "prove_s", "verify_s", "setup_s", "step_s", "peers"):
         assert field in data
     assert set(data["prove_s"]) == {"snarkjs", "native"}
+    for backend in ("snarkjs", "native"):
+        assert set(data["prove_s"][backend]) == {"square_chain_2^14", *REFNET_KINDS}
+        assert all(isinstance(v, float) and v > 0 for v in data["prove_s"][backend].values())
+    assert set(data["ratios"]["native_over_snarkjs_prove"]) == {"square_chain_2^14", *REFNET_KINDS}
+    assert set(data["witness_s"]) == {"node", "wasm"}
+    assert all(set(times) == set(REFNET_KINDS) for times in data["witness_s"].values())
+    assert set(data["ratios"]["wasm_over_node_witness"]) == set(REFNET_KINDS)
+    assert set(data["step_prove_s"]) == set(REFNET_KINDS)
     assert set(data["verify_s"]) == {"snarkjs", "native", "py_ecc"}
     assert all(isinstance(v, float) and v > 0 for v in data["verify_s"].values())
     assert isinstance(data["setup_s"]["dev_2^16"], float)
     assert set(data["step_s"]) == {"off", "every", "audit:0.1"}
     assert all(isinstance(v, float) and v > 0 for v in data["step_s"].values())
     counts = data["constraints"]
-    for kind in ("client_forward", "server_step", "client_backward"):
+    for kind in REFNET_KINDS:
         assert counts[kind] == sum(data["constraint_breakdown"][kind].values())
         assert data["constraint_breakdown"][kind]["other"] == 0
     assert counts["dense_naive"] == 16 * 64 * 32
     assert counts["dense_optimized"] <= 0.12 * counts["dense_naive"]
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fake_bench_result() -> dict:
+    """The fields the figure reads, in run_bench's shape (made-up seconds)."""
+    circuits = ("square_chain_2^14", *REFNET_KINDS)
+    return {
+        "machine": "test machine", "constraint_breakdown": {},
+        "constraints": {"dense_naive": 32768, "dense_optimized": 3795,
+                        "dense_optimized_over_naive": 0.1158},
+        "prove_s": {"snarkjs": {c: 4.0 for c in circuits}, "native": {c: 1.0 for c in circuits}},
+        "witness_s": {"node": {k: 2.0 for k in REFNET_KINDS},
+                      "wasm": {k: 0.2 for k in REFNET_KINDS}},
+        "ratios": {"native_over_snarkjs_prove": {c: 0.25 for c in circuits},
+                   "wasm_over_node_witness": {k: 0.1 for k in REFNET_KINDS}},
+        "step_s": {"off": 0.1, "every": 20.0, "audit:0.1": 2.0},
+    }
+
+
+def test_bench_plots_a_saved_result(tmp_path):
+    saved = tmp_path / "bench.json"
+    saved.write_text("progress lines may come first\n" + json.dumps(_fake_bench_result()))
+    code, out = invoke("bench", "--from-json", str(saved), "--plot", str(tmp_path / "b.png"),
+                       "--json")
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["machine"] == "test machine"
+    assert (tmp_path / "b.png").stat().st_size > 10_000
+    code, out = invoke("bench", "--from-json", str(tmp_path / "b.png"))
+    message = " ".join(out.split())  # the console wraps long lines
+    assert code == 1 and "is not the output of `splitverify bench --json`" in message
 
 
 def test_zk_prove_rejects_non_object_inputs_and_missing_setup(tmp_path):

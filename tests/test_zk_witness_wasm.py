@@ -58,7 +58,8 @@ def test_compiled_module_is_cached_on_disk(matmul_circuit) -> None:
     cache = zk.ArtifactCache()
     wasm_witness.compiled_module(matmul_circuit.wasm, cache)
     wasm_witness.compiled_module(matmul_circuit.wasm, cache)
-    events = cache.events(kind="wasmtime", key=wasm_witness.compiled_module_key(matmul_circuit.wasm))
+    key = wasm_witness.compiled_module_key(matmul_circuit.wasm)
+    events = cache.events(kind="wasmtime", key=key)
     assert [e["event"] for e in events].count("build") == 1
     assert events[-1]["event"] == "hit"
 
@@ -74,7 +75,7 @@ def test_failed_assertion_names_template_and_line_in_both_backends(backend, tmp_
     with pytest.raises(WitnessError) as info:
         zk.calculate_witness(circuit, {"a": 4, "x": 2}, tmp_path / "bad.wtns", backend)
     assert info.value.template == "Three_0" and info.value.line == 6
-    assert not (tmp_path / "bad.wtns").exists()
+    assert not (tmp_path / "bad.wtns").exists()    # no partial file left behind
 
 
 LOGGING = """pragma circom 2.0.0;

@@ -50,6 +50,10 @@ class NativeProver:
         self._keys: dict[tuple[str, float, int], object] = {}
         self._lock = threading.Lock()
 
+    def load(self, key: CircuitKey) -> None:
+        """Import ``key`` now (seconds for a large key), so that no later proof's clock pays it."""
+        self._proving_key(key.zkey)
+
     def _proving_key(self, zkey: Path):
         import groth16py
 

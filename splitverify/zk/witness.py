@@ -73,6 +73,15 @@ def witness_backend(name: str | None = None) -> str:
     return chosen
 
 
+def prepare_witness(circuit: CompiledCircuit, backend: str | None = None) -> None:
+    """Make ``circuit``'s witness calculator ready now: for ``wasm``, compile (or load from the
+    cache) and instantiate its module, which takes 5–20 s the first time on a 2-core machine,
+    so that a later witness (e.g. inside a request with a timeout) does not pay it. Nothing
+    to do for ``node``, which starts a process per witness anyway."""
+    if witness_backend(backend) == "wasm":
+        calculator_for(circuit.wasm, circuit.name)
+
+
 def calculate_witness(circuit: CompiledCircuit, inputs: Mapping[str, object],
                       out: str | Path, backend: str | None = None) -> Path:
     """Run the circuit's WASM on ``inputs`` and write the witness to ``out`` (the same bytes
