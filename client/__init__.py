@@ -2,14 +2,16 @@
 protocol — create a session on a server, then ``train`` on your data; every server message is
 verified before the client goes on.
 
-    client = SplitClient("http://127.0.0.1:8000", proof_mode="every")
+    client = SplitClient("http://127.0.0.1:8000", proof_mode="every", state_dir="run1")
     client.create_session(seed=0)
     result = client.train(batches, steps=20)
+    # … killed? SplitClient.resume("run1").train(batches, steps=20) goes on where it stopped
 
 Transient HTTP failures (connection refused or reset, timeouts, 502/503/504 — e.g. a server
 restarting) are retried with back-off for up to ``retry_seconds``; a step is never applied
 twice: the client re-sends the very same message, and the server answers a message it already
-handled with the answer it gave (any other message for that step is a replay).
+handled with the answer it gave (any other message for that step is a replay). With
+``state_dir`` the client survives its own crash too (:mod:`splitverify.client.state`).
 """
 
 from __future__ import annotations
@@ -17,19 +19,22 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
 import torch
 
 from ..circuits import KINDS, SplitCircuits
-from ..keyexchange import client_contribute
+from ..keyexchange import client_contribute, load_final
 from ..errors import InputError, SplitverifyError, TamperDetected
 from .. import model
 from ..model import SplitSpec
-from ..protocol import (BackwardMessage, ClientParty, ForwardMessage, GradientMessage,
-                        ProofMode, SessionResult, new_transcript)
+from ..protocol import (ClientParty, GradientMessage, ProofMode, SessionCreate, SessionResult,
+                        _Message, new_transcript)
 from ..refnet import initial_params
+from ..transcript import Transcript
+from .state import StateFolder
 
 RETRY_STATUS = (502, 503, 504)
 
@@ -43,26 +48,82 @@ class SplitClient:
                  spec: SplitSpec | None = None,
                  circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                  backend: str | None = None, malicious: str | None = None,
-                 timeout: float = 600.0, retry_seconds: float = 60.0):
+                 timeout: float = 600.0, retry_seconds: float = 60.0,
+                 state_dir: str | Path | None = None,
+                 transport: httpx.BaseTransport | None = None):
         self.url = url.rstrip("/")
         self.mode = ProofMode.parse(proof_mode)
         self.spec = spec or SplitSpec.refnet(batch=batch)
         self.circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
         self.backend, self.malicious = backend, malicious
-        self.http = httpx.Client(timeout=timeout)
+        self.http = httpx.Client(timeout=timeout, transport=transport)
         self.retry_seconds = retry_seconds
         self.retries = 0                     # transient failures survived (for the summary)
+        self.state = None if state_dir is None else StateFolder(state_dir)
         self.party: ClientParty | None = None
-        self.token = ""
+        self.session_id, self.token, self.seed = 0, "", 0
+        self.keys: dict[str, dict] = {}      # per circuit: our final key (path, blake2b, …)
+        self.next_step = 0
+        # the message being delivered ({kind, body}), kept until the server's answer is handled
+        self.outbox: dict | None = None
+        self.detected: dict | None = None    # where tampering stopped the session
+
+    # -- state on disk --------------------------------------------------------------------
+    def _save(self) -> None:
+        if self.state is None:
+            return
+        party = self.party
+        self.state.save({
+            "url": self.url, "request": SessionCreate.of(self.spec, self.mode, self.seed)
+            .model_dump(), "session_id": self.session_id, "token": self.token,
+            "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
+            "detected": self.detected,
+            "party": None if party is None else party.snapshot(),
+            "transcript": (None if party is None or party.transcript is None
+                           else party.transcript.model_dump())})
+
+    @classmethod
+    def resume(cls, state_dir: str | Path, *,
+               circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
+               backend: str | None = None, timeout: float = 600.0,
+               retry_seconds: float = 60.0, url: str | None = None,
+               transport: httpx.BaseTransport | None = None) -> "SplitClient":
+        """The client of the session saved in ``state_dir``, where it stopped (a ceremony that
+        was cut short is finished here). ``url``: the server's address if it moved."""
+        state = StateFolder(state_dir)
+        data = state.load()
+        request = SessionCreate.model_validate(data["request"])
+        client = cls(url or data["url"], proof_mode=request.proof_mode, spec=request.spec(),
+                     circuits_for=circuits_for, backend=backend, timeout=timeout,
+                     retry_seconds=retry_seconds, state_dir=state_dir, transport=transport)
+        client.session_id, client.token, client.seed = (data["session_id"], data["token"],
+                                                        request.seed)
+        client.keys, client.next_step = data["keys"], data["next_step"]
+        client.outbox, client.detected = data["outbox"], data["detected"]
+        party = client._new_party()
+        if data["party"] is not None:
+            party.restore(data["party"])
+        for kind, record in client.keys.items():
+            load_final(party.prover.circuits, kind, Path(record["path"]), record["blake2b"],
+                       record["transcript"])
+        if data["transcript"] is None:
+            client._key_ceremony()
+            party.transcript = new_transcript(party)
+            client._save()
+        else:
+            party.transcript = Transcript.model_validate(data["transcript"])
+        return client
 
     # -- transport ------------------------------------------------------------------------
-    def _post(self, path: str, body: dict, *, auth: bool = True) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
+    def _request(self, method: str, path: str, *, auth: bool = True, **kwargs) -> httpx.Response:
+        headers = {**kwargs.pop("headers", {}),
+                   **({"Authorization": f"Bearer {self.token}"} if auth else {})}
         deadline = time.monotonic() + self.retry_seconds
         pause = 0.2
         while True:
             try:
-                response = self.http.post(f"{self.url}{path}", json=body, headers=headers)
+                response = self.http.request(method, f"{self.url}{path}", headers=headers,
+                                             **kwargs)
                 if response.status_code not in RETRY_STATUS:
                     return response
                 failure = f"HTTP {response.status_code}"
@@ -76,22 +137,32 @@ class SplitClient:
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
 
-    def _exchange(self, path: str, msg, kind_step: tuple[int, int]) -> dict:
-        """POST a message; answer a 428 challenge by re-sending it with its proof."""
-        body = msg.model_dump()
+    def _post(self, path: str, body: dict, *, auth: bool = True) -> httpx.Response:
+        return self._request("POST", path, json=body, auth=auth)
+
+    def _send(self, kind: str, msg: _Message) -> None:
+        """Make ``msg`` the message in flight: saved before it leaves (write-ahead)."""
+        self.outbox = {"kind": kind, "body": msg.model_dump()}
+        self._save()
+
+    def _deliver(self) -> dict:
+        """POST the message in flight; answer a 428 challenge by re-sending it with its proof
+        (saved first, as any message)."""
+        kind, body = self.outbox["kind"], self.outbox["body"]
+        path = f"/sessions/{self.session_id}/{kind}"
         response = self._post(path, body)
         if response.status_code == 428:
             challenge = response.json()
             body["proof"] = self.party.prove(challenge["challenge"], challenge["step"])
+            self._save()
             response = self._post(path, body)
         if response.status_code == 409:
             info = response.json()
-            raise TamperDetected(info.get("detected_step", kind_step[0]),
+            raise TamperDetected(info.get("detected_step", body["step"]),
                                  info.get("detected_by", "server"), info.get("reason", ""))
         if response.status_code >= 400:
             raise ServerError(f"{path}: HTTP {response.status_code}: {response.text[:500]}")
         return response.json()
-
 
     def _server_proof(self, kind: str, step: int) -> str:
         response = self._post(f"/sessions/{self.session_id}/prove", {"kind": kind, "step": step})
@@ -101,73 +172,105 @@ class SplitClient:
         return response.json()["proof"]
 
     # -- the surface ------------------------------------------------------------------------
+    def _new_party(self) -> ClientParty:
+        client_params, _ = initial_params(self.spec, self.seed)
+        self.party = ClientParty(self.spec, self.session_id, self.mode, client_params,
+                                 self.circuits_for(self.spec), backend=self.backend,
+                                 malicious=self.malicious)
+        return self.party
+
     def create_session(self, seed: int = 0) -> int:
-        spec = self.spec
-        body = {"batch": spec.batch, "proof_mode": str(self.mode), "seed": seed}
-        if spec == SplitSpec.refnet(batch=spec.batch):
-            body["model"] = "refnet"
-        else:
-            body.update(model="layers",
-                        client_layers=[[d.n_in, d.n_out, d.relu] for d in spec.client],
-                        server_layers=[[d.n_in, d.n_out, d.relu] for d in spec.server])
-        response = self._post("/sessions", body, auth=False)
+        if self.state is not None and self.state.exists():
+            raise InputError(f"{self.state.folder} already holds session "
+                             f"{self.state.load()['session_id']}: resume it "
+                             "(SplitClient.resume, or `train --state` again) or use another "
+                             "folder")
+        self.seed = seed
+        response = self._post("/sessions", SessionCreate.of(self.spec, self.mode, seed)
+                              .model_dump(), auth=False)
         if response.status_code != 201:
             raise ServerError(f"creating a session failed: HTTP {response.status_code}: "
                               f"{response.text[:500]}")
         info = response.json()
         self.session_id, self.token = info["session_id"], info["token"]
-        client_params, _ = initial_params(self.spec, seed)
-        self.party = ClientParty(self.spec, self.session_id, self.mode, client_params,
-                                 self.circuits_for(self.spec), backend=self.backend,
-                                 malicious=self.malicious)
+        party = self._new_party()
+        self._save()
         if info.get("ceremony"):
             self._key_ceremony()
-        self.party.transcript = new_transcript(self.party)
+        party.transcript = new_transcript(party)
+        self._save()
         return self.session_id
 
     def _key_ceremony(self) -> None:
         """Per circuit: fetch the server's key, check it, contribute, check, send it back (see
-        :mod:`splitverify.keyexchange`). The keys stay in a folder of this client."""
-        folder = Path(tempfile.mkdtemp(prefix="sv-client-keys-"))
-        auth = {"Authorization": f"Bearer {self.token}"}
+        :mod:`splitverify.keyexchange`). Each final key is saved before it is uploaded, so a
+        restarted client re-sends that key rather than making another."""
+        folder = (self.state.keys if self.state is not None
+                  else Path(tempfile.mkdtemp(prefix="sv-client-keys-")))
         for kind in KINDS:
-            url = f"{self.url}/sessions/{self.session_id}/keys/{kind}"
-            response = self.http.get(url, headers=auth)
-            if response.status_code != 200:
-                raise ServerError(f"fetching the server's {kind} key: HTTP "
-                                  f"{response.status_code}: {response.text[:300]}")
-            key, _ = client_contribute(self.party.prover.circuits, kind, response.content,
-                                       response.headers.get("X-Contribution-Hash", ""), folder)
-            done = self.http.put(url, content=key.zkey.read_bytes(),
-                                 headers={**auth, "content-type": "application/octet-stream"})
-            if done.status_code != 200:
+            path = f"/sessions/{self.session_id}/keys/{kind}"
+            record = self.keys.get(kind)
+            if record is None:
+                response = self._request("GET", path)
+                if response.status_code != 200:
+                    raise ServerError(f"fetching the server's {kind} key: HTTP "
+                                      f"{response.status_code}: {response.text[:300]}")
+                key, _ = client_contribute(self.party.prover.circuits, kind, response.content,
+                                           response.headers.get("X-Contribution-Hash", ""),
+                                           folder)
+                record = self.keys[kind] = {"path": str(key.zkey), "blake2b": key.blake2b,
+                                            "transcript": [asdict(c) for c in key.transcript],
+                                            "accepted": False}
+                self._save()
+            if record["accepted"]:
+                continue
+            done = self._request("PUT", path, content=Path(record["path"]).read_bytes(),
+                                 headers={"content-type": "application/octet-stream"})
+            # 409 "already final": the server took this very key before we saw its answer (only
+            # this session's token can upload, and we make one key per circuit)
+            if done.status_code not in (200, 409):
                 raise ServerError(f"the server refused the {kind} key: HTTP "
                                   f"{done.status_code}: {done.text[:300]}")
+            record["accepted"] = True
+            self._save()
 
     def step(self, step: int, x: torch.Tensor, labels: torch.Tensor) -> None:
+        """One training step. After a restart the step in flight is finished with the data it
+        started with (already committed to); ``x`` and ``labels`` are then not used."""
         party = self.party
         if party is None:
             raise InputError("create_session() first")
-        forward: ForwardMessage = party.forward(step, x, labels)
-        gradient = GradientMessage.model_validate(
-            self._exchange(f"/sessions/{self.session_id}/forward", forward, (step, 0)))
-        backward: BackwardMessage = party.receive_gradient(gradient, self._server_proof)
-        self._exchange(f"/sessions/{self.session_id}/backward", backward, (step, 2))
+        if step != self.next_step:
+            raise InputError(f"the session is at step {self.next_step}, not {step}")
+        if self.outbox is None:
+            self._send("forward", party.forward(step, x, labels))
+        if self.outbox["kind"] == "forward":
+            gradient = GradientMessage.model_validate(self._deliver())
+            self._send("backward", party.receive_gradient(gradient, self._server_proof))
+        self._deliver()
+        self.next_step, self.outbox = step + 1, None
+        self._save()
 
     def train(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int,
               on_step: Callable[[int], None] = lambda _s: None) -> SessionResult:
+        """Steps ``next_step`` … ``steps − 1`` on the matching batches (a resumed session skips
+        the batches of the steps it has made)."""
         start = time.perf_counter()
-        done, detected = 0, None
+        detected = None if self.detected is None else TamperDetected(**self.detected)
         try:
             for step, (x, labels) in enumerate(batches):
-                if step >= steps:
+                if step >= steps or detected is not None:
                     break
+                if step < self.next_step:
+                    continue
                 self.step(step, x, labels)
-                done = step + 1
-                on_step(done)
+                on_step(self.next_step)
         except TamperDetected as exc:
             detected = exc
-        return SessionResult(done, [], detected, self.party, None,
+            self.detected = {"step": exc.step, "detected_by": exc.detected_by,
+                             "reason": exc.reason}
+            self._save()
+        return SessionResult(self.next_step, [], detected, self.party, None,
                              time.perf_counter() - start, self.party.transcript)
 
     def _get(self, what: str) -> dict:

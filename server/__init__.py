@@ -59,7 +59,7 @@ from ..limits import Limits
 from .. import model
 from ..model import Dense, SplitSpec
 from ..protocol import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode, ServerParty,
-                        new_transcript, params_to_lists, random_field)
+                        SessionCreate, new_transcript, params_to_lists, random_field)
 from ..refnet import initial_params
 from ..transcript import ORDER, Transcript, TranscriptEntry
 from .store import SessionStore, token_digest
@@ -105,41 +105,6 @@ COMMON = (400, 413, 422)
 SESSION_ERRORS = (*COMMON, 401, 403, 404, 409)
 SessionId = Annotated[int, PathParam(ge=0, lt=1 << SESSION_ID_BITS,
                                      description="The id POST /sessions returned.")]
-
-
-class SessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    model: Literal["refnet", "layers"] = Field(
-        "refnet", description="'refnet' (REFERENCE.md) or 'layers'")
-    client_layers: list[tuple[int, int, bool]] | None = None   # (n_in, n_out, relu) for 'layers'
-    server_layers: list[tuple[int, int, bool]] | None = None
-    batch: int = Field(16, ge=1, description="At most the server's dimension limit.")
-    proof_mode: str = "every"
-    # torch seeds the second half with seed + 1, and a torch seed is below 2^64
-    seed: int = Field(0, ge=0, lt=1 << 63)
-
-    def spec(self) -> SplitSpec:
-        if self.model == "refnet":
-            return SplitSpec.refnet(batch=self.batch)
-        if self.model == "layers" and self.client_layers and self.server_layers:
-            return SplitSpec(tuple(Dense(*d) for d in self.client_layers),
-                             tuple(Dense(*d) for d in self.server_layers), self.batch)
-        raise InputError("model must be 'refnet', or 'layers' with client_layers and "
-                         "server_layers")
-
-    def within(self, limits: Limits) -> None:
-        """Refuse a model the server will not hold, before its spec or weights are built."""
-        layers = ([(64, 32), (32, 10)] if self.model == "refnet" else
-                  [(n_in, n_out) for n_in, n_out, _ in
-                   (self.client_layers or []) + (self.server_layers or [])])
-        too_wide = [d for layer in layers for d in layer if d > limits.dim]
-        if too_wide or self.batch > limits.dim:
-            raise InputError(f"layer widths and the batch must be ≤ {limits.dim} (the server's "
-                             f"dimension limit); got {max(too_wide + [self.batch])}")
-        params = sum(n_out * (n_in + 1) for n_in, n_out in layers)
-        if params > limits.params:
-            raise InputError(f"the model has {params} parameters; this server takes at most "
-                             f"{limits.params}")
 
 
 class SessionCreated(BaseModel):

@@ -303,6 +303,11 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
           seed: Annotated[int, typer.Option(help="Initial weights' seed.")] = 0,
           retry_seconds: Annotated[float, typer.Option(
               help="How long to keep retrying an unreachable server.")] = 60.0,
+          state: Annotated[Optional[Path], typer.Option(
+              help="Keep the client's session in this folder (weights, keys, the message in "
+                   "flight, the bearer token: keep it private). If it already holds a "
+                   "session, that session resumes where it stopped (after a crash, run the "
+                   "same command again).")] = None,
           out: OutOpt = Path("splitverify-train")) -> None:
     """The client: train RefNet with a splitverify server over HTTP. Exit codes as demo."""
     from rich.progress import Progress
@@ -322,7 +327,7 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
             summary = run_training(server, steps, proof_mode, out,
                                    lambda done: bar.update(task, completed=done),
                                    malicious=malicious, seed=seed, retry_seconds=retry_seconds,
-                                   chain=log)
+                                   chain=log, state_dir=state)
     except SplitverifyError as exc:
         _fail(exc)
     _finish_session(summary, out, f"splitverify train against {server}")

@@ -95,23 +95,37 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
                  on_step: Callable[[int], None], *, malicious: str | None = None,
                  circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                  backend: str | None = None, seed: int = 0,
-                 retry_seconds: float = 60.0, chain: ChainLog | None = None) -> dict:
+                 retry_seconds: float = 60.0, chain: ChainLog | None = None,
+                 state_dir: Path | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
     statements on that ledger (the server's are logged only where its sink shares ``chain``:
-    the demo)."""
+    the demo). With ``state_dir`` the client's session lives in that folder: a folder that holds
+    one resumes it (after a crash, run the same command again)."""
     from .client import SplitClient
+    from .client.state import StateFolder
 
     mode = ProofMode.parse(proof_mode)
     if steps < 1:
         raise InputError("--steps must be at least 1")
     spec = SplitSpec.refnet()
-    client = SplitClient(url, proof_mode=str(mode), batch=spec.batch, circuits_for=circuits_for,
-                         backend=backend, malicious=check_scenario(malicious, "client"),
-                         retry_seconds=retry_seconds)
+    malicious = check_scenario(malicious, "client")
     start = time.perf_counter()
-    client.create_session(seed=seed)          # with the key ceremony when the server runs one
+    if state_dir is not None and StateFolder(state_dir).exists():
+        client = SplitClient.resume(state_dir, circuits_for=circuits_for, backend=backend,
+                                    retry_seconds=retry_seconds, url=url)
+        if (str(client.mode), client.seed, client.spec) != (str(mode), seed, spec):
+            raise InputError(f"--state {state_dir} holds session {client.session_id} "
+                             f"(RefNet: {client.spec == spec}, proof mode {client.mode}, seed "
+                             f"{client.seed}): run with those options, or another --state "
+                             "folder for a new session")
+        client.party.malicious = client.malicious = malicious
+    else:
+        client = SplitClient(url, proof_mode=str(mode), batch=spec.batch,
+                             circuits_for=circuits_for, backend=backend, malicious=malicious,
+                             retry_seconds=retry_seconds, state_dir=state_dir)
+        client.create_session(seed=seed)      # with the key ceremony when the server runs one
     session_s = time.perf_counter() - start
     if chain is not None:
         chain.sink("client").attach(client.party)

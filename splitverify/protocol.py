@@ -32,16 +32,17 @@ import random
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable, Literal, TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import model
 from .circuits import KINDS, SplitCircuits, Statement, statements as st
 from .errors import InputError, SplitverifyError, TamperDetected
 from .circuits.generator import describe
-from .model import Params, SplitSpec
+from .limits import Limits
+from .model import Dense, Params, SplitSpec
 from .transcript import Transcript
 from .zk import Proof
 
@@ -87,6 +88,50 @@ class ProofMode:
 def random_field() -> int:
     """A fresh salt or session id: 250 random bits (below the field's modulus)."""
     return secrets.randbits(250)
+
+
+class SessionCreate(BaseModel):
+    """What a client asks for when it opens a session (``POST /sessions``)."""
+    model_config = ConfigDict(extra="forbid")
+    model: Literal["refnet", "layers"] = Field(
+        "refnet", description="'refnet' (REFERENCE.md) or 'layers'")
+    client_layers: list[tuple[int, int, bool]] | None = None   # (n_in, n_out, relu) for 'layers'
+    server_layers: list[tuple[int, int, bool]] | None = None
+    batch: int = Field(16, ge=1, description="At most the server's dimension limit.")
+    proof_mode: str = "every"
+    # torch seeds the second half with seed + 1, and a torch seed is below 2^64
+    seed: int = Field(0, ge=0, lt=1 << 63)
+
+    @classmethod
+    def of(cls, spec: SplitSpec, mode: "ProofMode", seed: int) -> "SessionCreate":
+        if spec == SplitSpec.refnet(batch=spec.batch):
+            return cls(batch=spec.batch, proof_mode=str(mode), seed=seed)
+        return cls(model="layers", batch=spec.batch, proof_mode=str(mode), seed=seed,
+                   client_layers=[(d.n_in, d.n_out, d.relu) for d in spec.client],
+                   server_layers=[(d.n_in, d.n_out, d.relu) for d in spec.server])
+
+    def spec(self) -> SplitSpec:
+        if self.model == "refnet":
+            return SplitSpec.refnet(batch=self.batch)
+        if self.model == "layers" and self.client_layers and self.server_layers:
+            return SplitSpec(tuple(Dense(*d) for d in self.client_layers),
+                             tuple(Dense(*d) for d in self.server_layers), self.batch)
+        raise InputError("model must be 'refnet', or 'layers' with client_layers and "
+                         "server_layers")
+
+    def within(self, limits: Limits) -> None:
+        """Refuse a model the server will not hold, before its spec or weights are built."""
+        layers = ([(64, 32), (32, 10)] if self.model == "refnet" else
+                  [(n_in, n_out) for n_in, n_out, _ in
+                   (self.client_layers or []) + (self.server_layers or [])])
+        too_wide = [d for layer in layers for d in layer if d > limits.dim]
+        if too_wide or self.batch > limits.dim:
+            raise InputError(f"layer widths and the batch must be ≤ {limits.dim} (the server's "
+                             f"dimension limit); got {max(too_wide + [self.batch])}")
+        params = sum(n_out * (n_in + 1) for n_in, n_out in layers)
+        if params > limits.params:
+            raise InputError(f"the model has {params} parameters; this server takes at most "
+                             f"{limits.params}")
 
 
 class _Message(BaseModel):
@@ -225,6 +270,29 @@ class _Party:
         self.malicious = malicious
         self.weights_salt = random_field()
 
+    # -- persistence: what a restarted party needs to go on with the session -------------------
+    def snapshot(self) -> dict:
+        """The party's state as JSON-able data, taken after every message it handled so a
+        restart resumes exactly there (the server keeps its transcript row by row)."""
+        return {
+            "params": params_to_lists(self.params), "weights_salt": self.weights_salt,
+            "decisions": [[k, s, hit] for (k, s), hit in self.verifier.decisions.items()],
+            "verified": self.verifier.verified, "challenged": self.verifier.challenged,
+            "verify_seconds": self.verifier.verify_seconds,
+            "prove_seconds": self.prover.prove_seconds,
+            # the inputs of the latest statement of each kind: a challenge may come after a restart
+            "kept": {kind: [step, inputs] for kind, (step, inputs) in self.prover._kept.items()},
+        }
+
+    def restore(self, state: dict) -> None:
+        self.params = params_from_lists(state["params"])
+        self.weights_salt = state["weights_salt"]
+        self.verifier.decisions = {(k, s): hit for k, s, hit in state["decisions"]}
+        self.verifier.verified, self.verifier.challenged = state["verified"], state["challenged"]
+        self.verifier.verify_seconds = state["verify_seconds"]
+        self.prover.prove_seconds = state["prove_seconds"]
+        self.prover._kept = {kind: (step, inputs) for kind, (step, inputs) in state["kept"].items()}
+
     def _record(self, kind: str, step: int, public: dict[str, int], proof: str | None) -> None:
         """What this party received and checked goes into the session's transcript."""
         if self.transcript is not None:
@@ -279,6 +347,35 @@ class ClientParty(_Party):
         self._emit("client_forward", msg)
         return msg
 
+    def snapshot(self) -> dict:
+        """Adds the server's weight chain and the forward step waiting for its gradient (its
+        forward pass is recomputed on restore: the weights are still those it ran on)."""
+        pending = self._pending
+        return {**super().snapshot(), "server_chain": self.server_chain,
+                "pending": None if pending is None else {
+                    "step": pending.step, "x": pending.x.tolist(),
+                    "labels": pending.labels.tolist(), "salts": asdict(pending.salts),
+                    "statement": None if pending.statement is None else pending.statement.values}}
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        self.server_chain = state["server_chain"]
+        pending = state["pending"]
+        if pending is None:
+            self._pending = None
+            return
+        x, labels = _tensor(pending["x"]), _tensor(pending["labels"])
+        self._pending = _ClientStep(
+            pending["step"], x, labels, model.client_forward(self.spec, self.params, x, labels),
+            st.ClientSalts(**pending["salts"]),
+            None if pending["statement"] is None else
+            Statement("client_forward", pending["statement"]))
+
+    @property
+    def pending_step(self) -> int | None:
+        """The step whose forward message is out and whose gradient has not been handled."""
+        return None if self._pending is None else self._pending.step
+
     def prove(self, kind: str, step: int) -> str:
         return self.prover.prove(kind, step)
 
@@ -322,6 +419,7 @@ class ClientParty(_Party):
             proof = self.prover.attach("client_backward", step,
                                        lambda: st.client_backward_inputs(*args))
         self.params = bwd.new_params
+        self._pending = None
         backward = BackwardMessage(session_id=self.session_id, step=step,
                                    public=statement.values if statement else None, proof=proof)
         self._emit("client_backward", backward)
@@ -355,38 +453,18 @@ class ServerParty(_Party):
         self._pending: _ServerStep | None = None
         self.losses: list[int] = []
 
-    # -- persistence: everything a restarted server needs to go on with the session ------------
     def snapshot(self) -> dict:
-        """The party's state as JSON-able data (the transcript is stored separately, row by row).
-        Taken after every message the server handled, so a restart resumes exactly there."""
         pending = self._pending
-        return {
-            "params": params_to_lists(self.params), "weights_salt": self.weights_salt,
-            "client_chain": self.client_chain, "next_step": self.next_step,
-            "pending": None if pending is None else {
-                "step": pending.step, "forward": pending.forward,
-                "gradient_commitment": pending.gradient_commitment, "loss": pending.loss},
-            "losses": self.losses,
-            "decisions": [[k, s, hit] for (k, s), hit in self.verifier.decisions.items()],
-            "verified": self.verifier.verified, "challenged": self.verifier.challenged,
-            "verify_seconds": self.verifier.verify_seconds,
-            "prove_seconds": self.prover.prove_seconds,
-            # the inputs of the latest statement of each kind: a challenge may come after a restart
-            "kept": {kind: [step, inputs] for kind, (step, inputs) in self.prover._kept.items()},
-        }
+        return {**super().snapshot(), "client_chain": self.client_chain,
+                "next_step": self.next_step, "losses": self.losses,
+                "pending": None if pending is None else asdict(pending)}
 
     def restore(self, state: dict) -> None:
-        self.params = params_from_lists(state["params"])
-        self.weights_salt = state["weights_salt"]
+        super().restore(state)
         self.client_chain, self.next_step = state["client_chain"], state["next_step"]
         pending = state["pending"]
         self._pending = None if pending is None else _ServerStep(**pending)
         self.losses = list(state["losses"])
-        self.verifier.decisions = {(k, s): hit for k, s, hit in state["decisions"]}
-        self.verifier.verified, self.verifier.challenged = state["verified"], state["challenged"]
-        self.verifier.verify_seconds = state["verify_seconds"]
-        self.prover.prove_seconds = state["prove_seconds"]
-        self.prover._kept = {kind: (step, inputs) for kind, (step, inputs) in state["kept"].items()}
 
     def prove(self, kind: str, step: int) -> str:
         """A proof on challenge (audit mode)."""

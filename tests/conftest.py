@@ -49,6 +49,22 @@ component main = SumProd2();
 # minutes on a loaded machine, far past httpx's 5 s default.
 http = httpx.Client(timeout=600.0)
 
+
+class Interposer(httpx.BaseTransport):
+    """A real HTTP transport that calls ``before(n, request)`` and ``after(n, request)`` around
+    its n-th request (from 1; the answer read in full first): crash points for the crash tests."""
+
+    def __init__(self, before=lambda n, request: None, after=lambda n, request: None):
+        self.inner, self.before, self.after, self.count = httpx.HTTPTransport(), before, after, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.count += 1
+        self.before(self.count, request)
+        response = self.inner.handle_request(request)
+        response.read()
+        self.after(self.count, request)
+        return response
+
 # A circuit whose witness fails on an assertion (template Three, line 6) unless a = 3.
 THREE = """pragma circom 2.0.0;
 template Three() {

@@ -23,7 +23,7 @@ from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk import phase2
 
-from conftest import http, TINY_SPEC
+from conftest import http, Interposer, TINY_SPEC
 from split_cases import data_batches, reference_weights, same_params
 
 
@@ -68,27 +68,27 @@ def test_server_killed_mid_step_and_restarted_resumes_the_session(tmp_path):
     the session finishes, the weights equal the reference run's, the transcript audits clean."""
     batches = data_batches(TINY_SPEC, 3, seed=4)
     server = ServeProcess(tmp_path / "sessions.db", free_port()).start()
+    restarts = []
+
+    def restart_after_step_1_forward(_n: int, request: httpx.Request) -> None:
+        if request.url.path.endswith("/forward") and json.loads(request.content)["step"] == 1:
+            server.kill()
+            server.start()
+            restarts.append(1)
     try:
-        client = SplitClient(server.url, spec=TINY_SPEC, retry_seconds=90)
+        client = SplitClient(server.url, spec=TINY_SPEC, retry_seconds=90,
+                             transport=Interposer(after=restart_after_step_1_forward))
         client.create_session(seed=3)
         assert [c.name for c in client.party.prover.circuits.key("server_step").transcript] \
             == ["server", "client"]
-        client.step(0, *batches[0])
-        # step 1: the forward message is answered, then the server dies before the backward
+        client.train(batches, steps=3)
         party = client.party
-        forward = party.forward(1, *batches[1])
-        gradient = GradientMessage.model_validate(
-            client._exchange(f"/sessions/{client.session_id}/forward", forward, (1, 0)))
-        server.kill()
-        server.start()
-        backward = party.receive_gradient(gradient, client._server_proof)
-        client._exchange(f"/sessions/{client.session_id}/backward", backward, (1, 2))
-        client.step(2, *batches[2])
         status = client.server_status()
         merged = merged_transcript(party.transcript,
                                    Transcript.model_validate(client.server_transcript()))
     finally:
         server.kill()
+    assert restarts == [1]
     assert status["next_step"] == 3 and status["stopped"] is None
     report = audit(merged)
     assert report.valid and report.proofs_verified == 9, report
@@ -153,6 +153,103 @@ def test_server_killed_at_random_points_while_training(tmp_path):
     assert same_params(params_from_lists(checkpoints[-1][1]), want_server)
 
 
+def test_client_killed_at_random_points_resumes_from_its_state(tmp_path):
+    """A bounded loop of SIGKILLs of the client process (seeded): at its n-th HTTP request, just
+    before it leaves or just after its answer arrived, or at a random moment (proving, saving).
+    Each time the client restarts on its state folder and goes on; the ceremony and 4 steps with
+    every proof finish. No step is lost or applied twice (both halves' weights equal the
+    reference run's, the server's checkpoints are steps 0..3 once each), the transcript audits
+    clean."""
+    import random
+
+    steps, seed, data_seed = 4, 5, 9
+    folder = tmp_path / "client"
+    app = create_app(db=tmp_path / "server.db")
+    worker = [sys.executable, str(Path(__file__).with_name("client_process.py"))]
+    rng = random.Random(11)
+    landed = []                       # (kill point, what the state folder held after it)
+
+    def run(url: str, *kill_at: str, kill_after_s: float | None = None) -> tuple[int, str]:
+        proc = subprocess.Popen([*worker, url, str(folder), str(steps), str(seed),
+                                 str(data_seed), *kill_at], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+        lines = []
+        if kill_after_s is not None:
+            while (line := proc.stdout.readline()) and line.strip() != "ready":
+                lines.append(line)
+            time.sleep(kill_after_s)
+            proc.kill()
+        out, _ = proc.communicate(timeout=600)
+        return proc.returncode, "".join(lines) + out
+
+    def held() -> str:
+        state = json.loads((folder / "state.json").read_text())
+        if state["transcript"] is None:
+            return f"ceremony, {len(state['keys'])} keys made"
+        outbox = state["outbox"]
+        return (f"step {state['next_step']}, " +
+                ("nothing in flight" if outbox is None else f"{outbox['kind']} in flight"))
+
+    with ServerThread(app) as thread:
+        for round_ in range(8):
+            if round_ % 2 == 0:       # at a request: the first process is in the ceremony
+                point = (str(rng.randint(2, 7) if round_ == 0 else rng.randint(1, 4)),
+                         rng.choice(("before", "after")))
+                code, out = run(thread.url, *point)
+            else:
+                point = (f"{rng.uniform(0.2, 2.5):.2f} s after start",)
+                code, out = run(thread.url, kill_after_s=float(point[0].split()[0]))
+            if code == 0:
+                break                 # the session finished before this kill
+            assert code == -signal.SIGKILL, out
+            landed.append((" ".join(point), held()))
+        code, out = run(thread.url)
+        assert code == 0, out
+        assert json.loads(out.strip().splitlines()[-1]) == {"steps": steps, "detected": False}
+        client = SplitClient.resume(folder)
+        status = client.server_status()
+        merged = merged_transcript(client.party.transcript,
+                                   Transcript.model_validate(client.server_transcript()))
+        checkpoints = app.state.store.checkpoints(client.session_id)
+    print("kill points survived:", *landed, sep="\n  ")
+    assert len(landed) >= 5, landed
+    assert any(where.startswith("ceremony") for _, where in landed), landed
+    assert any("in flight" in where for _, where in landed), landed
+    assert client.next_step == steps and client.outbox is None and status["next_step"] == steps
+    report = audit(merged)
+    assert report.valid and report.proofs_verified == 3 * steps, report
+    want_client, want_server = reference_weights(
+        TINY_SPEC, steps, seed, data_batches(TINY_SPEC, steps, seed=data_seed))
+    assert same_params(client.party.params, want_client)
+    from splitverify.protocol import params_from_lists
+    assert [step for step, _ in checkpoints] == list(range(steps))
+    assert same_params(params_from_lists(checkpoints[-1][1]), want_server)
+
+
+def test_a_client_state_folder_is_used_for_one_session(tmp_path, tiny_keys):
+    """A folder that holds a session is not overwritten by a new one; an empty or damaged
+    folder cannot be resumed; each error says what to do."""
+    from splitverify.errors import InputError
+    app = create_app(lambda _spec: tiny_keys, ceremony=False)
+    with ServerThread(app) as thread:
+        client = SplitClient(thread.url, spec=TINY_SPEC, circuits_for=lambda _s: tiny_keys,
+                             state_dir=tmp_path / "a")
+        client.create_session(seed=1)
+        again = SplitClient(thread.url, spec=TINY_SPEC, state_dir=tmp_path / "a")
+        with pytest.raises(InputError, match="already holds session .*resume it"):
+            again.create_session(seed=1)
+        resumed = SplitClient.resume(tmp_path / "a", circuits_for=lambda _s: tiny_keys)
+        assert (resumed.session_id, resumed.next_step) == (client.session_id, 0)
+    with pytest.raises(InputError, match="holds no client session"):
+        SplitClient.resume(tmp_path / "empty")
+    (tmp_path / "a" / "state.json").write_text("{not json")
+    with pytest.raises(InputError, match="not a readable client state"):
+        SplitClient.resume(tmp_path / "a")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="is a file"):
+        SplitClient(thread.url, state_dir=tmp_path / "file")
+
+
 def test_a_message_resent_after_a_lost_answer_gets_the_same_answer(tiny_circuits):
     """A re-sent message (same step, same bytes) is answered again and applied once; an
     earlier step's message is still a replay."""
@@ -211,18 +308,28 @@ def test_the_ceremony_refuses_keys_without_the_servers_contribution(tmp_path):
 
 
 def test_train_command_against_a_running_server(tmp_path):
-    """`splitverify train` is the client of any server: here one on loopback, proofs off."""
+    """`splitverify train` is the client of any server: here one on loopback, proofs off. With
+    `--state` the same command run again resumes the session (here: 2 steps, then up to 3)."""
     app = create_app()
+    state = tmp_path / "state"
+
+    def train(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "splitverify", "train", "--server",
+                               thread.url, "--out", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=timeout)
     with ServerThread(app) as thread:
-        proc = subprocess.run(
-            [sys.executable, "-m", "splitverify", "train", "--server", thread.url, "--steps", "3",
-             "--proof-mode", "off", "--out", str(tmp_path)],
-            capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+        first = train("--steps", "2", "--proof-mode", "off", "--state", str(state))
+        assert first.returncode == 0, first.stdout + first.stderr
+        proc = train("--steps", "3", "--proof-mode", "off", "--state", str(state))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        other = train("--steps", "3", "--proof-mode", "commit", "--state", str(state))
+        bad = train("--malicious", "server:skip-update", timeout=120)
+        sessions = len(app.state.sessions)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["detected"] is False
     assert 0.0 <= summary["test_accuracy"] <= 1.0
-    bad = subprocess.run([sys.executable, "-m", "splitverify", "train", "--server", thread.url,
-                          "--malicious", "server:skip-update", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
+    assert json.loads((state / "state.json").read_text())["next_step"] == 3
+    assert sessions == 1                         # the second run resumed the first's session
+    said = " ".join((other.stdout + other.stderr).split())      # rich wraps long lines
+    assert other.returncode == 1 and "holds session" in said and "proof mode off" in said
     assert bad.returncode == 1 and "server scenario" in bad.stdout + bad.stderr

@@ -1,0 +1,52 @@
+"""A client as its own process, for the client crash tests: trains the tiny model against a
+server with its state in a folder (resuming the session there if there is one), and can kill
+itself with SIGKILL at its Nth HTTP request — just before sending it, or just after its answer
+arrived (the server acted, the client never learns it).
+
+    python tests/client_process.py URL FOLDER STEPS SEED DATA_SEED [N before|after]
+
+Prints "ready" once its client exists (after a resumed ceremony, before a new session's), then
+one JSON line with the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+import httpx
+
+from conftest import TINY_SPEC, Interposer
+from split_cases import data_batches
+from splitverify.client import SplitClient
+from splitverify.client.state import StateFolder
+
+
+def kill_at(n: int, when: str) -> Interposer:
+    def die(count: int, _request) -> None:
+        if count == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return Interposer(**{when: die})
+
+
+def main() -> None:
+    url, folder, steps, seed, data_seed = sys.argv[1:6]
+    transport = (kill_at(int(sys.argv[6]), sys.argv[7]) if len(sys.argv) > 6
+                 else httpx.HTTPTransport())
+    if StateFolder(folder).exists():
+        client = SplitClient.resume(folder, retry_seconds=120, transport=transport)
+        print("ready", flush=True)
+    else:
+        client = SplitClient(url, spec=TINY_SPEC, state_dir=folder, retry_seconds=120,
+                             transport=transport)
+        print("ready", flush=True)
+        client.create_session(seed=int(seed))
+    result = client.train(data_batches(TINY_SPEC, int(steps), int(data_seed)), int(steps))
+    print(json.dumps({"steps": result.steps, "detected": result.detected is not None}),
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()
