@@ -140,6 +140,60 @@ def refnet_prove_seconds(circuits: SplitCircuits, inputs: dict[str, dict], runs:
     return out
 
 
+def dense_layer_peer(runs: int, folder: Path, progress: Callable[[str], None]) -> dict:
+    """The peer "circomlib-ml style": RefNet's client layer product X·Wᵀ (batch 16, 64 → 32)
+    proven with one constraint per product (DenseNaive), against our Freivalds check of the same
+    product (DenseOptimized), on RefNet's first batch and initial weights. Per circuit:
+    constraints, key set-up (dev ptau, one contribution), median prove seconds from a .wtns
+    with snarkjs (how circomlib-ml circuits are proven) and with our native prover, native
+    verify."""
+    from .refnet import initial_params
+    from .demo import refnet_batches
+    from .zk.curve import R
+
+    spec = SplitSpec.refnet()
+    (w, _b), = initial_params(spec, 0)[0]
+    x, _labels = next(refnet_batches(spec))
+    acc = x @ w.T
+
+    def field(t) -> list:
+        return [[int(v) % R for v in row] for row in t.tolist()]
+    inputs = {"DenseNaive": {"x": field(x), "w": field(w)},
+              "DenseOptimized": {"x": field(x), "w": field(w), "acc": field(acc),
+                                 "commitments": [1, 2, 3]}}
+    out: dict[str, dict] = {}
+    native = zk.get_prover("native")
+    for name, template in (("circomlib_ml_naive", "DenseNaive"),
+                           ("splitverify_freivalds", "DenseOptimized")):
+        progress(f"peer: dense layer {template}: key, prove, verify")
+        circuit = zk.compile_circuit(circuit_path("dense.circom"), template=template,
+                                     params=list(DENSE_SHAPE), optimize="O2")
+        start = time.perf_counter()
+        key = zk.setup(circuit, contributors=("bench",), workdir=folder / template)
+        setup_s = time.perf_counter() - start
+        wtns = zk.calculate_witness(circuit, inputs[template], folder / f"{template}.wtns")
+        native.load(key)
+        prove_s = {backend: _median_seconds(
+            lambda p=zk.get_prover(backend): p.prove(key, wtns), runs)
+            for backend in ("snarkjs", "native")}
+        proof, public = native.prove(key, wtns)
+        vk = zk.export_verification_key(key)
+        if not zk.verify(vk, proof, public, "native"):
+            raise RuntimeError(f"the native verifier rejected the {template} benchmark proof")
+        out[name] = {"template": template, "constraints": circuit.info.n_constraints,
+                     "setup_s": round(setup_s, 3), "prove_s": prove_s,
+                     "verify_s": _median_seconds(
+                         lambda: zk.verify(vk, proof, public, "native"), runs)}
+    naive, ours = out["circomlib_ml_naive"], out["splitverify_freivalds"]
+    out["job"] = "X·Wᵀ of RefNet's client layer, batch 16, 64 → 32 (first batch, seed-0 weights)"
+    out["ratios"] = {
+        "constraints": round(ours["constraints"] / naive["constraints"], 4),
+        "native_prove": round(ours["prove_s"]["native"] / naive["prove_s"]["native"], 4),
+        "ours_native_over_naive_snarkjs": round(ours["prove_s"]["native"]
+                                                / naive["prove_s"]["snarkjs"], 4)}
+    return out
+
+
 STEP_RUNS = {"off": (100, 20), "every": (5, 2), "audit:0.1": (50, 10)}   # steps: full, quick
 
 
@@ -200,6 +254,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         for backend, times in refnet_prove_seconds(circuits, step_inputs, refnet_runs, Path(tmp),
                                                    progress).items():
             prove_s[backend].update(times)
+        dense_peer = dense_layer_peer(runs, Path(tmp), progress)
     proof, public = proofs["native"]
     verify_s = {}
     for name in zk.VERIFIER_NAMES:
@@ -251,7 +306,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         "step_runs": {mode: (short if quick else full)
                       for mode, (full, short) in STEP_RUNS.items()},
         "peers": {"ezkl_client_forward_prove_s": ezkl["prove_s"], "ezkl_error": ezkl["error"],
-                  "ezkl": ezkl},
+                  "ezkl": ezkl, "dense_layer": dense_peer},
     }
 
 

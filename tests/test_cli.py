@@ -110,6 +110,16 @@ def test_quick_bench_prints_wellformed_json(tmp_path):
         assert data["constraint_breakdown"][kind]["other"] == 0
     assert counts["dense_naive"] == 16 * 64 * 32
     assert counts["dense_optimized"] <= 0.12 * counts["dense_naive"]
+    peers = data["peers"]                 # a peer is null only with its error recorded
+    assert (peers["ezkl_client_forward_prove_s"] is None) == (peers["ezkl_error"] is not None)
+    dense = peers["dense_layer"]
+    assert dense["circomlib_ml_naive"]["constraints"] == counts["dense_naive"]
+    assert dense["splitverify_freivalds"]["constraints"] == counts["dense_optimized"]
+    for circuit in ("circomlib_ml_naive", "splitverify_freivalds"):
+        assert set(dense[circuit]["prove_s"]) == {"snarkjs", "native"}
+        assert all(v > 0 for v in dense[circuit]["prove_s"].values())
+    assert set(dense["ratios"]) == {"constraints", "native_prove",
+                                    "ours_native_over_naive_snarkjs"}
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
