@@ -254,7 +254,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         for backend, times in refnet_prove_seconds(circuits, step_inputs, refnet_runs, Path(tmp),
                                                    progress).items():
             prove_s[backend].update(times)
-        dense_peer = dense_layer_peer(runs, Path(tmp), progress)
+        dense_peer = dense_layer_peer(refnet_runs, Path(tmp), progress)
     proof, public = proofs["native"]
     verify_s = {}
     for name in zk.VERIFIER_NAMES:

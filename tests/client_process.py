@@ -1,9 +1,9 @@
 """A client as its own process, for the client crash tests: trains the tiny model against a
 server with its state in a folder (resuming the session there if there is one), and can kill
-itself with SIGKILL at its Nth HTTP request — just before sending it, or just after its answer
-arrived (the server acted, the client never learns it).
+itself with SIGKILL at its Nth HTTP request — just before sending it, just after its answer
+arrived (the server acted, the client never learns it), or a given time after that.
 
-    python tests/client_process.py URL FOLDER STEPS SEED DATA_SEED [N before|after]
+    python tests/client_process.py URL FOLDER STEPS SEED DATA_SEED [N before|after|after+S]
 
 Prints "ready" once its client exists (after a resumed ceremony, before a new session's), then
 one JSON line with the outcome.
@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import threading
 
 import httpx
 
@@ -25,10 +26,20 @@ from splitverify.client.state import StateFolder
 
 
 def kill_at(n: int, when: str) -> Interposer:
-    def die(count: int, _request) -> None:
-        if count == n:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return Interposer(**{when: die})
+    """SIGKILL at the n-th request: ``before`` it leaves, ``after`` its answer arrived, or
+    ``after+S``: S seconds after its answer (a moment inside whatever follows: proving,
+    saving, the next request)."""
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def at(count: int, _request) -> None:
+        if count != n:
+            return
+        if "+" in when:
+            threading.Timer(float(when.split("+")[1]), die).start()
+        else:
+            die()
+    return Interposer(**{when.split("+")[0]: at})
 
 
 def main() -> None:
