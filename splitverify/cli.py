@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -451,14 +452,24 @@ def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = Fa
           from_json: Annotated[Optional[Path], typer.Option(
               help="Use this saved `bench --json` result instead of running the benchmarks "
                    "(with --plot: redraw a figure).")] = None,
+          report: Annotated[Optional[Path], typer.Option(
+              help="Also write the result as Markdown to this file: the machine, the targets "
+                   "met or missed, ratios, seconds, peers (links the --plot figure).")] = None,
           ) -> None:
     """Benchmarks: prove seconds per backend, verify seconds per verifier, dev setup at 2^16."""
     from .bench import plot_bench, run_bench
+    from .bench_report import write_report
 
     try:
         if from_json is not None:
             try:
-                result = json.loads(from_json.read_text().strip().splitlines()[-1])
+                text = from_json.read_text()
+                try:
+                    result = json.loads(text)          # a saved result, pretty-printed or not
+                except ValueError:                     # `bench --json` output after progress lines
+                    result = json.loads(text.strip().splitlines()[-1])
+                if not isinstance(result, dict):
+                    raise ValueError("not a JSON object")
             except (OSError, ValueError, IndexError) as exc:
                 raise InputError(f"{from_json} is not the output of `splitverify bench --json`: "
                                  f"{exc}") from exc
@@ -466,6 +477,14 @@ def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = Fa
             result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
         if plot is not None:
             console.print(f"[dim]figure written to {plot_bench(result, plot)}[/]")
+        if report is not None:
+            figure = None if plot is None else os.path.relpath(plot, report.parent)
+            try:
+                written = write_report(result, report, figure)
+            except (KeyError, TypeError) as exc:
+                raise InputError(f"the bench result lacks field {exc} (is it the output of "
+                                 "this version's `splitverify bench --json`?)") from exc
+            console.print(f"[dim]report written to {written}[/]")
     except SplitverifyError as exc:
         _fail(exc)
     _print_breakdown(result["constraint_breakdown"], result["constraints"])

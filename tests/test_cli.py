@@ -84,7 +84,8 @@ REFNET_KINDS = ("client_forward", "server_step", "client_backward")
 @pytest.mark.slow
 @pytest.mark.xdist_group("refnet")  # shares the compiled RefNet circuits with the golden test
 def test_quick_bench_prints_wellformed_json(tmp_path):
-    code, out = invoke("bench", "--quick", "--json", "--plot", str(tmp_path / "bench.png"))
+    code, out = invoke("bench", "--quick", "--json", "--plot", str(tmp_path / "bench.png"),
+                       "--report", str(tmp_path / "BENCH.md"))
     assert code == 0, out
     data = json.loads(out.strip().splitlines()[-1])
     assert data["workload"] == "refnet" and data["batch"] == 16
@@ -121,6 +122,8 @@ def test_quick_bench_prints_wellformed_json(tmp_path):
     assert set(dense["ratios"]) == {"constraints", "native_prove",
                                     "ours_native_over_naive_snarkjs"}
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (tmp_path / "BENCH.md").read_text()
+    assert "## Targets" in report and "Dense layer" in report and "(bench.png)" in report
 
 
 def _fake_bench_result() -> dict:
@@ -133,9 +136,15 @@ def _fake_bench_result() -> dict:
         "prove_s": {"snarkjs": {c: 4.0 for c in circuits}, "native": {c: 1.0 for c in circuits}},
         "witness_s": {"node": {k: 2.0 for k in REFNET_KINDS},
                       "wasm": {k: 0.2 for k in REFNET_KINDS}},
-        "ratios": {"native_over_snarkjs_prove": {c: 0.25 for c in circuits},
-                   "wasm_over_node_witness": {k: 0.1 for k in REFNET_KINDS}},
+        "ratios": {"native_over_snarkjs_prove": {**{c: 0.25 for c in circuits},
+                                                 "client_backward": 0.34},
+                   "wasm_over_node_witness": {k: 0.1 for k in REFNET_KINDS},
+                   "native_over_py_ecc_verify": 0.001, "audit_0.1_over_off_step": 20.0},
         "step_s": {"off": 0.1, "every": 20.0, "audit:0.1": 2.0},
+        "verify_s": {"snarkjs": 1.0, "native": 0.002, "py_ecc": 2.0},
+        "setup_s": {"dev_2^16": 20.0, "dev_2^16_constraints": 65000},
+        "peers": {"ezkl_client_forward_prove_s": 8.0, "ezkl_error": None,
+                  "ezkl": {"ezkl_version": "0", "job": "the layer", "prove_s": 8.0}},
     }
 
 
@@ -150,6 +159,32 @@ def test_bench_plots_a_saved_result(tmp_path):
     code, out = invoke("bench", "--from-json", str(tmp_path / "b.png"))
     message = " ".join(out.split())  # the console wraps long lines
     assert code == 1 and "is not the output of `splitverify bench --json`" in message
+
+
+def test_bench_report_says_which_targets_are_met(tmp_path):
+    """The Markdown report reads everything from the result: here native/snarkjs 0.34 on one
+    circuit (missed), verify 2 ms (met), 1.0 / 8.0 against EZKL (missed: > 0.1), a 20 s step
+    (missed), audit/off exactly 20 (met); a result without a field is refused by name."""
+    saved = tmp_path / "bench.json"
+    saved.write_text(json.dumps(_fake_bench_result()))
+    report = tmp_path / "out" / "BENCH.md"
+    report.parent.mkdir()
+    code, out = invoke("bench", "--from-json", str(saved), "--plot", str(tmp_path / "b.png"),
+                       "--report", str(report), "--json")
+    assert code == 0, out
+    text = report.read_text()
+    met = {line.split("|")[1].strip(): line.split("|")[3].strip()
+           for line in text.split("## Ratios")[0].splitlines() if line.startswith("| ")
+           and not line.startswith("| target")}
+    assert list(met.values()) == ["**missed**", "met", "**missed**", "**missed**", "met"]
+    assert "worst: client_backward" in text and "1.00 s / 8.00 s = 0.125×" in text
+    assert "![bench figure](../b.png)" in text
+    assert "The dense-layer peer is not in this result" in text
+    broken = _fake_bench_result()
+    del broken["verify_s"]
+    saved.write_text(json.dumps(broken))
+    code, out = invoke("bench", "--from-json", str(saved), "--report", str(report))
+    assert code == 1 and "lacks field 'verify_s'" in " ".join(out.split())
 
 
 def test_zk_prove_rejects_non_object_inputs_and_missing_setup(tmp_path):

@@ -1,0 +1,136 @@
+"""`splitverify bench --report FILE`: a bench result as Markdown — the machine, the targets of
+issue 6 met or missed (ratios first), then the seconds and the peers. Everything is read from
+the result (``run_bench`` or a saved ``--json``); nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .circuits import KINDS
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    figure: Callable[[dict], tuple[float, str] | None]   # (value, how it reads) or not measured
+    limit: float                                         # met when value ≤ limit
+
+
+def _worst_native_ratio(r: dict) -> tuple[float, str]:
+    ratios = r["ratios"]["native_over_snarkjs_prove"]
+    worst = max(ratios, key=ratios.get)
+    listed = ", ".join(f"{name} {value:.3f}" for name, value in ratios.items())
+    return ratios[worst], f"{listed} (worst: {worst})"
+
+
+def _ezkl_ratio(r: dict) -> tuple[float, str] | None:
+    ezkl = r["peers"].get("ezkl_client_forward_prove_s")
+    if ezkl is None:
+        return None
+    ours = r["prove_s"]["native"]["client_forward"]
+    return ours / ezkl, f"{ours:.2f} s / {ezkl:.2f} s = {ours / ezkl:.3f}×"
+
+
+TARGETS = (
+    Target("native prove ≤ 0.25 × snarkjs, every circuit", _worst_native_ratio, 0.25),
+    Target("verify ≤ 5 ms (native verifier)",
+           lambda r: (r["verify_s"]["native"], f"{r['verify_s']['native'] * 1000:.1f} ms"),
+           0.005),
+    Target("ClientForward prove ≤ 0.1 × EZKL prove (same layer)", _ezkl_ratio, 0.1),
+    Target("fully proven RefNet step ≤ 2 s (`every`, both parties)",
+           lambda r: (r["step_s"]["every"], f"{r['step_s']['every']:.2f} s"), 2.0),
+    Target("`audit:0.1` step ≤ 20 × `off` step",
+           lambda r: (r["ratios"]["audit_0.1_over_off_step"],
+                      f"{r['step_s']['audit:0.1']:.3g} s / {r['step_s']['off']:.3g} s = "
+                      f"{r['ratios']['audit_0.1_over_off_step']:.1f}×"), 20.0),
+)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _s(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
+
+
+def render(result: dict, plot: str | None = None) -> str:
+    r = result
+    lines = ["# splitverify bench", "",
+             f"**Machine**: {r['machine']}. Every time is a median of runs in one process "
+             f"(runs: {', '.join(f'{k} {v}' for k, v in r.get('runs', {}).items())}); prove "
+             "seconds start from a `.wtns` (witness timed on its own).", "",
+             "## Targets", ""]
+    rows = []
+    for target in TARGETS:
+        figure = target.figure(r)
+        if figure is None:
+            rows.append((target.label, "not measured (the peer did not run: "
+                         f"{r['peers'].get('ezkl_error')})", "–"))
+            continue
+        value, text = figure
+        rows.append((target.label, text, "met" if value <= target.limit else "**missed**"))
+    lines += _table(("target", "figure", "met?"), rows)
+    lines += ["## Ratios", ""]
+    ratios = r["ratios"]
+    rows = [(f"native / snarkjs prove: {name}", f"{v:.3f}")
+            for name, v in ratios["native_over_snarkjs_prove"].items()]
+    rows += [(f"in-process / node witness: {name}", f"{v:.3f}")
+             for name, v in ratios.get("wasm_over_node_witness", {}).items()]
+    rows.append(("native / py_ecc verify", f"{ratios['native_over_py_ecc_verify']:.5f}"))
+    rows.append(("dense layer constraints, Freivalds / naive",
+                 f"{r['constraints']['dense_optimized_over_naive']:.4f}"))
+    dense = r["peers"].get("dense_layer")
+    if dense is not None:
+        rows += [(f"dense layer peer: {name.replace('_', ' ')}", f"{v:.4f}")
+                 for name, v in dense["ratios"].items()]
+    lines += _table(("ratio", "value"), rows)
+    if plot:
+        lines += [f"![bench figure]({plot})", ""]
+    lines += ["## Seconds", ""]
+    witness = r.get("witness_s", {})
+    rows = [(name, f"{r['constraints'].get(name, 0):,}",
+             _s(witness.get("node", {}).get(name)), _s(witness.get("wasm", {}).get(name)),
+             _s(r["prove_s"]["snarkjs"].get(name)), _s(r["prove_s"]["native"].get(name)))
+            for name in r["prove_s"]["native"]]
+    lines += _table(("circuit", "constraints", "witness node", "witness wasm", "prove snarkjs",
+                     "prove native"), rows)
+    rows = [(f"RefNet step, `{mode}`", _s(v)) for mode, v in r["step_s"].items()]
+    rows += [(f"prove in the `every` steps: {kind}", _s(r.get("step_prove_s", {}).get(kind)))
+             for kind in KINDS if kind in r.get("step_prove_s", {})]
+    rows += [(f"verify: {name}", _s(v)) for name, v in r["verify_s"].items()]
+    rows += [(f"development setup at 2^16 ({r['setup_s'].get('dev_2^16_constraints', '?')} "
+              "constraints)", _s(r["setup_s"]["dev_2^16"]))]
+    lines += _table(("measure", "seconds"), rows)
+    lines += ["## Peers", ""]
+    ezkl = r["peers"].get("ezkl") or {}
+    if r["peers"].get("ezkl_error"):
+        lines += [f"EZKL did not run here: {r['peers']['ezkl_error']}", ""]
+    elif ezkl:
+        lines += [f"EZKL {ezkl.get('ezkl_version')} — {ezkl.get('job')}; logrows "
+                  f"{ezkl.get('logrows')}, proof {ezkl.get('proof_bytes')} bytes.", ""]
+        lines += _table(("SRS", "setup", "witness", "prove", "verify"),
+                        [tuple(_s(ezkl.get(k)) for k in
+                               ("srs_s", "setup_s", "witness_s", "prove_s", "verify_s"))])
+    if dense is None:
+        lines += ["The dense-layer peer is not in this result (it predates it).", ""]
+    else:
+        lines += [f"Dense layer — {dense['job']}:", ""]
+        lines += _table(("circuit", "constraints", "key set-up", "prove snarkjs",
+                         "prove native", "verify native"),
+                        [(f"{name} (`{d['template']}`)", f"{d['constraints']:,}",
+                          _s(d["setup_s"]), _s(d["prove_s"]["snarkjs"]),
+                          _s(d["prove_s"]["native"]), _s(d["verify_s"]))
+                         for name, d in dense.items() if name not in ("job", "ratios")])
+    return "\n".join(lines)
+
+
+def write_report(result: dict, path: str | Path, plot: str | None = None) -> Path:
+    path = Path(path)
+    path.write_text(render(result, plot))
+    return path
