@@ -62,6 +62,7 @@ class SplitClient:
         self.state = None if state_dir is None else StateFolder(state_dir)
         self.party: ClientParty | None = None
         self.session_id, self.token, self.seed = 0, "", 0
+        self.ceremony = False                # the server runs a key ceremony per session
         self.keys: dict[str, dict] = {}      # per circuit: our final key (path, blake2b, …)
         self.next_step = 0
         # the message being delivered ({kind, body}), kept until the server's answer is handled
@@ -76,7 +77,7 @@ class SplitClient:
         self.state.save({
             "url": self.url, "request": SessionCreate.of(self.spec, self.mode, self.seed)
             .model_dump(), "session_id": self.session_id, "token": self.token,
-            "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
+            "ceremony": self.ceremony, "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
             "detected": self.detected,
             "party": None if party is None else party.snapshot(),
             "transcript": (None if party is None or party.transcript is None
@@ -98,7 +99,8 @@ class SplitClient:
                      retry_seconds=retry_seconds, state_dir=state_dir, transport=transport)
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
-        client.keys, client.next_step = data["keys"], data["next_step"]
+        client.ceremony, client.keys = data["ceremony"], data["keys"]
+        client.next_step = data["next_step"]
         client.outbox, client.detected = data["outbox"], data["detected"]
         party = client._new_party()
         if data["party"] is not None:
@@ -106,8 +108,9 @@ class SplitClient:
         for kind, record in client.keys.items():
             load_final(party.prover.circuits, kind, Path(record["path"]), record["blake2b"],
                        record["transcript"])
-        if data["transcript"] is None:
-            client._key_ceremony()
+        if data["transcript"] is None:          # stopped before the session was ready
+            if client.ceremony:
+                client._key_ceremony()
             party.transcript = new_transcript(party)
             client._save()
         else:
@@ -193,9 +196,10 @@ class SplitClient:
                               f"{response.text[:500]}")
         info = response.json()
         self.session_id, self.token = info["session_id"], info["token"]
+        self.ceremony = bool(info.get("ceremony"))
         party = self._new_party()
         self._save()
-        if info.get("ceremony"):
+        if self.ceremony:
             self._key_ceremony()
         party.transcript = new_transcript(party)
         self._save()

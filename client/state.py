@@ -19,6 +19,8 @@ from pathlib import Path
 from ..errors import InputError
 
 VERSION = 1
+FIELDS = ("url", "request", "session_id", "token", "ceremony", "keys", "next_step", "outbox",
+          "detected", "party", "transcript")
 
 
 class StateFolder:
@@ -44,6 +46,9 @@ class StateFolder:
                              ) from exc
         if not isinstance(data, dict) or data.get("version") != VERSION:
             raise InputError(f"{self.file} is not a version-{VERSION} splitverify client state")
+        missing = [name for name in FIELDS if name not in data]
+        if missing:
+            raise InputError(f"{self.file} lacks {missing}: it was not written by this client")
         return data
 
     def save(self, data: dict) -> None:

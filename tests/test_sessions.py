@@ -231,8 +231,16 @@ def test_a_client_state_folder_is_used_for_one_session(tmp_path, tiny_keys):
             again.create_session(seed=1)
         resumed = SplitClient.resume(tmp_path / "a", circuits_for=lambda _s: tiny_keys)
         assert (resumed.session_id, resumed.next_step) == (client.session_id, 0)
+        # killed before the session was ready, on a server without a ceremony: no key requests
+        saved = json.loads((tmp_path / "a" / "state.json").read_text())
+        (tmp_path / "a" / "state.json").write_text(json.dumps({**saved, "transcript": None}))
+        resumed = SplitClient.resume(tmp_path / "a", circuits_for=lambda _s: tiny_keys)
+        assert resumed.party.transcript.session_id == client.session_id
     with pytest.raises(InputError, match="holds no client session"):
         SplitClient.resume(tmp_path / "empty")
+    (tmp_path / "a" / "state.json").write_text('{"version": 1, "url": "http://x"}')
+    with pytest.raises(InputError, match="lacks .*'token'"):
+        SplitClient.resume(tmp_path / "a")
     (tmp_path / "a" / "state.json").write_text("{not json")
     with pytest.raises(InputError, match="not a readable client state"):
         SplitClient.resume(tmp_path / "a")
