@@ -133,8 +133,15 @@ def tamper_witness_many(circuit: zk.CompiledCircuit, wtns_path: str | Path,
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
-    """Point $SPLITVERIFY_CACHE at a fresh tmp dir for the whole session; restore it after."""
-    root = tmp_path_factory.mktemp("splitverify-cache")
+    """Point $SPLITVERIFY_CACHE at a fresh tmp dir for the whole session; restore it after.
+    Under pytest-xdist the workers of one run share it (in the run's base temp dir): each entry
+    is built once under its lock instead of once per worker (RefNet's circuits and keys: ~500 s
+    of duplicated builds on two workers)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent / "splitverify-cache"
+        root.mkdir(exist_ok=True)
+    else:
+        root = tmp_path_factory.mktemp("splitverify-cache")
     previous = os.environ.get(ENV_CACHE)
     os.environ[ENV_CACHE] = str(root)
     try:
