@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import torch
 from fastapi import FastAPI, Path as PathParam, Request
@@ -57,7 +57,7 @@ from ..errors import InputError, SplitverifyError, TamperDetected
 from ..keyexchange import load_final, server_accept, server_contribute
 from ..limits import Limits
 from .. import model
-from ..model import Dense, SplitSpec
+from ..model import SplitSpec
 from ..protocol import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode, ServerParty,
                         SessionCreate, new_transcript, params_to_lists, random_field)
 from ..refnet import initial_params

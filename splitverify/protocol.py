@@ -371,11 +371,6 @@ class ClientParty(_Party):
             None if pending["statement"] is None else
             Statement("client_forward", pending["statement"]))
 
-    @property
-    def pending_step(self) -> int | None:
-        """The step whose forward message is out and whose gradient has not been handled."""
-        return None if self._pending is None else self._pending.step
-
     def prove(self, kind: str, step: int) -> str:
         return self.prover.prove(kind, step)
 

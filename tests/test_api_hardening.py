@@ -18,7 +18,6 @@ from splitverify.server import create_app
 from conftest import http, TINY_SPEC
 from split_cases import data_batches, reference_weights, same_params
 
-
 pytestmark = pytest.mark.xdist_group("api")
 
 TINY_LAYERS = {"model": "layers", "batch": TINY_SPEC.batch, "proof_mode": "off",

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
-import torch
 
 from splitverify.client import SplitClient
 from splitverify.demo import ServerThread, merged_transcript
@@ -18,7 +16,6 @@ from splitverify.transcript import Transcript, audit
 
 from conftest import http, TINY_SPEC
 from split_cases import data_batches
-
 
 
 def batches(n: int, seed: int = 0):

@@ -111,7 +111,6 @@ def test_missing_source_is_an_input_error(tmp_path: Path) -> None:
 
 # --- witness -----------------------------------------------------------------------------------
 
-
 ASSERTED = """pragma circom 2.0.0;
 template Small() {
   signal input a;

@@ -64,8 +64,6 @@ def test_compiled_module_is_cached_on_disk(matmul_circuit) -> None:
     assert events[-1]["event"] == "hit"
 
 
-
-
 @pytest.mark.parametrize("backend", ["node", "wasm"])
 def test_failed_assertion_names_template_and_line_in_both_backends(backend, tmp_path: Path,
                                                                    ) -> None:
