@@ -1,7 +1,8 @@
 """Shared fixtures for the splitverify.zk tests (test_zk_*.py).
 
 * The whole session runs against a private artifact cache ($SPLITVERIFY_CACHE in a tmp dir), so
-  no test reads or writes the user's cache.
+  no test reads or writes the user's cache ($SPLITVERIFY_TEST_CACHE names a folder to reuse
+  across a developer's runs instead).
 * ``circuits_dir`` holds two small circuits with four public outputs each: ``matmul2.circom``
   (2x2 matrix product) and ``sumprod2.circom`` (a different sum of products), so a proof of one
   can be checked against the other's key.
@@ -137,7 +138,11 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     Under pytest-xdist the workers of one run share it (in the run's base temp dir): each entry
     is built once under its lock instead of once per worker (RefNet's circuits and keys: ~500 s
     of duplicated builds on two workers)."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if os.environ.get("SPLITVERIFY_TEST_CACHE"):
+        # a developer's choice: reuse one cache across runs (CI never sets it: it starts empty)
+        root = Path(os.environ["SPLITVERIFY_TEST_CACHE"])
+        root.mkdir(parents=True, exist_ok=True)
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
         root = tmp_path_factory.getbasetemp().parent / "splitverify-cache"
         root.mkdir(exist_ok=True)
     else:
