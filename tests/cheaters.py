@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import torch
 from py_ecc import bn128
 from py_ecc.fields import bn128_FQ as FQ, bn128_FQ2 as FQ2
 
@@ -15,8 +16,6 @@ from splitverify.model import SplitSpec
 from splitverify.protocol import ForwardMessage
 from splitverify.zk import Proof
 from splitverify.zk.curve import R
-
-import torch
 
 
 def rerandomize(proof_hex: str, r: int) -> str:
@@ -46,26 +45,31 @@ def poisoned(spec: SplitSpec, honest: ForwardMessage) -> ForwardMessage:
 
 
 class AnswerOnPath:
-    """ASGI wrapper: requests whose path ends in ``suffix`` get ``status`` (while ``remaining``
-    lasts; None: always) instead of reaching the app — a gateway in front of a restarting
-    server, or a server that will not answer some requests."""
+    """ASGI wrapper: requests whose path ends in ``suffix`` get the next status of ``answers``
+    (an int: that status, always) instead of reaching the app — a gateway in front of a
+    restarting server, or a server that will not answer some requests."""
 
-    def __init__(self, app, suffix: str, status: int, remaining: int | None = None):
-        self.app, self.suffix, self.status, self.remaining = app, suffix, status, remaining
-        self.answered = 0
+    def __init__(self, app, suffix: str, answers: int | list[int]):
+        self.app, self.suffix = app, suffix
+        self.answers = answers if isinstance(answers, int) else list(answers)
+        self.answered: list[int] = []
+
+    def _next(self) -> int | None:
+        if isinstance(self.answers, int):
+            return self.answers
+        return self.answers.pop(0) if self.answers else None
 
     async def __call__(self, scope, receive, send) -> None:
-        if (scope["type"] == "http" and scope["path"].endswith(self.suffix)
-                and (self.remaining is None or self.remaining > 0)):
-            if self.remaining is not None:
-                self.remaining -= 1
-            self.answered += 1
-            body = json.dumps({"error": f"HTTP {self.status} from the wrapper"}).encode()
-            await send({"type": "http.response.start", "status": self.status,
-                        "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": body})
+        status = (self._next() if scope["type"] == "http" and scope["path"].endswith(self.suffix)
+                  else None)
+        if status is None:
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        self.answered.append(status)
+        body = json.dumps({"error": f"HTTP {status} from the gateway"}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def assert_live_equals_stored(app, session_id: int) -> None:
