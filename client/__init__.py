@@ -12,6 +12,11 @@ restarting) are retried with back-off for up to ``retry_seconds``; a step is nev
 twice: the client re-sends the very same message, and the server answers a message it already
 handled with the answer it gave (any other message for that step is a replay). With
 ``state_dir`` the client survives its own crash too (:mod:`splitverify.client.state`).
+
+In ``audit:P`` the client's draw whether to challenge a server step is saved before the
+challenge leaves (a resumed client challenges the same steps), and a server that does not answer
+a challenge — an error status, a refusal, no answer within ``retry_seconds`` — fails it:
+``TamperDetected`` at that step, not a ``ServerError`` to retry later.
 """
 
 from __future__ import annotations

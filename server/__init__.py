@@ -20,14 +20,20 @@ can make the server hold: request bodies (413), model sizes and the batch (422),
 server (429), steps per session (422). Every 4xx answer is an :class:`ErrorBody`.
 
 A message the server challenges in audit mode is answered 428 with ``{"challenge": kind}``:
-the client re-sends it with the proof (the draw is made once per step). Tampering detected →
-409 with the step, the detecting party and the reason; the session is stopped. Bad input →
-4xx with a message, and nothing changes.
+the client re-sends it with the proof (the draw is made once per step). The challenge binds the
+statement it was drawn on, stored before the 428 leaves: for that step only that statement
+with a valid proof is accepted, anything else is tampering. Tampering detected → 409 with the
+step, the detecting party and the reason; the session is stopped. Bad input → 4xx with a
+message, and nothing changes: each message is one transaction (all checks, the server's own
+step included, then all state changes, committed to the store before the answer; a message
+refused part-way is rolled back to what the store holds).
 
 Every handled message is committed to the session store (SQLite with ``--db``, see
 :mod:`splitverify.server.store`) before it is answered, so a restarted server resumes every
-session. A message re-sent because its answer was lost (same step, same bytes) gets the same
-answer again; any other message for a step already handled is a replay.
+session. A message re-sent because its answer was lost (same step, same statement: public
+values, tensors and salts — never the proof bytes, since a Groth16 proof can be re-randomized)
+gets the same answer again and changes nothing; any other message for a step already handled
+is a replay.
 """
 
 from __future__ import annotations
