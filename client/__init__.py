@@ -12,6 +12,11 @@ restarting) are retried with back-off for up to ``retry_seconds``; a step is nev
 twice: the client re-sends the very same message, and the server answers a message it already
 handled with the answer it gave (any other message for that step is a replay). With
 ``state_dir`` the client survives its own crash too (:mod:`splitverify.client.state`).
+
+In ``audit:P`` the client's draw whether to challenge a server step is saved before the
+challenge leaves (a resumed client challenges the same steps), and a server that does not answer
+a challenge — an error status, a refusal, no answer within ``retry_seconds`` — fails it:
+``TamperDetected`` at that step, not a ``ServerError`` to retry later.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import torch
+from pydantic import ValidationError
 
 from ..circuits import KINDS, SplitCircuits
 from ..keyexchange import client_contribute, load_final
@@ -62,6 +68,7 @@ class SplitClient:
         self.state = None if state_dir is None else StateFolder(state_dir)
         self.party: ClientParty | None = None
         self.session_id, self.token, self.seed = 0, "", 0
+        self.initial_weights_commitment: int | None = None   # declared at the session's start
         self.ceremony = False                # the server runs a key ceremony per session
         self.keys: dict[str, dict] = {}      # per circuit: our final key (path, blake2b, …)
         self.next_step = 0
@@ -75,8 +82,8 @@ class SplitClient:
             return
         party = self.party
         self.state.save({
-            "url": self.url, "request": SessionCreate.of(self.spec, self.mode, self.seed)
-            .model_dump(), "session_id": self.session_id, "token": self.token,
+            "url": self.url, "request": SessionCreate.of(
+                self.spec, self.mode, self.seed, self.initial_weights_commitment).model_dump(), "session_id": self.session_id, "token": self.token,
             "ceremony": self.ceremony, "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
             "detected": self.detected,
             "party": None if party is None else party.snapshot(),
@@ -99,6 +106,7 @@ class SplitClient:
                      retry_seconds=retry_seconds, state_dir=state_dir, transport=transport)
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
+        client.initial_weights_commitment = request.initial_weights_commitment
         client.ceremony, client.keys = data["ceremony"], data["keys"]
         client.next_step = data["next_step"]
         client.outbox, client.detected = data["outbox"], data["detected"]
@@ -168,11 +176,27 @@ class SplitClient:
         return response.json()
 
     def _server_proof(self, kind: str, step: int) -> str:
-        response = self._post(f"/sessions/{self.session_id}/prove", {"kind": kind, "step": step})
+        """The server's proof of a statement this client challenged. The draw is saved before
+        the challenge leaves (a resumed client challenges the same steps, whatever the server
+        did meanwhile); a server that does not answer — an error status, a refusal, no answer
+        within the retry window — fails the challenge, which is tampering, not an outage."""
+        self._save()
+        failed = f"the server did not answer the challenge of its {kind} of step {step}"
+        try:
+            response = self._post(f"/sessions/{self.session_id}/prove",
+                                  {"kind": kind, "step": step})
+        except ServerError as exc:
+            raise TamperDetected(step, "client", f"{failed}: {exc}") from exc
         if response.status_code >= 400:
-            raise ServerError(f"the server did not prove {kind} of step {step}: "
-                              f"{response.text[:300]}")
-        return response.json()["proof"]
+            raise TamperDetected(step, "client", f"{failed}: HTTP {response.status_code}: "
+                                 f"{response.text[:300]}")
+        try:
+            proof = response.json().get("proof")
+        except (ValueError, AttributeError):
+            proof = None
+        if not isinstance(proof, str):
+            raise TamperDetected(step, "client", f"{failed}: its answer holds no proof")
+        return proof
 
     # -- the surface ------------------------------------------------------------------------
     def _new_party(self) -> ClientParty:
@@ -189,15 +213,20 @@ class SplitClient:
                              "(SplitClient.resume, or `train --state` again) or use another "
                              "folder")
         self.seed = seed
-        response = self._post("/sessions", SessionCreate.of(self.spec, self.mode, seed)
-                              .model_dump(), auth=False)
+        # the party (its weights and their salt) exists before the session, whose creation
+        # binds the commitment of its initial weights
+        party = self._new_party()
+        if self.mode.commits:
+            self.initial_weights_commitment = party.weights_commitment()
+        response = self._post("/sessions", SessionCreate.of(
+            self.spec, self.mode, seed, self.initial_weights_commitment).model_dump(), auth=False)
         if response.status_code != 201:
             raise ServerError(f"creating a session failed: HTTP {response.status_code}: "
                               f"{response.text[:500]}")
         info = response.json()
         self.session_id, self.token = info["session_id"], info["token"]
+        party.session_id = self.session_id
         self.ceremony = bool(info.get("ceremony"))
-        party = self._new_party()
         self._save()
         if self.ceremony:
             self._key_ceremony()
@@ -249,7 +278,11 @@ class SplitClient:
         if self.outbox is None:
             self._send("forward", party.forward(step, x, labels))
         if self.outbox["kind"] == "forward":
-            gradient = GradientMessage.model_validate(self._deliver())
+            try:
+                gradient = GradientMessage.model_validate(self._deliver())
+            except ValidationError as exc:
+                raise TamperDetected(step, "client", "the server's answer is not a gradient "
+                                     f"message: {exc.errors()[:3]}") from exc
             self._send("backward", party.receive_gradient(gradient, self._server_proof))
         self._deliver()
         self.next_step, self.outbox = step + 1, None

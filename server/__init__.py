@@ -20,19 +20,24 @@ can make the server hold: request bodies (413), model sizes and the batch (422),
 server (429), steps per session (422). Every 4xx answer is an :class:`ErrorBody`.
 
 A message the server challenges in audit mode is answered 428 with ``{"challenge": kind}``:
-the client re-sends it with the proof (the draw is made once per step). Tampering detected →
-409 with the step, the detecting party and the reason; the session is stopped. Bad input →
-4xx with a message, and nothing changes.
+the client re-sends it with the proof (the draw is made once per step). The challenge binds the
+statement it was drawn on, stored before the 428 leaves: for that step only that statement
+with a valid proof is accepted, anything else is tampering. Tampering detected → 409 with the
+step, the detecting party and the reason; the session is stopped. Bad input → 4xx with a
+message, and nothing changes: each message is one transaction (all checks, the server's own
+step included, then all state changes, committed to the store before the answer; a message
+refused part-way is rolled back to what the store holds).
 
 Every handled message is committed to the session store (SQLite with ``--db``, see
 :mod:`splitverify.server.store`) before it is answered, so a restarted server resumes every
-session. A message re-sent because its answer was lost (same step, same bytes) gets the same
-answer again; any other message for a step already handled is a replay.
+session. A message re-sent because its answer was lost (same step, same statement: public
+values, tensors and salts — never the proof bytes, since a Groth16 proof can be re-randomized)
+gets the same answer again and changes nothing; any other message for a step already handled
+is a replay.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import tempfile
@@ -59,7 +64,8 @@ from ..limits import Limits
 from .. import model
 from ..model import SplitSpec
 from ..protocol import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode, ServerParty,
-                        SessionCreate, new_transcript, params_to_lists, random_field)
+                        SessionCreate, new_transcript, params_to_lists, random_field,
+                        statement_digest)
 from ..refnet import initial_params
 from ..transcript import ORDER, Transcript, TranscriptEntry
 from .store import SessionStore, token_digest
@@ -251,10 +257,6 @@ class _Session:
         return all(self.keys[kind].get("final") for kind in self.keys)
 
 
-def _digest(msg: BaseModel) -> str:
-    return hashlib.sha256(msg.model_dump_json().encode()).hexdigest()
-
-
 def _error(status: int, message: str, headers: dict[str, str] | None = None,
            **extra) -> JSONResponse:
     return JSONResponse(status_code=status, headers=headers,
@@ -295,6 +297,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         _, server_params = initial_params(spec, request.seed)
         party = ServerParty(spec, session_id, ProofMode.parse(request.proof_mode), server_params,
                             circuits_for(spec), backend=backend, malicious=malicious)
+        # step 0's weightsCommitment must continue the chain from the declared starting point
+        party.client_chain = request.initial_weights_commitment
         if on_party is not None:
             on_party(party)
         return party
@@ -376,7 +380,11 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     @app.post("/sessions", response_model=SessionCreated, status_code=201,
               responses=errors(*COMMON, 429))
     def create_session(body: SessionCreate):
-        ProofMode.parse(body.proof_mode)        # a bad mode is a 422 before anything is made
+        # a bad mode is a 422 before anything is made
+        if ProofMode.parse(body.proof_mode).commits and body.initial_weights_commitment is None:
+            raise InputError(f"proof mode {body.proof_mode} needs initial_weights_commitment: "
+                             "the commitment of the client's initial weights, which step 0's "
+                             "weightsCommitment must equal")
         body.within(limits)
         with creating:
             if len(sessions) >= limits.sessions:
@@ -472,10 +480,12 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                            "client's contribution (PUT /sessions/{id}/keys/{kind})")
 
     def handled_again(session: _Session, kind: str, msg: BaseModel) -> dict | None:
-        """The stored answer if ``msg`` is exactly the last message of this kind (re-sent
-        because its answer was lost) and the session has not moved past it."""
+        """The stored answer if ``msg`` states exactly what the last message of this kind
+        stated (re-sent because its answer was lost; its proof bytes may differ, since a
+        Groth16 proof can be re-randomized) and the session has not moved past it."""
         last = session.replies.get(kind)
-        if last is None or last["step"] != msg.step or last["digest"] != _digest(msg):
+        if (last is None or last["step"] != msg.step
+                or last["digest"] != statement_digest(msg)):
             return None
         party = session.party
         pending = party._pending
@@ -499,13 +509,29 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         try:
             response = run()
         except ProofRequired as exc:
-            persist(session)                 # the audit draw is final, even across restarts
+            # the draw and the statement it binds are stored before the 428 reveals them
+            persist(session)
             return _error(428, str(exc), challenge=exc.kind, step=exc.step)
         except TamperDetected as exc:
             return stop(session, exc)
-        session.replies[kind] = {"step": msg.step, "digest": _digest(msg), "response": response}
+        except Exception:
+            roll_back(session)
+            raise
+        session.replies[kind] = {"step": msg.step, "digest": statement_digest(msg),
+                                 "response": response}
         persist(session, checkpoint=kind == "backward")
         return response
+
+    def roll_back(session: _Session) -> None:
+        """Undo a message that was refused part-way: the party and the stored answers are
+        reloaded from the store and the transcript cut back to its stored entries. The store is
+        what a restart would load, so after a refusal live and stored state cannot differ (a
+        snapshot kept in memory would be a second copy to keep in step)."""
+        stored = store.load(session.party.session_id)
+        session.party.restore(stored.state)
+        session.replies = stored.replies
+        if session.party.transcript is not None:
+            del session.party.transcript.entries[session.saved_entries:]
 
     step_errors = errors(*SESSION_ERRORS, 425, 428)
 

@@ -119,10 +119,20 @@ class SessionStore:
                 raise
 
     def load_all(self) -> list[StoredSession]:
+        return self._load("", ())
+
+    def load(self, session_id: int) -> StoredSession:
+        """One session as a restart would load it."""
+        found = self._load("WHERE session_id=?", (str(session_id),))
+        if not found:
+            raise InputError(f"session {session_id} is not in the store {self.path}")
+        return found[0]
+
+    def _load(self, where: str, args: tuple) -> list[StoredSession]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT session_id, token_sha256, request, state, replies, keys, stopped "
-                "FROM sessions ORDER BY created").fetchall()
+                f"FROM sessions {where} ORDER BY created", args).fetchall()
             out = []
             for sid, token, request, state, replies, keys, stopped in rows:
                 entries = [{"step": step, "kind": kind, "public": json.loads(public),

@@ -28,6 +28,7 @@ now) — exactly as it goes on the wire, cheats included: a ledger holds what wa
 
 from __future__ import annotations
 
+import hashlib
 import random
 import secrets
 import time
@@ -45,6 +46,7 @@ from .limits import Limits
 from .model import Dense, Params, SplitSpec
 from .transcript import Transcript
 from .zk import Proof
+from .zk.curve import R
 
 # (kind, step, public values, proof hex or None) of a statement a party sends
 StatementHook = Callable[[str, int, dict[str, int], str | None], None]
@@ -101,14 +103,22 @@ class SessionCreate(BaseModel):
     proof_mode: str = "every"
     # torch seeds the second half with seed + 1, and a torch seed is below 2^64
     seed: int = Field(0, ge=0, lt=1 << 63)
+    # binds the client's starting point: step 0's weightsCommitment must equal it, so a client
+    # cannot pick its weights (e.g. ones that steer the server out of range) after it has seen
+    # anything of the session
+    initial_weights_commitment: int | None = Field(
+        None, ge=0, lt=R, description="The commitment of the client's initial weights (step "
+        "0's weightsCommitment); required unless proof_mode is 'off'.")
 
     @classmethod
-    def of(cls, spec: SplitSpec, mode: "ProofMode", seed: int) -> "SessionCreate":
+    def of(cls, spec: SplitSpec, mode: "ProofMode", seed: int,
+           initial_weights_commitment: int | None = None) -> "SessionCreate":
+        bound = {"initial_weights_commitment": initial_weights_commitment}
         if spec == SplitSpec.refnet(batch=spec.batch):
-            return cls(batch=spec.batch, proof_mode=str(mode), seed=seed)
+            return cls(batch=spec.batch, proof_mode=str(mode), seed=seed, **bound)
         return cls(model="layers", batch=spec.batch, proof_mode=str(mode), seed=seed,
                    client_layers=[(d.n_in, d.n_out, d.relu) for d in spec.client],
-                   server_layers=[(d.n_in, d.n_out, d.relu) for d in spec.server])
+                   server_layers=[(d.n_in, d.n_out, d.relu) for d in spec.server], **bound)
 
     def spec(self) -> SplitSpec:
         if self.model == "refnet":
@@ -142,15 +152,20 @@ class _Message(BaseModel):
     proof: str | None = None               # 256-byte Groth16 proof (EIP-197 order), hex
 
 
+# a salt is a field element: salt and salt + r commit alike, so a salt past r would make one
+# statement travel as two different messages
+Salt = Field(0, ge=0, lt=R, description="A field element (< the BN254 scalar modulus).")
+
+
 class ForwardMessage(_Message):
     activations: list[list[int]]
     labels: list[int]
-    message_salt: int = 0
+    message_salt: int = Salt
 
 
 class GradientMessage(_Message):
     gradient: list[list[int]]
-    gradient_salt: int = 0
+    gradient_salt: int = Salt
 
 
 class BackwardMessage(_Message):
@@ -158,6 +173,13 @@ class BackwardMessage(_Message):
 
 
 _M = TypeVar("_M", bound=_Message)
+
+
+def statement_digest(msg: BaseModel) -> str:
+    """A message's identity: everything it states (public values, the tensors and salts it
+    carries) but not its proof. Groth16 proofs are malleable (anyone can re-randomize a valid
+    proof into another valid one), so proof bytes never decide whether two messages are one."""
+    return hashlib.sha256(msg.model_dump_json(exclude={"proof"}).encode()).hexdigest()
 
 
 def _tensor(rows: list[list[int]] | list[int]) -> torch.Tensor:
@@ -176,13 +198,19 @@ class Verifier:
     verify_seconds: dict[str, list[float]] = field(default_factory=dict)
 
     decisions: dict[tuple[str, int], bool] = field(default_factory=dict)
+    # the statement each open challenge was drawn on (until its proof verifies): the prover
+    # must prove that very statement, not another it makes up once it knows it is challenged
+    challenges: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
 
-    def wants_proof(self, kind: str = "", step: int = -1) -> bool:
+    def wants_proof(self, kind: str = "", step: int = -1,
+                    statement: dict[str, int] | None = None) -> bool:
         """Drawn once per (kind, step), after the statement is held, from randomness the prover
-        cannot see (a re-sent message gets the same answer)."""
+        cannot see (a re-sent message gets the same answer). A challenge binds to ``statement``:
+        any other statement for that step is tampering. The caller persists the draw before it
+        reveals it or acts on it."""
         if (kind, step) in self.decisions and step >= 0:
-            return self.decisions[(kind, step)]
-        if self.mode.kind == "every":
+            hit = self.decisions[(kind, step)]
+        elif self.mode.kind == "every":
             hit = True
         elif self.mode.kind == "audit":
             hit = self.rng.random() < self.mode.probability
@@ -191,6 +219,12 @@ class Verifier:
             hit = False
         if step >= 0:
             self.decisions[(kind, step)] = hit
+        if hit and statement is not None and self.mode.kind == "audit":
+            bound = self.challenges.setdefault((kind, step), dict(statement))
+            _require(bound == statement, step, self.party,
+                     f"the {kind} statement of step {step} was challenged, and another "
+                     "statement came instead of its proof (a prover must prove the statement "
+                     "it was challenged on)")
         return hit
 
     def check(self, kind: str, step: int, proof_hex: str | None, expected: Statement) -> str:
@@ -207,6 +241,7 @@ class Verifier:
             raise TamperDetected(step, self.party, f"the {kind} proof does not verify against "
                                  "the statement built from what was received")
         self.verified += 1
+        self.challenges.pop((kind, step), None)     # answered: the step is handled now
         return proof_hex
 
 
@@ -277,6 +312,8 @@ class _Party:
         return {
             "params": params_to_lists(self.params), "weights_salt": self.weights_salt,
             "decisions": [[k, s, hit] for (k, s), hit in self.verifier.decisions.items()],
+            "challenges": [[k, s, public] for (k, s), public in
+                           self.verifier.challenges.items()],
             "verified": self.verifier.verified, "challenged": self.verifier.challenged,
             "verify_seconds": self.verifier.verify_seconds,
             "prove_seconds": self.prover.prove_seconds,
@@ -288,6 +325,7 @@ class _Party:
         self.params = params_from_lists(state["params"])
         self.weights_salt = state["weights_salt"]
         self.verifier.decisions = {(k, s): hit for k, s, hit in state["decisions"]}
+        self.verifier.challenges = {(k, s): public for k, s, public in state["challenges"]}
         self.verifier.verified, self.verifier.challenged = state["verified"], state["challenged"]
         self.verifier.verify_seconds = state["verify_seconds"]
         self.prover.prove_seconds = state["prove_seconds"]
@@ -313,6 +351,11 @@ class ClientParty(_Party):
         self.server_chain: int | None = None      # the server's last proven weightsAfter
         self._pending: _ClientStep | None = None
         self._sent: list[ForwardMessage] = []
+
+    def weights_commitment(self) -> int:
+        """The commitment of the client's current weights: before step 0, what the session's
+        creation binds (``SessionCreate.initial_weights_commitment``)."""
+        return st.weights_commitment(self.spec, self.params, self.weights_salt)
 
     def forward(self, step: int, x: torch.Tensor, labels: torch.Tensor) -> ForwardMessage:
         spec = self.spec
@@ -399,7 +442,7 @@ class ClientParty(_Party):
                      "the server's statement does not match what the client sent and received "
                      "(message, gradient or the server's weight chain)")
             proof = None
-            if self.verifier.wants_proof("server_step", step):
+            if self.verifier.wants_proof("server_step", step, public):
                 proof = self.verifier.check("server_step", step,
                                             msg.proof or request_proof("server_step", step),
                                             expected)
@@ -505,18 +548,24 @@ class ServerParty(_Party):
             _require(public == expected.values, step, "server",
                      "the client's statement does not match the activations received or the "
                      "client's weight chain")
-            proof = None
-            if self.verifier.wants_proof("client_forward", step):
-                proof = self.verifier.check("client_forward", step, msg.proof or
-                                            request_proof("client_forward", step), expected)
-            self._record("client_forward", step, public, proof)
+        # The server's own step and statement are computed before the client's proof is drawn
+        # on or anything is recorded: a message the server cannot handle (e.g. an SGD step out
+        # of the circuits' range) is refused with nothing changed, and a message whose proof
+        # was verified can no longer fail here.
         result = model.server_step(spec, self.params, acts, labels)
         salts = st.ServerSalts(self.weights_salt, random_field())
-        statement, proof = None, None
+        statement = None
         if self.mode.commits:
             args = (spec, self.params, acts, labels, msg.message_salt, result, salts,
                     self.session_id, step)
             statement = st.server_step_statement(*args)
+            proof = None
+            if self.verifier.wants_proof("client_forward", step, public):
+                proof = self.verifier.check("client_forward", step, msg.proof or
+                                            request_proof("client_forward", step), expected)
+            self._record("client_forward", step, public, proof)
+        proof = None
+        if statement is not None:
             proof = self.prover.attach("server_step", step, lambda: st.server_step_inputs(*args))
         if self.malicious != "server:skip-update":
             self.params = result.backward.new_params
@@ -562,7 +611,7 @@ class ServerParty(_Party):
                      "the client's backward statement does not refer to this step's forward "
                      "pass and gradient")
             proof = None
-            if self.verifier.wants_proof("client_backward", step):
+            if self.verifier.wants_proof("client_backward", step, public):
                 proof = self.verifier.check("client_backward", step, msg.proof or
                                             request_proof("client_backward", step), expected)
             self._record("client_backward", step, public, proof)

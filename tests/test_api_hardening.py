@@ -5,6 +5,7 @@ session or another step (409 with the reason). Tiny model, the operator's shared
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from splitverify.client import SplitClient
 from splitverify.demo import ServerThread
 from splitverify.limits import Limits
-from splitverify.protocol import GradientMessage
+from splitverify.protocol import GradientMessage, ProofMode, SessionCreate
 from splitverify.server import create_app
 
 from conftest import http, TINY_SPEC
@@ -175,6 +176,8 @@ def test_concurrent_sessions_train_as_if_alone(tiny_keys, mode, clients, steps):
         for worker in workers:
             worker.join(timeout=600)
     assert not failures, failures
+    hung = [seed for seed, worker in enumerate(workers) if worker.is_alive()]
+    assert not hung and sorted(results) == list(range(clients)), f"clients {hung} never finished"
     for seed, (client, result) in results.items():
         assert result.detected is None and result.steps == steps
         want_client, want_server = reference_weights(TINY_SPEC, steps, seed, data[seed])
@@ -217,7 +220,9 @@ def relabelled(msg: dict, session_id: int | None = None, step: int | None = None
 
 def test_messages_replayed_into_another_session_are_rejected(tiny_keys):
     """Session A's step-0 forward message (with its proof) sent to session B at step 0:
-    as it is, naming B, and naming B in its statement too. Each stops B with a 409."""
+    as it is, naming B, and naming B in its statement too. Each stops B with a 409. B declares
+    A's initial weights commitment, so only the proof (bound to A's session) can tell the
+    last variant."""
     batches = data_batches(TINY_SPEC, 1, seed=6)
     app, thread = serve(tiny_keys)
     with thread:
@@ -225,7 +230,11 @@ def test_messages_replayed_into_another_session_are_rejected(tiny_keys):
         stolen = alice.party.forward(0, *batches[0]).model_dump()
         rejected = {}
         for variant in ("as sent", "naming B", "naming B in the statement"):
-            bob = honest_session(thread.url, tiny_keys, seed=1)   # same weights as A
+            created = http.post(f"{thread.url}/sessions", json=SessionCreate.of(
+                TINY_SPEC, ProofMode.parse("every"), 1, alice.initial_weights_commitment
+            ).model_dump()).json()                                    # same weights as A
+            bob = SimpleNamespace(url=thread.url, session_id=created["session_id"],
+                                  token=created["token"])
             replay = {"as sent": stolen,
                       "naming B": relabelled(stolen, session_id=bob.session_id),
                       "naming B in the statement": relabelled(

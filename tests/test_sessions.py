@@ -18,7 +18,7 @@ import pytest
 from splitverify.client import SplitClient
 from splitverify.demo import ServerThread, free_port, merged_transcript
 from splitverify.keyexchange import initial
-from splitverify.protocol import GradientMessage
+from splitverify.protocol import GradientMessage, random_field
 from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk import phase2
@@ -281,7 +281,8 @@ def test_the_ceremony_refuses_keys_without_the_servers_contribution(tmp_path):
         created = http.post(f"{thread.url}/sessions", json={
             "model": "layers", "batch": TINY_SPEC.batch,
             "client_layers": [[d.n_in, d.n_out, d.relu] for d in TINY_SPEC.client],
-            "server_layers": [[d.n_in, d.n_out, d.relu] for d in TINY_SPEC.server]})
+            "server_layers": [[d.n_in, d.n_out, d.relu] for d in TINY_SPEC.server],
+            "initial_weights_commitment": random_field()})   # no step is made here
         assert created.status_code == 201 and created.json()["ceremony"] is True
         info = created.json()
         url = f"{thread.url}/sessions/{info['session_id']}"
