@@ -34,6 +34,7 @@ static const uint64_t R2[4] = {0x1bb8e645ae216da7ULL, 0x53fe3ab1e35c59e3ULL,
                                0x8c49833d53bb8085ULL, 0x0216d0b17f4e44a5ULL};
 
 typedef struct { uint64_t v[4]; } fe;
+
 static int geq_mod(const uint64_t *a)
 {
     for (int i = 3; i >= 0; i--) {
@@ -289,7 +290,8 @@ long long svpos_commit(const void *const *table, const uint8_t *head, size_t n_h
     size_t n_elems = n_head;
     if (arity < 2 || arity + 1 > MAX_T) return -2;
     for (size_t k = 0; k < n_seg; k++) {
-        if (widths[k] < 1 || widths[k] > 126 || lengths[k] < 0) return -2;
+        if (widths[k] < 1 || widths[k] > 126 || lengths[k] < 0 || offsets[2 * k + 1] >> 62)
+            return -2;
         size_t per = PACK_BITS / (size_t)widths[k];
         n_elems += ((size_t)lengths[k] + per - 1) / per;
     }

@@ -66,11 +66,8 @@ class NativePoseidon:
         self._lock = threading.Lock()
 
     def _need(self, widths: set[int]) -> None:
-        missing = widths - self._blobs.keys()
-        if not missing:
-            return
         with self._lock:
-            for t in sorted(missing - self._blobs.keys()):
+            for t in sorted(widths - self._blobs.keys()):
                 blob = ctypes.create_string_buffer(_blob(t, self._constants_of(t)))
                 self._blobs[t] = blob                     # keeps the buffer alive
                 self._table[t] = ctypes.addressof(blob)
