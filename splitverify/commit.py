@@ -56,7 +56,8 @@ def _int64_vector(values) -> np.ndarray:
             raise InputError("tensor values to commit must fit in 64 bits (see QuantSpec)"
                              ) from exc
     if values.dtype.kind not in "bi" and not (values.dtype.kind == "u" and values.itemsize < 8):
-        raise InputError(f"tensor values to commit must be integers, not {values.dtype}")
+        raise InputError(f"tensor values to commit must be integers that fit int64, not "
+                         f"{values.dtype} (fixed point, see QuantSpec)")
     out = np.array(values.reshape(-1), dtype=np.int64)   # a copy: a tensor may change later
     out.flags.writeable = False
     return out

@@ -104,6 +104,8 @@ def test_non_integer_or_oversized_values_are_refused():
         Segment.signed([1, 2.0], 8)
     with pytest.raises(InputError, match="fit in 64 bits"):
         Segment.signed([1 << 70], 80)
+    with pytest.raises(InputError, match="fit int64, not uint64"):
+        Segment.unsigned(np.array([1], dtype=np.uint64), 8)
     with pytest.raises(InputError, match="beyond the compiled packer"):
         commit("data", [Segment.unsigned([1], 127)], salt=0)
     with pytest.raises(InputError, match="unknown commitment kind"):
