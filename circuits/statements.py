@@ -63,8 +63,9 @@ class Statement:
 
 # -- commitments ------------------------------------------------------------------------------
 
-def _flat(t: torch.Tensor) -> list[int]:
-    return [int(v) for v in t.flatten().tolist()]
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's values in one row, as they stay (int64): the commitment packs them in C."""
+    return t.reshape(-1)
 
 
 def data_commitment(spec: SplitSpec, x: torch.Tensor, labels: torch.Tensor, salt: int) -> int:

@@ -9,17 +9,28 @@ never share a preimage. Poseidon is circomlib's: ``poseidon`` runs circomlib's o
 permutation (``PoseidonEx`` in poseidon.circom) on the constants read from circomlib's own
 ``poseidon_constants.circom`` — the file the circuits compile — so there is one source of the
 constants; tests check the values equal the circuits' outputs and circomlib's test vector.
+
+``commit`` (what the protocol calls, every message) packs and hashes in C
+(:mod:`splitverify.zk.native_poseidon`, on these same constants); the Python ``poseidon``,
+``poseidon_chain`` and ``layout_elements`` are its reference, and tests hold the two equal.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+
+import numpy as np
+import torch
 
 from .errors import InputError, ToolchainError
 from .zk.curve import R as P
+from .zk.native_poseidon import NativePoseidon
 from .zk.toolchain import find_toolchain
 
 PACK_BITS = 253
@@ -31,33 +42,58 @@ PARTIAL_ROUNDS = [56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68
 KINDS = {"data": 1, "message": 2, "gradient": 3, "weights": 4, "state": 5, "claims": 6}
 
 
-@dataclass(frozen=True)
+def _int64_vector(values) -> np.ndarray:
+    """``values`` (a tensor, an array, any iterable of integers) as a flat int64 array."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    elif not isinstance(values, np.ndarray):
+        values = list(values)
+        if any(not isinstance(v, (int, np.integer)) for v in values):
+            raise InputError("tensor values to commit must be integers (fixed point, see QuantSpec)")
+        try:
+            values = np.array(values, dtype=np.int64)
+        except OverflowError as exc:
+            raise InputError("tensor values to commit must fit in 64 bits (see QuantSpec)"
+                             ) from exc
+    if values.dtype.kind not in "bi" and not (values.dtype.kind == "u" and values.itemsize < 8):
+        raise InputError(f"tensor values to commit must be integers that fit int64, not "
+                         f"{values.dtype} (fixed point, see QuantSpec)")
+    out = np.array(values.reshape(-1), dtype=np.int64)   # a copy: a tensor may change later
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True, eq=False)
 class Segment:
     """One tensor's slots: ``values[i] + offset`` must lie in [0, 2^width)."""
-    values: tuple[int, ...]
+    values: np.ndarray  # flat, int64, read-only
     width: int
     offset: int
 
     @classmethod
-    def signed(cls, values: Iterable[int], bits: int, slack: int = 0) -> "Segment":
+    def signed(cls, values, bits: int, slack: int = 0) -> "Segment":
         """Signed integers in [−2^bits, 2^bits): slot v + 2^(bits+slack), width bits+1+slack.
         Parameters use slack 1, so an update old − step with |step| < 2^bits can be applied to
         the packed form without a borrow between slots."""
-        return cls(tuple(int(v) for v in values), bits + 1 + slack, 1 << (bits + slack))
+        return cls(_int64_vector(values), bits + 1 + slack, 1 << (bits + slack))
 
     @classmethod
-    def unsigned(cls, values: Iterable[int], width: int) -> "Segment":
-        return cls(tuple(int(v) for v in values), width, 0)
+    def unsigned(cls, values, width: int) -> "Segment":
+        return cls(_int64_vector(values), width, 0)
+
+    def misfit(self, position: int) -> InputError:
+        v = int(self.values[position])
+        return InputError(f"value {v} at position {position} does not fit a {self.width}-bit "
+                          f"slot with offset {self.offset}; the fixed-point spec bounds it "
+                          "(see QuantSpec)")
 
     def slots(self) -> list[int]:
         top = 1 << self.width
         out = []
-        for i, v in enumerate(self.values):
+        for i, v in enumerate(self.values.tolist()):
             s = v + self.offset
             if not 0 <= s < top:
-                raise InputError(f"value {v} at position {i} does not fit a {self.width}-bit "
-                                 f"slot with offset {self.offset}; the fixed-point spec bounds "
-                                 "it (see QuantSpec)")
+                raise self.misfit(i)
             out.append(s)
         return out
 
@@ -161,6 +197,53 @@ def layout_elements(kind: str, segments: Sequence[Segment], salt: int) -> list[i
     return elements
 
 
+@cache
+def native() -> NativePoseidon:
+    """The compiled Poseidon, on circomlib's constants as ``poseidon`` reads them."""
+    return NativePoseidon(_constants)
+
+
+# A step commits to the same tensors several times (the client's weights three times: before
+# its forward, before and after its update, the next step's "before" being this one's "after";
+# the data, state and gradient twice): recent commitments are remembered by a digest of all
+# they depend on (a SHA-256 of the values: ~10 µs where a RefNet weight commitment costs ms).
+_RECENT_SIZE = 64
+_recent: OrderedDict[bytes, int] = OrderedDict()
+_recent_lock = threading.Lock()
+
+
+def _preimage_digest(kind: str, segments: Sequence[Segment], salt: int) -> bytes:
+    h = hashlib.sha256(f"{kind}|{int(salt) % P}".encode())   # SHA extensions: ~3× blake2b here
+    for seg in segments:
+        h.update(f"|{len(seg.values)},{seg.width},{seg.offset}|".encode())
+        h.update(seg.values.data)
+    return h.digest()
+
+
 def commit(kind: str, segments: Sequence[Segment], salt: int) -> int:
-    """The commitment of ``segments`` under ``salt`` (a field element; random to hide them)."""
-    return poseidon_chain(layout_elements(kind, segments, salt))
+    """The commitment of ``segments`` under ``salt`` (a field element; random to hide them):
+    ``poseidon_chain(layout_elements(kind, segments, salt))``, packed and hashed in C."""
+    key = _preimage_digest(kind, segments, salt)
+    with _recent_lock:
+        if key in _recent:
+            _recent.move_to_end(key)
+            return _recent[key]
+    value = _commit_native(kind, segments, salt)
+    with _recent_lock:
+        _recent[key] = value
+        while len(_recent) > _RECENT_SIZE:
+            _recent.popitem(last=False)
+    return value
+
+
+def _commit_native(kind: str, segments: Sequence[Segment], salt: int) -> int:
+    head = [int(salt) % P, tag(kind, [(len(s.values), s.width) for s in segments])]
+    value, misfit = native().commit(head, [(s.values, s.width, s.offset) for s in segments],
+                                    MAX_ARITY)
+    if misfit is not None:
+        for seg in segments:
+            if misfit < len(seg.values):
+                raise seg.misfit(misfit)
+            misfit -= len(seg.values)
+        raise ToolchainError("the compiled packer reported a value past the segments' end")
+    return value
