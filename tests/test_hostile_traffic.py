@@ -87,7 +87,8 @@ def test_the_nesting_scanner_counts_brackets_outside_strings_only():
 def test_serve_survives_bodies_nested_to_a_million_levels_then_serves_an_honest_session(
         tmp_path):
     """`splitverify serve` as a process: bodies of depth 10^3 … 10^6 on every route, with and
-    without the session's token, are refused with a 4xx; the process is alive after each; then
+    without the session's token, never crash it (JSON bodies are refused with 400, unparsed);
+    the process is alive after each; then
     an honest tiny session (key ceremony, every proof) runs to the end."""
     server = ServeProcess(tmp_path / "sessions.db", free_port()).start()
     try:
@@ -107,9 +108,11 @@ def test_serve_survives_bodies_nested_to_a_million_levels_then_serves_an_honest_
                                      headers={**auth, "content-type": "application/json"})
                     assert server.proc.poll() is None, f"died on {method} {path} at {depth}"
                     answers[(depth, method, path, bool(auth))] = r.status_code
-        assert all(400 <= code < 500 for code in answers.values()), answers
-        assert answers[(10 ** 6, "POST", f"/sessions/{sid}/forward", True)] == 400
-        assert answers[(10 ** 6, "POST", "/sessions", False)] == 400
+        assert all(code < 500 for code in answers.values()), answers
+        # a JSON body is refused unparsed (400); a GET ignores its body; a key is not JSON
+        refused = {key: code for key, code in answers.items() if key[1] == "POST"}
+        assert set(refused.values()) == {400}, refused
+        assert all(400 <= code < 500 for key, code in answers.items() if key[1] == "PUT")
 
         client = SplitClient(server.url, spec=TINY_SPEC)
         client.create_session(seed=1)
