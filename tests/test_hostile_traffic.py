@@ -8,6 +8,7 @@ fixed time) stays within the documented budget while an honest session completes
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -360,3 +361,151 @@ def test_a_value_past_the_field_from_the_server_is_tampering_naming_the_field(ti
     assert isinstance(result.detected, TamperDetected)
     assert (result.detected.step, result.detected.detected_by) == (0, "client")
     assert "['loss'] outside the field" in result.detected.reason
+
+
+# --- a bounded flood on loopback ------------------------------------------------------------
+
+
+class ProcessGauge:
+    """A process's CPU seconds and its peak resident memory (sampled every 50 ms), from /proc."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak_rss, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def rss(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no VmRSS for process {self.pid}")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak_rss = max(self.peak_rss, self.rss())
+
+    def __enter__(self) -> "ProcessGauge":
+        self.peak_rss = self.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def disk_bytes(db: Path) -> int:
+    """The server's files: the database (with its WAL) and the session keys."""
+    files = [p for p in db.parent.glob(f"{db.name}*") if p.is_file()]
+    files += [p for p in Path(f"{db}.keys").rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files)
+
+
+def flood(request, address: str, rate: float, seconds: float) -> list:
+    """``request(client)`` from ``address`` at a fixed rate for a fixed time, each in its own
+    thread (a slow answer does not slow the flood); per request (the status code, or the
+    transport error's name; when the answer came)."""
+    answers, threads = [], []
+    client = from_address(address)
+
+    def one() -> None:
+        try:
+            answers.append((request(client).status_code, time.monotonic()))
+        except httpx.TransportError as exc:          # a refused upload: the server hung up
+            answers.append((type(exc).__name__, time.monotonic()))
+    start = time.monotonic()
+    for n in range(int(rate * seconds)):
+        time.sleep(max(0.0, start + n / rate - time.monotonic()))
+        threads.append(threading.Thread(target=one, daemon=True))
+        threads[-1].start()
+    for thread in threads:
+        thread.join(timeout=600)
+    client.close()
+    return answers
+
+
+def test_a_bounded_flood_stays_within_budget_while_an_honest_session_completes(tmp_path):
+    """`splitverify serve` with 2 creations per address per minute, a 1 MB JSON limit, 30 s
+    idle expiry and room for 6 sessions. For 4 s, two addresses flood POST /sessions (10/s
+    each, every proof: a key ceremony apiece) and two flood unauthenticated 5 MB chunked key
+    uploads (10/s each) while an honest client runs a 2-step session with every proof. The
+    server admits 2 sessions per flooding address and refuses the rest (429, 413); its CPU,
+    peak memory and disk stay within the budget those admissions allow; the honest session
+    completes (and is deleted by its owner); once idle, every other session is removed, keys
+    and rows, and new ones are made again."""
+    db, idle = tmp_path / "sessions.db", 30
+    server = ServeProcess(db, free_port(), "--client-sessions", "2", "--client-window", "60",
+                          "--idle-timeout", str(idle), "--max-sessions", "6",
+                          "--max-body", "1000000").start()
+    try:
+        gauge = ProcessGauge(server.proc.pid)
+        disk_before, cpu_before = disk_bytes(db), gauge.cpu_seconds()
+        with from_address("127.0.0.4") as probe_client:     # what one session costs
+            probe = probe_client.post(f"{server.url}/sessions", json=tiny("every")).json()
+        one_session_cpu = gauge.cpu_seconds() - cpu_before
+        one_session_disk = disk_bytes(db) - disk_before
+        key_url = f"{server.url}/sessions/{probe['session_id']}/keys/client_forward"
+
+        def create(client: httpx.Client) -> httpx.Response:
+            return client.post(f"{server.url}/sessions", json=tiny("every"))
+
+        def upload(client: httpx.Client) -> httpx.Response:
+            return client.put(key_url, content=(b"k" * 65536 for _ in range(80)))   # 5 MB
+
+        floods = {"create@127.0.0.2": (create, "127.0.0.2"), "create@127.0.0.3": (create,
+                                                                                  "127.0.0.3"),
+                  "upload@127.0.0.5": (upload, "127.0.0.5"), "upload@127.0.0.6": (upload,
+                                                                                  "127.0.0.6")}
+        answers: dict[str, list] = {}
+        disk_start, cpu_start, rss_start = disk_bytes(db), gauge.cpu_seconds(), gauge.rss()
+        with gauge:
+            flooders = [threading.Thread(target=lambda name=name, how=how: answers.__setitem__(
+                name, flood(how[0], how[1], rate=10, seconds=4))) for name, how in floods.items()]
+            for thread in flooders:
+                thread.start()
+            honest = SplitClient(server.url, spec=TINY_SPEC)
+            honest.create_session(seed=3)
+            result = honest.train(data_batches(TINY_SPEC, 2, seed=9), steps=2)
+            status = honest.server_status()
+            for thread in flooders:
+                thread.join(timeout=600)
+        cpu = gauge.cpu_seconds() - cpu_start
+        disk = disk_bytes(db) - disk_start
+        assert server.proc.poll() is None
+        assert result.detected is None and result.steps == 2
+
+        codes_of = {name: [code for code, _ in got] for name, got in answers.items()}
+        created = sum(codes_of[name].count(201) for name in answers if name.startswith("create"))
+        for name, codes in codes_of.items():
+            assert len(codes) == 40, (name, codes)
+            if name.startswith("create"):
+                assert codes.count(201) == 2 and codes.count(429) == 38, (name, codes)
+            else:
+                assert all(code == 413 or isinstance(code, str) for code in codes), (name, codes)
+        # the budget: what the admitted sessions (and the honest one) may cost, the honest
+        # steps' proving and verifying, and 50 ms per refused request; memory: the refused
+        # bodies are never held past the 1 MB limit; disk: the admitted sessions' keys
+        honest_work = sum(map(sum, status["prove_s"].values())) + sum(
+            map(sum, status["verify_s"].values()))
+        cpu_budget = (created + 1) * one_session_cpu * 1.5 + 2 * honest_work + 0.05 * 160
+        print(f"one session: {one_session_cpu:.2f} s CPU, {one_session_disk} B on disk; flood: "
+              f"{cpu:.2f} s CPU (budget {cpu_budget:.2f}), RSS {rss_start / 2 ** 20:.0f} → peak "
+              f"{gauge.peak_rss / 2 ** 20:.0f} MiB, disk +{disk} B; load {os.getloadavg()}")
+        assert cpu <= cpu_budget
+        assert gauge.peak_rss <= rss_start + (256 << 20)
+        assert disk <= (created + 1) * one_session_disk * 1.5 + (1 << 20)
+
+        honest.delete_session()
+        assert not (Path(f"{db}.keys") / str(honest.session_id)).exists()
+        last_made = max(when for got in answers.values() for code, when in got if code == 201)
+        time.sleep(max(0.0, last_made + idle + 1.5 - time.monotonic()))
+        http.get(f"{server.url}/sessions/1")             # any request sweeps the idle ones
+        with sqlite3.connect(db) as con:
+            assert con.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+        assert list(Path(f"{db}.keys").iterdir()) == []
+        assert http.post(f"{server.url}/sessions", json=tiny("off")).status_code == 201
+    finally:
+        server.kill()
