@@ -202,16 +202,19 @@ class BodyLimit:
             return
         is_key = is_key_upload(scope) and self.key_owner(scope)
         limit = self.limits.key_bytes if is_key else self.limits.body_bytes
+        hint = (" (a key upload may be larger only with the session's bearer token)"
+                if is_key_upload(scope) and not is_key else "")
         length = Headers(scope=scope).get("content-length")
         if length is not None:
             if not length.isdigit() or int(length) > limit:
-                await _error(413, f"request body of {length} bytes exceeds {limit}")(
+                await _error(413, f"request body of {length} bytes exceeds {limit}{hint}")(
                     scope, receive, send)
                 return
         elif scope["method"] in METHODS_WITH_BODY:
             body = await _read_at_most(receive, limit)
             if body is None:
-                await _error(413, f"request body exceeds {limit} bytes")(scope, receive, send)
+                await _error(413, f"request body exceeds {limit} bytes{hint}")(
+                    scope, receive, send)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)

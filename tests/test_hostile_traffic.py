@@ -212,7 +212,8 @@ def test_key_uploads_past_the_json_limit_need_the_token_and_refused_ones_leave_n
         junk = http.put(url, content=chunked(100_000), headers=bearer(made["token"]))
         after = session_files(keys)
     assert anonymous.status_code == wrong.status_code == declared.status_code == 413
-    assert "exceeds 1000" in anonymous.json()["error"]
+    assert "exceeds 1000 bytes (a key upload may be larger only with the session's bearer " \
+        "token)" in anonymous.json()["error"]
     assert junk.status_code == 422 and "refused" in junk.json()["error"]
     assert "/" not in junk.json()["error"].replace("r/w", ""), junk.json()["error"]
     assert str(tmp_path) not in junk.text
