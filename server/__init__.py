@@ -570,6 +570,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         folder = key_folder(session_id)
         body = await request.body()
         with session.lock:
+            if session.removed:              # deleted while the key was uploaded: write nothing
+                return _error(404, f"session {session_id} was deleted or expired meanwhile")
             if record["final"]:              # a concurrent upload finished first
                 return _error(409, f"the {kind} key is already final")
             try:
