@@ -70,6 +70,7 @@ class SplitClient:
         self.session_id, self.token, self.seed = 0, "", 0
         self.initial_weights_commitment: int | None = None   # declared at the session's start
         self.ceremony = False                # the server runs a key ceremony per session
+        self.idle_expiry_s = 0               # the server removes the session after this idle
         self.keys: dict[str, dict] = {}      # per circuit: our final key (path, blake2b, …)
         self.next_step = 0
         # the message being delivered ({kind, body}), kept until the server's answer is handled
@@ -227,6 +228,7 @@ class SplitClient:
         self.session_id, self.token = info["session_id"], info["token"]
         party.session_id = self.session_id
         self.ceremony = bool(info.get("ceremony"))
+        self.idle_expiry_s = info.get("idle_expiry_s", 0)
         self._save()
         if self.ceremony:
             self._key_ceremony()
@@ -321,6 +323,14 @@ class SplitClient:
     def server_transcript(self) -> dict:
         """What the server received and checked (its half of the session's transcript)."""
         return self._get("/transcript")
+
+    def delete_session(self) -> None:
+        """End the session on the server now: it removes the session's state and keys (this
+        client's state folder is left as it is)."""
+        response = self._request("DELETE", f"/sessions/{self.session_id}")
+        if response.status_code != 200:
+            raise ServerError(f"deleting session {self.session_id}: HTTP "
+                              f"{response.status_code}: {response.text[:300]}")
 
     def server_status(self) -> dict:
         """The server's figures: steps, losses, proofs verified, prove/verify seconds."""

@@ -7,7 +7,7 @@ uploaded, and each message before it is sent (a write-ahead "outbox": after a cr
 bytes are re-sent, and the server answers a message it already handled with the answer it gave;
 a freshly computed message would carry new salts and proofs, which the server must refuse as a
 replay). ``<dir>/keys/`` holds the session's ceremony keys. The folder holds the session's
-bearer token: keep it private.
+bearer token: it is made readable by its owner only (folder 0700, files 0600).
 """
 
 from __future__ import annotations
@@ -52,9 +52,13 @@ class StateFolder:
         return data
 
     def save(self, data: dict) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # the file holds the session's bearer token: readable by its owner only
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
         partial = self.file.with_suffix(".json.partial")
-        with open(partial, "w") as out:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)             # a partial file left by a crash keeps its mode
+        with open(descriptor, "w") as out:
             json.dump({"version": VERSION, **data}, out)
             out.flush()
             os.fsync(out.fileno())

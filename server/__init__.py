@@ -9,6 +9,7 @@ server's half of each session and speaks the protocol of :mod:`splitverify.proto
     POST /sessions/{id}/prove           {"kind", "step"} → {"proof"}   (the client's challenge)
     POST /sessions/{id}/predict         {"activations"} → {"classes"}  (evaluation, no proof)
     GET  /sessions/{id}                 status
+    DELETE /sessions/{id}               end the session: its state and keys are removed
     GET  /sessions/{id}/transcript      what the server received and checked
 
 With ``ceremony=True`` (``serve``, ``demo``) every session's keys come from a two-party
@@ -17,7 +18,12 @@ final. With ``ceremony=False`` the operator's ``circuits_for`` keys are used as 
 
 Limits (:class:`Limits`, ``splitverify serve --max-…``) bound what one request or one client
 can make the server hold: request bodies (413), model sizes and the batch (422), sessions per
-server (429), steps per session (422). Every 4xx answer is an :class:`ErrorBody`.
+server (429), steps per session (422), JSON nesting (400, checked on the raw bytes before any
+parser runs), the largest circuit a model may need (422, by the cost model, before anything is
+compiled), sessions created per source address (429 with Retry-After). An uploaded key may be
+as large as the key limit only with the session's token; without it the JSON limit applies. A
+session without a request for ``idle_seconds`` is removed, keys and all (at the next request
+the server gets, and at start for stored ones). Every 4xx answer is an :class:`ErrorBody`.
 
 A message the server challenges in audit mode is answered 428 with ``{"challenge": kind}``:
 the client re-sends it with the proof (the draw is made once per step). The challenge binds the
@@ -40,8 +46,10 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,6 +76,8 @@ from ..protocol import (BackwardMessage, ForwardMessage, GradientMessage, ProofM
                         statement_digest)
 from ..refnet import initial_params
 from ..transcript import ORDER, Transcript, TranscriptEntry
+from .guard import (CreationRate, NestingLimit, bearer_token, largest_circuit,
+                    without_paths)
 from .store import SessionStore, token_digest
 
 MAX_PREDICT_ROWS = 4096
@@ -87,17 +97,19 @@ class ErrorBody(BaseModel):
 
 
 ERROR_MEANINGS = {
-    400: "The body could not be read (not UTF-8 text).",
+    400: "The body could not be read (not UTF-8 text, or JSON nested past the limit).",
     401: "No bearer token.",
     403: "The token is not this session's.",
-    404: "No such session (or no key ceremony of that kind in it).",
+    404: "No such session (it expired, was deleted or never existed; or no key ceremony "
+         "of that kind in it).",
     409: "Tampering or a replay was detected: the session is stopped (step, party, reason); "
          "or the key is already final.",
     413: "The request body exceeds the server's limit.",
     422: "Invalid request, or past a limit of the server; nothing changed.",
     425: "The key ceremony is not finished.",
     428: "The server challenges this message: re-send it with its proof.",
-    429: "The server holds as many sessions as it allows.",
+    429: "The server holds as many sessions as it allows, or this address created as many "
+         "as it may for now (Retry-After).",
 }
 
 
@@ -119,6 +131,7 @@ class SessionCreated(BaseModel):
     spec: str
     proof_mode: str
     ceremony: bool = False       # the client must contribute to the keys before the first step
+    idle_expiry_s: int = 0       # the session is removed after this long without a request
 
 
 class ProveRequest(BaseModel):
@@ -148,6 +161,7 @@ class SessionStatus(BaseModel):
     losses: list[int]
     prove_s: dict[str, list[float]]
     verify_s: dict[str, list[float]]
+    idle_expiry_s: int = 0       # the session is removed after this long without a request
 
 
 class StepDone(BaseModel):
@@ -162,6 +176,11 @@ class Predictions(BaseModel):
     classes: list[int]
 
 
+class SessionDeleted(BaseModel):
+    session_id: int
+    deleted: bool
+
+
 class KeyAccepted(BaseModel):
     kind: str
     accepted: bool
@@ -169,37 +188,46 @@ class KeyAccepted(BaseModel):
 
 
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-KEY_PATH = re.compile(r"/sessions/[^/]+/keys/[^/]+")
+KEY_PATH = re.compile(r"/sessions/([^/]+)/keys/[^/]+")
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyLimit:
     """ASGI middleware: a body over the limit is answered 413 before the app reads it — from
     its Content-Length, or, for a body sent without one (chunked), once the bytes read pass the
-    limit (so at most the limit is ever held). An uploaded key has its own, larger limit."""
+    limit (so at most the limit is ever held). An uploaded key has its own, larger limit, for
+    the session's owner only (``key_owner(scope)``: the request carries the session's token)."""
 
-    def __init__(self, app: ASGIApp, limits: Limits):
-        self.app, self.limits = app, limits
+    def __init__(self, app: ASGIApp, limits: Limits,
+                 key_owner: Callable[[Scope], bool] = lambda _scope: True):
+        self.app, self.limits, self.key_owner = app, limits, key_owner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_key = scope["method"] == "PUT" and KEY_PATH.fullmatch(scope["path"]) is not None
+        is_key = is_key_upload(scope) and self.key_owner(scope)
         limit = self.limits.key_bytes if is_key else self.limits.body_bytes
+        hint = (" (a key upload may be larger only with the session's bearer token)"
+                if is_key_upload(scope) and not is_key else "")
         length = Headers(scope=scope).get("content-length")
         if length is not None:
             if not length.isdigit() or int(length) > limit:
-                await _error(413, f"request body of {length} bytes exceeds {limit}")(
+                await _error(413, f"request body of {length} bytes exceeds {limit}{hint}")(
                     scope, receive, send)
                 return
         elif scope["method"] in METHODS_WITH_BODY:
             body = await _read_at_most(receive, limit)
             if body is None:
-                await _error(413, f"request body exceeds {limit} bytes")(scope, receive, send)
+                await _error(413, f"request body exceeds {limit} bytes{hint}")(
+                    scope, receive, send)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+
+def is_key_upload(scope: Scope) -> bool:
+    return scope["method"] == "PUT" and KEY_PATH.fullmatch(scope["path"]) is not None
 
 
 async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
@@ -231,6 +259,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
+class SessionRemoved(SplitverifyError):
+    """The session was deleted or expired while a request to it was in flight."""
+
+
 class ProofRequired(SplitverifyError):
     def __init__(self, kind: str, step: int):
         super().__init__(f"step {step}: the server challenges this {kind} message; re-send it "
@@ -251,6 +283,8 @@ class _Session:
     saved_entries: int = 0                       # transcript entries already in the store
     # one message at a time per session: two at once would both see the same step pending
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    last_request: float = field(default_factory=time.time)     # for idle expiry
+    removed: bool = False                        # deleted or expired: nothing more is stored
 
     @property
     def keys_ready(self) -> bool:
@@ -275,10 +309,15 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     ``<db>.keys/``); ``on_party`` sees each session's party as it is made or resumed (e.g.
     ``LedgerSink.attach``, to log its statements)."""
     app = FastAPI(title="splitverify server", version="0.1.0")
-    app.add_middleware(BodyLimit, limits=limits)
+    # the nesting check runs inside the body limit (the middleware added last runs first)
+    app.add_middleware(NestingLimit, limit=limits.nesting, is_binary=is_key_upload,
+                       refuse=_error)
+    app.add_middleware(BodyLimit, limits=limits, key_owner=lambda scope: key_owner(scope))
     sessions: dict[int, _Session | None] = {}       # None: a session being made
     creating = threading.Lock()          # the session count is checked and raised at once
     store = SessionStore(db)
+    creation_rate = CreationRate(limits.client_sessions, limits.client_window)
+    last_sweep = [0.0]
     app.state.sessions, app.state.store = sessions, store
     circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
     key_folders: dict[int, Path] = {}
@@ -304,6 +343,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         return party
 
     def persist(session: _Session, checkpoint: bool = False) -> None:
+        if session.removed:
+            raise SessionRemoved(f"session {session.party.session_id} was deleted or expired "
+                                 "while this request was handled; nothing of it was kept")
         party = session.party
         entries = party.transcript.entries if party.transcript is not None else []
         store.save(party.session_id, token_sha256=session.token_sha256,
@@ -333,8 +375,59 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         party.transcript.detected = stored.stopped
         return session
 
+    def forget(session_id: int) -> None:
+        """The session's stored rows and key files, removed."""
+        store.delete(session_id)
+        folder = key_folders.pop(session_id, None)
+        if folder is None and str(db) != ":memory:":
+            folder = Path(f"{db}.keys") / str(session_id)
+        if folder is not None and folder.exists():
+            shutil.rmtree(folder)
+
+    def remove(session_id: int, session: _Session, *, wait: bool) -> bool:
+        """End a session (deleted or expired): its slot, state and keys. False when it is
+        busy and ``wait`` is not set (an expiry sweep does not wait for a step in flight)."""
+        if not session.lock.acquire(blocking=wait):
+            return False
+        try:
+            if session.removed:
+                return False
+            session.removed = True
+            sessions.pop(session_id, None)
+            forget(session_id)
+        finally:
+            session.lock.release()
+        return True
+
+    def sweep_expired() -> None:
+        """Remove the sessions idle for longer than the limit (at most once a second)."""
+        now = time.time()
+        if now - last_sweep[0] < 1:
+            return
+        last_sweep[0] = now
+        for session_id, session in list(sessions.items()):
+            if session is not None and now - session.last_request > limits.idle_seconds:
+                remove(session_id, session, wait=False)
+
+    def holds_token(session: _Session, token: str | None) -> bool:
+        return token is not None and secrets.compare_digest(token_digest(token),
+                                                            session.token_sha256)
+
+    def key_owner(scope: Scope) -> bool:
+        """Does this key upload carry its session's token? (The key limit is the owner's.)"""
+        found = KEY_PATH.fullmatch(scope["path"])
+        digits = found.group(1) if found else ""
+        if not digits.isdigit() or len(digits) > 80:
+            return False
+        session = sessions.get(int(digits))
+        return session is not None and holds_token(session, bearer_token(Headers(scope=scope)))
+
     for stored in store.load_all():
+        if time.time() - stored.updated > limits.idle_seconds:
+            forget(stored.session_id)            # it expired while the server was down
+            continue
         sessions[stored.session_id] = resume(stored)
+        sessions[stored.session_id].last_request = stored.updated
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException):
@@ -343,7 +436,11 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
 
     @app.exception_handler(InputError)
     async def input_error(_request: Request, exc: InputError):
-        return _error(422, str(exc))
+        return _error(422, without_paths(str(exc)))
+
+    @app.exception_handler(SessionRemoved)
+    async def removed_meanwhile(_request: Request, exc: SessionRemoved):
+        return _error(404, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_request: Request, exc: RequestValidationError):
@@ -354,14 +451,20 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
 
     def session_of(request: Request, session_id: int, *, stopped_ok: bool = False
                    ) -> _Session | JSONResponse:
+        sweep_expired()
         session = sessions.get(session_id)
         if session is None:
-            return _error(404, f"no session {session_id}")
-        auth = request.headers.get("authorization", "")
-        if not auth.startswith("Bearer "):
-            return _error(401, "missing bearer token")
-        if not secrets.compare_digest(token_digest(auth[7:]), session.token_sha256):
+            return _error(404, f"no session {session_id} (a session is removed when its owner "
+                               f"deletes it or after {limits.idle_seconds} s without a request)")
+        token = bearer_token(request.headers)
+        if token is None:
+            return _error(401, "missing bearer token (Authorization: Bearer <token>)")
+        if not holds_token(session, token):
             return _error(403, "wrong token for this session")
+        now = time.time()
+        if now - session.last_request >= 1:      # the idle clock, kept across restarts
+            store.touch(session_id, now)
+        session.last_request = now
         if session.stopped and not stopped_ok:
             return _error(409, "the session was stopped", **session.stopped)
         return session
@@ -379,13 +482,29 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
 
     @app.post("/sessions", response_model=SessionCreated, status_code=201,
               responses=errors(*COMMON, 429))
-    def create_session(body: SessionCreate):
-        # a bad mode is a 422 before anything is made
-        if ProofMode.parse(body.proof_mode).commits and body.initial_weights_commitment is None:
+    def create_session(body: SessionCreate, request: Request):
+        mode = ProofMode.parse(body.proof_mode)  # a bad mode is a 422 before anything is made
+        if mode.commits and body.initial_weights_commitment is None:
             raise InputError(f"proof mode {body.proof_mode} needs initial_weights_commitment: "
                              "the commitment of the client's initial weights, which step 0's "
                              "weightsCommitment must equal")
         body.within(limits)
+        address = request.client.host if request.client else "unknown"
+        wait = creation_rate.admit(address)
+        if wait:
+            retry = str(int(wait) + 1)
+            return _error(429, f"{address} has created {limits.client_sessions} sessions in "
+                               f"{limits.client_window} s, the most this server allows "
+                               f"(--client-sessions); retry in {retry} s",
+                          headers={"Retry-After": retry})
+        if mode.proves:                      # before anything is compiled or set up
+            kind, constraints = largest_circuit(body.spec())
+            if constraints > limits.constraints:
+                raise InputError(f"this model's {kind} circuit needs about {constraints:,} "
+                                 f"constraints; this server sets up at most "
+                                 f"{limits.constraints:,} (--max-constraints): use a smaller "
+                                 "model or batch, or proof_mode 'off'")
+        sweep_expired()
         with creating:
             if len(sessions) >= limits.sessions:
                 return _error(429, f"this server holds its limit of {limits.sessions} sessions; "
@@ -397,10 +516,12 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         except BaseException:
             del sessions[session_id]
             raise
+        session.last_request = time.time()  # idle from now: making it may have taken a while
         sessions[session_id] = session
         return SessionCreated(session_id=session_id, token=token,
                               spec=describe(session.party.spec),
-                              proof_mode=str(session.party.mode), ceremony=bool(session.keys))
+                              proof_mode=str(session.party.mode), ceremony=bool(session.keys),
+                              idle_expiry_s=limits.idle_seconds)
 
     def new_session(body: SessionCreate, session_id: int) -> tuple[_Session, str]:
         """The session (stored) and its bearer token."""
@@ -457,13 +578,15 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         folder = key_folder(session_id)
         body = await request.body()
         with session.lock:
+            if session.removed:              # deleted while the key was uploaded: write nothing
+                return _error(404, f"session {session_id} was deleted or expired meanwhile")
             if record["final"]:              # a concurrent upload finished first
                 return _error(409, f"the {kind} key is already final")
             try:
                 key = server_accept(session.party.prover.circuits, kind, body,
                                     record["server_hash"], folder)
             except SplitverifyError as exc:
-                return _error(422, f"the {kind} key is refused: {exc}")
+                return _error(422, f"the {kind} key is refused: {without_paths(str(exc))}")
             record.update(final=str(key.zkey), blake2b=key.blake2b,
                           transcript=[asdict(c) for c in key.transcript])
             if session.keys_ready:
@@ -579,7 +702,20 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                 "stopped": session.stopped,
                 "proof_mode": str(party.mode), "proofs_verified": party.verifier.verified,
                 "challenged": party.verifier.challenged, "losses": party.losses,
-                "prove_s": party.prover.prove_seconds, "verify_s": party.verifier.verify_seconds}
+                "prove_s": party.prover.prove_seconds, "verify_s": party.verifier.verify_seconds,
+                "idle_expiry_s": limits.idle_seconds}
+
+    @app.delete("/sessions/{session_id}", response_model=SessionDeleted,
+                responses=errors(*SESSION_ERRORS))
+    def delete_session(session_id: SessionId, request: Request):
+        """End the session now (its owner only): its state, transcript and keys are removed
+        from the server; a step in flight finishes first."""
+        session = session_of(request, session_id, stopped_ok=True)
+        if isinstance(session, JSONResponse):
+            return session
+        if not remove(session_id, session, wait=True):
+            return _error(404, f"no session {session_id} (it was removed meanwhile)")
+        return {"session_id": session_id, "deleted": True}
 
     @app.post("/sessions/{session_id}/predict", response_model=Predictions,
               responses=errors(*SESSION_ERRORS))

@@ -66,6 +66,7 @@ class StoredSession:
     keys: dict
     stopped: dict | None
     entries: list[dict]
+    updated: float = 0.0         # when it last saw a request (time.time()): for idle expiry
 
 
 class SessionStore:
@@ -131,10 +132,10 @@ class SessionStore:
     def _load(self, where: str, args: tuple) -> list[StoredSession]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT session_id, token_sha256, request, state, replies, keys, stopped "
+                "SELECT session_id, token_sha256, request, state, replies, keys, stopped, updated "
                 f"FROM sessions {where} ORDER BY created", args).fetchall()
             out = []
-            for sid, token, request, state, replies, keys, stopped in rows:
+            for sid, token, request, state, replies, keys, stopped, updated in rows:
                 entries = [{"step": step, "kind": kind, "public": json.loads(public),
                             "proof": proof}
                            for step, kind, public, proof in self._db.execute(
@@ -143,7 +144,7 @@ class SessionStore:
                 out.append(StoredSession(int(sid), token, json.loads(request), json.loads(state),
                                          json.loads(replies), json.loads(keys),
                                          None if stopped is None else json.loads(stopped),
-                                         entries))
+                                         entries, updated))
         return out
 
     def checkpoints(self, session_id: int) -> list[tuple[int, list]]:
@@ -151,6 +152,27 @@ class SessionStore:
             return [(step, json.loads(params)) for step, params in self._db.execute(
                 "SELECT step, params FROM checkpoints WHERE session_id=? ORDER BY step",
                 (str(session_id),))]
+
+    def touch(self, session_id: int, when: float) -> None:
+        """Record a request to the session (its idle time counts from ``when``, across
+        restarts)."""
+        with self._lock:
+            self._db.execute("UPDATE sessions SET updated=? WHERE session_id=?",
+                             (when, str(session_id)))
+
+    def delete(self, session_id: int) -> None:
+        """Forget a session: its row, transcript and checkpoints, in one transaction."""
+        sid = str(session_id)
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("sessions", "entries", "checkpoints"):
+                    db.execute(f"DELETE FROM {table} WHERE session_id=?", (sid,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def count(self) -> int:
         with self._lock:

@@ -270,7 +270,20 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           max_sessions: Annotated[int, typer.Option(help="Most sessions held (stored ones "
                                                     "included).")] = _LIMITS.sessions,
           max_steps: Annotated[int, typer.Option(help="Most training steps per session.")]
-          = _LIMITS.steps) -> None:
+          = _LIMITS.steps,
+          max_nesting: Annotated[int, typer.Option(help="Deepest JSON nesting of a request.")]
+          = _LIMITS.nesting,
+          max_constraints: Annotated[int, typer.Option(
+              help="Largest circuit a session's model may need (constraints, by the cost "
+                   "model; RefNet's largest is 150,329).")] = _LIMITS.constraints,
+          client_sessions: Annotated[int, typer.Option(
+              help="Sessions one source address may create per --client-window.")]
+          = _LIMITS.client_sessions,
+          client_window: Annotated[int, typer.Option(help="Seconds, for --client-sessions.")]
+          = _LIMITS.client_window,
+          idle_timeout: Annotated[int, typer.Option(
+              help="Seconds without a request after which a session and its keys are removed.")]
+          = _LIMITS.idle_seconds) -> None:
     """Run the splitverify server (FastAPI over uvicorn)."""
     import uvicorn
 
@@ -281,7 +294,10 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         if malicious is not None and check_scenario(malicious, "server") is None:
             raise InputError(f"{malicious} is a client scenario; the server plays server:*")
         limits = Limits(body_bytes=max_body, key_bytes=max_key_body, dim=max_dim,
-                        params=max_params, sessions=max_sessions, steps=max_steps)
+                        params=max_params, sessions=max_sessions, steps=max_steps,
+                        nesting=max_nesting, constraints=max_constraints,
+                        client_sessions=client_sessions, client_window=client_window,
+                        idle_seconds=idle_timeout)
         application = create_app(db=db, malicious=malicious, limits=limits)
     except SplitverifyError as exc:
         _fail(exc)

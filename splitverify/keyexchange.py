@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import zk
 from .circuits import SplitCircuits
-from .errors import SetupError
+from .errors import SetupError, SplitverifyError
 from .zk import phase2
 from .zk.ceremony import Contribution
 
@@ -48,6 +48,12 @@ def _checked(key: zk.CircuitKey, start: zk.CircuitKey, chain: list[tuple[str, st
         name == want_name and (not want_hash or h == want_hash)
         for (name, h), (want_name, want_hash) in zip(names, chain))
     if not ok:
+        changed = [f"{name}'s contribution hash is {h[:16]}…, expected {want[:16]}…"
+                   for (name, h), (_, want) in zip(names, chain) if want and h != want]
+        if [n for n, _ in names] == [n for n, _ in chain] and changed:
+            raise SetupError(f"the {key.circuit.name} key verifies but {'; '.join(changed)} "
+                             "(a contribution other than the one announced): refuse it and "
+                             "start a new session")
         raise SetupError(f"the {key.circuit.name} key verifies but its contributions are "
                          f"{[n for n, _ in names]} (hashes {[h[:16] for _, h in names]}), "
                          f"expected {[n for n, _ in chain]}: refuse it and start a new session")
@@ -77,9 +83,15 @@ def client_contribute(circuits: SplitCircuits, kind: str, server_zkey: bytes, se
 
 def server_accept(circuits: SplitCircuits, kind: str, final_zkey: bytes, server_hash: str,
                   folder: Path) -> zk.CircuitKey:
-    """Step 3: the client's final key, checked; the server's key for ``kind`` from now on."""
-    key = _checked(_received(circuits, kind, final_zkey, folder / f"{kind}_final.zkey"),
-                   initial(circuits, kind), [("server", server_hash), ("client", "")])
+    """Step 3: the client's final key, checked; the server's key for ``kind`` from now on.
+    A key refused leaves nothing on disk."""
+    path = folder / f"{kind}_final.zkey"
+    try:
+        key = _checked(_received(circuits, kind, final_zkey, path),
+                       initial(circuits, kind), [("server", server_hash), ("client", "")])
+    except SplitverifyError:
+        path.unlink(missing_ok=True)
+        raise
     circuits.use_key(kind, key)
     return key
 

@@ -67,11 +67,15 @@ from types import TracebackType
 from typing import Any
 
 import eth_abi
-from eth_tester.exceptions import TransactionFailed
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
-from web3 import Web3
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+
+from .recursion import recursion_limit_kept
+
+with recursion_limit_kept():     # web3 and eth_tester import py_ecc and py-evm (see recursion.py)
+    from eth_tester.exceptions import TransactionFailed
+    from web3 import Web3
+    from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
 from .anvil import AnvilNode
 from .contracts import CONTRACTS_DIR
@@ -404,8 +408,9 @@ def _show_argument(name: str, abi_type: str, value: object) -> str:
 
 def _connect(backend: str) -> tuple[Web3, AnvilNode | None]:
     if backend == "embedded":
-        from eth_tester import EthereumTester, PyEVMBackend
-        from web3 import EthereumTesterProvider
+        with recursion_limit_kept():         # py-evm raises it (see recursion.py)
+            from eth_tester import EthereumTester, PyEVMBackend
+            from web3 import EthereumTesterProvider
 
         return Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend()))), None
     if backend == "anvil":

@@ -18,6 +18,14 @@ class Limits:
     params: int = 1 << 20          # the model's weights and biases, both halves together
     sessions: int = 1000           # sessions held, finished and stopped ones included
     steps: int = 100_000           # training steps per session
+    nesting: int = 32              # JSON nesting depth (a message needs 3; parsers recurse per level)
+    # the largest circuit a session's spec may need, by the generator's cost model: RefNet's
+    # largest is 150,329 constraints (a 2^18 setup: the three keys' contributions take ~1 min
+    # of CPU per session); a spec past it is refused before anything is compiled
+    constraints: int = 1 << 18
+    client_sessions: int = 10      # sessions one source address may create per client_window
+    client_window: int = 600       # seconds
+    idle_seconds: int = 3600       # a session without a request for this long is removed
 
     def __post_init__(self):
         for name, value in asdict(self).items():

@@ -250,6 +250,33 @@ def _require(cond: bool, step: int, party: str, reason: str) -> None:
         raise TamperDetected(step, party, reason)
 
 
+# what each public value of a statement stands for, in mismatch messages
+FIELD_MEANINGS = {
+    "session": "the session id", "step": "the step",
+    "messageCommitment": "the commitment to the activations and labels sent",
+    "gradientCommitment": "the commitment to the gradient sent",
+    "weightsCommitment": "the weight chain", "weightsBefore": "the weight chain",
+    "weightsAfter": "the updated weights' commitment", "dataCommitment": "the data commitment",
+    "stateCommitment": "the state commitment", "loss": "the loss"}
+
+
+def _mismatch(whose: str, public: dict[str, int], expected: Statement) -> str:
+    """Which fields of the statement received differ from the one rebuilt from the messages."""
+    fields = [name for name, value in expected.values.items() if public.get(name) != value]
+    fields += [f"{name} (not a field of this statement)" for name in public
+               if name not in expected.values]
+    return f"{whose} statement differs in " + ", ".join(
+        f"{name} ({FIELD_MEANINGS[name]})" if name in FIELD_MEANINGS else name
+        for name in fields)
+
+
+def _require_field_elements(public: dict[str, int], step: int, party: str, whose: str) -> None:
+    """Every public value must be a field element in [0, r): no proof can carry another."""
+    outside = [name for name, value in public.items() if not 0 <= value < st.FIELD]
+    _require(not outside, step, party, f"{whose} statement has {outside} outside the field "
+                                       "[0, r): no proof can carry such a value")
+
+
 @dataclass
 class Prover:
     """One party's proving: proves now (``every``) or keeps the inputs of its latest statement
@@ -424,13 +451,16 @@ class ClientParty(_Party):
         if pending is None:
             raise InputError("no forward step is waiting for a gradient")
         spec, step = self.spec, pending.step
-        _require(msg.session_id == self.session_id and msg.step == step, step, "client",
-                 f"the gradient message is for session/step {msg.session_id}/{msg.step}")
+        _require(msg.session_id == self.session_id, step, "client",
+                 f"the gradient message is for another session ({msg.session_id})")
+        _require(msg.step == step, step, "client",
+                 f"the gradient message is for step {msg.step}, expected {step}")
         gradient = _tensor(msg.gradient)
         _require(tuple(gradient.shape) == (spec.batch, spec.cut_width), step, "client",
                  "the gradient has the wrong shape")
         if self.mode.commits:
             public = msg.public or {}
+            _require_field_elements(public, step, "client", "the server's")
             expected = Statement("server_step", {
                 "messageCommitment": pending.statement.values["messageCommitment"],
                 "weightsBefore": (self.server_chain if self.server_chain is not None
@@ -439,8 +469,7 @@ class ClientParty(_Party):
                 "gradientCommitment": st.gradient_commitment(spec, gradient, msg.gradient_salt),
                 "session": self.session_id, "step": step})
             _require(public == expected.values, step, "client",
-                     "the server's statement does not match what the client sent and received "
-                     "(message, gradient or the server's weight chain)")
+                     _mismatch("the server's", public, expected))
             proof = None
             if self.verifier.wants_proof("server_step", step, public):
                 proof = self.verifier.check("server_step", step,
@@ -546,8 +575,7 @@ class ServerParty(_Party):
                 "stateCommitment": public.get("stateCommitment", -1),
                 "session": self.session_id, "step": step})
             _require(public == expected.values, step, "server",
-                     "the client's statement does not match the activations received or the "
-                     "client's weight chain")
+                     _mismatch("the client's", public, expected))
         # The server's own step and statement are computed before the client's proof is drawn
         # on or anything is recorded: a message the server cannot handle (e.g. an SGD step out
         # of the circuits' range) is refused with nothing changed, and a message whose proof
@@ -596,7 +624,10 @@ class ServerParty(_Party):
         if pending is None:
             raise InputError("no server step is waiting for the client's backward message")
         step = pending.step
-        _require(msg.session_id == self.session_id and msg.step == step, step, "server",
+        _require(msg.session_id == self.session_id, step, "server",
+                 f"the backward message is for session {msg.session_id}, not this one (a "
+                 "replay from another session?)")
+        _require(msg.step == step, step, "server",
                  f"the backward message is for step {msg.step}, expected {step}")
         if self.mode.commits:
             public = msg.public or {}
@@ -608,8 +639,7 @@ class ServerParty(_Party):
                 "weightsAfter": public.get("weightsAfter", -1),
                 "session": self.session_id, "step": step})
             _require(public == expected.values, step, "server",
-                     "the client's backward statement does not refer to this step's forward "
-                     "pass and gradient")
+                     _mismatch("the client's backward", public, expected))
             proof = None
             if self.verifier.wants_proof("client_backward", step, public):
                 proof = self.verifier.check("client_backward", step, msg.proof or

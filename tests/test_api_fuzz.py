@@ -49,8 +49,9 @@ DECLARED = 1 << 200          # an initial weights commitment (a field element; n
 @pytest.fixture(scope="module")
 def fuzz_app(tiny_keys):
     # the fuzzer's own POST /sessions may ask for proofs: those sessions get the tiny keys
+    # (every case makes a session, all from the one test client's address)
     return create_app(lambda _spec: tiny_keys, ceremony=False,
-                      limits=Limits(sessions=100_000))
+                      limits=Limits(sessions=100_000, client_sessions=100_000))
 
 
 @pytest.fixture(scope="module")

@@ -245,7 +245,7 @@ def test_messages_replayed_into_another_session_are_rejected(tiny_keys):
         assert post(alice, "forward", stolen).status_code == 200     # A itself is unharmed
     assert {v: code for v, (code, _) in rejected.items()} == dict.fromkeys(rejected, 409)
     assert "session" in rejected["as sent"][1]
-    assert "does not match" in rejected["naming B"][1]
+    assert "differs in session (the session id)" in rejected["naming B"][1]
     assert "does not verify" in rejected["naming B in the statement"][1]
 
 
@@ -287,7 +287,8 @@ def test_messages_replayed_into_a_later_step_are_rejected(tiny_keys):
         "forward as sent": (409, 1), "forward claiming t+k": (409, 2),
         "forward, statement claiming t+k": (409, 1), "backward as sent": (409, 1)}
     assert "replay" in rejected["forward as sent"][2]
-    assert "does not match" in rejected["forward claiming t+k"][2]
-    assert "does not match" in rejected["forward, statement claiming t+k"][2] or \
+    assert "differs in" in rejected["forward claiming t+k"][2] and \
+        "step (the step)" in rejected["forward claiming t+k"][2]
+    assert "differs in" in rejected["forward, statement claiming t+k"][2] or \
         "does not verify" in rejected["forward, statement claiming t+k"][2]
     assert "for step 0" in rejected["backward as sent"][2]

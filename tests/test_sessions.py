@@ -33,8 +33,8 @@ pytestmark = pytest.mark.xdist_group("sessions")
 class ServeProcess:
     """`splitverify serve` as a separate process on a fixed port (so a restart keeps the URL)."""
 
-    def __init__(self, db: Path, port: int):
-        self.db, self.port, self.proc = db, port, None
+    def __init__(self, db: Path, port: int, *options: str):
+        self.db, self.port, self.options, self.proc = db, port, options, None
 
     @property
     def url(self) -> str:
@@ -43,7 +43,8 @@ class ServeProcess:
     def start(self) -> "ServeProcess":
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "splitverify", "serve", "--port", str(self.port),
-             "--db", str(self.db)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+             "--db", str(self.db), *self.options], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             env=os.environ.copy())
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

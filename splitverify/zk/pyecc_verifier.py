@@ -14,23 +14,26 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from py_ecc.optimized_bn128 import (
-    FQ,
-    FQ2,
-    FQ12,
-    Z1,
-    Z2,
-    add,
-    b,
-    b2,
-    curve_order,
-    final_exponentiate,
-    is_inf,
-    is_on_curve,
-    multiply,
-    neg,
-    pairing,
-)
+from ..recursion import recursion_limit_kept
+
+with recursion_limit_kept():                 # py_ecc raises it to 100,000 (see recursion.py)
+    from py_ecc.optimized_bn128 import (
+        FQ,
+        FQ2,
+        FQ12,
+        Z1,
+        Z2,
+        add,
+        b,
+        b2,
+        curve_order,
+        final_exponentiate,
+        is_inf,
+        is_on_curve,
+        multiply,
+        neg,
+        pairing,
+    )
 
 from .models import (
     G1_INFINITY,
