@@ -20,6 +20,7 @@ from splitverify.client import SplitClient
 from splitverify.demo import ServerThread, merged_transcript
 from splitverify.protocol import ClientParty, ProofMode, SessionCreate
 from splitverify.refnet import initial_params
+from splitverify.limits import Limits
 from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk.curve import R
@@ -37,6 +38,8 @@ def first_draw_seed(challenged: bool, p: float = 0.5) -> int:
 
 
 def operator_app(keys, **kwargs):
+    # every session here comes from one loopback address: lift the per-address creation rate
+    kwargs.setdefault("limits", Limits(client_sessions=10_000))
     return create_app(lambda _spec: keys, ceremony=False, **kwargs)
 
 

@@ -25,7 +25,7 @@ from splitverify.demo import ServerThread, free_port
 from splitverify.errors import SetupError, TamperDetected
 from splitverify.keyexchange import client_contribute, server_contribute
 from splitverify.limits import Limits
-from splitverify.protocol import GradientMessage
+from splitverify.protocol import GradientMessage, random_field
 from splitverify.server import create_app
 from splitverify.server.guard import CreationRate, largest_circuit, nesting_exceeds
 from splitverify.zk.curve import R
@@ -42,7 +42,12 @@ TINY_LAYERS = {"model": "layers", "batch": TINY_SPEC.batch,
 
 
 def tiny(proof_mode: str) -> dict:
-    return {**TINY_LAYERS, "proof_mode": proof_mode}
+    """A raw session-creation body; sessions made this way never step, so the declared initial
+    weights commitment (required unless the mode is off) is any field element."""
+    body = {**TINY_LAYERS, "proof_mode": proof_mode}
+    if proof_mode != "off":
+        body["initial_weights_commitment"] = random_field()
+    return body
 
 
 def bearer(token: str, scheme: str = "Bearer") -> dict[str, str]:
@@ -174,7 +179,8 @@ def test_a_spec_past_the_constraint_budget_is_refused_before_anything_is_compile
     # the default budget takes RefNet and refuses the largest model the other limits allow
     assert largest_circuit(TINY_SPEC.refnet())[1] <= Limits().constraints
     huge = {"model": "layers", "batch": 1024, "proof_mode": "every",
-            "client_layers": [[1000, 1000, True]], "server_layers": [[1000, 2, False]]}
+            "client_layers": [[1000, 1000, True]], "server_layers": [[1000, 2, False]],
+            "initial_weights_commitment": random_field()}
     with ServerThread(create_app(circuits_for, ceremony=True)) as thread:
         r = http.post(f"{thread.url}/sessions", json=huge)
     assert r.status_code == 422 and "constraints" in r.json()["error"] and len(asked) == 1

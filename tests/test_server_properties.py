@@ -9,6 +9,8 @@ the operator's keys; a fresh session per example."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings, strategies as hs
@@ -58,14 +60,14 @@ class Session:
         self.stopped = False
 
     def post(self, kind: str, body: dict):
-        before = self.app.state.store.load(self.sid)
+        before = self.stored()
         answer = self.http.post(f"/sessions/{self.sid}/{kind}", json=body, headers=self.auth)
         assert answer.status_code < 500, answer.text
         assert_live_equals_stored(self.app, self.sid)
         # a stopped session refuses everything (a body that does not parse: 422 first)
         assert answer.status_code in ((409, 422) if self.stopped else (200, 409, 422))
         if self.stopped or answer.status_code == 422:
-            assert self.app.state.store.load(self.sid) == before, "a refused message changed it"
+            assert self.stored() == before, "a refused message changed it"
         return answer
 
     def next_honest(self) -> dict:
@@ -91,6 +93,11 @@ class Session:
         else:
             self.outbox, self.kind, self.step = None, "forward", self.step + 1
 
+    def stored(self):
+        """The session as the store holds it, less the time of its last request (every
+        request, refused or not, restarts the idle clock: that is not session state)."""
+        return dataclasses.replace(self.app.state.store.load(self.sid), updated=0.0)
+
     def resend(self, rerandomized: bool) -> None:
         """The latest handled message again (its answer was lost): the stored answer."""
         if not self.handled:
@@ -98,11 +105,11 @@ class Session:
         kind, body, first = self.handled[-1]
         if rerandomized:
             body = {**body, "proof": rerandomize(body["proof"], random_field() or 1)}
-        before = self.app.state.store.load(self.sid)
+        before = self.stored()
         answer = self.post(kind, body)
         if not self.stopped:
             assert answer.status_code == 200 and answer.json() == first
-            assert self.app.state.store.load(self.sid) == before
+            assert self.stored() == before
 
     def malformed(self, how: str) -> None:
         if self.step == STEPS:
