@@ -1,6 +1,9 @@
-# The C helper of the development trusted setup (batched fixed-base BN254 multiplication
-# over mcl) is the only compiled part; everything else is declared in pyproject.toml.
+# The compiled parts, both over mcl: the helper of the development trusted setup (batched
+# fixed-base BN254 multiplication) and the multi-core Groth16 prover (backend `mcl`);
+# everything else is declared in pyproject.toml.
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("splitverify.zk._fixedbase", ["splitverify/zk/_fixedbase.c"],
-                             extra_compile_args=["-O3"])])
+                             extra_compile_args=["-O3"]),
+                   Extension("splitverify.zk._mclprove", ["splitverify/zk/_mclprove.c"],
+                             extra_compile_args=["-O3"], libraries=["pthread"])])

@@ -86,7 +86,9 @@ _BACKENDS: dict[str, ProverBackend] = {}
 def get_prover(name: str | None = None) -> ProverBackend:
     """The backend called ``name``; by default ``$SPLITVERIFY_PROVER`` or ``native``."""
     name = name or os.environ.get(ENV_PROVER, "native")
-    factories = {"snarkjs": SnarkjsProver, "native": NativeProver}
+    from .mcl_prover import MclProver
+
+    factories = {"snarkjs": SnarkjsProver, "native": NativeProver, "mcl": MclProver}
     if name not in factories:
         raise InputError(f"unknown prover backend {name!r}: choose one of {sorted(factories)}")
     if name not in _BACKENDS:
