@@ -152,7 +152,8 @@ def load_key(zkey: str | Path) -> LoadedKey:
         try:
             return _load_points(group, raw) if count else ctypes.create_string_buffer(1)
         except ValueError as exc:
-            raise IntegrityError(f"{zkey}: {what} {exc}: the key is corrupt, rebuild it") from exc
+            raise IntegrityError(f"{zkey}: {what} section: {exc}: the key is corrupt, "
+                                 "rebuild it") from exc
 
     coefs_raw = bytes(bf.section(4))
     (n_coefs,) = struct.unpack_from("<I", coefs_raw, 0)
@@ -162,9 +163,9 @@ def load_key(zkey: str | Path) -> LoadedKey:
     _check_coefs(coefs_raw[4:], n_coefs, n_vars, domain_size, zkey)
 
     n_priv = n_vars - n_public - 1
-    arrays = {"a": points(5, "G1", n_vars, "A point"), "b1": points(6, "G1", n_vars, "B1 point"),
-              "b2": points(7, "G2", n_vars, "B2 point"), "c": points(8, "G1", n_priv, "C point"),
-              "h": points(9, "G1", domain_size, "H point")}
+    arrays = {"a": points(5, "G1", n_vars, "A"), "b1": points(6, "G1", n_vars, "B1"),
+              "b2": points(7, "G2", n_vars, "B2"), "c": points(8, "G1", n_priv, "C"),
+              "h": points(9, "G1", domain_size, "H")}
     key = _Key(n_vars=n_vars, n_public=n_public, log_n=log_n, domain_size=domain_size,
                n_coefs=n_coefs, coefs=ctypes.addressof(coefs),
                **{name: ctypes.addressof(buf) for name, buf in arrays.items()})
