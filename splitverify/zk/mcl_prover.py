@@ -30,6 +30,8 @@ ENV_THREADS = "SPLITVERIFY_MCL_THREADS"
 ENV_MEMORY_MB = "SPLITVERIFY_MCL_MEMORY_MB"
 DEFAULT_MEMORY_MB = 4096
 
+# what svp_prove times, in order (seconds of the last proof in MclProver.last_phase_s)
+PHASES = ("witness_and_rows", "coset_ffts_and_witness_msms", "h_msm", "assembly")
 _FR, _G1, _G2 = 32, 96, 192
 _COEF_BYTES = 44
 _MAX_LOG_N = 27  # snarkjs switches to another coset generator at 2^28 (Fr's two-adicity)
@@ -77,7 +79,8 @@ def _native() -> ctypes.CDLL:
             lib.svp_key_prepare.restype = ctypes.c_int
             lib.svp_prove.restype = ctypes.c_int
             lib.svp_prove.argtypes = [ctypes.POINTER(_Key), ctypes.c_char_p, ctypes.c_int,
-                                      ctypes.c_char_p, ctypes.POINTER(ctypes.c_longlong)]
+                                      ctypes.c_char_p, ctypes.POINTER(ctypes.c_longlong),
+                                      ctypes.POINTER(ctypes.c_double)]
             _lib = lib
         return _lib
 
@@ -230,6 +233,7 @@ class MclProver:
         self.memory_budget = memory_budget or _memory_budget_from_env()
         self._keys: OrderedDict[tuple[str, float, int], LoadedKey] = OrderedDict()
         self._lock = threading.Lock()
+        self.last_phase_s: dict[str, float] = {}
 
     def load(self, key: CircuitKey) -> LoadedKey:
         """Load ``key`` now (seconds for a large key), so that no later proof's clock pays it."""
@@ -273,14 +277,16 @@ class MclProver:
                              "of another circuit")
         out = ctypes.create_string_buffer(256)
         bad = ctypes.c_longlong(-1)
+        phases = (ctypes.c_double * len(PHASES))()
         rc = _native().svp_prove(ctypes.byref(loaded.struct), body, self.threads, out,
-                                 ctypes.byref(bad))
+                                 ctypes.byref(bad), phases)
         if rc == -2:
             raise InputError(f"witness value {bad.value} of {key.circuit.name} is not a field "
                              "element (it is not below r): the witness is corrupt, recompute it")
         if rc:
             raise ProofError(f"the mcl prover failed on {key.circuit.name}: "
                              f"{_ERRORS.get(rc, rc)}")
+        self.last_phase_s = dict(zip(PHASES, (round(t, 4) for t in phases)))
         c = [lem_to_int(out.raw[i:i + 32]) for i in range(0, 256, 32)]
         proof = Proof(pi_a=(c[0], c[1]), pi_b=((c[2], c[3]), (c[4], c[5])), pi_c=(c[6], c[7]))
         public = [int.from_bytes(body[i * FIELD_BYTES:(i + 1) * FIELD_BYTES], "little")
