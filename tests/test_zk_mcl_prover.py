@@ -107,3 +107,31 @@ def test_a_corrupt_key_is_refused_by_name(matmul_key, tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="A section: point 1 is not on the curve"):
         load_key(bad)
+
+
+@pytest.mark.parametrize("bits", [16, 64, 254])
+def test_affine_bucket_msm_equals_mcls(bits):
+    """Our G1 multi-exponentiation against mcl's on the same points and scalars, with repeated
+    and opposite points among them (the bucket additions of equal x: doubling and P − P)."""
+    import ctypes
+    import random
+
+    from splitverify.zk import curve
+    from splitverify.zk.mcl_prover import _native
+
+    rng = random.Random(bits)
+    base = curve.FixedBase("G1", threads=1).mul_many([rng.randrange(1, R) for _ in range(600)])
+    p, minus_p = base[:64], curve.point_mul("G1", base[:64], R - 1)
+    lem = (p + minus_p) * 40 + p * 10 + base   # P then −P empties a bucket; P + P doubles
+    n = len(lem) // 64
+    scalars = [7] * 80 + [3] * 10 + [rng.getrandbits(bits) % R for _ in range(n - 90)]
+    standard = b"".join(s.to_bytes(32, "little") for s in scalars)
+    points = curve._load_points("G1", lem)
+    frs = curve._fr_vector(standard, 32)
+    results = []
+    for ours in (1, 0):
+        out = ctypes.create_string_buffer(96)
+        assert _native().svp_msm_g1(points, standard, frs, ctypes.c_size_t(n), bits, ours,
+                                    out) == 0
+        results.append(curve.struct_to_lem("G1", out.raw))
+    assert results[0] == results[1]

@@ -47,8 +47,13 @@ typedef int (*pt_pred)(const void *x);
 typedef void (*pt_mulvec)(void *z, void *x, const void *y, size_t n);
 typedef int (*fr_set_le)(void *x, const void *buf, size_t size);
 
+typedef void (*fp_op1)(void *y, const void *x);
+
 static struct {
     fr_op2 fr_mul, fr_add, fr_sub;
+    fr_op2 fp_mul, fp_add, fp_sub;
+    fp_op1 fp_sqr, fp_inv;
+    pt_op1 g1_dbl;
     fr_set_le fr_set_le_mod;
     struct {
         pt_op2 add, mul;
@@ -60,7 +65,7 @@ static struct {
 } M;
 
 /* Order: Fr mul, add, sub, setLittleEndianMod, then for G1 and G2 each: add, mul, neg,
- * normalize, isZero, mulVec. */
+ * normalize, isZero, mulVec; then Fp mul, add, sub, sqr, inv; then G1 dbl. */
 void svp_set_api(void *const *fn)
 {
     M.fr_mul = (fr_op2)fn[0];
@@ -76,6 +81,12 @@ void svp_set_api(void *const *fn)
         M.g[k].is_zero = (pt_pred)p[4];
         M.g[k].mul_vec = (pt_mulvec)p[5];
     }
+    M.fp_mul = (fr_op2)fn[16];
+    M.fp_add = (fr_op2)fn[17];
+    M.fp_sub = (fr_op2)fn[18];
+    M.fp_sqr = (fp_op1)fn[19];
+    M.fp_inv = (fp_op1)fn[20];
+    M.g1_dbl = (pt_op1)fn[21];
     M.ready = 1;
 }
 
@@ -285,6 +296,168 @@ static int task_rows(void *vctx, size_t t)
     return SVP_OK;
 }
 
+/* ---- G1 multi-exponentiation of our own: Pippenger's buckets kept in affine form, each round
+ * of bucket additions sharing one field inversion (Montgomery's trick), so an addition costs
+ * about 6 field multiplications instead of a mixed Jacobian addition's 11. ---- */
+
+#define FP 32
+#define AFFINE_BATCH 256
+
+typedef struct {
+    const uint8_t *pts;     /* G1 structs, Z = 1, none at infinity */
+    const uint64_t *sc;     /* standard-form scalars, 4 limbs each */
+    uint8_t *bx, *by;       /* bucket coordinates */
+    uint8_t *has;           /* bucket holds a point */
+    uint32_t *mark;         /* batch that last claimed the bucket */
+    uint8_t one[FP];
+    /* the batch being formed */
+    uint32_t bk[AFFINE_BATCH];
+    size_t pi[AFFINE_BATCH];
+    uint8_t diff[AFFINE_BATCH][FP], pre[AFFINE_BATCH][FP];
+    int special[AFFINE_BATCH];
+    int m;
+} affine_msm;
+
+static inline uint32_t window_digit(const uint64_t *s, int off, int c)
+{
+    int limb = off >> 6, sh = off & 63;
+    uint64_t v = s[limb] >> sh;
+    if (sh + c > 64 && limb < 3) v |= s[limb + 1] << (64 - sh);
+    return (uint32_t)(v & ((1u << c) - 1));
+}
+
+static const uint8_t FP_ZERO_BYTES[FP];
+
+/* bucket[bk[k]] += point pi[k] for the whole batch, with one inversion. */
+static void flush_batch(affine_msm *a)
+{
+    uint8_t acc[FP], inv[FP], t[FP], lambda[FP], x3[FP], y3[FP];
+    const int m = a->m;
+    if (!m) return;
+    memcpy(acc, a->one, FP);
+    for (int k = 0; k < m; k++) {
+        const uint8_t *p = a->pts + a->pi[k] * G1;
+        M.fp_sub(a->diff[k], p, a->bx + (size_t)a->bk[k] * FP);
+        a->special[k] = !memcmp(a->diff[k], FP_ZERO_BYTES, FP);   /* same x: doubling or P - P */
+        if (a->special[k]) memcpy(a->diff[k], a->one, FP);
+        memcpy(a->pre[k], acc, FP);
+        M.fp_mul(acc, acc, a->diff[k]);
+    }
+    M.fp_inv(inv, acc);
+    for (int k = m - 1; k >= 0; k--) {
+        const uint8_t *p = a->pts + a->pi[k] * G1;
+        uint8_t *bx = a->bx + (size_t)a->bk[k] * FP, *by = a->by + (size_t)a->bk[k] * FP;
+        M.fp_mul(t, inv, a->pre[k]);                 /* 1 / diff_k */
+        M.fp_mul(inv, inv, a->diff[k]);
+        if (a->special[k]) {                           /* rare: through mcl's Jacobian add */
+            uint8_t b[G1], sum[G1];
+            memcpy(b, bx, FP); memcpy(b + FP, by, FP); memcpy(b + 2 * FP, a->one, FP);
+            M.g[0].add(sum, b, p);
+            if (M.g[0].is_zero(sum)) { a->has[a->bk[k]] = 0; continue; }
+            M.g[0].normalize(b, sum);
+            memcpy(bx, b, FP); memcpy(by, b + FP, FP);
+            continue;
+        }
+        M.fp_sub(lambda, p + FP, by);
+        M.fp_mul(lambda, lambda, t);                 /* (y2 - y1) / (x2 - x1) */
+        M.fp_sqr(x3, lambda);
+        M.fp_sub(x3, x3, bx);
+        M.fp_sub(x3, x3, p);                         /* lambda^2 - x1 - x2 */
+        M.fp_sub(y3, bx, x3);
+        M.fp_mul(y3, y3, lambda);
+        M.fp_sub(y3, y3, by);                        /* lambda (x1 - x3) - y1 */
+        memcpy(bx, x3, FP);
+        memcpy(by, y3, FP);
+    }
+    a->m = 0;
+}
+
+/* The window width minimising windows x (n affine additions + 2^(c+1) Jacobian additions in
+ * the bucket sums); both additions cost about the same here (~0.4 us through mcl's API). */
+static int window_bits(size_t n, int bits)
+{
+    int best = 2;
+    double best_cost = 0;
+    for (int c = 2; c <= 16; c++) {
+        double cost = (double)((bits + c - 1) / c) * ((double)n + (double)((size_t)2 << c));
+        if (c == 2 || cost < best_cost) { best = c; best_cost = cost; }
+    }
+    return best;
+}
+
+/* out = sum sc[i] pts[i] (scalars below 2^bits). Returns 0 or SVP_ENOMEM. */
+static int msm_g1_affine(const uint8_t *pts, const uint64_t *sc, size_t n, int bits,
+                         uint8_t *out)
+{
+    const int c = window_bits(n, bits);
+    const size_t nb = (size_t)1 << c;
+    affine_msm *a = calloc(1, sizeof *a);
+    size_t *list = malloc(n * sizeof(size_t) + 1), *left = malloc(n * sizeof(size_t) + 1);
+    if (a) {
+        a->bx = malloc(nb * FP);
+        a->by = malloc(nb * FP);
+        a->has = malloc(nb);
+        a->mark = calloc(nb, sizeof(uint32_t));
+    }
+    if (!a || !list || !left || !a->bx || !a->by || !a->has || !a->mark) {
+        if (a) { free(a->bx); free(a->by); free(a->has); free(a->mark); }
+        free(a); free(list); free(left);
+        return SVP_ENOMEM;
+    }
+    a->pts = pts;
+    a->sc = sc;
+    memcpy(a->one, pts + 2 * FP, FP);      /* every input point has Z = 1 */
+    uint32_t batch = 1;
+    memset(out, 0, G1);
+    for (int w = (bits + c - 1) / c - 1; w >= 0; w--) {
+        for (int k = 0; k < c; k++) M.g1_dbl(out, out);
+        memset(a->has, 0, nb);
+        size_t n_list = 0;
+        for (size_t i = 0; i < n; i++) list[n_list++] = i;
+        while (n_list) {
+            size_t n_left = 0;
+            for (size_t j = 0; j < n_list; j++) {
+                size_t i = list[j];
+                uint32_t d = window_digit(sc + 4 * i, w * c, c);
+                if (!d) continue;
+                if (!a->has[d]) {
+                    memcpy(a->bx + d * FP, pts + i * G1, FP);
+                    memcpy(a->by + d * FP, pts + i * G1 + FP, FP);
+                    a->has[d] = 1;
+                    continue;
+                }
+                if (a->mark[d] == batch) { left[n_left++] = i; continue; }
+                a->mark[d] = batch;
+                a->bk[a->m] = d;
+                a->pi[a->m] = i;
+                if (++a->m == AFFINE_BATCH) { flush_batch(a); batch++; }
+            }
+            flush_batch(a);
+            batch++;
+            size_t *t = list; list = left; left = t;
+            n_list = n_left;
+        }
+        uint8_t running[G1], sum[G1], b[G1];
+        memset(running, 0, G1);
+        memset(sum, 0, G1);
+        int started = 0;
+        for (size_t d = nb - 1; d >= 1; d--) {
+            if (a->has[d]) {
+                memcpy(b, a->bx + d * FP, FP);
+                memcpy(b + FP, a->by + d * FP, FP);
+                memcpy(b + 2 * FP, a->one, FP);
+                M.g[0].add(running, running, b);
+                started = 1;
+            }
+            if (started) M.g[0].add(sum, sum, running);
+        }
+        M.g[0].add(out, out, sum);
+    }
+    free(a->bx); free(a->by); free(a->has); free(a->mark);
+    free(a); free(list); free(left);
+    return SVP_OK;
+}
+
 /* Scalar classes: mcl's Pippenger costs about in proportion to the longest scalar of a call
  * (measured: 16-bit scalars 0.15x, 64-bit 0.35x the time of full-width ones), so scalars are
  * batched by bit length, and a small negative value r - k becomes k on the negated point. */
@@ -299,8 +472,14 @@ static int bit_length(const uint64_t *v)
     return 0;
 }
 
-/* The class of a standard-form scalar below r; *negate says whether to use r - v. */
-static int scalar_class(const uint8_t *std, int *negate)
+static int class_bits(int cls)
+{
+    return cls < N_CLASSES - 1 ? CLASS_BITS[cls] : 256;
+}
+
+/* The class of a standard-form scalar below r; *negate says whether to use r - v, which
+ * `used` receives (else v). */
+static int scalar_class(const uint8_t *std, int *negate, uint64_t *used)
 {
     uint64_t v[4], r[4], d[4];
     memcpy(v, std, FR);
@@ -314,6 +493,7 @@ static int scalar_class(const uint8_t *std, int *negate)
     int bits = bit_length(v), neg_bits = bit_length(d);
     *negate = neg_bits < bits;
     if (*negate) bits = neg_bits;
+    memcpy(used, *negate ? d : v, FR);
     if (bits == 0) return CLASS_ZERO;
     if (bits == 1) return CLASS_ONE;
     for (int k = 0; k < N_CLASSES - 1; k++)
@@ -321,31 +501,68 @@ static int scalar_class(const uint8_t *std, int *negate)
     return N_CLASSES - 1;
 }
 
+/* out = sum scalars[i] points[i] for n G1 points (structs with Z = 1) and standard-form
+ * scalars below 2^bits: with our affine-bucket method, or with mcl's mulVec on `frs` (the same
+ * scalars as Fr structs). For tests and measurements. */
+int svp_msm_g1(const uint8_t *points, const uint64_t *standard, uint8_t *frs, size_t n,
+               int bits, int ours, uint8_t *out)
+{
+    if (!M.ready) return SVP_EAPI;
+    if (ours) return msm_g1_affine(points, standard, n, bits, out);
+    uint8_t *copy = malloc(n * G1 + 1);
+    if (!copy) return SVP_ENOMEM;
+    memcpy(copy, points, n * G1);
+    M.g[0].mul_vec(out, copy, frs, n);
+    free(copy);
+    return SVP_OK;
+}
+
+/* acc += the MSM of one batch: ours for G1 (affine buckets), mcl's Pippenger for G2. */
+static int flush_class(int g, uint8_t *pts, uint8_t *frs, const uint64_t *standard, size_t m,
+                       int bits, uint8_t *acc)
+{
+    uint8_t part[G2];
+    if (g == 0 && m >= 64) {
+        if (msm_g1_affine(pts, standard, m, bits, part)) return SVP_ENOMEM;
+    } else {
+        M.g[g].mul_vec(part, pts, frs, m);
+    }
+    M.g[g].add(acc, acc, part);
+    return SVP_OK;
+}
+
 /* Sum of scalars[i] * points[i] over [lo, hi): zero scalars skipped, +-1 added directly, the
- * rest through mcl's Pippenger, per class, in batches (its G2 version crashes on very long
- * vectors). */
+ * rest per class, in batches (mcl's G2 version crashes on very long vectors). */
 static int msm_range(const msm_job *j, size_t lo, size_t hi, const uint8_t *one, uint8_t *acc)
 {
     static const uint8_t zero_fr[FR];
+    static const uint64_t raw_one[4] = {1, 0, 0, 0};   /* mont(x, 1) = x in standard form */
     const int g = j->group;
     const size_t psz = g ? G2 : G1;
     const size_t batch_max = g ? 4096 : 32768;
     size_t cap = hi - lo < batch_max ? hi - lo : batch_max;
-    uint8_t *pts[N_CLASSES] = {0}, *frs[N_CLASSES] = {0}, part[G2], neg[G2];
+    uint8_t *pts[N_CLASSES] = {0}, *frs[N_CLASSES] = {0}, neg[G2];
+    uint64_t *std[N_CLASSES] = {0};
     size_t m[N_CLASSES] = {0};
     int rc = SVP_OK;
     memset(acc, 0, psz);
     for (int k = 0; k < N_CLASSES; k++) {
         pts[k] = malloc(cap * psz + 1);
         frs[k] = malloc(cap * FR + 1);
-        if (!pts[k] || !frs[k]) { rc = SVP_ENOMEM; goto done; }
+        std[k] = malloc(cap * FR + 1);
+        if (!pts[k] || !frs[k] || !std[k]) { rc = SVP_ENOMEM; goto done; }
     }
-    for (size_t i = lo; i < hi; i++) {
+    for (size_t i = lo; i < hi && !rc; i++) {
         const uint8_t *s = j->scalars + i * FR, *p = j->points + i * psz;
         int cls, negate = 0;
-        if (j->standard) cls = scalar_class(j->standard + i * FR, &negate);
-        else cls = !memcmp(s, zero_fr, FR) ? CLASS_ZERO
-                 : !memcmp(s, one, FR) ? CLASS_ONE : N_CLASSES - 1;
+        uint64_t used[4];
+        if (j->standard) {
+            cls = scalar_class(j->standard + i * FR, &negate, used);
+        } else {
+            cls = !memcmp(s, zero_fr, FR) ? CLASS_ZERO
+                : !memcmp(s, one, FR) ? CLASS_ONE : N_CLASSES - 1;
+            M.fr_mul(used, s, raw_one);
+        }
         if (cls == CLASS_ZERO || M.g[g].is_zero(p)) continue;
         if (cls == CLASS_ONE) {
             if (negate) { M.g[g].neg(neg, p); M.g[g].add(acc, acc, neg); }
@@ -355,19 +572,16 @@ static int msm_range(const msm_job *j, size_t lo, size_t hi, const uint8_t *one,
         uint8_t *dp = pts[cls] + m[cls] * psz, *ds = frs[cls] + m[cls] * FR;
         if (negate) { M.g[g].neg(dp, p); M.fr_sub(ds, zero_fr, s); }
         else { memcpy(dp, p, psz); memcpy(ds, s, FR); }
+        memcpy(std[cls] + 4 * m[cls], used, FR);
         if (++m[cls] == cap) {
-            M.g[g].mul_vec(part, pts[cls], frs[cls], m[cls]);
-            M.g[g].add(acc, acc, part);
+            rc = flush_class(g, pts[cls], frs[cls], std[cls], m[cls], class_bits(cls), acc);
             m[cls] = 0;
         }
     }
-    for (int k = 0; k < N_CLASSES; k++) {
-        if (!m[k]) continue;
-        M.g[g].mul_vec(part, pts[k], frs[k], m[k]);
-        M.g[g].add(acc, acc, part);
-    }
+    for (int k = 0; k < N_CLASSES && !rc; k++)
+        if (m[k]) rc = flush_class(g, pts[k], frs[k], std[k], m[k], class_bits(k), acc);
 done:
-    for (int k = 0; k < N_CLASSES; k++) { free(pts[k]); free(frs[k]); }
+    for (int k = 0; k < N_CLASSES; k++) { free(pts[k]); free(frs[k]); free(std[k]); }
     return rc;
 }
 

@@ -73,6 +73,8 @@ def _native() -> ctypes.CDLL:
             for g in ("G1", "G2"):
                 names += [f"mclBn{g}_{op}" for op in ("add", "mul", "neg", "normalize", "isZero",
                                                        "mulVec")]
+            names += [f"mclBnFp_{op}" for op in ("mul", "add", "sub", "sqr", "inv")]
+            names.append("mclBnG1_dbl")
             fns = (ctypes.c_void_p * len(names))(
                 *(ctypes.cast(getattr(mcl, name), ctypes.c_void_p).value for name in names))
             lib.svp_set_api(fns)
