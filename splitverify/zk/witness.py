@@ -92,10 +92,15 @@ def calculate_witness(circuit: CompiledCircuit, inputs: Mapping[str, object],
     values = field_inputs(circuit, inputs)
     out = Path(out)
     if witness_backend(backend) == "wasm":
-        body = calculator_for(circuit.wasm, circuit.name).calculate(values)
-        out.write_bytes(wtns_bytes(body))
+        out.write_bytes(wtns_bytes(calculator_for(circuit.wasm, circuit.name).calculate(values)))
         return out
     return _node_witness(circuit, values, out)
+
+
+def calculate_witness_body(circuit: CompiledCircuit, inputs: Mapping[str, object]) -> bytes:
+    """The witness of ``inputs`` in memory, through the in-process WASM: the body of a .wtns
+    (consecutive 32-byte little-endian values), for a prover that takes it without a file."""
+    return calculator_for(circuit.wasm, circuit.name).calculate(field_inputs(circuit, inputs))
 
 
 def _node_witness(circuit: CompiledCircuit, values: dict[str, list[int]], out: Path) -> Path:
