@@ -53,16 +53,16 @@ def keyed_circuits(spec: SplitSpec, progress: Callable[[str], None]) -> SplitCir
 def local_parties(spec: SplitSpec, circuits: SplitCircuits, mode: str, *,
                   malicious: str | None = None, seed: int = 0):
     """A fresh session's client and server (for ``run_local``): initial weights of ``seed``,
-    the native prover, ``malicious`` played by the side it names."""
+    the default prover (``zk.get_prover``), ``malicious`` played by the side it names."""
     from .demo import check_scenario
     from .protocol import ClientParty, ProofMode, ServerParty, random_field
     from .refnet import initial_params
 
     client_params, server_params = initial_params(spec, seed)
     session, parsed = random_field(), ProofMode.parse(mode)
-    client = ClientParty(spec, session, parsed, client_params, circuits, backend="native",
+    client = ClientParty(spec, session, parsed, client_params, circuits, backend=None,
                          malicious=check_scenario(malicious, "client"))
-    server = ServerParty(spec, session, parsed, server_params, circuits, backend="native",
+    server = ServerParty(spec, session, parsed, server_params, circuits, backend=None,
                          malicious=check_scenario(malicious, "server"))
     return client, server
 
@@ -237,7 +237,7 @@ STEP_RUNS = {"off": (100, 20), "every": (5, 2), "audit:0.1": (50, 10)}   # steps
 
 def step_seconds(circuits: SplitCircuits, quick: bool, progress: Callable[[str], None]) -> dict:
     """Mean wall seconds per RefNet step in each proof mode: both parties in this process
-    (``run_local``: the same messages and checks as over HTTP, no transport), native prover,
+    (``run_local``: the same messages and checks as over HTTP, no transport), default prover,
     in-process witness, keys made before the clock starts. A mean, not a median: in ``audit``
     mode the cost is in the few challenged steps. Also the mean prove seconds per circuit of
     the ``every`` run (witness included, as the protocol measures them)."""
