@@ -13,8 +13,6 @@ from splitverify.zk.curve import R
 from splitverify.zk.mcl_prover import ENV_MEMORY_MB, ENV_THREADS, MclProver, load_key
 from splitverify.zk.witness import read_witness_body
 
-from conftest import MATMUL_INPUTS
-
 
 @pytest.fixture(scope="module")
 def tiny_vks(tiny_keys):
@@ -32,7 +30,7 @@ def test_mcl_and_snarkjs_agree_on_the_split_circuits(tiny_keys, tiny_witnesses, 
         assert zk.verify(vk, *ours, verifier), verifier
 
 
-def test_mcl_and_snarkjs_agree_on_matmul(matmul_proofs, matmul_vk):
+def test_mcl_and_snarkjs_agree_on_matmul(matmul_proofs):
     assert list(matmul_proofs["mcl"][1]) == list(matmul_proofs["snarkjs"][1])
 
 
