@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.splitverify-installed
-want="$(cat pyproject.toml setup.py splitverify/zk/_fixedbase.c splitverify/zk/_poseidon.c | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml setup.py splitverify/zk/*.c | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; any other version pulls GBs of CUDA.

@@ -53,16 +53,16 @@ def keyed_circuits(spec: SplitSpec, progress: Callable[[str], None]) -> SplitCir
 def local_parties(spec: SplitSpec, circuits: SplitCircuits, mode: str, *,
                   malicious: str | None = None, seed: int = 0):
     """A fresh session's client and server (for ``run_local``): initial weights of ``seed``,
-    the native prover, ``malicious`` played by the side it names."""
+    the default prover (``zk.get_prover``), ``malicious`` played by the side it names."""
     from .demo import check_scenario
     from .protocol import ClientParty, ProofMode, ServerParty, random_field
     from .refnet import initial_params
 
     client_params, server_params = initial_params(spec, seed)
     session, parsed = random_field(), ProofMode.parse(mode)
-    client = ClientParty(spec, session, parsed, client_params, circuits, backend="native",
+    client = ClientParty(spec, session, parsed, client_params, circuits, backend=None,
                          malicious=check_scenario(malicious, "client"))
-    server = ServerParty(spec, session, parsed, server_params, circuits, backend="native",
+    server = ServerParty(spec, session, parsed, server_params, circuits, backend=None,
                          malicious=check_scenario(malicious, "server"))
     return client, server
 
@@ -122,22 +122,60 @@ def refnet_witness_seconds(circuits: SplitCircuits, inputs: dict[str, dict], run
     return out
 
 
+PROVE_BACKENDS = ("snarkjs", "native", "mcl")
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median seconds of each function, the functions taking turns run after run, so that a
+    change in the machine's load falls on all of them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: round(statistics.median(times), 4) for name, times in samples.items()}
+
+
 def refnet_prove_seconds(circuits: SplitCircuits, inputs: dict[str, dict], runs: int,
                          folder: Path, progress: Callable[[str], None]) -> dict:
-    """Median seconds of one proof from a .wtns per backend and circuit (witness excluded). The
-    native prover imports each key before its clock starts, as a session does once; every
-    snarkjs proof is a fresh node process that reads the .zkey, which is how snarkjs is used."""
-    out: dict[str, dict[str, float]] = {"snarkjs": {}, "native": {}}
-    native = zk.get_prover("native")
+    """Median seconds of one proof from a .wtns per backend and circuit (witness excluded),
+    the backends interleaved. The native and mcl provers load each key before the clocks
+    start, as a session does once; every snarkjs proof is a fresh node process that reads the
+    .zkey, which is how snarkjs is used."""
+    out: dict[str, dict[str, float]] = {backend: {} for backend in PROVE_BACKENDS}
     for kind in KINDS:
         key = circuits.key(kind)
         wtns = zk.calculate_witness(key.circuit, inputs[kind], folder / f"{kind}.wtns")
-        native.load(key)
-        for backend in out:
-            progress(f"RefNet {kind}: proving with {backend}")
-            prover = zk.get_prover(backend)
-            out[backend][kind] = _median_seconds(lambda p=prover, k=key: p.prove(k, wtns), runs)
+        zk.get_prover("native").load(key)
+        zk.get_prover("mcl").load(key)
+        progress(f"RefNet {kind}: proving with {', '.join(PROVE_BACKENDS)} in turn")
+        medians = interleaved_medians(
+            {backend: lambda p=zk.get_prover(backend), k=key: p.prove(k, wtns)
+             for backend in PROVE_BACKENDS}, runs)
+        for backend, seconds in medians.items():
+            out[backend][kind] = seconds
     return out
+
+
+def mcl_keys(circuits: SplitCircuits) -> dict:
+    """Per RefNet key, what the mcl prover holds loaded: seconds to load it (points to mcl
+    structs, FFT tables) and MiB; and the thread count it proves with."""
+    prover = zk.get_prover("mcl")
+    out = {}
+    for kind in KINDS:
+        loaded = prover.load(circuits.key(kind))
+        out[kind] = {"load_s": round(loaded.load_s, 3),
+                     "memory_mib": round(loaded.memory_bytes / 2**20, 1)}
+    return {"keys": out, "threads": prover.threads}
+
+
+def core_us_per_constraint(prove_s: dict[str, dict[str, float]], constraints: dict[str, int],
+                           threads: dict[str, int]) -> dict:
+    """Proving cost per constraint in core-microseconds (seconds × cores the backend uses)."""
+    return {backend: {kind: round(prove_s[backend][kind] * threads[backend] * 1e6
+                                  / constraints[kind], 2) for kind in KINDS}
+            for backend in prove_s}
 
 
 def dense_layer_peer(runs: int, folder: Path, progress: Callable[[str], None]) -> dict:
@@ -199,7 +237,7 @@ STEP_RUNS = {"off": (100, 20), "every": (5, 2), "audit:0.1": (50, 10)}   # steps
 
 def step_seconds(circuits: SplitCircuits, quick: bool, progress: Callable[[str], None]) -> dict:
     """Mean wall seconds per RefNet step in each proof mode: both parties in this process
-    (``run_local``: the same messages and checks as over HTTP, no transport), native prover,
+    (``run_local``: the same messages and checks as over HTTP, no transport), default prover,
     in-process witness, keys made before the clock starts. A mean, not a median: in ``audit``
     mode the cost is in the few challenged steps. Also the mean prove seconds per circuit of
     the ``every`` run (witness included, as the protocol measures them)."""
@@ -243,10 +281,10 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
     proofs = {}
     with tempfile.TemporaryDirectory(prefix="sv-bench-") as tmp:
         wtns = zk.calculate_witness(circuit, inputs, Path(tmp) / "w.wtns")
-        for backend in ("snarkjs", "native"):
+        for backend in PROVE_BACKENDS:
             progress(f"proving with {backend}")
             prover = zk.get_prover(backend)
-            proofs[backend] = prover.prove(key, wtns)  # warm-up (key import for native)
+            proofs[backend] = prover.prove(key, wtns)  # warm-up (key import for native, mcl)
             prove_s[backend] = {"square_chain_2^14": _median_seconds(
                 lambda p=prover: p.prove(key, wtns), runs)}
         step_inputs = refnet_step_inputs(circuits.spec)
@@ -255,6 +293,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
                                                    progress).items():
             prove_s[backend].update(times)
         dense_peer = dense_layer_peer(refnet_runs, Path(tmp), progress)
+    mcl = mcl_keys(circuits)
     proof, public = proofs["native"]
     verify_s = {}
     for name in zk.VERIFIER_NAMES:
@@ -288,6 +327,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
                  "refnet_prove": refnet_runs, "refnet_witness": refnet_runs},
         "ratios": {"native_over_snarkjs_prove": _per_circuit_ratio(prove_s["native"],
                                                                    prove_s["snarkjs"]),
+                   "mcl_over_native_prove": _per_circuit_ratio(prove_s["mcl"],
+                                                               prove_s["native"]),
                    "wasm_over_node_witness": _per_circuit_ratio(witness_s["wasm"],
                                                                 witness_s["node"]),
                    "native_over_py_ecc_verify": round(verify_s["native"] / verify_s["py_ecc"], 5),
@@ -298,6 +339,10 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         "constraint_breakdown": circuit_counts["constraint_breakdown"],
         "prove_s": prove_s,
         "prove_s_note": "from a .wtns file: witness excluded (see witness_s)",
+        "core_us_per_constraint": core_us_per_constraint(
+            prove_s, circuit_counts["constraints"],
+            {"snarkjs": os.cpu_count() or 1, "native": 1, "mcl": mcl["threads"]}),
+        "mcl_prover": mcl,
         "witness_s": witness_s,
         "verify_s": verify_s,
         "setup_s": {"dev_2^16": setup_s, "dev_2^16_constraints": info.n_constraints},

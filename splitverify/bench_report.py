@@ -80,6 +80,8 @@ def render(result: dict, plot: str | None = None) -> str:
     ratios = r["ratios"]
     rows = [(f"native / snarkjs prove: {name}", f"{v:.3f}")
             for name, v in ratios["native_over_snarkjs_prove"].items()]
+    rows += [(f"mcl / native prove: {name}", f"{v:.3f}")
+             for name, v in ratios.get("mcl_over_native_prove", {}).items()]
     rows += [(f"in-process / node witness: {name}", f"{v:.3f}")
              for name, v in ratios.get("wasm_over_node_witness", {}).items()]
     rows.append(("native / py_ecc verify", f"{ratios['native_over_py_ecc_verify']:.5f}"))
@@ -96,10 +98,20 @@ def render(result: dict, plot: str | None = None) -> str:
     witness = r.get("witness_s", {})
     rows = [(name, f"{r['constraints'].get(name, 0):,}",
              _s(witness.get("node", {}).get(name)), _s(witness.get("wasm", {}).get(name)),
-             _s(r["prove_s"]["snarkjs"].get(name)), _s(r["prove_s"]["native"].get(name)))
+             _s(r["prove_s"]["snarkjs"].get(name)), _s(r["prove_s"]["native"].get(name)),
+             _s(r["prove_s"].get("mcl", {}).get(name)))
             for name in r["prove_s"]["native"]]
     lines += _table(("circuit", "constraints", "witness node", "witness wasm", "prove snarkjs",
-                     "prove native"), rows)
+                     "prove native", "prove mcl"), rows)
+    if "mcl_prover" in r:
+        mcl = r["mcl_prover"]
+        lines += [f"The mcl prover ({mcl['threads']} threads) holds each key loaded:", ""]
+        lines += _table(("key", "load seconds", "MiB"),
+                        [(kind, _s(k["load_s"]), _s(k["memory_mib"]))
+                         for kind, k in mcl["keys"].items()])
+        lines += _table(("core-µs per constraint", *KINDS),
+                        [(backend, *(_s(per_kind[kind]) for kind in KINDS))
+                         for backend, per_kind in r["core_us_per_constraint"].items()])
     rows = [(f"RefNet step, `{mode}`", _s(v)) for mode, v in r["step_s"].items()]
     rows += [(f"prove in the `every` steps: {kind}", _s(r.get("step_prove_s", {}).get(kind)))
              for kind in KINDS if kind in r.get("step_prove_s", {})]

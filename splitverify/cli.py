@@ -143,7 +143,8 @@ def zk_prove(setup_dir: Annotated[Path, typer.Argument(help="Folder written by `
              inputs: Annotated[Path, typer.Argument(help="JSON object of input signals.")],
              proof_out: Annotated[Path, typer.Option("--proof")] = Path("proof.json"),
              public_out: Annotated[Path, typer.Option("--public")] = Path("public.json"),
-             backend: Annotated[str, typer.Option(help="native or snarkjs")] = "native") -> None:
+             backend: Annotated[str, typer.Option(help="mcl, native or snarkjs")] = "mcl"
+             ) -> None:
     """Compute the witness and a Groth16 proof."""
     try:
         key = _load_setup(setup_dir)
@@ -372,7 +373,7 @@ def zk_demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] 
         for col in ("prover", "prove s", *zk.VERIFIER_NAMES):
             table.add_column(col)
         all_ok = True
-        for backend in ("snarkjs", "native"):
+        for backend in ("snarkjs", "native", "mcl"):
             with console.status(f"proving with {backend}"):
                 start = time.perf_counter()
                 proof, public = zk.prove(key, inputs, backend)

@@ -80,7 +80,7 @@ component main = Three();
 
 # Inputs with negative entries; the product has negative entries as well.
 MATMUL_INPUTS = {"a": [[1, -2], [3, 4]], "b": [[5, 6], [-7, 8]]}
-BACKENDS = ("snarkjs", "native")
+BACKENDS = ("snarkjs", "native", "mcl")
 
 
 def matmul(a: list[list[int]], b: list[list[int]]) -> list[list[int]]:

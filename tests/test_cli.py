@@ -91,11 +91,17 @@ def test_quick_bench_prints_wellformed_json(tmp_path):
     assert data["workload"] == "refnet" and data["batch"] == 16
     for field in ("constraints", "prove_s", "verify_s", "setup_s", "step_s", "peers"):
         assert field in data
-    assert set(data["prove_s"]) == {"snarkjs", "native"}
-    for backend in ("snarkjs", "native"):
+    assert set(data["prove_s"]) == {"snarkjs", "native", "mcl"}
+    for backend in ("snarkjs", "native", "mcl"):
         assert set(data["prove_s"][backend]) == {"square_chain_2^14", *REFNET_KINDS}
         assert all(isinstance(v, float) and v > 0 for v in data["prove_s"][backend].values())
     assert set(data["ratios"]["native_over_snarkjs_prove"]) == {"square_chain_2^14", *REFNET_KINDS}
+    assert set(data["ratios"]["mcl_over_native_prove"]) == {"square_chain_2^14", *REFNET_KINDS}
+    assert all(set(per_kind) == set(REFNET_KINDS) and all(v > 0 for v in per_kind.values())
+               for per_kind in data["core_us_per_constraint"].values())
+    assert set(data["mcl_prover"]["keys"]) == set(REFNET_KINDS)
+    assert all(key["load_s"] > 0 and key["memory_mib"] > 0
+               for key in data["mcl_prover"]["keys"].values())
     assert set(data["witness_s"]) == {"node", "wasm"}
     assert all(set(times) == set(REFNET_KINDS) for times in data["witness_s"].values())
     assert set(data["ratios"]["wasm_over_node_witness"]) == set(REFNET_KINDS)
@@ -133,11 +139,17 @@ def _fake_bench_result() -> dict:
         "machine": "test machine", "constraint_breakdown": {},
         "constraints": {"dense_naive": 32768, "dense_optimized": 3795,
                         "dense_optimized_over_naive": 0.1158},
-        "prove_s": {"snarkjs": {c: 4.0 for c in circuits}, "native": {c: 1.0 for c in circuits}},
+        "prove_s": {"snarkjs": {c: 4.0 for c in circuits}, "native": {c: 1.0 for c in circuits},
+                    "mcl": {c: 0.25 for c in circuits}},
+        "mcl_prover": {"threads": 2, "keys": {k: {"load_s": 1.5, "memory_mib": 90.0}
+                                              for k in REFNET_KINDS}},
+        "core_us_per_constraint": {b: {k: 20.0 for k in REFNET_KINDS}
+                                   for b in ("snarkjs", "native", "mcl")},
         "witness_s": {"node": {k: 2.0 for k in REFNET_KINDS},
                       "wasm": {k: 0.2 for k in REFNET_KINDS}},
         "ratios": {"native_over_snarkjs_prove": {**{c: 0.25 for c in circuits},
                                                  "client_backward": 0.34},
+                   "mcl_over_native_prove": {c: 0.25 for c in circuits},
                    "wasm_over_node_witness": {k: 0.1 for k in REFNET_KINDS},
                    "native_over_py_ecc_verify": 0.001, "audit_0.1_over_off_step": 20.0},
         "step_s": {"off": 0.1, "every": 20.0, "audit:0.1": 2.0},
@@ -180,6 +192,8 @@ def test_bench_report_says_which_targets_are_met(tmp_path):
     assert "worst: client_backward" in text and "1.00 s / 8.00 s = 0.125×" in text
     assert "![bench figure](../b.png)" in text
     assert "The dense-layer peer is not in this result" in text
+    assert "| mcl / native prove: client_backward | 0.250 |" in text
+    assert "| client_forward | 1.5 | 90 |" in text and "core-µs per constraint" in text
     broken = _fake_bench_result()
     del broken["verify_s"]
     saved.write_text(json.dumps(broken))

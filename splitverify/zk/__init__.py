@@ -22,7 +22,8 @@ from .models import Proof, PublicSignals, VerificationKey
 from .prover import get_prover
 from .verifier import (VERIFIER_NAMES, export_solidity, export_verification_key,
                        get_verifier)
-from .witness import calculate_witness, check_witness, read_witness, write_witness
+from .witness import (calculate_witness, calculate_witness_body, check_witness, read_witness,
+                      witness_backend, write_witness)
 
 __all__ = [
     "ArtifactCache", "Ceremony", "CircuitKey", "CompiledCircuit", "Proof", "PtauFile",
@@ -49,10 +50,14 @@ def setup(circuit: CompiledCircuit, *, ptau: PtauFile | None = None,
 
 def prove(key: CircuitKey, inputs: Mapping[str, object], backend: str | None = None
           ) -> tuple[Proof, PublicSignals]:
-    """Witness from ``inputs`` (WitnessError if they violate the circuit), then a proof."""
+    """Witness from ``inputs`` (WitnessError if they violate the circuit), then a proof (in
+    memory, without a .wtns file, for a prover that takes it so: ``mcl``)."""
+    prover = get_prover(backend)
+    if hasattr(prover, "prove_body") and witness_backend() == "wasm":
+        return prover.prove_body(key, calculate_witness_body(key.circuit, inputs))
     with tempfile.TemporaryDirectory(prefix="sv-wtns-") as tmp:
         wtns = calculate_witness(key.circuit, inputs, Path(tmp) / "w.wtns")
-        return get_prover(backend).prove(key, wtns)
+        return prover.prove(key, wtns)
 
 
 def verify(vk: VerificationKey, proof: Proof, public: PublicSignals, verifier: str = "native"

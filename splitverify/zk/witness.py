@@ -92,10 +92,15 @@ def calculate_witness(circuit: CompiledCircuit, inputs: Mapping[str, object],
     values = field_inputs(circuit, inputs)
     out = Path(out)
     if witness_backend(backend) == "wasm":
-        body = calculator_for(circuit.wasm, circuit.name).calculate(values)
-        out.write_bytes(wtns_bytes(body))
+        out.write_bytes(wtns_bytes(calculator_for(circuit.wasm, circuit.name).calculate(values)))
         return out
     return _node_witness(circuit, values, out)
+
+
+def calculate_witness_body(circuit: CompiledCircuit, inputs: Mapping[str, object]) -> bytes:
+    """The witness of ``inputs`` in memory, through the in-process WASM: the body of a .wtns
+    (consecutive 32-byte little-endian values), for a prover that takes it without a file."""
+    return calculator_for(circuit.wasm, circuit.name).calculate(field_inputs(circuit, inputs))
 
 
 def _node_witness(circuit: CompiledCircuit, values: dict[str, list[int]], out: Path) -> Path:
@@ -111,20 +116,28 @@ def _node_witness(circuit: CompiledCircuit, values: dict[str, list[int]], out: P
     return out
 
 
-def read_witness(path: str | Path, start: int = 0, count: int | None = None) -> list[int]:
-    """The witness values of a .wtns file; with ``start``/``count`` only those entries (the
-    public signals are entries 1 … n_public: converting all 150k of a RefNet witness to ints
-    costs ~0.1 s)."""
+def read_witness_body(path: str | Path) -> memoryview:
+    """The body of a .wtns file: its values as consecutive 32-byte little-endian integers."""
     bf = read_binfile(path, b"wtns")
     header = bytes(bf.section(1))
     (n8,) = struct.unpack_from("<I", header, 0)
     prime = int.from_bytes(header[4:4 + n8], "little")
     (total,) = struct.unpack_from("<I", header, 4 + n8)
-    if prime != R:
+    if prime != R or n8 != FIELD_BYTES:
         raise IntegrityError(f"{path}: witness is for another field")
     body = bf.section(2)
     if len(body) != total * n8:
         raise IntegrityError(f"{path}: witness section holds {len(body)} bytes, expected {total * n8}")
+    return body
+
+
+def read_witness(path: str | Path, start: int = 0, count: int | None = None) -> list[int]:
+    """The witness values of a .wtns file; with ``start``/``count`` only those entries (the
+    public signals are entries 1 … n_public: converting all 150k of a RefNet witness to ints
+    costs ~0.1 s)."""
+    body = read_witness_body(path)
+    n8 = FIELD_BYTES
+    total = len(body) // n8
     stop = total if count is None else start + count
     if not 0 <= start <= stop <= total:
         raise IntegrityError(f"{path}: witness has {total} entries, not [{start}, {stop})")
