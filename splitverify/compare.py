@@ -160,6 +160,8 @@ def mode_report(mode: Mode, honest: RunOutcome, scenarios: dict[str, RunOutcome 
         "gas_per_step": round(chain["gas_total"] / steps) if chain else None,
         "chain_s_per_step": round(chain["seconds_total"] / steps, 4) if chain else None,
         "bytes_per_step": round(honest.bytes_sent / steps),
+        # the kinds whose on-chain verifier matched the ceremony's key (None: nothing verified)
+        "verifiers_checked": chain.get("verifiers_checked") if chain else None,
         "honest": _verdict(honest),
         "scenarios": {name: _verdict(run) if run is not None else NOT_APPLICABLE
                       for name, run in scenarios.items()},
