@@ -248,14 +248,20 @@ def test_templates_reject_every_single_wire_tamper(templates_witness):
 # --- the generated circuits of the tiny model -------------------------------------------------
 
 
+def assert_every_single_wire_tamper_rejected(circuit: zk.CompiledCircuit, wtns: Path,
+                                             label: str) -> None:
+    honest = zk.read_witness(wtns)
+    result = sweep(circuit, honest, (ISZERO_HINT_OF_ZERO,))
+    print(f"{label}: {result.tampered} wires tampered, {circuit.info.n_constraints} "
+          f"constraints, {len(result.used)} exception kinds used")
+    assert result.tampered == circuit.info.n_wires - 1
+    assert result.unexplained == []
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_generated_circuit_rejects_every_single_wire_tamper(kind, tiny_circuits, tiny_witnesses):
-    circuit = tiny_circuits.circuit(kind)
-    honest = zk.read_witness(tiny_witnesses[kind])
-    result = sweep(circuit, honest, (ISZERO_HINT_OF_ZERO,))
-    print(f"{kind}: {result.tampered} wires tampered, {circuit.info.n_constraints} constraints, "
-          f"{len(result.used)} exception kinds used")
-    assert result.unexplained == []
+    assert_every_single_wire_tamper_rejected(tiny_circuits.circuit(kind), tiny_witnesses[kind],
+                                             kind)
 
 
 # Two layers on each side (ReLU between and at the cut): the generated code's per-layer loops,
@@ -276,13 +282,8 @@ def deeper_witnesses(isolated_cache, tmp_path_factory) -> tuple[SplitCircuits, d
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_deeper_model_rejects_every_single_wire_tamper(kind, deeper_witnesses):
     circuits, witnesses = deeper_witnesses
-    circuit = circuits.circuit(kind)
-    honest = zk.read_witness(witnesses[kind])
-    result = sweep(circuit, honest, (ISZERO_HINT_OF_ZERO,))
-    print(f"2+2 layers, {kind}: {result.tampered} wires tampered, "
-          f"{circuit.info.n_constraints} constraints")
-    assert result.unexplained == []
-    assert result.tampered == circuit.info.n_wires - 1
+    assert_every_single_wire_tamper_rejected(circuits.circuit(kind), witnesses[kind],
+                                             f"2+2 layers, {kind}")
 
 
 def main_inputs_without_wire(circuit: zk.CompiledCircuit) -> list[str]:
