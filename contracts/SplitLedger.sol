@@ -128,10 +128,8 @@ contract SplitLedger {
 
     /// Opens `session` for `client` and `server` on the given terms. The sender is one of the
     /// two; `counterpartSignature` is the other's EIP-191 signature of `termsDigest(...)`.
-    ///
-    /// Why a verifier is called with a low-level call at record time and not an interface:
-    /// snarkjs' verifier takes `uint[N] _pubSignals` with N fixed per circuit, so each kind's
-    /// `verifyProof` has its own selector, derived here from the layout's `count`.
+    /// Each party belongs to one opening per session id, so an opening made by others under
+    /// the same id (with their own addresses) neither blocks nor touches this one.
     function openSession(
         uint256 session,
         address client,
@@ -201,6 +199,10 @@ contract SplitLedger {
     /// the commitments the signals carry, superseding an unverified entry; reverts (recording
     /// nothing) unless the proof verifies and its session and step signals equal `session` and
     /// `step`.
+    ///
+    /// Why a low-level call and not an interface: snarkjs' verifier takes `uint[N] _pubSignals`
+    /// with N fixed per circuit, so each kind's `verifyProof` has its own selector; it is
+    /// derived from the layout's `count`, so it cannot disagree with the length check.
     function recordVerified(
         uint256 session,
         uint64 step,
