@@ -286,8 +286,8 @@ class ChainLog:
     def sink(self, party: str) -> LedgerSink:
         """The sink of ``party`` (client/server), made on first use."""
         if party not in self.sinks:
-            other = ROLES[1 - ROLES.index(party)] if party in ROLES else party
-            ledger = self.party_ledger(party)
+            ledger = self.party_ledger(party)              # refuses an unknown role
+            other = ROLES[1 - ROLES.index(party)]
             counterpart = Counterpart(self.party_ledger(other).account,
                                       lambda terms: self._sign_as(other, terms))
             self.sinks[party] = LedgerSink(ledger, verify_on_chain=self.verify_on_chain,

@@ -221,3 +221,28 @@ def test_a_party_signs_no_terms_that_disagree_with_its_keys(keyed, ledger):
     [refused] = log.sinks["client"].refused()
     assert f"verifier at {other.verifier} is not" in refused.refused
     assert ledger.session(client.session_id, log.party_ledger("client").account) is None
+
+
+def test_a_client_logging_alone_opens_the_session_with_a_stand_in_server(tiny_circuits, ledger):
+    """``train --chain`` against a remote server: only the client logs, from the account key it
+    is given; a stand-in server account of the same process signs the session's terms (until
+    the parties' identity keys are wired in, the entry's server is not the real server)."""
+    from eth_account import Account
+
+    from splitverify.bench import local_parties
+
+    key = Account.create().key
+    client, server = local_parties(TINY_SPEC, tiny_circuits, "commit")
+    log = ChainLog(ledger, accounts={"client": key})
+    log.sink("client").attach(client)
+    result = run_local(client, server, data_batches(TINY_SPEC, 1, seed=2))
+    assert result.detected is None
+    me = Account.from_key(key).address
+    assert log.party_ledger("client").account == me
+    info = ledger.session(result.transcript.session_id, me)
+    assert (info.client, info.server) == (me, log.party_ledger("server").account)
+    summary = log.summary()
+    assert summary["logged_by"] == ["client"] and summary["entries"] == 2
+    assert ledger.entry(result.transcript.session_id, 0, "server_step", party=me) is None
+    with pytest.raises(InputError, match="unknown party 'referee'"):
+        log.sink("referee")
