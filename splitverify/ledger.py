@@ -52,7 +52,9 @@ API (what the runtime's ``--chain`` calls)::
   ceremony: the chain's key hash equals ``vk``'s and the verifier's code is exactly what ``vk``
   generates (rendered and compiled with the pinned toolchain); ``LedgerMismatch`` says which
   part differs. ``check_session_keys(session, verification_keys, *, party)`` does so for every
-  kind of a transcript's keys.
+  kind of a transcript's keys; ``python -m splitverify.ledger check --node URL --address ADDR
+  --party ADDR --transcript transcript.json`` runs it from outside (exit 0 when it matches, 3
+  when it does not).
 * ``kind`` is a proof kind name (``client_forward``, ``server_step``, ``client_backward``) or its
   index 0..2; ``session`` and every commitment are BN254 scalar-field elements; ``step`` fits
   in 64 bits.
@@ -914,12 +916,52 @@ class Ledger:
         return str(exc)
 
 
+def check_transcript(node: str, address: str, transcript_path: Path, party: str) -> str:
+    """The reader's check of a session on a ledger against its transcript's keys (the ceremony):
+    one line per kind; LedgerMismatch when the chain disagrees."""
+    from .transcript import Transcript  # the transcript module imports torch: only when needed
+
+    transcript = Transcript.load(transcript_path)
+    if not transcript.verification_keys:
+        raise InputError(f"{transcript_path} holds no verification keys (proof mode "
+                         f"{transcript.proof_mode}): there is no ceremony to check the chain by")
+    with Ledger.open(node, address=address) as ledger:
+        checked = ledger.check_session_keys(transcript.session_id, transcript.verification_keys,
+                                            party=party)
+    return "\n".join(f"{kind}: key hash matches the transcript's key; " + (
+        f"verifier {verifier} is exactly the key's keyed verifier" if verifier
+        else "no verifier: entries of this kind are unverified claims")
+        for kind, verifier in checked.items())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``compile``; ``check``: exit 0 when the chain's session matches the transcript's keys,
+    3 when it does not (LedgerMismatch), 1 on bad input or an unreachable node."""
     parser = argparse.ArgumentParser(prog="python -m splitverify.ledger")
-    parser.add_argument("command", choices=["compile"],
-                        help="compile: rewrite contracts/build/SplitLedger.json (pinned solc)")
-    parser.parse_args(argv)
-    print(compile_contracts())
+    parser.add_argument("command", choices=["compile", "check"],
+                        help="compile: rewrite contracts/build/SplitLedger.json (pinned solc); "
+                             "check: a session's key hashes and verifiers on a ledger against "
+                             "a transcript's verification keys")
+    parser.add_argument("--node", help="check: the node's http(s):// URL")
+    parser.add_argument("--address", help="check: the SplitLedger contract's address")
+    parser.add_argument("--transcript", type=Path, help="check: the session's transcript.json")
+    parser.add_argument("--party", help="check: the address of either party of the session")
+    args = parser.parse_args(argv)
+    if args.command == "compile":
+        print(compile_contracts())
+        return 0
+    missing = [f"--{name}" for name in ("node", "address", "transcript", "party")
+               if getattr(args, name) is None]
+    if missing:
+        parser.error(f"check needs {' '.join(missing)}")
+    try:
+        print(check_transcript(args.node, args.address, args.transcript, args.party))
+    except LedgerMismatch as exc:
+        print(f"MISMATCH: {exc}")
+        return 3
+    except (InputError, LedgerError) as exc:
+        print(f"error: {exc}")
+        return 1
     return 0
 
 

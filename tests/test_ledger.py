@@ -20,6 +20,7 @@ from splitverify.errors import InputError, LedgerError, LedgerMismatch, Toolchai
 from splitverify.keyed_verifier import keyed_verifier_source, verification_key_hash
 from splitverify.ledger import KINDS, Commitments, KindTerms, Ledger, SessionTerms, SignalLayout
 from splitverify.solc import compile_source
+from splitverify.transcript import Transcript
 from splitverify.zk.curve import Q, R
 from splitverify.zk.models import Proof
 from splitverify.zk.toolchain import Toolchain
@@ -437,7 +438,7 @@ def pid_alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("ledger")
-def test_on_a_real_anvil_node(server_step):
+def test_on_a_real_anvil_node(server_step, tmp_path, capsys):
     key, proof, statement = server_step
     session = new_session()
     with Ledger.open("anvil") as chain:
@@ -464,6 +465,18 @@ def test_on_a_real_anvil_node(server_step):
         p.server.record_verified(SESSION, STEP, "server_step", proof, statement)
         assert p.server.entry(SESSION, STEP, "server_step").verified
         assert chain.check_verifier(SESSION, "server_step", vk, party=p.client.account)
+
+        # A reader with the session's transcript checks the chain from outside this process.
+        check = ["check", "--node", chain.node.url, "--address", chain.address,
+                 "--party", p.client.account, "--transcript"]
+        for name, key_of_transcript, code in (("honest", vk, 0), ("forged", forged_key(vk), 3)):
+            path = tmp_path / f"{name}.json"
+            Transcript(session_id=SESSION, spec="tiny", proof_mode="every", verification_keys={
+                "server_step": key_of_transcript.to_snarkjs()}).save(path)
+            assert ledger_module.main([*check, str(path)]) == code
+        out = capsys.readouterr().out
+        assert f"verifier {deployed.verifier} is exactly the key's keyed verifier" in out
+        assert "MISMATCH" in out and "binds the server_step kind to key hash" in out
 
         # The same node through its URL, attached to the deployed contract, sending from the
         # client's key signed locally.
