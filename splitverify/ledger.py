@@ -26,7 +26,8 @@ API (what the runtime's ``--chain`` calls)::
   binary of the pinned npm toolchain, started on a free loopback port and stopped by ``close()``
   (ToolchainError when the binary is missing); ``http://…``/``https://…``: any node.
   Transactions come from the node's first unlocked account, or from ``private_key`` (signed
-  locally).
+  locally); a node with neither gives a connection that only reads (sending raises
+  ``LedgerError``).
 * ``deploy() -> Receipt`` deploys SplitLedger (its deployer has no powers over it);
   ``with_account(private_key) -> Ledger`` the same connection and contract, sending from another
   account (``fund(address)`` gives a fresh account gas money from the node's first account).
@@ -516,7 +517,8 @@ class Ledger:
     """A connection to a chain and (once deployed or attached) one SplitLedger contract.
     Make one with :meth:`open`; it is a context manager and ``close()`` stops what it started."""
 
-    def __init__(self, w3: Web3, backend: str, account: str, node: AnvilNode | None = None,
+    def __init__(self, w3: Web3, backend: str, account: str | None,
+                 node: AnvilNode | None = None,
                  receipt_timeout_s: float = 120.0):
         self.w3 = w3
         self.backend = backend
@@ -553,7 +555,7 @@ class Ledger:
 
     @staticmethod
     def _sending_account(w3: Web3, backend: str,
-                         private_key: str | bytes | None) -> tuple[str, bytes | None]:
+                         private_key: str | bytes | None) -> tuple[str | None, bytes | None]:
         if private_key is not None:
             from eth_account import Account
             from web3.middleware import SignAndSendRawMiddlewareBuilder
@@ -568,10 +570,7 @@ class Ledger:
                                            name=account.address, layer=0)
             return account.address, bytes(account.key)
         accounts = w3.eth.accounts
-        if not accounts:
-            raise LedgerError(f"the node at {backend} has no unlocked account to send from: "
-                              "pass private_key= to sign transactions locally")
-        return accounts[0], None
+        return (accounts[0] if accounts else None), None  # None: this connection only reads
 
     def with_account(self, private_key: str | bytes) -> Ledger:
         """This connection and contract, sending from the account of ``private_key`` (signed
@@ -825,6 +824,9 @@ class Ledger:
         """The entry of (session, step, kind) in the opening ``party`` (default: the sending
         account) belongs to, or None when nothing was recorded."""
         index, _ = self._entry_args(session, step, kind, "entry")
+        if party is None and self.account is None:
+            raise InputError("this connection has no account: pass party= (either party's "
+                             "address)")
         party = self._address(party if party is not None else self.account)
         message, gradient, before, after, submitter, block, verified = \
             self._ledger().functions.entry(session, party, step, index).call()
@@ -858,6 +860,9 @@ class Ledger:
               preflight: bool = True) -> tuple[Receipt, Any]:
         """Send one transaction and wait for it; LedgerRejected if the contract rejects it,
         LedgerError if the node fails."""
+        if self.account is None:
+            raise LedgerError(f"{context}: the node at {self.backend} has no unlocked account to "
+                              "send from: pass private_key= to sign transactions locally")
         tx = {"from": self.account, "gas": gas}
         preflight_s = 0.0
         if preflight:

@@ -247,6 +247,22 @@ def test_other_bad_inputs_are_named(ledger):
         KindTerms(bytes(32), ledger.account, None)
 
 
+def test_a_connection_without_an_account_only_reads(parties):
+    """A reader on a node with no unlocked account (and no key) reads entries; sending is
+    refused by name."""
+    session = new_session()
+    parties.open(session)
+    parties.client.record(session, 0, "client_forward", COMMITMENTS)
+    reader = Ledger(parties.chain.w3, "embedded", None)
+    reader.attach(parties.chain.address)
+    assert reader.entry(session, 0, "client_forward",
+                        party=parties.server.account).commitments == COMMITMENTS
+    with pytest.raises(InputError, match="no account: pass party="):
+        reader.entry(session, 0, "client_forward")
+    with pytest.raises(LedgerError, match="no unlocked account to send from"):
+        reader.record(session, 1, "client_forward", COMMITMENTS)
+
+
 def test_verified_recording_needs_the_sessions_verifier(parties):
     session = new_session()
     parties.open(session)
