@@ -6,9 +6,18 @@ every statement the party sends (client: ``client_forward`` and ``client_backwar
 
 * ``record`` — the statement's commitments as claimed (the blockchain baseline: the chain
   keeps what was said, nobody checks it), or
-* ``recordVerified`` — with ``verify_on_chain`` and a proof at hand: the chain runs the kind's
-  Groth16 verifier and stores the commitments only if the proof verifies (the verifier of each
-  kind is registered from the party's key the first time it is needed).
+* ``recordVerified`` — with ``verify_on_chain`` and a proof at hand: the chain runs the
+  session's Groth16 verifier of the kind and stores the commitments only if the proof verifies.
+
+Each party sends from its own account (``ChainLog(accounts={"client": key, "server": key})``;
+a party without a key gets a fresh one, funded from the node's first account). The first
+statement of a session opens it on the ledger (SplitLedger's owned sessions): the sending party
+proposes the terms — both addresses and, when the session has keys, each kind's key hash and,
+with ``verify_on_chain``, the keyed verifier it deployed for it — and the other party signs them
+after checking them against its own keys (every key hash, and each verifier's code).
+Where the other party does not log on this ChainLog (``train --chain``: a remote server), a
+stand-in account of this process signs for it: until the parties' identity keys are wired in,
+that session's "server" address is not the real server's.
 
 A record the contract refuses (``AlreadyRecorded`` for a replayed message, ``ProofRejected``
 for a cheat) is the chain's verdict, not a failure of the run: it is kept in ``records`` with
@@ -29,14 +38,17 @@ sinks, and gives the ``chain`` figures of ``summary.json``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from eth_account import Account
+
 from .circuits import SplitCircuits, Statement
-from .errors import InputError, LedgerRejected, SplitverifyError
-from .ledger import KINDS, Commitments, Ledger, Receipt, Registration
+from .errors import InputError, LedgerMismatch, LedgerRejected, SplitverifyError
+from .ledger import KINDS, Commitments, Ledger, Receipt, SessionTerms, VerifierDeployment
 from .protocol import ClientParty, ProofMode, ServerParty
+from .transcript import Transcript
 from .zk import Proof
 
 CHAIN_CHOICES = ("none", "embedded", "anvil")
@@ -73,12 +85,16 @@ def deployed_ledger(backend: str) -> Iterator[Ledger]:
         yield ledger
 
 
-def register_verifiers(ledger: Ledger, circuits: SplitCircuits,
-                       kinds: tuple[str, ...] = KINDS) -> list[Registration]:
-    """Register the Groth16 verifier of each kind not registered yet (once per contract: two
-    parties sharing a ledger register only once)."""
-    return [ledger.register_verifier(kind, circuits.key(kind)) for kind in kinds
-            if ledger.registration(kind) is None]
+def deploy_verifiers(ledger: Ledger, circuits: SplitCircuits) -> list[VerifierDeployment]:
+    """The keyed verifier of each kind's key, deployed once per key (``ledger`` reuses one it
+    deployed before: then its ``deploy`` receipt is None)."""
+    return [ledger.deploy_verifier(kind, circuits.key(kind)) for kind in KINDS]
+
+
+def session_keys(circuits: SplitCircuits, proves: bool) -> dict[str, dict]:
+    """A party's verification keys by kind as the transcript holds them (none without proofs)."""
+    return {kind: circuits.verification_key(kind).to_snarkjs() for kind in KINDS} if proves \
+        else {}
 
 
 @dataclass(frozen=True)
@@ -92,20 +108,35 @@ class ChainRecord:
     refused: str | None = None     # the contract's revert reason; nothing was recorded
 
 
+@dataclass(frozen=True)
+class Counterpart:
+    """The other party of a session as the opener sees it: its address, and how to ask it to
+    sign proposed terms (it refuses terms that disagree with its own keys)."""
+    address: str
+    sign: Callable[[SessionTerms], bytes]
+
+
 @dataclass
 class LedgerSink:
-    """One party's log of its own statements on ``ledger`` (its ``on_statement`` hook)."""
+    """One party's log of its own statements on ``ledger`` (its ``on_statement`` hook);
+    ``ledger`` sends from the party's account."""
     ledger: Ledger
-    circuits: SplitCircuits | None = None   # the keys whose verifiers verify_on_chain registers
+    circuits: SplitCircuits | None = None   # the keys registered with the session
     verify_on_chain: bool = False
+    role: str = "client"
+    proves: bool = False                    # the party's mode makes proofs: its session has keys
+    counterpart: Counterpart | None = None  # signs the terms this party proposes
     records: list[ChainRecord] = field(default_factory=list)
-    registrations: list[Registration] = field(default_factory=list)
+    deployments: list[VerifierDeployment] = field(default_factory=list)
+    session_receipts: list[Receipt] = field(default_factory=list)
+    _open: set[int] = field(default_factory=set)
 
     def attach(self, party: ClientParty | ServerParty) -> LedgerSink:
         """Log ``party``'s statements; its keys (final once its key ceremony is done) are the
-        ones registered for on-chain verification."""
+        ones registered with the session."""
         party.on_statement = self
         self.circuits = party.prover.circuits
+        self.role, self.proves = party.role, party.mode.proves
         return self
 
     def __call__(self, kind: str, step: int, public: dict[str, int], proof: str | None) -> None:
@@ -113,14 +144,16 @@ class LedgerSink:
         if not isinstance(session, int):
             raise InputError(f"a {kind} statement without a session cannot be recorded")
         verified = self.verify_on_chain and proof is not None
-        if verified:
-            self._ensure_verifier(kind)
+        if verified and self.circuits is None:
+            raise InputError("on-chain verification needs the party's circuits: attach() the "
+                             "sink to a party or pass circuits=")
         start = time.perf_counter()
         try:
+            self._ensure_open(session)
             receipt = (self._record_verified(session, step, kind, public, proof) if verified
                        else self.ledger.record(session, step, kind,
                                                Commitments.of_statement(kind, public)))
-        except LedgerRejected as exc:
+        except (LedgerRejected, LedgerMismatch) as exc:  # the chain's or the other party's no
             self.records.append(ChainRecord(kind, step, verified, 0,
                                             time.perf_counter() - start, _revert_reason(exc)))
             return
@@ -137,11 +170,53 @@ class LedgerSink:
                                  "nothing was sent") from exc
         return self.ledger.record_verified(session, step, kind, proof, Statement(kind, public))
 
-    def _ensure_verifier(self, kind: str) -> None:
-        if self.circuits is None:
-            raise InputError("on-chain verification needs the party's circuits: attach() the "
-                             "sink to a party or pass circuits=")
-        self.registrations += register_verifiers(self.ledger, self.circuits, (kind,))
+    # -- the session's opening -----------------------------------------------------------------
+    def terms(self, session: int, counterpart: str,
+              verifiers: dict[str, VerifierDeployment] | None = None) -> SessionTerms:
+        """This party's terms for ``session``: its keys (when its mode proves) and ``verifiers``."""
+        me = self.ledger.account
+        client, server = (me, counterpart) if self.role == "client" else (counterpart, me)
+        keys = session_keys(self.circuits, self.proves) if self.circuits is not None else {}
+        return SessionTerms.of(session, client, server, keys=keys, verifiers=verifiers)
+
+    def _ensure_open(self, session: int) -> None:
+        """Open ``session`` unless this party's opening exists (the other party may have made it)."""
+        if session in self._open or self.ledger.session(session, self.ledger.account) is not None:
+            self._open.add(session)
+            return
+        if self.counterpart is None:
+            raise InputError("opening a session needs the other party's signature: make the "
+                             "sink with ChainLog.sink, or pass counterpart=")
+        verifiers = {}
+        if self.verify_on_chain and self.proves and self.circuits is not None:
+            deployed = deploy_verifiers(self.ledger, self.circuits)
+            self.deployments += [d for d in deployed if d.deploy is not None]
+            verifiers = {d.kind: d for d in deployed}
+        proposed = self.terms(session, self.counterpart.address, verifiers)
+        self.session_receipts.append(
+            self.ledger.open_session(proposed, self.counterpart.sign(proposed)))
+        self._open.add(session)
+
+    def agree(self, proposed: SessionTerms) -> bytes:
+        """Sign terms the other party proposes, after checking them against this party's own
+        keys: the same key hash per kind, and each named verifier's code generated by that key
+        (LedgerMismatch / InputError otherwise: nothing is signed)."""
+        role_address = proposed.client if self.role == "client" else proposed.server
+        if role_address != self.ledger.account:
+            raise InputError(f"the proposed terms name {role_address} as the {self.role}, not "
+                             f"this party's account {self.ledger.account}")
+        keys = session_keys(self.circuits, self.proves) if self.circuits is not None else {}
+        mine = SessionTerms.of(proposed.session, proposed.client, proposed.server, keys=keys)
+        for kind, theirs, own in zip(KINDS, proposed.kinds, mine.kinds):
+            if theirs.key_hash != own.key_hash:
+                raise LedgerMismatch(f"the proposed terms of session {proposed.session:#x} bind "
+                                     f"{kind} to key hash 0x{theirs.key_hash.hex()}, this "
+                                     f"party's {kind} key hashes to 0x{own.key_hash.hex()}: "
+                                     "not signed")
+            if theirs.verifier is not None and kind in keys:
+                self.ledger.check_verifier_code(theirs.verifier, kind, keys[kind],
+                                                f"session {proposed.session:#x}: ")
+        return self.ledger.sign_terms(proposed)
 
     # -- figures --------------------------------------------------------------------------------
     def refused(self) -> list[ChainRecord]:
@@ -158,8 +233,8 @@ class LedgerSink:
             "verified_entries": sum(r.verified for r in recorded),
             "gas": sum(r.gas for r in self.records),
             "seconds": round(sum(r.seconds for r in self.records), 4),
-            "registration_gas": sum(r.deploy.gas_used + r.register.gas_used
-                                    for r in self.registrations),
+            "registration_gas": sum(d.deploy.gas_used for d in self.deployments if d.deploy),
+            "session_gas": sum(r.gas_used for r in self.session_receipts),
             "refused": [{"kind": r.kind, "step": r.step, "reason": r.refused}
                         for r in self.refused()],
         }
@@ -174,26 +249,67 @@ def per_step(records: Iterable[ChainRecord]) -> dict[int, tuple[int, float]]:
     return steps
 
 
-def _revert_reason(exc: LedgerRejected) -> str:
+def _revert_reason(exc: LedgerRejected | LedgerMismatch) -> str:
     """The part of the message after 'reverted: ' (the decoded custom error), else all of it."""
     text = str(exc)
     return text.split("reverted: ", 1)[1].split("; nothing", 1)[0] if "reverted: " in text \
         else text
 
 
+ROLES = ("client", "server")
+
+
 @dataclass
 class ChainLog:
     """The ledger of one session and the sinks of the parties that log to it (in the demo both
-    parties share it; a client training against a remote server logs alone)."""
+    parties share it; a client training against a remote server logs alone). ``accounts``: each
+    party's private key by role; a role without one gets a fresh key (funded from the node's
+    first account when its balance is 0)."""
     ledger: Ledger
     verify_on_chain: bool = False
+    accounts: dict[str, str | bytes] = field(default_factory=dict)
     sinks: dict[str, LedgerSink] = field(default_factory=dict)
+    _views: dict[str, Ledger] = field(default_factory=dict)
+
+    def party_ledger(self, role: str) -> Ledger:
+        """``ledger`` sending from ``role``'s account."""
+        if role not in ROLES:
+            raise InputError(f"unknown party {role!r}: use client or server")
+        if role not in self._views:
+            key = self.accounts.setdefault(role, bytes(Account.create().key))
+            view = self.ledger.with_account(key)
+            if self.ledger.w3.eth.get_balance(view.account) == 0:
+                self.ledger.fund(view.account)
+            self._views[role] = view
+        return self._views[role]
 
     def sink(self, party: str) -> LedgerSink:
         """The sink of ``party`` (client/server), made on first use."""
         if party not in self.sinks:
-            self.sinks[party] = LedgerSink(self.ledger, verify_on_chain=self.verify_on_chain)
+            ledger = self.party_ledger(party)              # refuses an unknown role
+            other = ROLES[1 - ROLES.index(party)]
+            counterpart = Counterpart(self.party_ledger(other).account,
+                                      lambda terms: self._sign_as(other, terms))
+            self.sinks[party] = LedgerSink(ledger, verify_on_chain=self.verify_on_chain,
+                                           role=party, counterpart=counterpart)
         return self.sinks[party]
+
+    def _sign_as(self, role: str, terms: SessionTerms) -> bytes:
+        """``role``'s signature of proposed terms: its sink checks them against its own keys;
+        a role that does not log here (a remote server) has a stand-in account that signs."""
+        sink = self.sinks.get(role)
+        if sink is not None and sink.circuits is not None:
+            return sink.agree(terms)
+        return self.party_ledger(role).sign_terms(terms)
+
+    def check_keys(self, transcript: Transcript) -> dict[str, str | None]:
+        """The reader's check of a logged session against its ceremony (the transcript's
+        verification keys): every kind's key hash on chain, and each verifier's code (the
+        verifier address by kind, None for a kind without one); LedgerMismatch when they
+        differ, LedgerError when the session was never opened."""
+        client = self.party_ledger("client").account
+        return self.ledger.check_session_keys(transcript.session_id,
+                                              transcript.verification_keys, party=client)
 
     def per_step(self) -> dict[int, tuple[int, float]]:
         """Gas and ledger seconds per step, over every party that logs."""
@@ -218,6 +334,7 @@ class ChainLog:
             "deploy_gas": sum(r.gas_used for r in self.ledger.receipts
                               if r.function == "SplitLedger.constructor"),
             "registration_gas": sum(p["registration_gas"] for p in parties.values()),
+            "session_gas": sum(p["session_gas"] for p in parties.values()),
             "parties": {name: {k: v for k, v in p.items() if k != "refused"}
                         for name, p in parties.items()},
         }

@@ -28,13 +28,14 @@ from pathlib import Path
 import torch
 
 from .bench import keyed_circuits, local_parties, machine
-from .chain import ChainLog, deployed_ledger, register_verifiers
+from .chain import ChainLog, deploy_verifiers, deployed_ledger
 from .circuits import KINDS, SplitCircuits
 from .circuits.generator import describe
 from .errors import InputError, ToolchainError
 from .ledger import Ledger
 from .model import SplitSpec
 from .protocol import SCENARIOS, ProofMode, run_local
+from .transcript import Transcript
 
 Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 Progress = Callable[[str], None]
@@ -103,14 +104,17 @@ def choose_chain(requested: str) -> tuple[str, str]:
 
 
 def run_once(mode: Mode, scenario: str | None, steps: int, spec: SplitSpec,
-             circuits: SplitCircuits, batches: Batches, ledger: Ledger | None) -> RunOutcome:
-    """One session of ``steps`` steps (fewer when tampering stops it)."""
+             circuits: SplitCircuits, batches: Batches, ledger: Ledger | None,
+             accounts: dict[str, str | bytes] | None = None) -> RunOutcome:
+    """One session of ``steps`` steps (fewer when tampering stops it); ``accounts``: the
+    parties' ledger keys (generated into it when missing, so runs can share them)."""
     client, server = local_parties(spec, circuits, mode.proof_mode, malicious=scenario)
     log = None
     if mode.ledger is not None:
         if ledger is None:
             raise InputError(f"mode {mode.name} needs a ledger")
-        log = ChainLog(ledger, verify_on_chain=mode.ledger == "verify")
+        log = ChainLog(ledger, verify_on_chain=mode.ledger == "verify",
+                       accounts=accounts if accounts is not None else {})
         log.sink("client").attach(client)
         log.sink("server").attach(server)
     sizes: list[int] = []
@@ -124,13 +128,18 @@ def run_once(mode: Mode, scenario: str | None, steps: int, spec: SplitSpec,
         verify_s=summary["verify_s"], bytes_sent=sum(sizes),
         detected=({"step": det.step, "by": det.detected_by, "reason": det.reason}
                   if det else None),
-        chain=_chain_figures(log) if log is not None else None)
+        chain=_chain_figures(log, result.transcript) if log is not None else None)
 
 
-def _chain_figures(log: ChainLog) -> dict:
+def _chain_figures(log: ChainLog, transcript: Transcript) -> dict:
     summary = log.summary()
-    return {key: summary[key] for key in ("entries", "verified_entries", "refused",
-                                          "gas_total", "seconds_total")}
+    figures = {key: summary[key] for key in ("entries", "verified_entries", "refused",
+                                             "gas_total", "seconds_total")}
+    if summary["verified_entries"]:
+        # what "verified" meant: the session's verifiers checked against its ceremony's keys
+        figures["verifiers_checked"] = sorted(
+            kind for kind, address in log.check_keys(transcript).items() if address)
+    return figures
 
 
 def applies(mode: Mode, scenario: str) -> bool:
@@ -151,6 +160,8 @@ def mode_report(mode: Mode, honest: RunOutcome, scenarios: dict[str, RunOutcome 
         "gas_per_step": round(chain["gas_total"] / steps) if chain else None,
         "chain_s_per_step": round(chain["seconds_total"] / steps, 4) if chain else None,
         "bytes_per_step": round(honest.bytes_sent / steps),
+        # the kinds whose on-chain verifier matched the ceremony's key (None: nothing verified)
+        "verifiers_checked": chain.get("verifiers_checked") if chain else None,
         "honest": _verdict(honest),
         "scenarios": {name: _verdict(run) if run is not None else NOT_APPLICABLE
                       for name, run in scenarios.items()},
@@ -199,14 +210,16 @@ def run_comparison(spec: SplitSpec, circuits: SplitCircuits, batches: Batches,
     needs_chain = any(m.ledger is not None for m in config.modes)
     backend, why = choose_chain(config.chain) if needs_chain else (None, "no ledger mode")
     start, load_before = time.perf_counter(), os.getloadavg()[0]
+    accounts: dict[str, str | bytes] = {}  # the parties' ledger keys, shared by every run
     with deployed_ledger(backend) if backend is not None else nullcontext() as ledger:
         reports = []
         for mode in config.modes:
             if mode.ledger == "verify":
-                progress(f"{mode.name}: registering the Groth16 verifiers on the {backend} chain")
-                register_verifiers(ledger, circuits)
+                progress(f"{mode.name}: deploying the Groth16 verifiers on the {backend} chain")
+                deploy_verifiers(ledger, circuits)
             progress(f"{mode.name}: honest run, {config.steps} steps")
-            honest = run_once(mode, None, config.steps, spec, circuits, batches, ledger)
+            honest = run_once(mode, None, config.steps, spec, circuits, batches, ledger,
+                              accounts)
             scenarios: dict[str, RunOutcome | None] = {}
             for scenario in config.scenarios:
                 if not applies(mode, scenario):
@@ -214,7 +227,7 @@ def run_comparison(spec: SplitSpec, circuits: SplitCircuits, batches: Batches,
                     continue
                 progress(f"{mode.name}: {scenario}, up to {config.scenario_steps} steps")
                 scenarios[scenario] = run_once(mode, scenario, config.scenario_steps, spec,
-                                               circuits, batches, ledger)
+                                               circuits, batches, ledger, accounts)
             reports.append(mode_report(mode, honest, scenarios))
     return {
         "spec": describe(spec), "steps": config.steps, "scenario_steps": config.scenario_steps,

@@ -61,6 +61,12 @@ class LedgerRejected(LedgerError):
     the chain's own verdict on what was sent, as opposed to a node or connection failure."""
 
 
+class LedgerMismatch(LedgerError):
+    """What the chain holds for a session disagrees with its ceremony (another key hash, or a
+    verifier whose code is not what the key generates): its "verified" entries prove nothing
+    about the session's keys."""
+
+
 class TamperDetected(SplitverifyError):
     """The other party's message does not verify: the session must stop. Records the step, the
     party that detected it (``client``/``server``) and why."""

@@ -6,11 +6,17 @@ API (what the runtime's ``--chain`` calls)::
 
     with Ledger.open("embedded") as ledger:            # or "anvil", or "http://host:port"
         ledger.deploy()                                 # or Ledger.open(..., address="0x…")
-        ledger.register_verifier("server_step", key)    # zk.CircuitKey or Solidity source
-        ledger.record(session, step, "client_forward",
+        client = ledger.with_account(client_key)        # each party sends from its own account
+        server = ledger.with_account(server_key)
+        verifier = client.deploy_verifier("server_step", key)   # zk.CircuitKey or its vk
+        terms = SessionTerms.of(session, client.account, server.account,
+                                keys={"server_step": vk}, verifiers={"server_step": verifier})
+        client.open_session(terms, server.sign_terms(terms))      # both parties agree
+        client.record(session, step, "client_forward",
                       Commitments(message=m, weights_before=w))          # -> Receipt
-        ledger.record_verified(session, step, "server_step", proof, public)  # -> Receipt
-        ledger.entry(session, step, "server_step")      # -> Entry | None
+        server.record_verified(session, step, "server_step", proof, public)  # -> Receipt
+        ledger.entry(session, step, "server_step", party=client.account)  # -> Entry | None
+        ledger.check_verifier(session, "server_step", vk, party=client.account)
         ledger.events(session)                          # -> list[StepEvent], chain order
         ledger.receipts                                 # every transaction sent, as Receipt
 
@@ -20,27 +26,42 @@ API (what the runtime's ``--chain`` calls)::
   binary of the pinned npm toolchain, started on a free loopback port and stopped by ``close()``
   (ToolchainError when the binary is missing); ``http://…``/``https://…``: any node.
   Transactions come from the node's first unlocked account, or from ``private_key`` (signed
-  locally).
-* ``deploy() -> Receipt`` deploys SplitLedger (the sender becomes its owner);
-  ``register_verifier(kind, key_or_source, *, layout=None) -> Registration`` compiles the
-  kind's Groth16 verifier (``zk.export_solidity`` of the key; compiled once per key into the
-  artifact cache), deploys it and registers it with the layout of the kind's public signals
-  (owner only, once per kind).
-* ``record(session, step, kind, commitments) -> Receipt`` stores a party's claim as given;
-  ``record_verified(session, step, kind, proof, public_signals, *, preflight=True) -> Receipt``
-  has the chain run the verifier and stores the commitments *from the public signals* (entry
-  ``verified=True``); it reverts unless the proof verifies and its ``session``/``step`` signals
-  equal the arguments. ``public_signals``: ``zk.PublicSignals``, a ``circuits.Statement`` or a
-  list of ints. The first entry of a (session, step, kind) stands: a plain ``record`` can be made
-  by anyone, so readers check ``submitter``; a verified one needs a valid proof of that step.
-* ``entry(...) -> Entry | None``; ``events(session, *, from_block=0) -> list[StepEvent]``;
-  ``registration(kind) -> (verifier address, SignalLayout) | None``.
+  locally); a node with neither gives a connection that only reads (sending raises
+  ``LedgerError``).
+* ``deploy() -> Receipt`` deploys SplitLedger (its deployer has no powers over it);
+  ``with_account(private_key) -> Ledger`` the same connection and contract, sending from another
+  account (``fund(address)`` gives a fresh account gas money from the node's first account).
+* Sessions are owned (see SplitLedger.sol): ``open_session(terms, counterpart_signature)`` opens
+  a session for its two parties, sent by one of them with the other's ``sign_terms(terms)``.
+  ``SessionTerms`` carry per kind the hash of the session's verification key
+  (``keyed_verifier.verification_key_hash``), the verifier contract bound to it
+  (``deploy_verifier(kind, key) -> VerifierDeployment``: snarkjs' verifier of that key with a
+  ``verificationKeyHash()`` of its own constants; the chain refuses one whose hash differs) and
+  the layout of the kind's public signals.
+* ``record(session, step, kind, commitments) -> Receipt`` stores the sending party's claim as
+  given; ``record_verified(session, step, kind, proof, public_signals, *, preflight=True) ->
+  Receipt`` has the chain run the session's verifier and stores the commitments *from the public
+  signals* (entry ``verified=True``), superseding an unverified entry; it reverts unless the
+  proof verifies and its ``session``/``step`` signals equal the arguments. Only the party that
+  sends a kind writes its slots (client: client_forward, client_backward; server: server_step).
+  ``public_signals``: ``zk.PublicSignals``, a ``circuits.Statement`` or a list of ints.
+* ``entry(session, step, kind, *, party=None) -> Entry | None`` (the session opening ``party``
+  belongs to; default: the sending account); ``session(session, party) -> SessionInfo | None``;
+  ``events(session, *, from_block=0) -> list[StepEvent]`` (every opening of that id: check
+  ``submitter``).
+* ``check_verifier(session, kind, vk, *, party) -> str`` checks an entry's verifier against the
+  ceremony: the chain's key hash equals ``vk``'s and the verifier's code is exactly what ``vk``
+  generates (rendered and compiled with the pinned toolchain); ``LedgerMismatch`` says which
+  part differs. ``check_session_keys(session, verification_keys, *, party)`` does so for every
+  kind of a transcript's keys; ``python -m splitverify.ledger check --node URL --address ADDR
+  --party ADDR --transcript transcript.json`` runs it from outside (exit 0 when it matches, 3
+  when it does not).
 * ``kind`` is a proof kind name (``client_forward``, ``server_step``, ``client_backward``) or its
   index 0..2; ``session`` and every commitment are BN254 scalar-field elements; ``step`` fits
   in 64 bits.
 * Errors: bad arguments raise ``InputError`` before anything is sent; a transaction the contract
   rejects raises ``LedgerRejected`` (a ``LedgerError``) naming session, step, kind and the
-  decoded revert reason (e.g. ``AlreadyRecorded(...)``, ``ProofRejected(...)``), and nothing is
+  decoded revert reason (e.g. ``AlreadyRecorded(...)``, ``NotAParty(...)``), and nothing is
   recorded; a node that fails or does not answer raises ``LedgerError``.
 * ``Receipt``: function, tx hash, block, gas used, ``seconds`` (send to mined receipt) and
   ``preflight_s`` (the simulation that gets a revert reason without paying for a failed
@@ -79,16 +100,18 @@ with recursion_limit_kept():     # web3 and eth_tester import py_ecc and py-evm 
 
 from .anvil import AnvilNode
 from .contracts import CONTRACTS_DIR
-from .errors import InputError, LedgerError, LedgerRejected
-from .solc import SOLC_SETTINGS, CompiledContract, compile_cached, compile_source
+from .errors import InputError, LedgerError, LedgerMismatch, LedgerRejected
+from .keyed_verifier import keyed_verifier, verification_key_hash
+from .solc import SOLC_SETTINGS, CompiledContract, compile_source
 from .zk.ceremony import CircuitKey
 from .zk.curve import R
-from .zk.models import Proof, PublicSignals
-from .zk.verifier import export_solidity
+from .zk.models import Proof, PublicSignals, VerificationKey
+from .zk.verifier import export_verification_key
 
 __all__ = [
-    "KINDS", "Commitments", "Entry", "Ledger", "Receipt", "Registration",
-    "SignalLayout", "StepEvent", "compile_contracts", "kind_index", "load_ledger_contract",
+    "KINDS", "Commitments", "Entry", "KindTerms", "Ledger", "Receipt", "SessionInfo",
+    "SessionTerms", "SignalLayout", "StepEvent", "VerifierDeployment", "compile_contracts",
+    "kind_index", "load_ledger_contract",
 ]
 
 KINDS = ("client_forward", "server_step", "client_backward")  # contract kinds 0, 1, 2
@@ -96,8 +119,9 @@ LEDGER_SOURCE = CONTRACTS_DIR / "SplitLedger.sol"
 LEDGER_ARTIFACT = CONTRACTS_DIR / "build" / "SplitLedger.json"
 ABSENT = 255  # SplitLedger.ABSENT: a layout field the public signals do not carry
 MAX_STEP = 2**64 - 1
+ZERO_ADDRESS = "0x" + "00" * 20
 # Caps, not costs (see the module docstring). Measured: recordVerified with 7 public signals
-# 0.38 M gas, deploying SplitLedger 1.26 M, a 7-signal verifier 0.47 M.
+# 0.39 M gas, openSession 0.23 M, deploying SplitLedger 1.85 M, a 7-signal keyed verifier 0.72 M.
 CALL_GAS_LIMIT = 2_000_000
 DEPLOY_GAS_LIMIT = 6_000_000
 _POLL_S = 0.01
@@ -270,12 +294,93 @@ class StepEvent(Entry):
 
 
 @dataclass(frozen=True)
-class Registration:
+class VerifierDeployment:
+    """A keyed verifier deployed for one kind: its address, the hash of its key and the layout
+    of the kind's public signals."""
     kind: str
-    verifier: str  # the verifier contract's address
+    verifier: str
+    key_hash: bytes
     layout: SignalLayout
-    deploy: Receipt
-    register: Receipt
+    deploy: Receipt | None  # None when a verifier of the same key was deployed already
+
+
+_NO_LAYOUT = (0,) * 7  # the layout struct of a kind without a verifier (never read)
+
+
+@dataclass(frozen=True)
+class KindTerms:
+    """One kind's part of a session's terms: key hash (zero bytes: the session has no key for
+    it), verifier address and signal layout (None: its statements are recorded unverified)."""
+    key_hash: bytes = bytes(32)
+    verifier: str | None = None
+    layout: SignalLayout | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_hash, bytes) or len(self.key_hash) != 32:
+            raise InputError(f"a key hash is 32 bytes, not {self.key_hash!r}")
+        if self.verifier is not None and not Web3.is_address(self.verifier):
+            raise InputError(f"verifier {self.verifier!r} is not an Ethereum address")
+        if (self.verifier is None) != (self.layout is None):
+            raise InputError("a kind's terms name a verifier and its signal layout together")
+
+    def as_struct(self) -> tuple[bytes, str, tuple[int, ...]]:
+        return (self.key_hash,
+                ZERO_ADDRESS if self.verifier is None else Web3.to_checksum_address(self.verifier),
+                _NO_LAYOUT if self.layout is None else self.layout.as_struct())
+
+
+@dataclass(frozen=True)
+class SessionTerms:
+    """What both parties agree to when a session is opened on the ledger."""
+    session: int
+    client: str
+    server: str
+    kinds: tuple[KindTerms, KindTerms, KindTerms]
+
+    def __post_init__(self) -> None:
+        _require_field_element("session", self.session)
+        for role in ("client", "server"):
+            if not Web3.is_address(getattr(self, role)):
+                raise InputError(f"{role} {getattr(self, role)!r} is not an Ethereum address")
+        if len(self.kinds) != len(KINDS):
+            raise InputError(f"session terms have one KindTerms per kind {KINDS}")
+
+    @classmethod
+    def of(cls, session: int, client: str, server: str, *,
+           keys: Mapping[str, VerificationKey | dict[str, Any]] | None = None,
+           verifiers: Mapping[str, VerifierDeployment] | None = None) -> SessionTerms:
+        """Terms from the session's verification keys by kind (the transcript's
+        ``verification_keys``) and the verifiers deployed for some of them; a verifier of
+        another key than the kind's is refused here."""
+        keys, verifiers = keys or {}, verifiers or {}
+        for kind in (*keys, *verifiers):
+            kind_index(kind)
+        kinds = []
+        for kind in KINDS:
+            key_hash = verification_key_hash(keys[kind]) if kind in keys else bytes(32)
+            deployed = verifiers.get(kind)
+            if deployed is not None and deployed.key_hash != key_hash:
+                raise InputError(f"the {kind} verifier at {deployed.verifier} is for key hash "
+                                 f"0x{deployed.key_hash.hex()}, not the session's {kind} key "
+                                 f"(0x{key_hash.hex()})")
+            kinds.append(KindTerms(key_hash, *((deployed.verifier, deployed.layout)
+                                               if deployed else (None, None))))
+        return cls(session, client, server, tuple(kinds))
+
+    def as_args(self) -> tuple[Any, ...]:
+        return (self.session, Web3.to_checksum_address(self.client),
+                Web3.to_checksum_address(self.server), [k.as_struct() for k in self.kinds])
+
+
+class SessionInfo(BaseModel):
+    """A session opening as the contract stores it."""
+
+    model_config = ConfigDict(frozen=True)
+    client: str
+    server: str
+    opened_at: int  # block number
+    key_hashes: dict[str, str]  # by kind, 0x hex (all zeros: no key)
+    verifiers: dict[str, str | None]  # by kind (None: statements recorded unverified only)
 
 
 # --- the compiled ledger contract -------------------------------------------------------------
@@ -327,20 +432,6 @@ def load_ledger_contract() -> CompiledContract:
                           f"{LEDGER_SOURCE.name}: run `python -m splitverify.ledger compile`")
     return CompiledContract(name=artifact["contractName"], abi=artifact["abi"],
                             bytecode=artifact["bytecode"], compiler=artifact["compiler"])
-
-
-def _verifier_contract_name(kind: str) -> str:
-    return "".join(part.title() for part in kind.split("_")) + "Verifier"
-
-
-def _compile_verifier(source: str) -> CompiledContract:
-    """The one contract of ``source`` that has ``verifyProof`` (snarkjs' verifier)."""
-    contracts = compile_cached(source, "Verifier.sol")
-    verifiers = [c for c in contracts.values() if c.function_abi("verifyProof") is not None]
-    if len(verifiers) != 1:
-        raise InputError(f"the Solidity source must hold exactly one contract with verifyProof "
-                         f"(a snarkjs Groth16 verifier), found {len(verifiers)}")
-    return verifiers[0]
 
 
 def _public_signal_count(verifier: CompiledContract) -> int:
@@ -431,7 +522,8 @@ class Ledger:
     """A connection to a chain and (once deployed or attached) one SplitLedger contract.
     Make one with :meth:`open`; it is a context manager and ``close()`` stops what it started."""
 
-    def __init__(self, w3: Web3, backend: str, account: str, node: AnvilNode | None = None,
+    def __init__(self, w3: Web3, backend: str, account: str | None,
+                 node: AnvilNode | None = None,
                  receipt_timeout_s: float = 120.0):
         self.w3 = w3
         self.backend = backend
@@ -442,18 +534,22 @@ class Ledger:
         self._compiled = load_ledger_contract()
         self._errors = _custom_errors(self._compiled.abi)
         self._contract: Any = None
+        self._verifiers: dict[tuple[str, bytes], VerifierDeployment] = {}  # by (kind, key hash)
+        self.signing_key: bytes | None = None  # the sending account's key when signed locally
 
     @classmethod
     def open(cls, backend: str = "embedded", *, address: str | None = None,
-             private_key: str | None = None, receipt_timeout_s: float = 120.0) -> Ledger:
+             private_key: str | bytes | None = None,
+             receipt_timeout_s: float = 120.0) -> Ledger:
         """Connect (starting anvil for ``anvil``), choose the sending account and, with
         ``address``, attach to an existing SplitLedger."""
         if not isinstance(backend, str):
             raise InputError(f"backend must be a string, not {type(backend).__name__}")
         w3, node = _connect(backend)
         try:
-            account = cls._sending_account(w3, backend, private_key)
+            account, key = cls._sending_account(w3, backend, private_key)
             ledger = cls(w3, backend, account, node, receipt_timeout_s)
+            ledger.signing_key = key
             if address is not None:
                 ledger.attach(address)
         except BaseException:
@@ -463,19 +559,51 @@ class Ledger:
         return ledger
 
     @staticmethod
-    def _sending_account(w3: Web3, backend: str, private_key: str | None) -> str:
+    def _sending_account(w3: Web3, backend: str,
+                         private_key: str | bytes | None) -> tuple[str | None, bytes | None]:
         if private_key is not None:
             from eth_account import Account
             from web3.middleware import SignAndSendRawMiddlewareBuilder
 
-            account = Account.from_key(private_key)
-            w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
-            return account.address
+            try:
+                account = Account.from_key(private_key)
+            except (ValueError, TypeError) as exc:
+                raise InputError(f"the private key is not a secp256k1 key (32 bytes, or 0x "
+                                 f"and 64 hex digits): {exc}") from exc
+            if account.address not in w3.middleware_onion:  # each signer once per connection
+                w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account),
+                                           name=account.address, layer=0)
+            return account.address, bytes(account.key)
         accounts = w3.eth.accounts
+        return (accounts[0] if accounts else None), None  # None: this connection only reads
+
+    def with_account(self, private_key: str | bytes) -> Ledger:
+        """This connection and contract, sending from the account of ``private_key`` (signed
+        locally): how each party sends its own transactions. The copy does not own the node
+        (closing it stops nothing) and adds its receipts to this ledger's ``receipts``."""
+        account, key = self._sending_account(self.w3, self.backend, private_key)
+        other = Ledger(self.w3, self.backend, account, None, self.receipt_timeout_s)
+        other.signing_key = key
+        other.receipts, other._contract, other._verifiers = \
+            self.receipts, self._contract, self._verifiers
+        return other
+
+    def fund(self, address: str, wei: int = 10**18) -> None:
+        """Send ``wei`` to ``address`` from the node's first unlocked account (gas money for a
+        fresh party account)."""
+        if not Web3.is_address(address):
+            raise InputError(f"{address!r} is not an Ethereum address (0x and 40 hex digits)")
+        accounts = self.w3.eth.accounts
         if not accounts:
-            raise LedgerError(f"the node at {backend} has no unlocked account to send from: "
-                              "pass private_key= to sign transactions locally")
-        return accounts[0]
+            raise LedgerError(f"the node at {self.backend} has no unlocked account to fund "
+                              f"{address} from: fund it yourself")
+        try:
+            tx_hash = self.w3.eth.send_transaction(
+                {"from": accounts[0], "to": Web3.to_checksum_address(address), "value": wei})
+            self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout_s,
+                                                     poll_latency=_POLL_S)
+        except (Web3Exception, TransactionFailed) as exc:
+            raise LedgerError(f"funding {address}: the node refused the transfer: {exc}") from exc
 
     def close(self) -> None:
         if self.node is not None:
@@ -521,45 +649,151 @@ class Ledger:
                                   gas=DEPLOY_GAS_LIMIT, preflight=False)
         return receipt, raw["contractAddress"]
 
-    def register_verifier(self, kind: str | int, key_or_source: CircuitKey | str, *,
-                          layout: SignalLayout | None = None) -> Registration:
-        """Deploy the Groth16 verifier of ``kind`` (from its key, or snarkjs' Solidity source)
-        and register it with the layout of its public signals; owner only, once per kind."""
+    def deploy_verifier(self, kind: str | int,
+                        key: CircuitKey | VerificationKey | dict[str, Any]) -> VerifierDeployment:
+        """Deploy the keyed Groth16 verifier of ``key`` for proofs of ``kind`` (see
+        :mod:`splitverify.keyed_verifier`), once per key: a verifier of the same key deployed
+        through this connection is reused."""
         name = KINDS[kind_index(kind)]
-        if isinstance(key_or_source, CircuitKey):
-            names: Sequence[str] | None = key_or_source.circuit.public_signal_names
-        elif isinstance(key_or_source, str):
-            names = None
+        if isinstance(key, CircuitKey):
+            layout = SignalLayout.for_kind(name, key.circuit.public_signal_names)  # early
+            vk: VerificationKey | dict[str, Any] = export_verification_key(key)
+        elif isinstance(key, (VerificationKey, dict)):
+            layout, vk = SignalLayout.for_kind(name), key
         else:
-            raise InputError("register_verifier takes a zk.CircuitKey or a Solidity source "
-                             f"string, not {type(key_or_source).__name__}")
-        layout = layout or SignalLayout.for_kind(name, names)  # a wrong key fails here, early
-        source = (export_solidity(key_or_source, _verifier_contract_name(name))
-                  if isinstance(key_or_source, CircuitKey) else key_or_source)
-        verifier = _compile_verifier(source)
+            raise InputError("deploy_verifier takes a zk.CircuitKey or its verification key, "
+                             f"not {type(key).__name__}")
+        key_hash = verification_key_hash(vk)
+        if (name, key_hash) in self._verifiers:
+            return self._verifiers[(name, key_hash)]
+        verifier = keyed_verifier(vk, name)
         count = _public_signal_count(verifier)
         if layout.count != count:
             raise InputError(f"the verifier takes {count} public signals but the {name} layout "
                              f"has {layout.count}: is it the key of another circuit?")
-        context = f"registering the {name} verifier"
-        deployed, address = self._deploy(verifier, context)
-        function = self._ledger().functions.registerVerifier(kind_index(name), address,
-                                                             layout.as_struct())
-        registered, _ = self._send(function, "registerVerifier", context, gas=CALL_GAS_LIMIT)
-        return Registration(name, address, layout, deployed, registered)
+        receipt, address = self._deploy(verifier, f"deploying the {name} verifier")
+        deployed = VerifierDeployment(name, address, key_hash, layout, receipt)
+        self._verifiers[(name, key_hash)] = deployed
+        return deployed
 
-    def registration(self, kind: str | int) -> tuple[str, SignalLayout] | None:
-        """The verifier address and signal layout registered for ``kind``, or None."""
-        address, layout = self._ledger().functions.registration(kind_index(kind)).call()
-        if int(address, 16) == 0:
+    # -- sessions ------------------------------------------------------------------------------
+
+    def terms_digest(self, terms: SessionTerms) -> bytes:
+        """The hash the parties sign (SplitLedger.termsDigest before its EIP-191 prefix):
+        the terms, this contract and its chain."""
+        encoded = eth_abi.encode(
+            ["uint256", "address", "uint256", "address", "address",
+             "(bytes32,address,(uint8,uint8,uint8,uint8,uint8,uint8,uint8))[3]"],
+            [self.w3.eth.chain_id, self.address, *terms.as_args()])
+        return keccak(encoded)
+
+    def sign_terms(self, terms: SessionTerms, private_key: str | bytes | None = None) -> bytes:
+        """This party's EIP-191 signature of ``terms`` (with the key it sends from, or
+        ``private_key``), for the other party to open the session with."""
+        from eth_account import Account
+        from eth_account.messages import encode_defunct
+
+        key = private_key if private_key is not None else self._private_key()
+        return bytes(Account.sign_message(encode_defunct(primitive=self.terms_digest(terms)),
+                                          key).signature)
+
+    def _private_key(self) -> bytes:
+        if self.signing_key is None:
+            raise InputError(f"account {self.account} is the node's, not a local key: pass "
+                             "private_key= to sign session terms")
+        return self.signing_key
+
+    def open_session(self, terms: SessionTerms, counterpart_signature: bytes) -> Receipt:
+        """Open ``terms.session`` for its client and server: sent by one of them, with the
+        other's ``sign_terms`` signature."""
+        if not isinstance(terms, SessionTerms):
+            raise InputError(f"terms must be a ledger.SessionTerms, not {type(terms).__name__}")
+        if not isinstance(counterpart_signature, bytes) or len(counterpart_signature) != 65:
+            raise InputError("the counterpart's signature is 65 bytes (r, s, v), as sign_terms "
+                             "makes it")
+        function = self._ledger().functions.openSession(*terms.as_args(), counterpart_signature)
+        return self._send(function, "openSession",
+                          f"opening session {terms.session:#x}", gas=DEPLOY_GAS_LIMIT)[0]
+
+    def session(self, session: int, party: str) -> SessionInfo | None:
+        """The opening of ``session`` that ``party`` belongs to, or None."""
+        _require_field_element("session", session)
+        client, server, opened_at, kinds = \
+            self._ledger().functions.sessionOf(session, self._address(party)).call()
+        if opened_at == 0:
             return None
-        return address, SignalLayout.from_struct(layout)
+        return SessionInfo(
+            client=client, server=server, opened_at=opened_at,
+            key_hashes={kind: "0x" + bytes(k[0]).hex() for kind, k in zip(KINDS, kinds)},
+            verifiers={kind: None if int(k[1], 16) == 0 else k[1] for kind, k in zip(KINDS, kinds)})
+
+    def check_verifier(self, session: int, kind: str | int,
+                       vk: VerificationKey | dict[str, Any], *, party: str) -> str:
+        """Check the verifier of ``kind`` in ``party``'s opening of ``session`` against the
+        ceremony's key ``vk``: the chain's key hash is ``vk``'s and the verifier's code is
+        exactly what ``vk`` generates. Returns the verifier's address; LedgerMismatch names the
+        part that differs, LedgerError a session or kind with nothing to check."""
+        name = KINDS[kind_index(kind)]
+        info = self.session(session, party)
+        if info is None:
+            raise LedgerError(f"session {session:#x} was not opened on the ledger at "
+                              f"{self.address} by {party}: there is no verifier to check")
+        want = "0x" + verification_key_hash(vk).hex()
+        if info.key_hashes[name] != want:
+            raise LedgerMismatch(f"session {session:#x}: the chain binds the {name} kind to key "
+                                 f"hash {info.key_hashes[name]}, the ceremony's {name} key hashes "
+                                 f"to {want}: its verified {name} entries were verified under "
+                                 "another key than the session's")
+        address = info.verifiers[name]
+        if address is None:
+            raise LedgerError(f"session {session:#x} has no {name} verifier: its {name} "
+                              "entries are unverified claims")
+        self.check_verifier_code(address, name, vk, f"session {session:#x}: ")
+        return address
+
+    def check_verifier_code(self, address: str, kind: str | int,
+                            vk: VerificationKey | dict[str, Any], context: str = "") -> None:
+        """LedgerMismatch unless the code at ``address`` is exactly the keyed verifier ``vk``
+        generates for ``kind`` (what a party checks before it signs terms naming a verifier)."""
+        name = KINDS[kind_index(kind)]
+        code = "0x" + bytes(self.w3.eth.get_code(self._address(address))).hex()
+        if code != keyed_verifier(vk, name).runtime_bytecode.lower():
+            raise LedgerMismatch(f"{context}the {name} verifier at {address} is not the verifier "
+                                 "the ceremony's key generates (its code differs from snarkjs' "
+                                 "template of that key compiled with the pinned solc): it may "
+                                 "accept proofs the key does not")
+
+    def check_session_keys(self, session: int,
+                           verification_keys: Mapping[str, VerificationKey | dict[str, Any]], *,
+                           party: str) -> dict[str, str | None]:
+        """``check_verifier`` for every kind of a transcript's keys that has a verifier on
+        chain (kinds without one get None after their key hash is checked)."""
+        checked: dict[str, str | None] = {}
+        info = self.session(session, party)
+        for kind, vk in verification_keys.items():
+            if info is not None and info.verifiers.get(kind) is None:
+                want = "0x" + verification_key_hash(vk).hex()
+                if info.key_hashes[kind] not in (want, "0x" + "00" * 32):
+                    raise LedgerMismatch(f"session {session:#x}: the chain binds the {kind} "
+                                         f"kind to key hash {info.key_hashes[kind]}, the "
+                                         f"ceremony's {kind} key hashes to {want}")
+                checked[kind] = None
+            else:
+                checked[kind] = self.check_verifier(session, kind, vk, party=party)
+        return checked
+
+    @staticmethod
+    def _address(party: str) -> str:
+        if not isinstance(party, str) or not Web3.is_address(party):
+            raise InputError(f"party {party!r} is not an Ethereum address (0x and 40 hex digits)")
+        return Web3.to_checksum_address(party)
 
     # -- recording -----------------------------------------------------------------------------
 
     def record(self, session: int, step: int, kind: str | int,
                commitments: Commitments) -> Receipt:
-        """Record a party's commitments for one step as given (no proof checked on chain)."""
+        """Record the sending party's commitments for one step as given (no proof checked on
+        chain)."""
         index, context = self._entry_args(session, step, kind, "record")
         if not isinstance(commitments, Commitments):
             raise InputError(f"commitments must be a ledger.Commitments, not "
@@ -569,8 +803,9 @@ class Ledger:
 
     def record_verified(self, session: int, step: int, kind: str | int, proof: Proof,
                         public_signals: object, *, preflight: bool = True) -> Receipt:
-        """Have the chain verify ``proof`` with the kind's registered verifier, then record the
-        commitments its public signals carry (``verified=True``)."""
+        """Have the chain verify ``proof`` with the session's verifier of the kind, then record
+        the commitments its public signals carry (``verified=True``), superseding an unverified
+        entry."""
         index, context = self._entry_args(session, step, kind, "recordVerified")
         if not isinstance(proof, Proof):
             raise InputError(f"proof must be a zk.Proof, not {type(proof).__name__}")
@@ -589,11 +824,17 @@ class Ledger:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def entry(self, session: int, step: int, kind: str | int) -> Entry | None:
-        """The entry of (session, step, kind), or None when nothing was recorded."""
+    def entry(self, session: int, step: int, kind: str | int, *,
+              party: str | None = None) -> Entry | None:
+        """The entry of (session, step, kind) in the opening ``party`` (default: the sending
+        account) belongs to, or None when nothing was recorded."""
         index, _ = self._entry_args(session, step, kind, "entry")
+        if party is None and self.account is None:
+            raise InputError("this connection has no account: pass party= (either party's "
+                             "address)")
+        party = self._address(party if party is not None else self.account)
         message, gradient, before, after, submitter, block, verified = \
-            self._ledger().functions.entry(session, step, index).call()
+            self._ledger().functions.entry(session, party, step, index).call()
         if block == 0:
             return None
         return Entry(session=session, step=step, kind=KINDS[index], message=message,
@@ -624,6 +865,9 @@ class Ledger:
               preflight: bool = True) -> tuple[Receipt, Any]:
         """Send one transaction and wait for it; LedgerRejected if the contract rejects it,
         LedgerError if the node fails."""
+        if self.account is None:
+            raise LedgerError(f"{context}: the node at {self.backend} has no unlocked account to "
+                              "send from: pass private_key= to sign transactions locally")
         tx = {"from": self.account, "gas": gas}
         preflight_s = 0.0
         if preflight:
@@ -682,12 +926,52 @@ class Ledger:
         return str(exc)
 
 
+def check_transcript(node: str, address: str, transcript_path: Path, party: str) -> str:
+    """The reader's check of a session on a ledger against its transcript's keys (the ceremony):
+    one line per kind; LedgerMismatch when the chain disagrees."""
+    from .transcript import Transcript  # the transcript module imports torch: only when needed
+
+    transcript = Transcript.load(transcript_path)
+    if not transcript.verification_keys:
+        raise InputError(f"{transcript_path} holds no verification keys (proof mode "
+                         f"{transcript.proof_mode}): there is no ceremony to check the chain by")
+    with Ledger.open(node, address=address) as ledger:
+        checked = ledger.check_session_keys(transcript.session_id, transcript.verification_keys,
+                                            party=party)
+    return "\n".join(f"{kind}: key hash matches the transcript's key; " + (
+        f"verifier {verifier} is exactly the key's keyed verifier" if verifier
+        else "no verifier: entries of this kind are unverified claims")
+        for kind, verifier in checked.items())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``compile``; ``check``: exit 0 when the chain's session matches the transcript's keys,
+    3 when it does not (LedgerMismatch), 1 on bad input or an unreachable node."""
     parser = argparse.ArgumentParser(prog="python -m splitverify.ledger")
-    parser.add_argument("command", choices=["compile"],
-                        help="compile: rewrite contracts/build/SplitLedger.json (pinned solc)")
-    parser.parse_args(argv)
-    print(compile_contracts())
+    parser.add_argument("command", choices=["compile", "check"],
+                        help="compile: rewrite contracts/build/SplitLedger.json (pinned solc); "
+                             "check: a session's key hashes and verifiers on a ledger against "
+                             "a transcript's verification keys")
+    parser.add_argument("--node", help="check: the node's http(s):// URL")
+    parser.add_argument("--address", help="check: the SplitLedger contract's address")
+    parser.add_argument("--transcript", type=Path, help="check: the session's transcript.json")
+    parser.add_argument("--party", help="check: the address of either party of the session")
+    args = parser.parse_args(argv)
+    if args.command == "compile":
+        print(compile_contracts())
+        return 0
+    missing = [f"--{name}" for name in ("node", "address", "transcript", "party")
+               if getattr(args, name) is None]
+    if missing:
+        parser.error(f"check needs {' '.join(missing)}")
+    try:
+        print(check_transcript(args.node, args.address, args.transcript, args.party))
+    except LedgerMismatch as exc:
+        print(f"MISMATCH: {exc}")
+        return 3
+    except (InputError, LedgerError) as exc:
+        print(f"error: {exc}")
+        return 1
     return 0
 
 

@@ -24,7 +24,7 @@ SOLC_SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": EVM_VERSION,
 }
-_OUTPUTS = ["abi", "evm.bytecode.object"]
+_OUTPUTS = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]
 _TIMEOUT_S = 600
 
 # Reads a standard-JSON request on stdin and writes {version, output}; loading soljson takes a few
@@ -46,6 +46,8 @@ class CompiledContract:
     abi: list[dict[str, Any]]
     bytecode: str  # creation code, 0x-prefixed hex
     compiler: str  # solc's full version string
+    # the code the chain holds once deployed (0x hex): what a reader compares eth_getCode with
+    runtime_bytecode: str = ""
 
     def function_abi(self, name: str) -> dict[str, Any] | None:
         return next((item for item in self.abi
@@ -82,7 +84,8 @@ def compile_source(source: str, filename: str) -> dict[str, CompiledContract]:
     return {
         name: CompiledContract(name=name, abi=compiled["abi"],
                                bytecode="0x" + compiled["evm"]["bytecode"]["object"],
-                               compiler=result["version"])
+                               compiler=result["version"],
+                               runtime_bytecode="0x" + compiled["evm"]["deployedBytecode"]["object"])
         for name, compiled in output["contracts"][filename].items()
     }
 
@@ -92,7 +95,7 @@ def compile_cached(source: str, filename: str, cache: ArtifactCache | None = Non
     """``compile_source`` through the artifact cache: a source is compiled once per machine."""
     cache = cache or ArtifactCache()
     key = digest({"source": source, "filename": filename, "settings": SOLC_SETTINGS,
-                  "solc": PINNED["solc"]})
+                  "solc": PINNED["solc"], "outputs": _OUTPUTS})
 
     def build(tmp: Path) -> dict[str, Any]:
         contracts = compile_source(source, filename)

@@ -26,6 +26,7 @@ from splitverify.circuits import KINDS, SplitCircuits
 from splitverify.model import Dense, SplitSpec
 from splitverify.zk.cache import ENV_CACHE
 from splitverify.zk.curve import R
+from splitverify.zk.wasm_witness import CIRCOM_EXCEPTIONS, CircomWitnessCalculator, _CircomAbort
 
 from split_cases import StepCase, random_case
 
@@ -127,6 +128,83 @@ def tamper_witness_many(circuit: zk.CompiledCircuit, wtns_path: str | Path,
         values[index] = new_value % R
     zk.write_witness(out_path, values)
     return zk.check_witness(circuit, out_path)
+
+
+def bits_edits(circuit: zk.CompiledCircuit, prefix: str, value: int, width: int,
+               only: range | None = None) -> dict[int, int]:
+    """Edits that set the kept wires ``main.<prefix>[i]`` (i in ``only``, default all ``width``)
+    to the binary digits of ``value`` (a decomposition rewritten for a new value; circom --O2
+    keeps all but one bit as wires, the dropped one is implied by the others)."""
+    edits = {}
+    for i in only if only is not None else range(width):
+        try:
+            edits[wire_of(circuit, f"{prefix}[{i}]")] = (value >> i) & 1
+        except AssertionError:  # the bit the optimiser substituted away
+            continue
+    return edits
+
+
+def coordinated_cheat(circuit: zk.CompiledCircuit, witness: list[int],
+                      edits: dict[int, int] | None = None) -> tuple[list[int], list[int]]:
+    """The witness a cheating prover computes around a cheat, and the constraints it violates.
+
+    ``edits`` (the cheat: chosen values of some wires) are applied to ``witness``; then every
+    violated constraint whose C side holds exactly one wire that is neither the constant wire,
+    an input nor an edited wire, and is the highest such wire of the constraint (circom numbers
+    what a component computes after what it reads, so each solved wire is later than those it
+    is solved from: this terminates), is solved for that wire — the wires the witness
+    calculator computes downstream: challenge powers, products, most hash rounds — until
+    nothing more can be solved. Returns (the witness, every constraint it violates): solving
+    can leave a constraint violated, never hide one, so what remains is what no downstream
+    value satisfied: the constraints that catch the cheat (and any the solving could not
+    reach, which a test then sees)."""
+    from splitverify.zk.r1cs_check import R1csSystem, evaluate, satisfied
+
+    edits = edits or {}
+    system = R1csSystem.read(circuit.r1cs)
+    values = list(witness)
+    info = system.info
+    first_input = 1 + info.n_public_outputs
+    after_inputs = first_input + info.n_public_inputs + info.n_private_inputs
+    fixed = {0, *range(first_input, after_inputs), *edits}
+    for wire, value in edits.items():
+        values[wire] = value % R
+    pending = sorted({*system.unsatisfied(values),
+                      *(i for wire in edits for i in system.constraints_using(wire))})
+    while pending:
+        constraint = system.constraints[pending.pop()]
+        if satisfied(constraint, values):
+            continue
+        a, b, c = constraint
+        free = [(wire, coef) for wire, coef in c if coef % R and wire not in fixed]
+        unknown = {wire for lc in constraint for wire, coef in lc if coef % R} - fixed
+        if len(free) != 1 or free[0][0] != max(unknown):
+            continue
+        wire, coef = free[0]
+        rest = (evaluate(c, values) - coef * values[wire]) % R
+        values[wire] = (evaluate(a, values) * evaluate(b, values) - rest) * pow(coef, -1, R) % R
+        pending.extend(i for i in system.constraints_using(wire) if i not in pending)
+    return values, system.unsatisfied(values)
+
+
+ASSERT_FAILED = next(code for code, what in CIRCOM_EXCEPTIONS.items() if what == "Assert Failed")
+
+
+def witness_despite_asserts(circuit: zk.CompiledCircuit, inputs: dict) -> list[int]:
+    """The witness circom's calculator computes for ``inputs`` even where an ``assert`` or
+    ``===`` fails (it then stops computing that component's remaining signals, which
+    ``coordinated_cheat`` completes): how a cheating prover gets past the checks that circom
+    runs while computing, which are not constraints."""
+    from splitverify.zk.witness import field_inputs
+
+    class Lenient(CircomWitnessCalculator):
+        def _exception_handler(self, code: int) -> None:
+            if code != ASSERT_FAILED:
+                raise _CircomAbort(code)
+
+    body = Lenient(circuit.wasm, circuit.name).calculate(field_inputs(circuit, inputs))
+    n8 = len(body) // circuit.info.n_wires
+    return [int.from_bytes(body[i:i + n8], "little") for i in range(0, len(body), n8)]
 
 
 # --- session-wide isolation --------------------------------------------------------------------

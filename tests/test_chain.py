@@ -1,5 +1,6 @@
 """The ledger in the runtime (splitverify.chain): each party logs the statements it sends, on
-the embedded chain, through the protocol's ``on_statement`` hook; and the core claim of the
+the embedded chain, from its own account, through the protocol's ``on_statement`` hook (the
+first statement opens the session with both parties' agreement); and the core claim of the
 comparison on the tiny model: a ledger records a consistent cheat that only a proof catches."""
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from splitverify.chain import ChainLog, LedgerSink, check_chain_options, parse_chain
-from splitverify.errors import InputError
-from splitverify.ledger import Ledger
+from splitverify.errors import InputError, LedgerMismatch
+from splitverify.ledger import KINDS, KindTerms, Ledger, SessionTerms, VerifierDeployment
 from splitverify.bench import local_parties
 from splitverify.protocol import ProofMode, run_local
 
@@ -50,22 +51,32 @@ def logged_session(circuits, mode: str, ledger: Ledger, steps: int, *,
     return result, log
 
 
-def assert_on_chain_as_in_transcript(ledger: Ledger, result, verified: bool) -> None:
+def assert_on_chain_as_in_transcript(log: ChainLog, result, verified: bool) -> None:
     entries = result.transcript.entries
     assert entries, "nothing was exchanged"
+    client = log.party_ledger("client").account
     for sent in entries:
-        entry = ledger.entry(result.transcript.session_id, sent.step, sent.kind)
+        entry = log.ledger.entry(result.transcript.session_id, sent.step, sent.kind, party=client)
         assert entry is not None, (sent.step, sent.kind)
         for entry_field, signal in ENTRY_FIELDS[sent.kind].items():
             assert getattr(entry, entry_field) == sent.public[signal], (sent.kind, entry_field)
-        assert entry.verified is verified and entry.submitter == ledger.account
+        writer = "server" if sent.kind == "server_step" else "client"
+        assert entry.verified is verified
+        assert entry.submitter == log.party_ledger(writer).account
 
 
 def test_each_sent_statement_is_recorded_as_the_transcript_holds_it(tiny_circuits, ledger):
     result, log = logged_session(tiny_circuits, "commit", ledger, 2)
     assert result.detected is None and result.steps == 2
     assert len(result.transcript.entries) == 6
-    assert_on_chain_as_in_transcript(ledger, result, verified=False)
+    assert_on_chain_as_in_transcript(log, result, verified=False)
+    # the client's first statement opened the session for both accounts, without keys
+    info = ledger.session(result.transcript.session_id, log.party_ledger("server").account)
+    assert (info.client, info.server) == (log.party_ledger("client").account,
+                                          log.party_ledger("server").account)
+    assert set(info.key_hashes.values()) == {"0x" + "00" * 32}
+    assert len(log.sinks["client"].session_receipts) == 1
+    assert log.sinks["server"].session_receipts == []
     # each party logged only its own statements
     assert {(r.kind, r.step) for r in log.sinks["client"].records} == \
         {(k, s) for k in ("client_forward", "client_backward") for s in (0, 1)}
@@ -77,7 +88,7 @@ def test_each_sent_statement_is_recorded_as_the_transcript_holds_it(tiny_circuit
     per_step = log.per_step()
     assert set(per_step) == {0, 1} and all(gas > 3 * 21_000 for gas, _ in per_step.values())
     assert summary["gas_total"] == sum(gas for gas, _ in per_step.values())
-    assert summary["seconds_total"] > 0
+    assert summary["seconds_total"] > 0 and summary["session_gas"] > 100_000
 
 
 def test_off_mode_sends_no_statement_and_the_options_say_so(tiny_circuits, ledger):
@@ -121,7 +132,7 @@ def test_a_ledger_records_a_consistent_cheat_only_a_proof_catches(keyed, ledger,
     proofs (``every``) the honest side stops it at step 0."""
     result, log = logged_session(keyed, "commit", ledger, 2, malicious=scenario)
     assert result.detected is None and result.steps == 2
-    assert_on_chain_as_in_transcript(ledger, result, verified=False)
+    assert_on_chain_as_in_transcript(log, result, verified=False)
     assert {(r.kind, r.step) for r in log.sinks[kind.split("_")[0]].records
             if r.refused is None} >= {(kind, 0), (kind, 1)}
 
@@ -129,21 +140,31 @@ def test_a_ledger_records_a_consistent_cheat_only_a_proof_catches(keyed, ledger,
     assert result.detected is not None
     assert (result.detected.step, result.detected.detected_by) == (0, detected_by)
     # the cheater's own record went on chain (recording is not checking); the session stopped
-    assert ledger.entry(result.transcript.session_id, 0, kind) is not None
+    cheater = log.party_ledger(kind.split("_")[0])
+    assert cheater.entry(result.transcript.session_id, 0, kind).submitter == cheater.account
+    # with proofs the session's key hashes are registered: the transcript's keys check out
+    assert log.check_keys(result.transcript) == dict.fromkeys(KINDS)
 
 
 @pytest.mark.slow
 def test_on_chain_verification_records_verified_entries(keyed, ledger):
     """``verify_on_chain``: every statement goes on chain with its proof, which the contract
-    verifies (the verifiers are registered from the parties' keys on first use, once)."""
+    verifies with the session's verifiers (deployed by the party that opens the session from
+    its keys, checked by the other before it signs, and checkable by any reader)."""
     result, log = logged_session(keyed, "every", ledger, 1, verify_on_chain=True)
     assert result.detected is None and result.steps == 1
-    assert_on_chain_as_in_transcript(ledger, result, verified=True)
+    assert_on_chain_as_in_transcript(log, result, verified=True)
     summary = log.summary()
     assert summary["verified_entries"] == 3 and summary["refused"] == []
-    assert summary["registration_gas"] > 0
-    registered = [r.kind for s in log.sinks.values() for r in s.registrations]
-    assert sorted(registered) == sorted(ENTRY_FIELDS)          # each kind once, by either party
+    assert summary["session_gas"] > 0
+    deployed = {d.kind: d.verifier for d in log.sinks["client"].deployments}
+    assert log.sinks["server"].deployments == []
+    # a reader checks every kind's verifier against the transcript's keys (the ceremony)
+    assert log.check_keys(result.transcript) == {
+        kind: ledger.session(result.transcript.session_id,
+                             log.party_ledger("client").account).verifiers[kind]
+        for kind in KINDS}
+    assert set(deployed) <= set(KINDS)
     verified_gas = min(r.gas for s in log.sinks.values() for r in s.records)
     assert verified_gas > 200_000          # a pairing check on chain (record alone: ~100k)
 
@@ -156,10 +177,72 @@ def test_the_chain_refuses_a_proof_that_does_not_verify(keyed, ledger):
     [refused] = log.sinks["server"].refused()
     assert refused.kind == "server_step" and refused.verified
     assert refused.refused.startswith("ProofRejected(") or "malformed" in refused.refused
-    assert ledger.entry(result.transcript.session_id, 0, "server_step") is None
+    assert log.party_ledger("server").entry(result.transcript.session_id, 0,
+                                            "server_step") is None
 
 
 def test_a_sink_without_circuits_cannot_verify_on_chain(ledger):
     sink = LedgerSink(ledger, verify_on_chain=True)
     with pytest.raises(InputError, match="circuits"):
         sink("server_step", 0, {"session": 1}, "00" * 256)
+
+
+def test_a_party_signs_no_terms_that_disagree_with_its_keys(keyed, ledger):
+    """The opener proposes the terms; the other party checks them against its own keys before
+    signing: another key hash, or a verifier whose code is not its key's, is refused, and the
+    statement that needed the session is refused with that reason (nothing recorded)."""
+    from splitverify.bench import local_parties
+
+    client, server = local_parties(TINY_SPEC, keyed, "every")
+    log = ChainLog(ledger)
+    log.sink("client").attach(client)
+    server_sink = log.sink("server").attach(server)
+    mine = log.sinks["client"].terms(client.session_id, server_sink.ledger.account)
+    assert server_sink.agree(mine)                  # its own keys: signed
+    bad_hash = SessionTerms(mine.session, mine.client, mine.server,
+                            (KindTerms(b"\1" * 32), *mine.kinds[1:]))
+    with pytest.raises(LedgerMismatch, match="client_forward to key hash 0x0101"):
+        server_sink.agree(bad_hash)
+    # a verifier deployed for the client_backward key, named for client_forward
+    other = ledger.deploy_verifier("client_backward", keyed.key("client_backward"))
+    wrong_code = SessionTerms(mine.session, mine.client, mine.server, (
+        KindTerms(mine.kinds[0].key_hash, other.verifier, other.layout), *mine.kinds[1:]))
+    with pytest.raises(LedgerMismatch, match=f"verifier at {other.verifier} is not"):
+        server_sink.agree(wrong_code)
+    # The runtime: a client that proposes that verifier (here: its deployment cache poisoned)
+    # gets no signature, so its statement is refused with the reason and nothing is recorded.
+    log.verify_on_chain = log.sinks["client"].verify_on_chain = True
+    log.sinks["client"].ledger._verifiers[("client_forward", mine.kinds[0].key_hash)] = \
+        VerifierDeployment("client_forward", other.verifier, mine.kinds[0].key_hash,
+                           other.layout, None)
+    log.sinks["client"]("client_forward", 0, {"session": client.session_id,
+                                              "messageCommitment": 1, "weightsCommitment": 2},
+                        None)
+    [refused] = log.sinks["client"].refused()
+    assert f"verifier at {other.verifier} is not" in refused.refused
+    assert ledger.session(client.session_id, log.party_ledger("client").account) is None
+
+
+def test_a_client_logging_alone_opens_the_session_with_a_stand_in_server(tiny_circuits, ledger):
+    """``train --chain`` against a remote server: only the client logs, from the account key it
+    is given; a stand-in server account of the same process signs the session's terms (until
+    the parties' identity keys are wired in, the entry's server is not the real server)."""
+    from eth_account import Account
+
+    from splitverify.bench import local_parties
+
+    key = Account.create().key
+    client, server = local_parties(TINY_SPEC, tiny_circuits, "commit")
+    log = ChainLog(ledger, accounts={"client": key})
+    log.sink("client").attach(client)
+    result = run_local(client, server, data_batches(TINY_SPEC, 1, seed=2))
+    assert result.detected is None
+    me = Account.from_key(key).address
+    assert log.party_ledger("client").account == me
+    info = ledger.session(result.transcript.session_id, me)
+    assert (info.client, info.server) == (me, log.party_ledger("server").account)
+    summary = log.summary()
+    assert summary["logged_by"] == ["client"] and summary["entries"] == 2
+    assert ledger.entry(result.transcript.session_id, 0, "server_step", party=me) is None
+    with pytest.raises(InputError, match="unknown party 'referee'"):
+        log.sink("referee")

@@ -77,4 +77,48 @@ def test_reference_step_matches_training_loop():
     case = random_case(spec, seed=4)
     fwd = model.client_forward(spec, case.client, case.x, case.labels)
     assert torch.equal(fwd.output, case.forward.output)
-    assert torch.equal(case.server_result.gradient, case.server_result.backward.input_grad)
+
+
+def test_one_steps_integer_gradients_are_autograds(tiny_case):
+    """The integer reference's gradients (what the circuits prove) against torch.autograd on
+    the same network in float64, each party at the values it actually has: the server at the
+    received activations and its parameters, with L = ½·Σ(logits − onehot)² (the MSE whose
+    gradient is logits − onehot; its 2/(B·C) is in the learning rate), the client at its data
+    and parameters with the received gradient as upstream gradient. With u = 2^-16 (one unit
+    of the fixed point), each floor division is off by less than u, so:
+      server dL/dlogits: < u (the logits' rescale); dL/dW: < u·Σ_b|a_b,i|; dL/db: < B·u;
+      dL/da (the gradient sent): < u·(1 + Σ_j|W_j,i|) (the logits' error, then its own floor);
+      client dL/dW, dL/db: exact (data and received gradient are exact; the ReLU masks agree
+      because no accumulator lies in (0, 2^16), asserted), the SGD steps within u·lr."""
+    spec, case = tiny_case.spec, tiny_case
+    q = spec.quant
+    u, s = 2.0 ** -q.frac_bits, float(q.scale)
+    res = case.server_result
+    (w_srv, b_srv), = case.server
+    activations = (case.forward.output.double() / s).requires_grad_()
+    w = (w_srv.double() / s).requires_grad_()
+    b = (b_srv.double() / s).requires_grad_()
+    logits = activations @ w.T + b
+    onehot = torch.nn.functional.one_hot(case.labels, spec.classes).double()
+    (0.5 * ((logits - onehot) ** 2).sum()).backward()
+    dlogits = (logits - onehot).detach()
+    assert (res.backward.grad_y[0].double() / s - dlogits).abs().max() < u
+    bound_w = u * activations.detach().abs().sum(dim=0)                   # per input column
+    assert ((res.backward.weight_grad_acc[0].double() / s**2 - w.grad).abs() <= bound_w).all()
+    assert ((res.backward.grad_y[0].sum(dim=0).double() / s - b.grad).abs()
+            < spec.batch * u).all()
+    bound_a = u * (1 + w.detach().abs().sum(dim=0))
+    assert ((res.gradient.double() / s - activations.grad).abs() < bound_a).all()
+
+    (w_cl, b_cl), = case.client
+    x = case.x.double() / s
+    wc = (w_cl.double() / s).requires_grad_()
+    bc = (b_cl.double() / s).requires_grad_()
+    acc = case.forward.acc[0]
+    assert not ((acc > 0) & (acc < q.scale)).any(), "a ReLU mask would differ by rounding"
+    torch.relu(x @ wc.T + bc).backward(res.gradient.double() / s)
+    bwd = case.backward
+    assert torch.allclose(bwd.weight_grad_acc[0].double() / s**2, wc.grad, rtol=1e-12, atol=0)
+    assert torch.allclose(bwd.grad_y[0].sum(dim=0).double() / s, bc.grad, rtol=1e-12, atol=0)
+    new_w = bwd.new_params[0][0].double() / s
+    assert ((new_w - (wc.detach() - q.lr * wc.grad)).abs() < u).all()

@@ -1,6 +1,9 @@
 """Soundness by witness tampering: each cheat below, written into an honest witness, must fail
-`snarkjs wtns check`. Where a cheat can be made locally consistent (every relation around it
-updated), it is, so only the constraint under test can catch it."""
+`snarkjs wtns check`. Where a cheat can be made consistent, it is: every value computed from the
+cheated one is recomputed as a cheating prover would (``conftest.coordinated_cheat``: challenge
+powers, products, hash rounds; ``witness_despite_asserts`` for a cheat in a claimed input), and
+the R1CS checker names the constraints still violated — they must be exactly the ones under
+test (one wire edited alone would only break the equation that computed it)."""
 
 from __future__ import annotations
 
@@ -13,11 +16,31 @@ from splitverify.circuits import compile_template
 from splitverify.commit import poseidon
 from splitverify.zk.curve import R
 
-from conftest import tamper_witness_many, wire_of
+from splitverify.zk.r1cs_check import R1csSystem
+
+from conftest import (TINY_SPEC, bits_edits, coordinated_cheat, tamper_witness_many,
+                      witness_despite_asserts, wire_of)
 
 
 def signed(v: int) -> int:
     return v - R if v > R // 2 else v
+
+
+def names_in(circuit, index: int) -> set[str]:
+    """The signal names of the wires constraint ``index`` mentions (the constant wire as ``1``)."""
+    wires = {wire for lc in R1csSystem.read(circuit.r1cs).constraints[index]
+             for wire, coef in lc if coef % R}
+    names = {0: "1"}
+    for line in circuit.sym.read_text().splitlines():
+        _label, wire, _component, name = line.split(",", 3)
+        if int(wire) in wires:
+            names.setdefault(int(wire), name.removeprefix("main."))
+    return {names[w] for w in wires}
+
+
+def fails_snarkjs(circuit, values: list[int], path: Path) -> bool:
+    zk.write_witness(path, values)
+    return not zk.check_witness(circuit, path)[0]
 
 
 def test_honest_witnesses_pass(tiny_circuits, tiny_witnesses):
@@ -47,6 +70,8 @@ def test_remainder_out_of_range(tiny_circuits, tiny_witnesses, tmp_path):
     edits = {b16: 0, b0: values[b0] + (1 << 16), relu_in: values[relu_in] - 1}
     ok, _ = tamper_witness_many(c, tiny_witnesses["client_forward"], edits, tmp_path / "t.wtns")
     assert not ok
+    _, violated = coordinated_cheat(c, values, edits)
+    assert [names_in(c, i) for i in violated] == [{"1", f"rescale0[{k}].bits.out[0]"}]
 
 
 def test_relu_output_with_the_wrong_sign(tiny_circuits, tiny_witnesses, tmp_path):
@@ -61,13 +86,32 @@ def test_relu_output_with_the_wrong_sign(tiny_circuits, tiny_witnesses, tmp_path
     assert not ok
 
 
-@pytest.mark.parametrize("signal", ["dx0[0][0]", "dx0[1][2]"])
-def test_wrong_activation_gradient(tiny_circuits, tiny_witnesses, tmp_path, signal):
+@pytest.mark.parametrize("entry", [0, 5])
+def test_wrong_activation_gradient(tiny_circuits, tiny_witnesses, tmp_path, entry):
+    """dX = floor(gx / 2^16) + 1 with the remainder's bits moved along (the decomposition still
+    sums to gx; bit 0 takes 2^16 less): the remainder's range check (bit 0 booleanity) is what
+    fails. The other violated constraints are rounds of the gradient commitment's Poseidon,
+    which hashes the cheated dX: they are not recomputed here (their O2-substituted rounds
+    cannot be solved one wire at a time)."""
     c = tiny_circuits.circuit("server_step")
-    wtns = tiny_witnesses["server_step"]
-    w = wire_of(c, signal)
-    ok, _ = tamper_witness_many(c, wtns, {w: zk.read_witness(wtns)[w] + 1}, tmp_path / "t.wtns")
-    assert not ok
+    q = TINY_SPEC.quant
+    values = zk.read_witness(tiny_witnesses["server_step"])
+    row, col = divmod(entry, 3)
+    dx, gx = wire_of(c, f"dx0[{row}][{col}]"), wire_of(c, f"gx0[{row}][{col}]")
+    bits = f"gxRescale0[{entry}].bits.out"
+    width = q.value_bits + 1 + q.frac_bits
+    cheat_high = signed(values[gx]) + (1 << (q.value_bits + q.frac_bits)) + (1 << q.frac_bits)
+    bit0 = wire_of(c, f"{bits}[0]")
+    edits = {dx: values[dx] + 1, **bits_edits(c, bits, cheat_high, width,
+                                              range(q.frac_bits, width)),
+             bit0: values[bit0] - (1 << q.frac_bits)}
+    cheat, violated = coordinated_cheat(c, values, edits)
+    named = [names_in(c, i) for i in violated]
+    assert {"1", f"{bits}[0]"} in named
+    assert all(n == {"1", f"{bits}[0]"} or n <= {"1"} | {f"dx0[{r}][{k}]" for r in range(2)
+                                                       for k in range(3)}
+               or any(s.startswith("gradientCommitmentChain.") for s in n) for n in named)
+    assert fails_snarkjs(c, cheat, tmp_path / "t.wtns")
 
 
 def _step_bit(circuit, entry: int) -> int:
@@ -122,8 +166,9 @@ def dense_optimized(isolated_cache):
 
 
 def test_freivalds_claim_with_one_wrong_entry(dense_optimized, tmp_path):
-    """The standalone check (commitments are inputs here, so the only relation that can break
-    is the Freivalds identity itself)."""
+    """The standalone check (commitments are inputs here). Editing the claimed entry alone
+    would only break the product that scales it by the challenge power (c·r); the cheat moves
+    that product along, so the Freivalds identity of the row is the one constraint that fails."""
     x = [[1, -2, 3, 0], [4, 5, -6, 7], [0, 0, 1, -1]]
     w = [[2, 0, -1, 3], [1, 1, 1, 1], [-3, 2, 0, 5], [0, -4, 2, 1], [6, 0, 0, -2]]
     acc = [[sum(a * b for a, b in zip(row, wr)) for wr in w] for row in x]
@@ -132,5 +177,33 @@ def test_freivalds_claim_with_one_wrong_entry(dense_optimized, tmp_path):
     wtns = zk.calculate_witness(dense_optimized, inputs, tmp_path / "ok.wtns")
     assert zk.check_witness(dense_optimized, wtns)[0]
     wire = wire_of(dense_optimized, "acc[1][3]")
-    ok, _ = tamper_witness_many(dense_optimized, wtns, {wire: acc[1][3] + 1}, tmp_path / "t.wtns")
-    assert not ok
+    honest = zk.read_witness(wtns)
+    cheat, violated = coordinated_cheat(dense_optimized, honest, {wire: acc[1][3] + 1})
+    changed = {w for w in range(len(honest)) if cheat[w] != honest[w]}
+    assert changed == {wire, wire_of(dense_optimized, "check.cr[1][3]")}
+    [identity] = violated
+    assert {"acc[1][0]", "check.av[1][0]", "check.cr[1][3]"} <= names_in(dense_optimized, identity)
+    assert fails_snarkjs(dense_optimized, cheat, tmp_path / "t.wtns")
+
+
+@pytest.mark.parametrize("kind,claim", [("client_forward", "acc0"), ("server_step", "gw0"),
+                                        ("server_step", "gx0"), ("client_backward", "gw0")])
+def test_a_claimed_product_off_by_one_fails_only_its_freivalds_identity(
+        tiny_circuits, tiny_case, tiny_witnesses, tmp_path, kind, claim):
+    """A wrong claimed accumulator in a split circuit, as a cheating prover computes around it:
+    the witness calculator runs past circom's own assert, so the Fiat–Shamir transcript hashes
+    the wrong claim, the challenge and every Freivalds product follow it, its decomposition and
+    the commitments are of the wrong value. Only the Freivalds identity of its row fails."""
+    c = tiny_circuits.circuit(kind)
+    inputs = dict(tiny_case.inputs[kind])
+    claimed = [row[:] for row in inputs[claim]]
+    claimed[1][1] += 1
+    inputs[claim] = claimed
+    honest = zk.read_witness(tiny_witnesses[kind])
+    cheat, violated = coordinated_cheat(c, witness_despite_asserts(c, inputs))
+    assert sum(a != b for a, b in zip(cheat, honest)) > 100      # the challenge moved
+    [identity] = violated
+    names = names_in(c, identity)
+    assert f"{claim}[1][0]" in names                 # row 1's unscaled claimed entry
+    assert not any("bits" in n or "Chain" in n for n in names)   # no range check, no hash
+    assert fails_snarkjs(c, cheat, tmp_path / "t.wtns")

@@ -42,6 +42,9 @@ def test_compare_writes_wellformed_outputs(report, tmp_path):
         {"client_forward", "server_step", "client_backward"}
     # a verified record runs a pairing check: it costs more gas than a plain one
     assert onchain["gas_per_step"] > ledger_only["gas_per_step"] > 0
+    # what "verified on chain" meant was checked: each verifier against the transcript's keys
+    assert onchain["verifiers_checked"] == sorted(onchain["prove_s"])
+    assert plain["verifiers_checked"] is None and ledger_only["verifiers_checked"] is None
 
     md = paths["md"].read_text()
     assert md.startswith("# splitverify compare")

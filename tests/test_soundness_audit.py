@@ -4,7 +4,7 @@ require the R1CS to reject each edit.
 
 Covered: every template of circuits/*.circom (instantiated small, side by side in one wrapper main,
 compiled with --O1 so the templates' own signals stay wires) and the three generated circuits of
-the tiny model (--O2, as deployed). A wire whose edit leaves every constraint satisfied appears in
+the tiny model and of a 2+2-layer model (--O2, as deployed). A wire whose edit leaves every constraint satisfied appears in
 no constraint, or only in ones that hold for any value: an under-constrained signal, unless it is
 one of the explicitly listed, legitimately free wires below. Tampering one wire alone also breaks
 the equation that computed it, so this finds unconstrained wires, not wires that a coordinated
@@ -25,11 +25,13 @@ from pathlib import Path
 import pytest
 
 from splitverify import zk
-from splitverify.circuits import CIRCUITS_DIR, KINDS
+from splitverify.circuits import CIRCUITS_DIR, KINDS, SplitCircuits
+from splitverify.model import Dense, SplitSpec
 from splitverify.zk.curve import R
 from splitverify.zk.r1cs_check import R1csSystem
 
 from conftest import tamper_witness
+from split_cases import random_case
 
 pytestmark = pytest.mark.xdist_group("soundaudit")
 
@@ -246,14 +248,42 @@ def test_templates_reject_every_single_wire_tamper(templates_witness):
 # --- the generated circuits of the tiny model -------------------------------------------------
 
 
+def assert_every_single_wire_tamper_rejected(circuit: zk.CompiledCircuit, wtns: Path,
+                                             label: str) -> None:
+    honest = zk.read_witness(wtns)
+    result = sweep(circuit, honest, (ISZERO_HINT_OF_ZERO,))
+    print(f"{label}: {result.tampered} wires tampered, {circuit.info.n_constraints} "
+          f"constraints, {len(result.used)} exception kinds used")
+    assert result.tampered == circuit.info.n_wires - 1
+    assert result.unexplained == []
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_generated_circuit_rejects_every_single_wire_tamper(kind, tiny_circuits, tiny_witnesses):
-    circuit = tiny_circuits.circuit(kind)
-    honest = zk.read_witness(tiny_witnesses[kind])
-    result = sweep(circuit, honest, (ISZERO_HINT_OF_ZERO,))
-    print(f"{kind}: {result.tampered} wires tampered, {circuit.info.n_constraints} constraints, "
-          f"{len(result.used)} exception kinds used")
-    assert result.unexplained == []
+    assert_every_single_wire_tamper_rejected(tiny_circuits.circuit(kind), tiny_witnesses[kind],
+                                             kind)
+
+
+# Two layers on each side (ReLU between and at the cut): the generated code's per-layer loops,
+# the backward pass through a hidden ReLU and the client's input gradient between its layers.
+DEEPER_SPEC = SplitSpec((Dense(4, 3, True), Dense(3, 3, True)),
+                        (Dense(3, 3, True), Dense(3, 2, False)), batch=2)
+
+
+@pytest.fixture(scope="module")
+def deeper_witnesses(isolated_cache, tmp_path_factory) -> tuple[SplitCircuits, dict[str, Path]]:
+    circuits = SplitCircuits(DEEPER_SPEC)
+    case = random_case(DEEPER_SPEC, seed=11)
+    d = tmp_path_factory.mktemp("deeper-wtns")
+    return circuits, {kind: circuits.witness(kind, case.inputs[kind], d / f"{kind}.wtns")
+                      for kind in KINDS}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_deeper_model_rejects_every_single_wire_tamper(kind, deeper_witnesses):
+    circuits, witnesses = deeper_witnesses
+    assert_every_single_wire_tamper_rejected(circuits.circuit(kind), witnesses[kind],
+                                             f"2+2 layers, {kind}")
 
 
 def main_inputs_without_wire(circuit: zk.CompiledCircuit) -> list[str]:
