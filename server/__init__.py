@@ -322,6 +322,11 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                                if checkpoint else None))
         session.saved_entries = len(entries)
 
+    def contribution_signatures(session: _Session) -> dict[str, dict[str, str]]:
+        return {kind: {"server": record.get("server_signature"),
+                       "client": record.get("client_signature")}
+                for kind, record in session.keys.items()}
+
     def resume(stored) -> _Session:
         request = SessionCreate.model_validate(stored.request)
         party = new_party(request, stored.session_id)
@@ -384,11 +389,6 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
 
     def need_proof(kind: str, step: int) -> tuple[str, str]:
         raise ProofRequired(kind, step)
-
-    def contribution_signatures(session: _Session) -> dict[str, dict[str, str]]:
-        return {kind: {"server": record.get("server_signature"),
-                       "client": record.get("client_signature")}
-                for kind, record in session.keys.items()}
 
     @app.post("/sessions", response_model=SessionCreated, status_code=201,
               responses=errors(*COMMON, 429))
