@@ -389,17 +389,24 @@ def audit(transcript: Annotated[Path, typer.Argument(help="A session's transcrip
                    "transcript records; repeat for circuits with their own): the initial keys "
                    "are re-derived from it. Without it the keys are checked for consistency "
                    "only.")] = None,
+          client: Annotated[Optional[str], typer.Option(
+              help="The client's address, if you know it: the transcript must pin it.")] = None,
+          server: Annotated[Optional[str], typer.Option(
+              help="The server's address, if you know it: the transcript must pin it.")] = None,
           ) -> None:
     """Establish the keys from the recorded ceremony, then re-verify every signature, proof and
     the chain of commitments of a transcript, offline. Exit 0 if valid, 3 if not (with the
     first bad step or key and why)."""
+    from .identity import check_address
     from .transcript import Transcript
     from .transcript import audit as run_audit
 
     try:
         if verifier not in zk.VERIFIER_NAMES:
             raise InputError(f"unknown verifier {verifier!r}; one of {list(zk.VERIFIER_NAMES)}")
-        report = run_audit(Transcript.load(transcript), verifier, tuple(ptau or ()))
+        expected = {party: check_address(address, f"--{party}") for party, address
+                    in (("client", client), ("server", server)) if address is not None}
+        report = run_audit(Transcript.load(transcript), verifier, tuple(ptau or ()), expected)
     except SplitverifyError as exc:
         _fail(exc)
     if report.valid:

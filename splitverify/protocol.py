@@ -21,6 +21,10 @@ a challenged prover must then prove the statement it already committed to. ``off
 commitments, no proofs — plain split learning through the same code path (the baseline).
 Any failed check raises ``TamperDetected`` (step, party, reason); the session stops.
 
+Every statement travels signed by its sender (:mod:`splitverify.identity`: session, step, kind,
+public values, proof or none); the receiver checks the signature against the sender's identity
+pinned at the session's creation before anything else, and records it in the transcript.
+
 A party's ``on_statement`` hook (e.g. :class:`splitverify.chain.LedgerSink`) is called with every
 statement the party itself sends — kind, step, public values and proof (None when not proven
 now) — exactly as it goes on the wire, cheats included: a ledger holds what was claimed.

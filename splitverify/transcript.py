@@ -1,10 +1,13 @@
 """Session transcripts and their offline audit.
 
 A transcript holds what a third party needs to re-verify a session without either party: the
-model spec, the proof mode, the verification key of each circuit, and per step the public
-statement and proof (if one was made) of every message. ``audit`` re-verifies every proof and
-the whole chain of commitments: each message's commitment is the one the next proof consumed,
-and every party's weights after step t are its weights before step t + 1.
+model spec, the proof mode, the verification key of each circuit with its ceremony record and
+ptau (``keyorigin``), both parties' pinned identities, per step the public statement, proof (if
+one was made) and sender's signature of every message, and the client's signed end. ``audit``
+establishes the keys from their ceremony before it trusts a proof, checks every signature and
+the proof mode's promises, re-verifies every proof and the whole chain of commitments: each
+message's commitment is the one the next proof consumed, and every party's weights after step t
+are its weights before step t + 1.
 """
 
 from __future__ import annotations
@@ -174,14 +177,22 @@ def _end_errors(transcript: Transcript, steps: int) -> str | None:
 
 
 def audit(transcript: Transcript, verifier: str = "native",
-          ptau_files: list[Path] | tuple[Path, ...] = ()) -> AuditReport:
+          ptau_files: list[Path] | tuple[Path, ...] = (),
+          expected_identities: dict[str, str] | None = None) -> AuditReport:
     """Establish the keys (``keyorigin.check_keys``; re-derived from each ptau in
     ``ptau_files``), then check every entry's signature, field range and proof-mode promise, the
     chain of commitments and every proof, and the signed end of the session; the first failure
-    is reported. A transcript that records detected tampering is never valid."""
+    is reported. A transcript that records detected tampering is never valid.
+    ``expected_identities`` (party → address): the parties the auditor knows, which the
+    transcript's pinned identities must be (otherwise the signatures only show that *someone*
+    holding those keys wrote each side)."""
     from .keyorigin import KeyRefused, check_keys
     from .protocol import ProofMode
 
+    for party, address in (expected_identities or {}).items():
+        if transcript.identities.get(party) != address:
+            return AuditReport(False, 0, 0, None, f"the transcript pins the {party} identity "
+                               f"{transcript.identities.get(party)}, not {address}")
     if transcript.detected:
         return AuditReport(False, 0, 0, transcript.detected.get("step",
                            transcript.detected.get("detected_step")),

@@ -134,3 +134,22 @@ def test_the_ceremony_refuses_unsigned_contributions(isolated_cache, tmp_path):
     assert [a.status_code for a in answers] == [422, 200], [a.text for a in answers]
     assert "not signed (X-Contribution-Signature) by the client's pinned identity" in \
         answers[0].json()["error"]
+
+
+def test_the_store_keeps_signatures_and_upgrades_an_older_database(tmp_path):
+    import sqlite3
+
+    from splitverify.server.store import SessionStore
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as db:          # the entries table before entries were signed
+        db.execute("CREATE TABLE entries (session_id TEXT NOT NULL, step INTEGER NOT NULL, "
+                   "kind TEXT NOT NULL, public TEXT NOT NULL, proof TEXT, "
+                   "PRIMARY KEY (session_id, step, kind))")
+    store = SessionStore(old)
+    entry = {"step": 0, "kind": "client_forward", "public": PUBLIC, "proof": None,
+             "signature": "ab" * 65, "challenged": False}
+    store.save(5, token_sha256="t", request={}, state={}, replies={}, keys={}, stopped=None,
+               entries=[entry])
+    (stored,) = SessionStore(old).load_all()
+    assert stored.entries == [entry]

@@ -97,6 +97,14 @@ def test_an_honest_session_audits_and_says_what_it_established(sessions):
     assert "2 steps, every statement proven (6 proofs)" in out
     assert "INSECURE development ptau" in out and "consistency only" in out
     assert sessions.server.address in out and sessions.client.address in out
+    # an auditor who knows the parties' addresses holds the transcript to them
+    code, out = audit(sessions.every, "--client", sessions.client.address,
+                      "--server", sessions.server.address)
+    assert code == 0, out
+    stranger = Identity.generate().address
+    code, out = audit(sessions.every, "--server", stranger)
+    assert code == 3 and f"pins the server identity {sessions.server.address}, not " \
+        f"{stranger}" in out, out
 
 
 def test_with_the_ptau_the_initial_key_is_rederived(sessions, tmp_path):
