@@ -397,7 +397,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         body.within(limits)
         if mode.commits or body.client_identity is not None:
             # the client's statements and contributions are checked against this address
-            check_address(body.client_identity, "the client's (client_identity)")
+            body = body.model_copy(update={"client_identity": check_address(
+                body.client_identity, "the client's (client_identity)")})
         with creating:
             if len(sessions) >= limits.sessions:
                 return _error(429, f"this server holds its limit of {limits.sessions} sessions; "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import is_checksum_address
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
 from .circuits import PUBLIC_SIGNALS
 from .errors import InputError
@@ -53,12 +53,19 @@ def end_payload(session_id: int, steps: int) -> bytes:
     return _payload("end", session_id, steps)
 
 
+ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+
+
 def check_address(address: object, whose: str) -> str:
-    """A checksummed Ethereum address, or an InputError naming whose it was meant to be."""
-    if not isinstance(address, str) or not is_checksum_address(address):
-        raise InputError(f"{whose} identity {address!r} is not a checksummed Ethereum address "
-                         "(0x followed by 40 hex digits, EIP-55 case)")
-    return address
+    """An Ethereum address in its checksummed form (one in mixed case must carry a valid
+    EIP-55 checksum), or an InputError naming whose it was meant to be."""
+    one_case = isinstance(address, str) and address[2:] in (address[2:].lower(),
+                                                            address[2:].upper())
+    if not (isinstance(address, str) and is_hex_address(address)
+            and (one_case or is_checksum_address(address))):
+        raise InputError(f"{whose} identity {address!r} is not an Ethereum address (0x followed "
+                         "by 40 hex digits; in mixed case, with a valid EIP-55 checksum)")
+    return to_checksum_address(address)
 
 
 def recover(payload: bytes, signature: str | None) -> str | None:

@@ -45,7 +45,7 @@ from . import model
 from .circuits import KINDS, SplitCircuits, Statement, statements as st
 from .errors import InputError, SplitverifyError, TamperDetected
 from .circuits.generator import describe
-from .identity import Identity, end_payload, signed_by, statement_payload
+from .identity import ADDRESS_PATTERN, Identity, end_payload, signed_by, statement_payload
 from .limits import Limits
 from .model import Dense, Params, SplitSpec
 from .transcript import Transcript
@@ -110,7 +110,8 @@ class SessionCreate(BaseModel):
     seed: int = Field(0, ge=0, lt=1 << 63)
     # the client's identity (splitverify.identity): the address its signatures must recover to
     client_identity: str | None = Field(
-        None, description="The client's Ethereum address; required when statements travel.")
+        None, pattern=ADDRESS_PATTERN,
+        description="The client's Ethereum address; required when statements travel.")
 
     @classmethod
     def of(cls, spec: SplitSpec, mode: "ProofMode", seed: int,

@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                response_schema_conformance,
                                                status_code_conformance)
 
+from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.server import create_app
 
@@ -71,6 +72,10 @@ def new_session(client: TestClient) -> tuple[int, str]:
 def address(case, sender: str, client: TestClient) -> None:
     """Point ``case`` at a session as ``sender`` would; the generated parameters stay for
     'unknown session' (and the fuzzer's own garbage ids, which must be 404 or 422)."""
+    if case.path == "/sessions" and isinstance(case.body, dict) and sender == "owner":
+        # a client that says who it is (a session that commits needs it), so the generated
+        # bodies reach the paths behind that check too
+        case.body = {**case.body, "client_identity": Identity.generate().address}
     if "session_id" not in (case.path_parameters or {}) or sender == "unknown session":
         return
     session_id, token = new_session(client)

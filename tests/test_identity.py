@@ -64,8 +64,13 @@ def test_an_identity_is_kept_private_and_reloaded(tmp_path):
     with pytest.raises(InputError, match="identity key"):
         Identity.load_or_create(path)
     assert check_address(first.address, "x") == first.address
-    with pytest.raises(InputError, match="checksummed"):
-        check_address(first.address.lower(), "the client's")
+    assert check_address(first.address.lower(), "x") == first.address
+    # EIP-55's own example, then with one letter's case changed (a broken checksum)
+    assert check_address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "x") == \
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+    for bad in ("0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0x12", None):
+        with pytest.raises(InputError, match="not an Ethereum address"):
+            check_address(bad, "the client's")
 
 
 def test_http_messages_are_signed_and_checked(tiny_keys):
