@@ -339,10 +339,10 @@ class _Party:
     def signed_proof(self, kind: str, step: int) -> tuple[str, str]:
         """The proof of this party's statement (kind, step) on challenge, signed together
         with the statement."""
-        proof = self.prove(kind, step)
         sent = self.sent_public.get(kind)
         if sent is None or sent[0] != step:
             raise InputError(f"no {kind} statement of step {step} was sent")
+        proof = self.prove(kind, step)
         return proof, self.identity.sign_statement(self.session_id, step, kind, sent[1], proof)
 
     def _check_signed(self, kind: str, step: int, public: dict[str, int], proof: str | None,
