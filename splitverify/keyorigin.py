@@ -37,7 +37,7 @@ from .model import Dense, SplitSpec
 from .quant import QuantSpec
 from .zk import phase2
 from .zk.ceremony import KNOWN_PTAU_BLAKE2B, PtauFile
-from .zk.curve import G2_GENERATOR, g1_lem_to_affine, g2_lem_to_affine
+from .zk.curve import G2_GENERATOR, g1_lem_to_affine, g2_lem_to_affine, same_ratio
 
 CONTRIBUTORS = ("server", "client")        # the order of the session's ceremony
 _POINTS = ("delta_after", "g1_s", "g1_sx", "g2_spx", "transcript")
@@ -165,10 +165,6 @@ def _contribution(kind: str, record: dict[str, Any]) -> phase2.DeltaContribution
                                f"of a phase-2 contribution ({exc!r} missing or malformed)") from exc
 
 
-def _g2_lem(point) -> bytes:
-    return phase2._g2_lem(point)
-
-
 @dataclass
 class KeysVerdict:
     rederived: list[str]          # circuits whose initial key was re-derived from the ptau given
@@ -273,10 +269,9 @@ def _check_ceremony(transcript, kind: str, origin: dict, identities: dict) -> by
 
 
 def _check_delta(kind: str, vk, last_delta1: bytes) -> None:
-    from .zk.curve import same_ratio
-
     try:
-        ok = same_ratio(phase2.G1_ONE, last_delta1, phase2.G2_ONE, _g2_lem(vk.vk_delta_2))
+        ok = same_ratio(phase2.G1_ONE, last_delta1, phase2.G2_ONE,
+                        phase2._g2_lem(vk.vk_delta_2))
     except ValueError:
         ok = False
     if not ok:
