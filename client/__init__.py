@@ -33,7 +33,9 @@ from pydantic import ValidationError
 
 from ..circuits import KINDS, SplitCircuits
 from ..keyexchange import client_contribute, load_final
-from ..errors import InputError, SplitverifyError, TamperDetected
+from ..errors import InputError, SetupError, SplitverifyError, TamperDetected
+from ..identity import Identity, check_address
+from ..keyorigin import contribution_signed, sign_contribution
 from .. import model
 from ..model import SplitSpec
 from ..protocol import (ClientParty, GradientMessage, ProofMode, SessionCreate, SessionResult,
@@ -66,6 +68,11 @@ class SplitClient:
         self.retry_seconds = retry_seconds
         self.retries = 0                     # transient failures survived (for the summary)
         self.state = None if state_dir is None else StateFolder(state_dir)
+        # this client's signing key (kept in the state folder: a resumed client is the same
+        # party) and the server's address, pinned when the session is created
+        self.identity = (Identity.generate() if self.state is None
+                         else Identity.load_or_create(self.state.identity))
+        self.server_identity: str | None = None
         self.party: ClientParty | None = None
         self.session_id, self.token, self.seed = 0, "", 0
         self.initial_weights_commitment: int | None = None   # declared at the session's start
@@ -83,8 +90,8 @@ class SplitClient:
             return
         party = self.party
         self.state.save({
-            "url": self.url, "request": SessionCreate.of(
-                self.spec, self.mode, self.seed, self.initial_weights_commitment).model_dump(), "session_id": self.session_id, "token": self.token,
+            "url": self.url, "request": self._request_body(), "session_id": self.session_id,
+            "token": self.token, "server_identity": self.server_identity,
             "ceremony": self.ceremony, "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
             "detected": self.detected,
             "party": None if party is None else party.snapshot(),
@@ -109,6 +116,7 @@ class SplitClient:
                                                         request.seed)
         client.initial_weights_commitment = request.initial_weights_commitment
         client.ceremony, client.keys = data["ceremony"], data["keys"]
+        client.server_identity = data["server_identity"]
         client.next_step = data["next_step"]
         client.outbox, client.detected = data["outbox"], data["detected"]
         party = client._new_party()
@@ -120,7 +128,7 @@ class SplitClient:
         if data["transcript"] is None:          # stopped before the session was ready
             if client.ceremony:
                 client._key_ceremony()
-            party.transcript = new_transcript(party)
+            party.transcript = new_transcript(party, client._contribution_signatures())
             client._save()
         else:
             party.transcript = Transcript.model_validate(data["transcript"])
@@ -165,7 +173,8 @@ class SplitClient:
         response = self._post(path, body)
         if response.status_code == 428:
             challenge = response.json()
-            body["proof"] = self.party.prove(challenge["challenge"], challenge["step"])
+            body["proof"], body["signature"] = self.party.signed_proof(challenge["challenge"],
+                                                                       challenge["step"])
             self._save()
             response = self._post(path, body)
         if response.status_code == 409:
@@ -176,11 +185,12 @@ class SplitClient:
             raise ServerError(f"{path}: HTTP {response.status_code}: {response.text[:500]}")
         return response.json()
 
-    def _server_proof(self, kind: str, step: int) -> str:
-        """The server's proof of a statement this client challenged. The draw is saved before
-        the challenge leaves (a resumed client challenges the same steps, whatever the server
-        did meanwhile); a server that does not answer — an error status, a refusal, no answer
-        within the retry window — fails the challenge, which is tampering, not an outage."""
+    def _server_proof(self, kind: str, step: int) -> tuple[str, str | None]:
+        """The server's proof (and its signature) of a statement this client challenged. The
+        draw is saved before the challenge leaves (a resumed client challenges the same steps,
+        whatever the server did meanwhile); a server that does not answer — an error status, a
+        refusal, no answer within the retry window — fails the challenge, which is tampering,
+        not an outage."""
         self._save()
         failed = f"the server did not answer the challenge of its {kind} of step {step}"
         try:
@@ -192,20 +202,29 @@ class SplitClient:
             raise TamperDetected(step, "client", f"{failed}: HTTP {response.status_code}: "
                                  f"{response.text[:300]}")
         try:
-            proof = response.json().get("proof")
+            answer = response.json()
+            proof, signature = answer.get("proof"), answer.get("signature")
         except (ValueError, AttributeError):
-            proof = None
+            proof, signature = None, None
         if not isinstance(proof, str):
             raise TamperDetected(step, "client", f"{failed}: its answer holds no proof")
-        return proof
+        return proof, signature
 
     # -- the surface ------------------------------------------------------------------------
     def _new_party(self) -> ClientParty:
         client_params, _ = initial_params(self.spec, self.seed)
         self.party = ClientParty(self.spec, self.session_id, self.mode, client_params,
                                  self.circuits_for(self.spec), backend=self.backend,
-                                 malicious=self.malicious)
+                                 malicious=self.malicious, identity=self.identity,
+                                 peer=self.server_identity)
         return self.party
+
+    def _request_body(self) -> dict:
+        return SessionCreate.of(self.spec, self.mode, self.seed, self.initial_weights_commitment,
+                                client_identity=self.identity.address).model_dump()
+
+    def _contribution_signatures(self) -> dict[str, dict[str, str]]:
+        return {kind: record["signatures"] for kind, record in self.keys.items()}
 
     def create_session(self, seed: int = 0) -> int:
         if self.state is not None and self.state.exists():
@@ -219,20 +238,21 @@ class SplitClient:
         party = self._new_party()
         if self.mode.commits:
             self.initial_weights_commitment = party.weights_commitment()
-        response = self._post("/sessions", SessionCreate.of(
-            self.spec, self.mode, seed, self.initial_weights_commitment).model_dump(), auth=False)
+        response = self._post("/sessions", self._request_body(), auth=False)
         if response.status_code != 201:
             raise ServerError(f"creating a session failed: HTTP {response.status_code}: "
                               f"{response.text[:500]}")
         info = response.json()
+        self.server_identity = check_address(info.get("server_identity"),
+                                             "the server's (server_identity)")
         self.session_id, self.token = info["session_id"], info["token"]
-        party.session_id = self.session_id
+        party.session_id, party.peer = self.session_id, self.server_identity
         self.ceremony = bool(info.get("ceremony"))
         self.idle_expiry_s = info.get("idle_expiry_s", 0)
         self._save()
         if self.ceremony:
             self._key_ceremony()
-        party.transcript = new_transcript(party)
+        party.transcript = new_transcript(party, self._contribution_signatures())
         self._save()
         return self.session_id
 
@@ -250,17 +270,28 @@ class SplitClient:
                 if response.status_code != 200:
                     raise ServerError(f"fetching the server's {kind} key: HTTP "
                                       f"{response.status_code}: {response.text[:300]}")
-                key, _ = client_contribute(self.party.prover.circuits, kind, response.content,
-                                           response.headers.get("X-Contribution-Hash", ""),
-                                           folder)
-                record = self.keys[kind] = {"path": str(key.zkey), "blake2b": key.blake2b,
-                                            "transcript": [asdict(c) for c in key.transcript],
-                                            "accepted": False}
+                server_hash = response.headers.get("X-Contribution-Hash", "")
+                server_signature = response.headers.get("X-Contribution-Signature")
+                if not contribution_signed(self.server_identity, self.session_id, kind, 1,
+                                           "server", server_hash, server_signature):
+                    raise SetupError(f"the server's {kind} contribution is not signed by its "
+                                     f"pinned identity {self.server_identity}: refuse the key "
+                                     "and start a new session")
+                key, mine = client_contribute(self.party.prover.circuits, kind,
+                                              response.content, server_hash, folder)
+                record = self.keys[kind] = {
+                    "path": str(key.zkey), "blake2b": key.blake2b,
+                    "transcript": [asdict(c) for c in key.transcript], "accepted": False,
+                    "signatures": {"server": server_signature, "client": sign_contribution(
+                        self.identity, self.session_id, kind, 2, "client", mine)}}
                 self._save()
             if record["accepted"]:
                 continue
             done = self._request("PUT", path, content=Path(record["path"]).read_bytes(),
-                                 headers={"content-type": "application/octet-stream"})
+                                 headers={"content-type": "application/octet-stream",
+                                          "X-Contribution-Hash": record["transcript"][-1]["hash"],
+                                          "X-Contribution-Signature":
+                                              record["signatures"]["client"]})
             # 409 "already final": the server took this very key before we saw its answer (only
             # this session's token can upload, and we make one key per circuit)
             if done.status_code not in (200, 409):
@@ -308,6 +339,9 @@ class SplitClient:
             detected = exc
             self.detected = {"step": exc.step, "detected_by": exc.detected_by,
                              "reason": exc.reason}
+            self._save()
+        if self.party is not None:                 # the signed end: a cut is then visible
+            self.party.end_session(self.next_step)
             self._save()
         return SessionResult(self.next_step, [], detected, self.party, None,
                              time.perf_counter() - start, self.party.transcript)

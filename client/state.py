@@ -19,8 +19,8 @@ from pathlib import Path
 from ..errors import InputError
 
 VERSION = 1
-FIELDS = ("url", "request", "session_id", "token", "ceremony", "keys", "next_step", "outbox",
-          "detected", "party", "transcript")
+FIELDS = ("url", "request", "session_id", "token", "server_identity", "ceremony", "keys",
+          "next_step", "outbox", "detected", "party", "transcript")
 
 
 class StateFolder:
@@ -30,6 +30,7 @@ class StateFolder:
             raise InputError(f"state folder {self.folder} is a file; give a folder")
         self.file = self.folder / "state.json"
         self.keys = self.folder / "keys"
+        self.identity = self.folder / "identity.key"     # the client's signing key: private
 
     def exists(self) -> bool:
         return self.file.is_file()

@@ -67,6 +67,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..circuits import KINDS, SplitCircuits
 from ..circuits.generator import describe
 from ..errors import InputError, SplitverifyError, TamperDetected
+from ..identity import Identity, check_address
+from ..keyorigin import contribution_signed, sign_contribution
 from ..keyexchange import load_final, server_accept, server_contribute
 from ..limits import Limits
 from .. import model
@@ -132,6 +134,7 @@ class SessionCreated(BaseModel):
     proof_mode: str
     ceremony: bool = False       # the client must contribute to the keys before the first step
     idle_expiry_s: int = 0       # the session is removed after this long without a request
+    server_identity: str | None = None   # the server's address: its signatures recover to it
 
 
 class ProveRequest(BaseModel):
@@ -170,6 +173,8 @@ class StepDone(BaseModel):
 
 class ProofBody(BaseModel):
     proof: str = Field(description="256-byte Groth16 proof (EIP-197 order), hex")
+    signature: str | None = Field(None, description="The server's signature of the statement "
+                                  "with this proof (splitverify.identity).")
 
 
 class Predictions(BaseModel):
@@ -301,13 +306,16 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                backend: str | None = None, malicious: str | None = None,
                limits: Limits = Limits(), db: str | Path = ":memory:",
                ceremony: bool = True,
-               on_party: Callable[[ServerParty], object] | None = None) -> FastAPI:
+               on_party: Callable[[ServerParty], object] | None = None,
+               identity: Identity | None = None) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
     SQLite file sessions persist in (reloaded at start; ceremony keys are kept next to it, in
     ``<db>.keys/``); ``on_party`` sees each session's party as it is made or resumed (e.g.
-    ``LedgerSink.attach``, to log its statements)."""
+    ``LedgerSink.attach``, to log its statements); ``identity`` signs what the server sends
+    (default: kept next to the database in ``<db>.identity``, or one per process for
+    ``:memory:``)."""
     app = FastAPI(title="splitverify server", version="0.1.0")
     # the nesting check runs inside the body limit (the middleware added last runs first)
     app.add_middleware(NestingLimit, limit=limits.nesting, is_binary=is_key_upload,
@@ -321,6 +329,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     app.state.sessions, app.state.store = sessions, store
     circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
     key_folders: dict[int, Path] = {}
+    identity = identity or (Identity.generate() if str(db) == ":memory:"
+                            else Identity.load_or_create(f"{db}.identity"))
+    app.state.identity = identity
 
     def key_folder(session_id: int) -> Path:
         """Where a session's ceremony keys live: next to the database (``<db>.keys/<id>``),
@@ -335,7 +346,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         spec = request.spec()
         _, server_params = initial_params(spec, request.seed)
         party = ServerParty(spec, session_id, ProofMode.parse(request.proof_mode), server_params,
-                            circuits_for(spec), backend=backend, malicious=malicious)
+                            circuits_for(spec), backend=backend, malicious=malicious,
+                            identity=identity, peer=request.client_identity)
         # step 0's weightsCommitment must continue the chain from the declared starting point
         party.client_chain = request.initial_weights_commitment
         if on_party is not None:
@@ -356,6 +368,11 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                                if checkpoint else None))
         session.saved_entries = len(entries)
 
+    def contribution_signatures(session: _Session) -> dict[str, dict[str, str]]:
+        return {kind: {"server": record.get("server_signature"),
+                       "client": record.get("client_signature")}
+                for kind, record in session.keys.items()}
+
     def resume(stored) -> _Session:
         request = SessionCreate.model_validate(stored.request)
         party = new_party(request, stored.session_id)
@@ -368,7 +385,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                            record["blake2b"], record["transcript"])
         if not session.keys_ready:
             return session
-        party.transcript = new_transcript(party)
+        party.transcript = new_transcript(party, contribution_signatures(session))
         order = {kind: i for i, kind in enumerate(ORDER)}
         party.transcript.entries = [TranscriptEntry(**e) for e in sorted(
             stored.entries, key=lambda e: (e["step"], order[e["kind"]]))]
@@ -477,7 +494,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         persist(session)
         return _error(409, str(exc), **session.stopped)
 
-    def need_proof(kind: str, step: int) -> str:
+    def need_proof(kind: str, step: int) -> tuple[str, str]:
         raise ProofRequired(kind, step)
 
     @app.post("/sessions", response_model=SessionCreated, status_code=201,
@@ -489,6 +506,10 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                              "the commitment of the client's initial weights, which step 0's "
                              "weightsCommitment must equal")
         body.within(limits)
+        if mode.commits or body.client_identity is not None:
+            # the client's statements and contributions are checked against this address
+            body = body.model_copy(update={"client_identity": check_address(
+                body.client_identity, "the client's (client_identity)")})
         address = request.client.host if request.client else "unknown"
         wait = creation_rate.admit(address)
         if wait:
@@ -521,7 +542,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         return SessionCreated(session_id=session_id, token=token,
                               spec=describe(session.party.spec),
                               proof_mode=str(session.party.mode), ceremony=bool(session.keys),
-                              idle_expiry_s=limits.idle_seconds)
+                              idle_expiry_s=limits.idle_seconds,
+                              server_identity=identity.address)
 
     def new_session(body: SessionCreate, session_id: int) -> tuple[_Session, str]:
         """The session (stored) and its bearer token."""
@@ -533,6 +555,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
             for kind in KINDS:
                 key, contribution = server_contribute(party.prover.circuits, kind, folder)
                 session.keys[kind] = {"server": str(key.zkey), "server_hash": contribution,
+                                      "server_signature": sign_contribution(
+                                          identity, session_id, kind, 1, "server", contribution),
                                       "final": None}
         else:
             party.transcript = new_transcript(party)
@@ -560,7 +584,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         _, record = found
         return Response(Path(record["server"]).read_bytes(),
                         media_type="application/octet-stream",
-                        headers={"X-Contribution-Hash": record["server_hash"]})
+                        headers={"X-Contribution-Hash": record["server_hash"],
+                                 "X-Contribution-Signature": record["server_signature"]})
 
     @app.put("/sessions/{session_id}/keys/{kind}", response_model=KeyAccepted,
              responses=errors(*SESSION_ERRORS),
@@ -577,6 +602,14 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                                "the ceremony")
         folder = key_folder(session_id)
         body = await request.body()
+        # the client's contribution: its hash, signed by the client's pinned identity
+        client_hash = request.headers.get("x-contribution-hash", "")
+        client_signature = request.headers.get("x-contribution-signature")
+        if not contribution_signed(session.party.peer, session_id, kind, 2, "client",
+                                   client_hash, client_signature):
+            return _error(422, f"the {kind} key is refused: its contribution hash "
+                               "(X-Contribution-Hash) is not signed (X-Contribution-Signature) "
+                               f"by the client's pinned identity {session.party.peer}")
         with session.lock:
             if session.removed:              # deleted while the key was uploaded: write nothing
                 return _error(404, f"session {session_id} was deleted or expired meanwhile")
@@ -584,13 +617,15 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                 return _error(409, f"the {kind} key is already final")
             try:
                 key = server_accept(session.party.prover.circuits, kind, body,
-                                    record["server_hash"], folder)
+                                    record["server_hash"], folder, client_hash)
             except SplitverifyError as exc:
                 return _error(422, f"the {kind} key is refused: {without_paths(str(exc))}")
             record.update(final=str(key.zkey), blake2b=key.blake2b,
-                          transcript=[asdict(c) for c in key.transcript])
+                          transcript=[asdict(c) for c in key.transcript],
+                          client_signature=client_signature)
             if session.keys_ready:
-                session.party.transcript = new_transcript(session.party)
+                session.party.transcript = new_transcript(session.party,
+                                                          contribution_signatures(session))
             persist(session)
         return {"kind": kind, "accepted": True,
                 "contributions": [c.name for c in key.transcript]}
@@ -687,9 +722,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         if body.kind not in KINDS:
             raise InputError(f"unknown circuit {body.kind!r}")
         with session.lock:
-            proof = session.party.prove(body.kind, body.step)
+            proof, signature = session.party.signed_proof(body.kind, body.step)
             persist(session)                 # the prove time joins the recorded figures
-        return {"proof": proof}
+        return {"proof": proof, "signature": signature}
 
     @app.get("/sessions/{session_id}", response_model=SessionStatus,
              responses=errors(*SESSION_ERRORS))

@@ -7,7 +7,8 @@ lost, since each handled message is committed (one transaction) before the answe
                  token), the party's latest state (JSON: weights, chains, pending step, the
                  audit draws, the inputs kept for challenges), the last answer per message kind
                  (for idempotent retries), the stop record
-    entries      the transcript: per step and proof kind, the public statement and the proof
+    entries      the transcript: per step and proof kind, the public statement, the proof, the
+                 sender's signature and the audit draw
     checkpoints  the server's weights after each completed step
 """
 
@@ -41,6 +42,8 @@ CREATE TABLE IF NOT EXISTS entries (
     kind TEXT NOT NULL,
     public TEXT NOT NULL,
     proof TEXT,
+    signature TEXT,          -- the sender's signature (splitverify.identity)
+    challenged INTEGER,      -- audit:P: whether the server's draw challenged it (NULL otherwise)
     PRIMARY KEY (session_id, step, kind)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -84,6 +87,11 @@ class SessionStore:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            # a database from before entries were signed gains the columns (NULL: unsigned)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+            for column, kind in (("signature", "TEXT"), ("challenged", "INTEGER")):
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE entries ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as exc:
             raise InputError(f"--db {self.path} is not a splitverify session database: {exc}") \
                 from exc
@@ -108,9 +116,10 @@ class SessionStore:
                      json.dumps(replies), json.dumps(keys),
                      None if stopped is None else json.dumps(stopped), now, now))
                 db.executemany(
-                    "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?)",
-                    [(sid, e["step"], e["kind"], json.dumps(e["public"]), e.get("proof"))
-                     for e in entries])
+                    "INSERT OR REPLACE INTO entries (session_id, step, kind, public, proof, "
+                    "signature, challenged) VALUES (?,?,?,?,?,?,?)",
+                    [(sid, e["step"], e["kind"], json.dumps(e["public"]), e.get("proof"),
+                      e.get("signature"), e.get("challenged")) for e in entries])
                 if checkpoint is not None:
                     db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?)",
                                (sid, checkpoint[0], json.dumps(checkpoint[1])))
@@ -137,10 +146,12 @@ class SessionStore:
             out = []
             for sid, token, request, state, replies, keys, stopped, updated in rows:
                 entries = [{"step": step, "kind": kind, "public": json.loads(public),
-                            "proof": proof}
-                           for step, kind, public, proof in self._db.execute(
-                               "SELECT step, kind, public, proof FROM entries WHERE "
-                               "session_id=? ORDER BY step, rowid", (sid,))]
+                            "proof": proof, "signature": signature,
+                            "challenged": None if challenged is None else bool(challenged)}
+                           for step, kind, public, proof, signature, challenged
+                           in self._db.execute(
+                               "SELECT step, kind, public, proof, signature, challenged FROM "
+                               "entries WHERE session_id=? ORDER BY step, rowid", (sid,))]
                 out.append(StoredSession(int(sid), token, json.loads(request), json.loads(state),
                                          json.loads(replies), json.loads(keys),
                                          None if stopped is None else json.loads(stopped),

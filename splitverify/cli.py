@@ -401,23 +401,37 @@ def zk_demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] 
 @app.command()
 def audit(transcript: Annotated[Path, typer.Argument(help="A session's transcript.json.")],
           verifier: Annotated[str, typer.Option(help="native, snarkjs or py_ecc.")] = "native",
+          ptau: Annotated[Optional[list[Path]], typer.Option(
+              help="The ptau the keys were made from (checked against the sha256 the "
+                   "transcript records; repeat for circuits with their own): the initial keys "
+                   "are re-derived from it. Without it the keys are checked for consistency "
+                   "only.")] = None,
+          client: Annotated[Optional[str], typer.Option(
+              help="The client's address, if you know it: the transcript must pin it.")] = None,
+          server: Annotated[Optional[str], typer.Option(
+              help="The server's address, if you know it: the transcript must pin it.")] = None,
           ) -> None:
-    """Re-verify every proof and the chain of commitments of a transcript, offline.
-    Exit 0 if valid, 3 if not (with the first bad step and why)."""
+    """Establish the keys from the recorded ceremony, then re-verify every signature, proof and
+    the chain of commitments of a transcript, offline. Exit 0 if valid, 3 if not (with the
+    first bad step or key and why)."""
+    from .identity import check_address
     from .transcript import Transcript
     from .transcript import audit as run_audit
 
     try:
         if verifier not in zk.VERIFIER_NAMES:
             raise InputError(f"unknown verifier {verifier!r}; one of {list(zk.VERIFIER_NAMES)}")
-        report = run_audit(Transcript.load(transcript), verifier)
+        expected = {party: check_address(address, f"--{party}") for party, address
+                    in (("client", client), ("server", server)) if address is not None}
+        report = run_audit(Transcript.load(transcript), verifier, tuple(ptau or ()), expected)
     except SplitverifyError as exc:
         _fail(exc)
     if report.valid:
-        console.print(f"[green]valid[/]: {report.steps} steps, {report.proofs_verified} proofs "
-                      "verified, the commitment chain holds")
+        console.print(f"[green]valid[/]: {report.established}; {report.proofs_verified} proofs "
+                      "verified, the commitment chain holds", soft_wrap=True)
         return
-    console.print(f"[red]invalid[/] at step {report.bad_step}: {report.reason}")
+    where = f" at step {report.bad_step}" if report.bad_step is not None else ""
+    console.print(f"[red]invalid[/]{where}: {report.reason}", soft_wrap=True)
     raise typer.Exit(3)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import zk
-from .circuits import SplitCircuits
+from .circuits import KINDS, SplitCircuits
 from .errors import SetupError, SplitverifyError
 from .zk import phase2
 from .zk.ceremony import Contribution
@@ -82,13 +82,14 @@ def client_contribute(circuits: SplitCircuits, kind: str, server_zkey: bytes, se
 
 
 def server_accept(circuits: SplitCircuits, kind: str, final_zkey: bytes, server_hash: str,
-                  folder: Path) -> zk.CircuitKey:
-    """Step 3: the client's final key, checked; the server's key for ``kind`` from now on.
-    A key refused leaves nothing on disk."""
+                  folder: Path, client_hash: str = "") -> zk.CircuitKey:
+    """Step 3: the client's final key, checked (its contribution's hash must be
+    ``client_hash`` when given: the one the client signed); the server's key for ``kind`` from
+    now on. A key refused leaves nothing on disk."""
     path = folder / f"{kind}_final.zkey"
     try:
         key = _checked(_received(circuits, kind, final_zkey, path),
-                       initial(circuits, kind), [("server", server_hash), ("client", "")])
+                       initial(circuits, kind), [("server", server_hash), ("client", client_hash)])
     except SplitverifyError:
         path.unlink(missing_ok=True)
         raise
@@ -108,3 +109,27 @@ def load_final(circuits: SplitCircuits, kind: str, path: Path, blake2b: str,
     key.check_integrity(blake2b)
     circuits.use_key(kind, key)
     return key
+
+
+def local_ceremony(server_circuits: SplitCircuits, client_circuits: SplitCircuits,
+                   session_id: int, server_identity, client_identity, folder: Path
+                   ) -> dict[str, dict[str, str]]:
+    """Both parties' halves of every circuit's ceremony in one process (``run_local`` sessions:
+    tests, benchmarks), each contribution signed by its party's identity. Returns circuit →
+    contributor → signature, what ``protocol.new_transcript`` records."""
+    from .keyorigin import sign_contribution
+
+    signatures = {}
+    for kind in KINDS:
+        server_key, server_hash = server_contribute(server_circuits, kind, folder / "server")
+        client_key, client_hash = client_contribute(client_circuits, kind,
+                                                    server_key.zkey.read_bytes(), server_hash,
+                                                    folder / "client")
+        server_accept(server_circuits, kind, client_key.zkey.read_bytes(), server_hash,
+                      folder / "server", client_hash)
+        signatures[kind] = {
+            "server": sign_contribution(server_identity, session_id, kind, 1, "server",
+                                        server_hash),
+            "client": sign_contribution(client_identity, session_id, kind, 2, "client",
+                                        client_hash)}
+    return signatures

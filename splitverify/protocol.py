@@ -21,6 +21,10 @@ a challenged prover must then prove the statement it already committed to. ``off
 commitments, no proofs — plain split learning through the same code path (the baseline).
 Any failed check raises ``TamperDetected`` (step, party, reason); the session stops.
 
+Every statement travels signed by its sender (:mod:`splitverify.identity`: session, step, kind,
+public values, proof or none); the receiver checks the signature against the sender's identity
+pinned at the session's creation before anything else, and records it in the transcript.
+
 A party's ``on_statement`` hook (e.g. :class:`splitverify.chain.LedgerSink`) is called with every
 statement the party itself sends — kind, step, public values and proof (None when not proven
 now) — exactly as it goes on the wire, cheats included: a ledger holds what was claimed.
@@ -42,6 +46,7 @@ from . import model
 from .circuits import KINDS, SplitCircuits, Statement, statements as st
 from .errors import InputError, SplitverifyError, TamperDetected
 from .circuits.generator import describe
+from .identity import ADDRESS_PATTERN, Identity, end_payload, signed_by, statement_payload
 from .limits import Limits
 from .model import Dense, Params, SplitSpec
 from .transcript import Transcript
@@ -50,6 +55,8 @@ from .zk.curve import R
 
 # (kind, step, public values, proof hex or None) of a statement a party sends
 StatementHook = Callable[[str, int, dict[str, int], str | None], None]
+# asks the prover of (kind, step) for its proof: (proof hex, its signature of statement + proof)
+ProofRequest = Callable[[str, int], tuple[str, str]]
 
 SCENARIOS = ("server:wrong-gradient", "server:forged-proof", "server:skip-update",
              "client:poisoned-activation", "client:replay")
@@ -109,11 +116,17 @@ class SessionCreate(BaseModel):
     initial_weights_commitment: int | None = Field(
         None, ge=0, lt=R, description="The commitment of the client's initial weights (step "
         "0's weightsCommitment); required unless proof_mode is 'off'.")
+    # the client's identity (splitverify.identity): the address its signatures must recover to
+    client_identity: str | None = Field(
+        None, pattern=ADDRESS_PATTERN,
+        description="The client's Ethereum address; required when statements travel.")
 
     @classmethod
     def of(cls, spec: SplitSpec, mode: "ProofMode", seed: int,
-           initial_weights_commitment: int | None = None) -> "SessionCreate":
-        bound = {"initial_weights_commitment": initial_weights_commitment}
+           initial_weights_commitment: int | None = None,
+           client_identity: str | None = None) -> "SessionCreate":
+        bound = {"initial_weights_commitment": initial_weights_commitment,
+                 "client_identity": client_identity}
         if spec == SplitSpec.refnet(batch=spec.batch):
             return cls(batch=spec.batch, proof_mode=str(mode), seed=seed, **bound)
         return cls(model="layers", batch=spec.batch, proof_mode=str(mode), seed=seed,
@@ -150,6 +163,8 @@ class _Message(BaseModel):
     step: int
     public: dict[str, int] | None = None   # the statement's values (None when mode is off)
     proof: str | None = None               # 256-byte Groth16 proof (EIP-197 order), hex
+    # the sender's signature of (session, step, kind, public, proof) (splitverify.identity)
+    signature: str | None = None
 
 
 # a salt is a field element: salt and salt + r commit alike, so a salt past r would make one
@@ -324,13 +339,20 @@ class _Party:
 
     def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
                  circuits: SplitCircuits, *, backend: str | None = None,
-                 malicious: str | None = None):
+                 malicious: str | None = None, identity: Identity | None = None,
+                 peer: str | None = None):
         self.spec, self.session_id, self.mode = spec, session_id, mode
         self.params = params
         self.prover = Prover(circuits, mode, backend)
         self.verifier = Verifier(circuits, mode, self.role)
         self.malicious = malicious
         self.weights_salt = random_field()
+        # this party's signing key, and the other party's address pinned at session creation
+        self.identity = identity or Identity.generate()
+        self.peer = peer
+        # the public values of the latest statement of each kind this party sent (a challenge
+        # of it is answered with the proof signed together with them)
+        self.sent_public: dict[str, tuple[int, dict[str, int]]] = {}
 
     # -- persistence: what a restarted party needs to go on with the session -------------------
     def snapshot(self) -> dict:
@@ -346,6 +368,8 @@ class _Party:
             "prove_seconds": self.prover.prove_seconds,
             # the inputs of the latest statement of each kind: a challenge may come after a restart
             "kept": {kind: [step, inputs] for kind, (step, inputs) in self.prover._kept.items()},
+            "sent_public": {kind: [step, public] for kind, (step, public)
+                            in self.sent_public.items()},
         }
 
     def restore(self, state: dict) -> None:
@@ -357,11 +381,61 @@ class _Party:
         self.verifier.verify_seconds = state["verify_seconds"]
         self.prover.prove_seconds = state["prove_seconds"]
         self.prover._kept = {kind: (step, inputs) for kind, (step, inputs) in state["kept"].items()}
+        self.sent_public = {kind: (step, public)
+                            for kind, (step, public) in state["sent_public"].items()}
 
-    def _record(self, kind: str, step: int, public: dict[str, int], proof: str | None) -> None:
-        """What this party received and checked goes into the session's transcript."""
+    def _record(self, kind: str, step: int, public: dict[str, int], proof: str | None,
+                signature: str | None = None, challenged: bool | None = None) -> None:
+        """What this party received and checked goes into the session's transcript, with the
+        sender's signature of it and whether this party challenged it."""
         if self.transcript is not None:
-            self.transcript.record(kind, step, public, proof)
+            self.transcript.record(kind, step, public, proof, signature=signature,
+                                   challenged=challenged)
+
+    def _signed(self, kind: str, msg: _M) -> _M:
+        """``msg`` with this party's signature of its statement and proof."""
+        if msg.public is None:
+            return msg
+        self.sent_public[kind] = (msg.step, dict(msg.public))
+        return msg.model_copy(update={"signature": self.identity.sign_statement(
+            self.session_id, msg.step, kind, msg.public, msg.proof)})
+
+    def signed_proof(self, kind: str, step: int) -> tuple[str, str]:
+        """The proof of this party's statement (kind, step) on challenge, signed together
+        with the statement."""
+        sent = self.sent_public.get(kind)
+        if sent is None or sent[0] != step:
+            raise InputError(f"no {kind} statement of step {step} was sent")
+        proof = self.prove(kind, step)
+        return proof, self.identity.sign_statement(self.session_id, step, kind, sent[1], proof)
+
+    def _check_signed(self, kind: str, step: int, public: dict[str, int], proof: str | None,
+                      signature: str | None) -> None:
+        """The statement (and proof) must be signed by the other party's pinned identity."""
+        sender = "server" if self.role == "client" else "client"
+        if self.peer is None:
+            raise InputError(f"the {sender}'s identity is not pinned in this session: pin it "
+                             "(its address) when the session is created")
+        _require(signed_by(self.peer, statement_payload(self.session_id, step, kind, public,
+                                                        proof), signature),
+                 step, self.role, f"the {kind} statement is not signed by the {sender}'s pinned "
+                 f"identity {self.peer} (missing or bad signature)")
+
+    def _checked_statement(self, kind: str, step: int, msg: _Message, expected: Statement,
+                           request_proof: ProofRequest) -> None:
+        """The sender's signature, then the proof (sent along, or asked for when this party
+        draws a challenge, or when ``every`` wants one), then the transcript record."""
+        public = msg.public or {}
+        self._check_signed(kind, step, public, msg.proof, msg.signature)
+        challenged = self.verifier.wants_proof(kind, step, public)
+        proof, signature = msg.proof, msg.signature
+        if challenged and proof is None:
+            proof, signature = request_proof(kind, step)
+            self._check_signed(kind, step, public, proof, signature)
+        if proof is not None:     # a proof offered unasked is checked too: it is signed
+            proof = self.verifier.check(kind, step, proof, expected)
+        self._record(kind, step, public, proof, signature,
+                     challenged if self.mode.kind == "audit" else None)
 
     def _emit(self, kind: str, msg: _Message) -> None:
         """Hand a statement this party sends to its hook (``off`` sends none)."""
@@ -411,6 +485,7 @@ class ClientParty(_Party):
                              activations=activations.tolist(), labels=labels.tolist(),
                              message_salt=salts.message,
                              public=statement.values if statement else None, proof=proof)
+        msg = self._signed("client_forward", msg)
         if self.malicious == "client:replay" and self._sent:
             msg = self._sent[0]                     # re-sends step 0's message and proof
         self._sent.append(msg)
@@ -444,7 +519,14 @@ class ClientParty(_Party):
     def prove(self, kind: str, step: int) -> str:
         return self.prover.prove(kind, step)
 
-    def receive_gradient(self, msg: GradientMessage, request_proof: Callable[[str, int], str]
+    def end_session(self, steps: int) -> None:
+        """Record (signed) that the session ended after ``steps`` steps, so an auditor sees a
+        transcript cut short."""
+        if self.transcript is not None:
+            self.transcript.end = {"steps": steps, "signature": self.identity.sign(
+                end_payload(self.session_id, steps))}
+
+    def receive_gradient(self, msg: GradientMessage, request_proof: ProofRequest
                          ) -> BackwardMessage:
         """Check the server's step, then back-propagate, update and prove."""
         pending = self._pending
@@ -470,12 +552,7 @@ class ClientParty(_Party):
                 "session": self.session_id, "step": step})
             _require(public == expected.values, step, "client",
                      _mismatch("the server's", public, expected))
-            proof = None
-            if self.verifier.wants_proof("server_step", step, public):
-                proof = self.verifier.check("server_step", step,
-                                            msg.proof or request_proof("server_step", step),
-                                            expected)
-            self._record("server_step", step, public, proof)
+            self._checked_statement("server_step", step, msg, expected, request_proof)
             self.server_chain = public["weightsAfter"]
         bwd = model.client_backward(spec, self.params, pending.fwd, gradient)
         statement, proof = None, None
@@ -487,8 +564,9 @@ class ClientParty(_Party):
                                        lambda: st.client_backward_inputs(*args))
         self.params = bwd.new_params
         self._pending = None
-        backward = BackwardMessage(session_id=self.session_id, step=step,
-                                   public=statement.values if statement else None, proof=proof)
+        backward = self._signed("client_backward", BackwardMessage(
+            session_id=self.session_id, step=step,
+            public=statement.values if statement else None, proof=proof))
         self._emit("client_backward", backward)
         return backward
 
@@ -544,7 +622,7 @@ class ServerParty(_Party):
         raw[200] ^= 0x01                            # one bit of C
         return raw.hex()
 
-    def receive_forward(self, msg: ForwardMessage, request_proof: Callable[[str, int], str]
+    def receive_forward(self, msg: ForwardMessage, request_proof: ProofRequest
                         ) -> GradientMessage:
         spec, step = self.spec, self.next_step
         _require(msg.session_id == self.session_id, step, "server",
@@ -587,11 +665,7 @@ class ServerParty(_Party):
             args = (spec, self.params, acts, labels, msg.message_salt, result, salts,
                     self.session_id, step)
             statement = st.server_step_statement(*args)
-            proof = None
-            if self.verifier.wants_proof("client_forward", step, public):
-                proof = self.verifier.check("client_forward", step, msg.proof or
-                                            request_proof("client_forward", step), expected)
-            self._record("client_forward", step, public, proof)
+            self._checked_statement("client_forward", step, msg, expected, request_proof)
         proof = None
         if statement is not None:
             proof = self.prover.attach("server_step", step, lambda: st.server_step_inputs(*args))
@@ -612,13 +686,14 @@ class ServerParty(_Party):
                                     statement.values["gradientCommitment"] if statement else None,
                                     result.loss)
         self.losses.append(result.loss)
-        reply = GradientMessage(session_id=self.session_id, step=step,
-                                gradient=gradient.tolist(), gradient_salt=salts.gradient,
-                                public=statement.values if statement else None, proof=proof)
+        reply = self._signed("server_step", GradientMessage(
+            session_id=self.session_id, step=step, gradient=gradient.tolist(),
+            gradient_salt=salts.gradient, public=statement.values if statement else None,
+            proof=proof))
         self._emit("server_step", reply)
         return reply
 
-    def receive_backward(self, msg: BackwardMessage, request_proof: Callable[[str, int], str]
+    def receive_backward(self, msg: BackwardMessage, request_proof: ProofRequest
                          ) -> None:
         pending = self._pending
         if pending is None:
@@ -640,11 +715,7 @@ class ServerParty(_Party):
                 "session": self.session_id, "step": step})
             _require(public == expected.values, step, "server",
                      _mismatch("the client's backward", public, expected))
-            proof = None
-            if self.verifier.wants_proof("client_backward", step, public):
-                proof = self.verifier.check("client_backward", step, msg.proof or
-                                            request_proof("client_backward", step), expected)
-            self._record("client_backward", step, public, proof)
+            self._checked_statement("client_backward", step, msg, expected, request_proof)
             self.client_chain = public["weightsAfter"]
         self._pending = None
         self.next_step += 1
@@ -685,13 +756,18 @@ class SessionResult:
 
 
 def run_local(client: ClientParty, server: ServerParty, batches,
-              on_message: Callable[[_Message], None] = lambda _msg: None) -> SessionResult:
+              on_message: Callable[[_Message], None] = lambda _msg: None,
+              contribution_signatures: dict[str, dict[str, str]] | None = None
+              ) -> SessionResult:
     """Both parties in one process (tests, benchmarks): the same messages and checks as over
-    HTTP, without the transport; ``on_message`` sees each message as it is handed over.
-    Stops at the first TamperDetected."""
+    HTTP, without the transport; ``on_message`` sees each message as it is handed over;
+    ``contribution_signatures`` are the parties' signatures of their keys' ceremony
+    (``keyexchange.local_ceremony``), for the transcript. Stops at the first TamperDetected."""
     start = time.perf_counter()
     done, step_seconds, detected = 0, [], None
-    transcript = new_transcript(client)
+    # in one process each party knows the other's identity from the start
+    client.peer, server.peer = server.identity.address, client.identity.address
+    transcript = new_transcript(client, contribution_signatures)
     client.transcript = server.transcript = transcript
 
     def handed(msg: _M) -> _M:
@@ -702,9 +778,9 @@ def run_local(client: ClientParty, server: ServerParty, batches,
             step_start = time.perf_counter()
             step_seconds.append(0.0)
             forward = handed(client.forward(step, x, labels))
-            gradient = handed(server.receive_forward(forward, client.prove))
-            backward = handed(client.receive_gradient(gradient, server.prove))
-            server.receive_backward(backward, client.prove)
+            gradient = handed(server.receive_forward(forward, client.signed_proof))
+            backward = handed(client.receive_gradient(gradient, server.signed_proof))
+            server.receive_backward(backward, client.signed_proof)
             step_seconds[-1] = time.perf_counter() - step_start
             done = step + 1
     except TamperDetected as exc:
@@ -712,15 +788,35 @@ def run_local(client: ClientParty, server: ServerParty, batches,
         transcript.detected = {"step": exc.step, "detected_by": exc.detected_by,
                                "reason": exc.reason}
         detected = exc
+    client.end_session(done)
     return SessionResult(done, server.losses, detected, client, server,
                          time.perf_counter() - start, transcript, step_seconds)
 
 
-def new_transcript(party: "ClientParty | ServerParty") -> Transcript:
+def new_transcript(party: "ClientParty | ServerParty",
+                   contribution_signatures: dict[str, dict[str, str]] | None = None
+                   ) -> Transcript:
+    """The session's transcript as ``party`` starts it: the keys with their ceremony records
+    (each contribution's points and its contributor's signature, from
+    ``contribution_signatures``: circuit → contributor name → signature) and where their
+    ptau came from, and both parties' pinned identities."""
+    from .keyorigin import ceremony_record, key_origin
+
     circuits = party.prover.circuits
     kinds = KINDS if party.mode.proves else ()
+    signatures = contribution_signatures or {}
+    mine, theirs = party.identity.address, party.peer
+    origins = {kind: key_origin(circuits, kind) for kind in kinds}
+    ptaus = [o["ptau"] for o in origins.values()]
     return Transcript(
         session_id=party.session_id, spec=describe(party.spec), proof_mode=str(party.mode),
         verification_keys={kind: circuits.verification_key(kind).to_snarkjs() for kind in kinds},
-        ceremony={kind: [asdict(c) for c in circuits.key(kind).transcript] for kind in kinds})
+        ceremony={kind: ceremony_record(circuits.key(kind), signatures.get(kind, {}))
+                  for kind in kinds},
+        key_origin=origins,
+        # one ptau for every circuit (a published or two-party one); the development setup
+        # makes one per circuit, recorded in key_origin only
+        ptau=ptaus[0] if ptaus and all(p == ptaus[0] for p in ptaus) else None,
+        identities={"client": mine if party.role == "client" else theirs,
+                    "server": mine if party.role == "server" else theirs})
 

@@ -1,10 +1,13 @@
 """Session transcripts and their offline audit.
 
 A transcript holds what a third party needs to re-verify a session without either party: the
-model spec, the proof mode, the verification key of each circuit, and per step the public
-statement and proof (if one was made) of every message. ``audit`` re-verifies every proof and
-the whole chain of commitments: each message's commitment is the one the next proof consumed,
-and every party's weights after step t are its weights before step t + 1.
+model spec, the proof mode, the verification key of each circuit with its ceremony record and
+ptau (``keyorigin``), both parties' pinned identities, per step the public statement, proof (if
+one was made) and sender's signature of every message, and the client's signed end. ``audit``
+establishes the keys from their ceremony before it trusts a proof, checks every signature and
+the proof mode's promises, re-verifies every proof and the whole chain of commitments: each
+message's commitment is the one the next proof consumed, and every party's weights after step t
+are its weights before step t + 1.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pydantic import BaseModel, ConfigDict
 from . import zk
 from .circuits import PUBLIC_SIGNALS, Statement
 from .errors import InputError, SplitverifyError
+from .identity import end_payload, signed_by, statement_payload
+from .zk.curve import R as FIELD_MODULUS
 
 ORDER = ("client_forward", "server_step", "client_backward")
 
@@ -29,6 +34,10 @@ class TranscriptEntry(BaseModel):
     kind: str
     public: dict[str, int]
     proof: str | None = None      # 256-byte proof, hex; None when the step was not challenged
+    # the sender's signature of (session, step, kind, public, proof) (splitverify.identity)
+    signature: str | None = None
+    # audit:P: whether the receiver's draw challenged this statement (None in other modes)
+    challenged: bool | None = None
 
 
 class Transcript(BaseModel):
@@ -38,15 +47,27 @@ class Transcript(BaseModel):
     spec: str
     proof_mode: str
     verification_keys: dict[str, dict[str, Any]]
-    # per circuit, the phase-2 contributions of its key: index, name, kind and snarkjs hash
+    # per circuit, the phase-2 contributions of its key: index, name, kind and snarkjs hash,
+    # with the contribution's points (hex, LEM as in the zkey) and its contributor's signature
     ceremony: dict[str, list[dict[str, Any]]] = {}
     entries: list[TranscriptEntry] = []
     detected: dict[str, Any] | None = None
+    # per circuit: its ptau ({"sha256", "power", "origin", "name"}) and circuit hash
+    key_origin: dict[str, dict[str, Any]] = {}
+    # the ptau of every circuit when they share one: {"sha256": hex of the file, "power": int,
+    # "origin": "development" | "published" | "two-party", "name": str | None}
+    ptau: dict[str, Any] | None = None
+    # the parties' pinned identities (Ethereum addresses): {"client": …, "server": …}
+    identities: dict[str, str | None] = {}
+    # the client's signed end of the session: {"steps": n, "signature": hex}
+    end: dict[str, Any] | None = None
 
     def record(self, kind: str, step: int, public: dict[str, int] | None,
-               proof: str | None) -> None:
+               proof: str | None, *, signature: str | None = None,
+               challenged: bool | None = None) -> None:
         if public is not None:
-            self.entries.append(TranscriptEntry(step=step, kind=kind, public=public, proof=proof))
+            self.entries.append(TranscriptEntry(step=step, kind=kind, public=public, proof=proof,
+                                                signature=signature, challenged=challenged))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -71,6 +92,7 @@ class AuditReport:
     proofs_verified: int
     bad_step: int | None = None
     reason: str | None = None
+    established: str | None = None     # what a valid transcript establishes, in words
 
 
 def _chain_errors(entries: dict[tuple[int, str], TranscriptEntry], step: int,
@@ -110,8 +132,81 @@ def _chain_errors(entries: dict[tuple[int, str], TranscriptEntry], step: int,
     return None
 
 
-def audit(transcript: Transcript, verifier: str = "native") -> AuditReport:
-    """Re-verify every proof and the chain of commitments; the first failure is reported."""
+SENDER = {"client_forward": "client", "server_step": "server", "client_backward": "client"}
+
+
+def _entry_errors(transcript: Transcript, e: TranscriptEntry, mode: str) -> str | None:
+    """One entry's own promises: reduced public values, its sender's signature, and the proof
+    its proof mode requires."""
+    out_of_field = [name for name, v in e.public.items() if not 0 <= v < FIELD_MODULUS]
+    if out_of_field:
+        return (f"the {e.kind} statement's {out_of_field} are not reduced field elements "
+                "(each must lie in [0, r))")
+    sender = SENDER[e.kind]
+    try:
+        payload = statement_payload(transcript.session_id, e.step, e.kind, e.public, e.proof)
+    except InputError as exc:
+        return str(exc)
+    if not signed_by(transcript.identities.get(sender), payload, e.signature):
+        return (f"the {e.kind} statement is not signed by the {sender}'s pinned identity "
+                f"{transcript.identities.get(sender)}")
+    if mode == "every" and e.proof is None:
+        return f"the {e.kind} statement has no proof, but the proof mode 'every' proves each one"
+    if mode.startswith("audit:"):
+        if e.challenged is None:
+            return f"the {e.kind} statement does not record whether its verifier challenged it"
+        if e.challenged and e.proof is None:
+            return f"the {e.kind} statement was challenged but its proof is not recorded"
+    if mode in ("commit", "off") and e.proof is not None:
+        return f"the {e.kind} statement carries a proof, but the proof mode '{mode}' proves none"
+    return None
+
+
+def _end_errors(transcript: Transcript, steps: int) -> str | None:
+    end = transcript.end
+    if end is None:
+        return "the transcript has no end record: it may have been cut short"
+    client = transcript.identities.get("client")
+    if not isinstance(end.get("steps"), int) or not signed_by(
+            client, end_payload(transcript.session_id, end["steps"]), end.get("signature")):
+        return f"the end record is not signed by the client's pinned identity {client}"
+    if end["steps"] != steps:
+        return (f"the client ended the session after {end['steps']} steps, the transcript holds "
+                f"{steps}: it was cut short or extended")
+    return None
+
+
+def audit(transcript: Transcript, verifier: str = "native",
+          ptau_files: list[Path] | tuple[Path, ...] = (),
+          expected_identities: dict[str, str] | None = None) -> AuditReport:
+    """Establish the keys (``keyorigin.check_keys``; re-derived from each ptau in
+    ``ptau_files``), then check every entry's signature, field range and proof-mode promise, the
+    chain of commitments and every proof, and the signed end of the session; the first failure
+    is reported. A transcript that records detected tampering is never valid.
+    ``expected_identities`` (party → address): the parties the auditor knows, which the
+    transcript's pinned identities must be (otherwise the signatures only show that *someone*
+    holding those keys wrote each side)."""
+    from .keyorigin import KeyRefused, check_keys
+    from .protocol import ProofMode
+
+    for party, address in (expected_identities or {}).items():
+        if transcript.identities.get(party) != address:
+            return AuditReport(False, 0, 0, None, f"the transcript pins the {party} identity "
+                               f"{transcript.identities.get(party)}, not {address}")
+    if transcript.detected:
+        return AuditReport(False, 0, 0, transcript.detected.get("step",
+                           transcript.detected.get("detected_step")),
+                           f"the transcript records detected tampering: {transcript.detected}")
+    try:
+        mode = ProofMode.parse(transcript.proof_mode)
+    except InputError as exc:
+        return AuditReport(False, 0, 0, None, str(exc))
+    keys = None
+    if mode.proves:
+        try:
+            keys = check_keys(transcript, ptau_files)
+        except KeyRefused as exc:
+            return AuditReport(False, 0, 0, None, str(exc))
     try:
         vks = {kind: zk.VerificationKey.from_snarkjs(vk)
                for kind, vk in transcript.verification_keys.items()}
@@ -125,6 +220,8 @@ def audit(transcript: Transcript, verifier: str = "native") -> AuditReport:
     steps = sorted({s for s, _ in entries})
     if steps != list(range(len(steps))):
         return AuditReport(False, len(steps), 0, None, "the steps are not 0, 1, 2, …")
+    if (reason := _end_errors(transcript, len(steps))) is not None:
+        return AuditReport(False, len(steps), 0, None, reason)
     verified = 0
     for step in steps:
         reason = _chain_errors(entries, step, transcript.session_id)
@@ -132,6 +229,8 @@ def audit(transcript: Transcript, verifier: str = "native") -> AuditReport:
             return AuditReport(False, len(steps), verified, step, reason)
         for kind in ORDER:
             e = entries[(step, kind)]
+            if (reason := _entry_errors(transcript, e, str(mode))) is not None:
+                return AuditReport(False, len(steps), verified, step, reason)
             if e.proof is None:
                 continue
             if kind not in vks:
@@ -148,7 +247,23 @@ def audit(transcript: Transcript, verifier: str = "native") -> AuditReport:
                 return AuditReport(False, len(steps), verified, step,
                                    f"the {kind} proof does not verify")
             verified += 1
-    return AuditReport(True, len(steps), verified)
+    return AuditReport(True, len(steps), verified,
+                       established=_established(mode, len(steps), verified, len(entries), keys))
+
+
+def _established(mode, steps: int, verified: int, statements: int, keys) -> str:
+    signed = "each statement signed by its sender's pinned identity"
+    if mode.kind == "every":
+        return (f"{steps} steps, every statement proven ({verified} proofs) under {keys.describe()}; "
+                f"{signed}")
+    if mode.kind == "audit":
+        return (f"{steps} steps, {verified} of {statements} statements proven (each one its "
+                f"verifier's draw challenged, P = {mode.probability:g}), the rest committed only; "
+                f"{keys.describe()}; {signed}")
+    if mode.kind == "commit":
+        return (f"{steps} steps, NOTHING PROVEN: {statements} statements committed and chained "
+                f"only (proof mode commit); {signed}")
+    return f"{steps} steps, nothing committed or proven (proof mode off)"
 
 
 def dumps(report: AuditReport) -> str:

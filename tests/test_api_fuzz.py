@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                response_schema_conformance,
                                                status_code_conformance)
 
+from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.protocol import ClientParty, ProofMode
 from splitverify.refnet import initial_params
@@ -72,12 +73,13 @@ schema = schemathesis.openapi.from_dict(create_app(ceremony=False).openapi())
 
 
 def session_body(mode: str, keys) -> dict:
-    """A session of ``mode``; a committing one declares a real initial weights commitment."""
+    """A session of ``mode``; a committing one names its client and declares a real initial
+    weights commitment."""
     parsed = ProofMode.parse(mode)
     if not parsed.commits:
         return {**TINY_LAYERS, "proof_mode": mode}
     party = ClientParty(TINY_SPEC, 0, parsed, initial_params(TINY_SPEC, 0)[0], keys)
-    return {**TINY_LAYERS, "proof_mode": mode,
+    return {**TINY_LAYERS, "proof_mode": mode, "client_identity": Identity.generate().address,
             "initial_weights_commitment": party.weights_commitment()}
 
 
@@ -91,11 +93,11 @@ def address(case, sender: str, client: TestClient, body: dict) -> None:
     """Point ``case`` at a session (made from ``body``) as ``sender`` would; the generated
     parameters stay for 'unknown session' (and the fuzzer's own garbage ids, which must be 404
     or 422)."""
-    if (case.path == "/sessions" and sender == "owner" and isinstance(case.body, dict)
-            and "initial_weights_commitment" not in case.body):
-        # the owner declares where its weights start (a committing session needs it), so
-        # generated bodies reach the success path of session creation too
-        case.body = {**case.body, "initial_weights_commitment": DECLARED}
+    if case.path == "/sessions" and isinstance(case.body, dict) and sender == "owner":
+        # the owner says who it is and declares where its weights start (a committing session
+        # needs both), so generated bodies reach the success path of session creation too
+        case.body = {"initial_weights_commitment": DECLARED,
+                     "client_identity": Identity.generate().address, **case.body}
     if "session_id" not in (case.path_parameters or {}) or sender == "unknown session":
         return
     session_id, token = new_session(client, body)

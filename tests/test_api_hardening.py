@@ -35,6 +35,13 @@ def bearer(client: SplitClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {client.token}"}
 
 
+def signed(client: SplitClient, msg: dict, kind: str = "client_forward") -> dict:
+    """``msg`` signed by ``client``: the cheater is the session's own client and signs what it
+    sends, so only the check under test can refuse it."""
+    return {**msg, "signature": client.identity.sign_statement(
+        client.session_id, msg["step"], kind, msg["public"], msg["proof"])}
+
+
 # --- limits -------------------------------------------------------------------------------------
 
 
@@ -115,8 +122,8 @@ def test_a_proof_of_any_length_but_256_bytes_or_not_hex_is_tampering(tiny_keys):
             client = SplitClient(thread.url, spec=TINY_SPEC, circuits_for=lambda _s: tiny_keys)
             sid = client.create_session()
             good = client.party.forward(0, *batches[0]).model_dump()
-            r = http.post(f"{thread.url}/sessions/{sid}/forward", json={**good, "proof": proof},
-                           headers=bearer(client))
+            r = http.post(f"{thread.url}/sessions/{sid}/forward",
+                          json=signed(client, {**good, "proof": proof}), headers=bearer(client))
             reasons.append((r.status_code, r.json().get("reason", r.json()["error"])))
     assert [code for code, _ in reasons] == [409, 409, 409, 409], reasons
     assert all("malformed" in reason for _, reason in reasons), reasons
@@ -237,8 +244,8 @@ def test_messages_replayed_into_another_session_are_rejected(tiny_keys):
                                   token=created["token"])
             replay = {"as sent": stolen,
                       "naming B": relabelled(stolen, session_id=bob.session_id),
-                      "naming B in the statement": relabelled(
-                          stolen, session_id=bob.session_id, statement_too=True)}[variant]
+                      "naming B in the statement": signed(bob, relabelled(
+                          stolen, session_id=bob.session_id, statement_too=True))}[variant]
             r = post(bob, "forward", replay)
             rejected[variant] = (r.status_code, r.json().get("reason"))
             assert app.state.sessions[bob.session_id].party.losses == []

@@ -36,9 +36,12 @@ def session(keys, mode="every", *, server_bad=None, client_bad=None):
 
 
 def test_honest_session_over_http_audits_clean(keys):
-    app, thread = session(keys)
+    # the session's own two-party key ceremony: the audit refuses keys that do not come from
+    # one (the operator's shared keys have neither party's signed contribution)
+    app = create_app()
+    thread = ServerThread(app)
     with thread:
-        client = SplitClient(thread.url, spec=TINY_SPEC, circuits_for=lambda _s: keys)
+        client = SplitClient(thread.url, spec=TINY_SPEC)
         client.create_session(seed=1)
         result = client.train(batches(2), steps=2)
         server_transcript = Transcript.model_validate(client.server_transcript())
@@ -106,7 +109,9 @@ def test_bad_requests_get_4xx_and_change_nothing(keys):
         assert r.status_code == 422
         r = post({**good, "activations": [[1 << 40] * 3] * 2})
         assert r.status_code == 422 and "outside" in r.json()["error"]
-        r = post({**good, "proof": "00" * 10})
+        # a malformed proof, signed by the client (an unsigned one is refused for that first)
+        r = post({**good, "proof": "00" * 10, "signature": client.identity.sign_statement(
+            sid, 0, "client_forward", good["public"], "00" * 10)})
         assert r.status_code == 409 and "malformed" in r.json()["reason"]
         big = http.post(f"{url}/forward", content=b"x" * (9 << 20),
                          headers={**auth, "content-type": "application/json"})

@@ -15,6 +15,8 @@ from splitverify import model
 from splitverify.protocol import (ClientParty, ProofMode, ServerParty, Verifier, random_field,
                                   run_local)
 from splitverify.errors import InputError
+from splitverify.circuits import SplitCircuits
+from splitverify.keyexchange import local_ceremony
 
 from conftest import TINY_SPEC
 from split_cases import data_batches
@@ -104,9 +106,16 @@ def test_proof_mode_parsing():
 # --- transcripts and the offline audit -------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def honest_transcript(circuits, tmp_path_factory):
-    client, server = parties(circuits, "every")
-    result = run_local(client, server, batches(2, seed=4))
+def honest_transcript(tmp_path_factory):
+    # each party with its own circuits, keys from their two-party ceremony (which the audit
+    # establishes before it trusts a proof)
+    case, session, mode = random_case(TINY_SPEC, seed=11), random_field(), ProofMode.parse("every")
+    client = ClientParty(TINY_SPEC, session, mode, case.client, SplitCircuits(TINY_SPEC))
+    server = ServerParty(TINY_SPEC, session, mode, case.server, SplitCircuits(TINY_SPEC))
+    signatures = local_ceremony(server.prover.circuits, client.prover.circuits, session,
+                                server.identity, client.identity,
+                                tmp_path_factory.mktemp("ceremony"))
+    result = run_local(client, server, batches(2, seed=4), contribution_signatures=signatures)
     assert result.detected is None
     return result.transcript.save(tmp_path_factory.mktemp("transcript") / "transcript.json")
 

@@ -17,7 +17,9 @@ import pytest
 
 from splitverify.client import SplitClient
 from splitverify.demo import ServerThread, free_port, merged_transcript
+from splitverify.identity import Identity
 from splitverify.keyexchange import initial
+from splitverify.keyorigin import sign_contribution
 from splitverify.protocol import GradientMessage, random_field
 from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
@@ -278,9 +280,10 @@ def test_the_ceremony_refuses_keys_without_the_servers_contribution(tmp_path):
     """Steps wait for the ceremony (425); a key that skips the server's contribution, or a
     corrupted one, is refused (422) and the ceremony can still finish."""
     app = create_app(db=tmp_path / "s.db")
+    me = Identity.generate()
     with ServerThread(app) as thread:
         created = http.post(f"{thread.url}/sessions", json={
-            "model": "layers", "batch": TINY_SPEC.batch,
+            "model": "layers", "batch": TINY_SPEC.batch, "client_identity": me.address,
             "client_layers": [[d.n_in, d.n_out, d.relu] for d in TINY_SPEC.client],
             "server_layers": [[d.n_in, d.n_out, d.relu] for d in TINY_SPEC.server],
             "initial_weights_commitment": random_field()})   # no step is made here
@@ -293,10 +296,13 @@ def test_the_ceremony_refuses_keys_without_the_servers_contribution(tmp_path):
         assert early.status_code == 425 and "ceremony" in early.json()["error"]
         session = app.state.sessions[info["session_id"]]
         circuits = session.party.prover.circuits
-        own, _ = phase2.contribute(initial(circuits, "client_forward"), "client",
-                                   tmp_path / "skip.zkey")
+        own, own_hash = phase2.contribute(initial(circuits, "client_forward"), "client",
+                                          tmp_path / "skip.zkey")
+        signed = {**auth, "X-Contribution-Hash": own_hash,       # signed: refused for the key
+                  "X-Contribution-Signature": sign_contribution(
+                      me, info["session_id"], "client_forward", 2, "client", own_hash)}
         refused = http.put(f"{url}/keys/client_forward", content=own.zkey.read_bytes(),
-                            headers=auth)
+                            headers=signed)
         assert refused.status_code == 422 and "refused" in refused.json()["error"]
         theirs = http.get(f"{url}/keys/client_forward", headers=auth)
         broken = bytearray(theirs.content)
