@@ -13,7 +13,8 @@ from py_ecc.fields import bn128_FQ as FQ, bn128_FQ2 as FQ2
 
 from splitverify.circuits import statements as st
 from splitverify.model import SplitSpec
-from splitverify.protocol import ForwardMessage
+from splitverify.identity import Identity
+from splitverify.protocol import ClientParty, ForwardMessage
 from splitverify.zk import Proof
 from splitverify.zk.curve import R
 
@@ -32,16 +33,25 @@ def rerandomize(proof_hex: str, r: int) -> str:
     return fresh.to_bytes().hex()
 
 
-def poisoned(spec: SplitSpec, honest: ForwardMessage) -> ForwardMessage:
+def poisoned(spec: SplitSpec, honest: ForwardMessage, signer: Identity) -> ForwardMessage:
     """``honest`` with one activation changed and the statement made to match it (a consistent
-    cheat, no proof: only a proof of the challenged statement can tell)."""
+    cheat, no proof: only a proof of the challenged statement can tell), signed by the cheating
+    client (``signer``) as its own."""
     acts = torch.tensor(honest.activations)
     acts[0, 0] += spec.quant.scale
     labels = torch.tensor(honest.labels)
     public = {**honest.public, "messageCommitment": st.message_commitment(
         spec, acts, labels, honest.message_salt)}
-    return honest.model_copy(update={"activations": acts.tolist(), "public": public,
-                                     "proof": None})
+    return honest.model_copy(update={
+        "activations": acts.tolist(), "public": public, "proof": None,
+        "signature": signer.sign_statement(honest.session_id, honest.step, "client_forward",
+                                           public, None)})
+
+
+def proven(party: ClientParty, msg: ForwardMessage) -> ForwardMessage:
+    """``msg`` re-sent with its proof on challenge, signed together with it."""
+    proof, signature = party.signed_proof("client_forward", msg.step)
+    return msg.model_copy(update={"proof": proof, "signature": signature})
 
 
 class AnswerOnPath:

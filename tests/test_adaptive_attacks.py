@@ -25,7 +25,8 @@ from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk.curve import R
 
-from cheaters import AnswerOnPath, assert_live_equals_stored, poisoned, rerandomize
+from cheaters import (AnswerOnPath, assert_live_equals_stored, poisoned, proven,
+                      rerandomize)
 from conftest import http, Interposer, TINY_SPEC
 from split_cases import data_batches
 
@@ -67,15 +68,15 @@ def test_a_challenge_binds_the_statement_it_was_drawn_on(tiny_keys, tmp_path):
         x, labels = data_batches(TINY_SPEC, 1, seed=2)[0]
         honest = client.party.forward(0, x, labels)          # audit: unproven, inputs kept
         cheat = http.post(f"{thread.url}/sessions/{sid}/forward",
-                          json=poisoned(TINY_SPEC, honest).model_dump(),
+                          json=poisoned(TINY_SPEC, honest, client.identity).model_dump(),
                           headers=bearer(client.token))
         assert cheat.status_code == 428, cheat.text
         assert (cheat.json()["challenge"], cheat.json()["step"]) == ("client_forward", 0)
         assert_live_equals_stored(app, sid)
     restarted = operator_app(tiny_keys, db=db)
     with ServerThread(restarted) as thread:
-        proven = honest.model_copy(update={"proof": client.party.prove("client_forward", 0)})
-        turned = http.post(f"{thread.url}/sessions/{sid}/forward", json=proven.model_dump(),
+        turned = http.post(f"{thread.url}/sessions/{sid}/forward",
+                           json=proven(client.party, honest).model_dump(),
                            headers=bearer(client.token))
         assert turned.status_code == 409, turned.text
         body = turned.json()
@@ -143,11 +144,10 @@ def test_a_one_step_cheaters_detection_rate_is_P(tiny_keys):
             sid = client.create_session(seed=1)
             url, auth = f"{thread.url}/sessions/{sid}/forward", bearer(client.token)
             honest = client.party.forward(0, x, labels)
-            answer = http.post(url, json=poisoned(TINY_SPEC, honest).model_dump(), headers=auth)
+            answer = http.post(url, json=poisoned(TINY_SPEC, honest, client.identity).model_dump(), headers=auth)
             if answer.status_code == 428:
-                proven = honest.model_copy(
-                    update={"proof": client.party.prove("client_forward", 0)})
-                answer = http.post(url, json=proven.model_dump(), headers=auth)
+                answer = http.post(url, json=proven(client.party, honest).model_dump(),
+                                   headers=auth)
             assert answer.status_code in (200, 409), answer.text
             caught.append(answer.status_code == 409)
     expected = [random.Random(seed).random() < p for seed in range(sessions)]
@@ -163,8 +163,9 @@ def test_a_rerandomized_proof_is_the_same_message(tiny_keys):
     """Step 0's forward and backward messages are re-sent with re-randomized (valid) proofs:
     the server answers with its stored answers and changes nothing; the session then finishes
     and the merged transcript audits with one entry per statement, holding the proofs that were
-    verified first."""
-    app = operator_app(tiny_keys)
+    verified first. The session runs its own key ceremony: the audit establishes the keys
+    before it trusts a proof."""
+    app = create_app(limits=Limits(client_sessions=10_000))
     resent: list[tuple] = []     # kind, status, answer, stored answer, state before, after
 
     def resend_rerandomized(_n, request) -> None:
@@ -185,8 +186,8 @@ def test_a_rerandomized_proof_is_the_same_message(tiny_keys):
         assert_live_equals_stored(app, sid)
 
     with ServerThread(app) as thread:
-        client = new_client(thread.url, tiny_keys, "every",
-                            transport=Interposer(after=resend_rerandomized))
+        client = SplitClient(thread.url, spec=TINY_SPEC, proof_mode="every",
+                             transport=Interposer(after=resend_rerandomized))
         sid = client.create_session(seed=1)
         result = client.train(data_batches(TINY_SPEC, 2, seed=5), steps=2)
         server_transcript = Transcript.model_validate(client.server_transcript())
@@ -237,7 +238,8 @@ def test_a_step_the_server_cannot_take_is_refused_before_its_proof_counts(tiny_k
     party = ClientParty(spec, 0, mode, [(w, b.clone().fill_(4_000_000))], tiny_keys)
     with ServerThread(app) as thread:
         created = http.post(f"{thread.url}/sessions", json=SessionCreate.of(
-            spec, mode, 1, party.weights_commitment()).model_dump()).json()
+            spec, mode, 1, party.weights_commitment(),
+            client_identity=party.identity.address).model_dump()).json()
         sid = party.session_id = created["session_id"]
         x, labels = data_batches(spec, 1, seed=7)[0]
         msg = party.forward(0, x, labels)

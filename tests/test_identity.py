@@ -20,7 +20,7 @@ from splitverify.identity import (Identity, check_address, contribution_payload,
 from splitverify.circuits import SplitCircuits
 from splitverify.keyexchange import client_contribute
 from splitverify.keyorigin import sign_contribution
-from splitverify.protocol import ProofMode, SessionCreate
+from splitverify.protocol import ProofMode, SessionCreate, random_field
 from splitverify.server import create_app
 
 from conftest import http, TINY_SPEC
@@ -78,7 +78,8 @@ def test_http_messages_are_signed_and_checked(tiny_keys):
     app = create_app(lambda _spec: keys, ceremony=False)
     with ServerThread(app) as thread:
         body = {"model": "layers", "batch": TINY_SPEC.batch, "proof_mode": "every",
-                "client_layers": [[4, 3, True]], "server_layers": [[3, 2, False]]}
+                "client_layers": [[4, 3, True]], "server_layers": [[3, 2, False]],
+                "initial_weights_commitment": random_field()}
         refused = http.post(f"{thread.url}/sessions", json=body)
         assert refused.status_code == 422 and "client_identity" in refused.json()["error"]
 
@@ -125,7 +126,7 @@ def test_the_ceremony_refuses_unsigned_contributions(isolated_cache, tmp_path):
         # a client key whose contribution is signed by another identity than the pinned one
         pinned, other = Identity.generate(), Identity.generate()
         created = http.post(f"{thread.url}/sessions", json={
-            **SessionCreate.of(TINY_SPEC, ProofMode.parse("every"), 0).model_dump(),
+            **SessionCreate.of(TINY_SPEC, ProofMode.parse("every"), 0, random_field()).model_dump(),
             "client_identity": pinned.address}).json()
         sid, auth = created["session_id"], {"Authorization": f"Bearer {created['token']}"}
         url = f"{thread.url}/sessions/{sid}/keys/client_forward"

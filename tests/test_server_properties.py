@@ -5,7 +5,7 @@ changes nothing; a cheat stops the session for good; and where no cheat came, an
 then finishes the session and the merged transcript audits with exactly one entry per statement.
 
 The real server app in process (FastAPI's TestClient), the tiny model, ``every`` sessions with
-the operator's keys; a fresh session per example."""
+its own two-party key ceremony; a fresh session per example."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from splitverify.demo import merged_transcript
 from splitverify.protocol import (ClientParty, ForwardMessage, GradientMessage, ProofMode,
                                   SessionCreate, new_transcript, random_field)
 from splitverify.refnet import initial_params
+from splitverify.client import SplitClient
+from splitverify.limits import Limits
 from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk.curve import R
@@ -43,16 +45,15 @@ def no_challenge(kind: str, step: int) -> str:
 class Session:
     """One session driven message by message; ``expect`` what each kind of message must get."""
 
-    def __init__(self, app, http: TestClient, keys):
+    def __init__(self, app, http: TestClient):
         self.app, self.http = app, http
-        params, _ = initial_params(TINY_SPEC, 1)
-        self.party = ClientParty(TINY_SPEC, 0, MODE, params, keys)
-        created = http.post("/sessions", json=SessionCreate.of(
-            TINY_SPEC, MODE, 1, self.party.weights_commitment()).model_dump())
-        assert created.status_code == 201, created.text
-        self.sid = self.party.session_id = created.json()["session_id"]
-        self.auth = {"Authorization": f"Bearer {created.json()['token']}"}
-        self.party.transcript = new_transcript(self.party)
+        # the SDK makes the session and runs its key ceremony (the audit establishes the keys
+        # before it trusts a proof); from then on its party's messages are sent by hand
+        client = SplitClient("http://testserver", spec=TINY_SPEC, proof_mode=str(MODE),
+                             transport=http._transport)
+        client.create_session(seed=1)
+        self.party, self.sid = client.party, client.session_id
+        self.auth = {"Authorization": f"Bearer {client.token}"}
         self.batches = data_batches(TINY_SPEC, STEPS, seed=9)
         self.step, self.kind = 0, "forward"
         self.outbox: dict | None = None          # the next honest message, fixed once made
@@ -138,12 +139,15 @@ class Session:
             kind, body, _ = self.handled[0]
         elif self.kind == "forward":
             message = ForwardMessage.model_validate(self.next_honest())
-            kind, body = "forward", {**poisoned(TINY_SPEC, message).model_dump(),
-                                     "proof": message.proof}
+            cheat = poisoned(TINY_SPEC, message, self.party.identity)
+            kind, body = "forward", {**cheat.model_dump(), "proof": message.proof}
         else:
             body = dict(self.next_honest())
             kind, body = "backward", {**body, "public": {**body["public"],
                                                          "weightsAfter": random_field()}}
+        # signed by the client as its own, so the check that must catch the cheat is the proof
+        body = {**body, "signature": self.party.identity.sign_statement(
+            self.sid, body["step"], f"client_{kind}", body["public"], body["proof"])}
         answer = self.post(kind, body)
         assert answer.status_code == 409, answer.text
         if not self.stopped:
@@ -153,8 +157,9 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_keys):
-    app = create_app(lambda _spec: tiny_keys, ceremony=False)
+def served():
+    # each session its own two-party ceremony on the tiny circuits; all from one address
+    app = create_app(limits=Limits(client_sessions=10_000))
     with TestClient(app) as http:
         yield app, http
 
@@ -169,10 +174,9 @@ def served(tiny_keys):
 @example(actions=[("honest", ""), ("honest", ""), ("cheating", ""), ("honest", "")])
 @settings(max_examples=6, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-def test_any_interleaving_leaves_state_consistent_and_the_session_finishable(served, tiny_keys,
-                                                                             actions):
+def test_any_interleaving_leaves_state_consistent_and_the_session_finishable(served, actions):
     app, http = served
-    session = Session(app, http, tiny_keys)
+    session = Session(app, http)
     for action, how in actions:
         if action == "honest":
             session.honest()
@@ -192,6 +196,7 @@ def test_any_interleaving_leaves_state_consistent_and_the_session_finishable(ser
     assert len(server.losses) == STEPS
     theirs = Transcript.model_validate(
         http.get(f"/sessions/{session.sid}/transcript", headers=session.auth).json())
+    session.party.end_session(STEPS)
     merged = merged_transcript(session.party.transcript, theirs)
     statements = [(e.step, e.kind) for e in merged.entries]
     assert len(statements) == len(set(statements)) == 3 * STEPS

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -109,8 +110,10 @@ class LoadedKey:
         if self.struct.tw:
             _native().svp_key_release(ctypes.byref(self.struct))
 
-    def __del__(self) -> None:
-        self.release()
+    def __del__(self, _finalizing=sys.is_finalizing) -> None:
+        # at interpreter exit the extension may already be gone; the process frees the memory
+        if not _finalizing():
+            self.release()
 
 
 def _point(group: str, raw: bytes, what: str, zkey: Path) -> bytes:
