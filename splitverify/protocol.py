@@ -101,6 +101,10 @@ class SessionCreate(BaseModel):
     proof_mode: str = "every"
     # torch seeds the second half with seed + 1, and a torch seed is below 2^64
     seed: int = Field(0, ge=0, lt=1 << 63)
+    # the client's party id (two-party phase 1, cached per pair) and the ptau it was told to
+    # use ({"origin", "sha256"}); a server using another one refuses the session
+    party_id: str | None = None
+    ptau: dict[str, str | None] | None = None
 
     @classmethod
     def of(cls, spec: SplitSpec, mode: "ProofMode", seed: int) -> "SessionCreate":

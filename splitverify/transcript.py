@@ -40,6 +40,9 @@ class Transcript(BaseModel):
     verification_keys: dict[str, dict[str, Any]]
     # per circuit, the phase-2 contributions of its key: index, name, kind and snarkjs hash
     ceremony: dict[str, list[dict[str, Any]]] = {}
+    # the powers of tau the keys come from: {"sha256", "power", "origin": "development" |
+    # "published" | "two-party", "name"} (None without proofs)
+    ptau: dict[str, Any] | None = None
     entries: list[TranscriptEntry] = []
     detected: dict[str, Any] | None = None
 
