@@ -284,6 +284,12 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None,
                         content=ErrorBody(error=message, **extra).model_dump(exclude_none=True))
 
 
+def _file_response(path: str, contribution_hash: str) -> Response:
+    """A ceremony file of the server's, with the hash of its contribution."""
+    return Response(Path(path).read_bytes(), media_type="application/octet-stream",
+                    headers={"X-Contribution-Hash": contribution_hash})
+
+
 def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None, *,
                backend: str | None = None, malicious: str | None = None,
                limits: Limits = Limits(), db: str | Path = ":memory:",
@@ -522,9 +528,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         if isinstance(found, JSONResponse):
             return found
         _, record = found
-        return Response(Path(record["server_file"]).read_bytes(),
-                        media_type="application/octet-stream",
-                        headers={"X-Contribution-Hash": record["server_hash"]})
+        return _file_response(record["server_file"], record["server_hash"])
 
     @app.put("/sessions/{session_id}/phase1", response_model=Phase1Accepted,
              responses=errors(*SESSION_ERRORS),
@@ -561,9 +565,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         if isinstance(found, JSONResponse):
             return found
         _, record = found
-        return Response(Path(record["server"]).read_bytes(),
-                        media_type="application/octet-stream",
-                        headers={"X-Contribution-Hash": record["server_hash"]})
+        return _file_response(record["server"], record["server_hash"])
 
     @app.put("/sessions/{session_id}/keys/{kind}", response_model=KeyAccepted,
              responses=errors(*SESSION_ERRORS),

@@ -245,10 +245,12 @@ class Serve:
 
 
 def _machine(root: Path, compiled_from: Path) -> Path:
-    """A party's own cache, seeded with the compiled tiny circuits only (compiling is not what
-    is tested; nothing of the setup is shared)."""
+    """A party's own cache, seeded with the compiled tiny circuits and witness calculators only
+    (compiling is not what is tested; nothing of the setup is shared)."""
     root.mkdir(parents=True)
-    shutil.copytree(compiled_from / "circuit", root / "circuit")
+    for kind in ("circuit", "wasmtime"):
+        if (compiled_from / kind).is_dir():
+            shutil.copytree(compiled_from / kind, root / kind)
     return root
 
 

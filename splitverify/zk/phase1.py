@@ -32,7 +32,7 @@ from .curve import (Q, R, FixedBase, g1_neg, g2_in_subgroup, lem_to_int, lem_to_
                     lem_to_uncompressed, msm, mul_points, pairing_product_is_one, point_mul,
                     same_ratio, blake2b_partial, fft)
 from .devsetup import _atomic_write, _ptau_header, root_of_unity
-from .phase2 import G1_ONE, G2_ONE, _g1_lem, _g2_lem, snarkjs_name
+from .phase2 import G1_ONE, G2_ONE, _g1_lem, _g2_lem, contribution_params, snarkjs_name
 from .snarkjs_rng import ChaCha, g1_from_rng, hash_to_g2
 
 G1_SIZE, G2_SIZE = 64, 128
@@ -157,21 +157,7 @@ def _parse_contributions(data: bytes) -> list[Contribution]:
         key = PubKey.from_lem(take(PUBKEY_SIZE))
         partial, challenge = take(PARTIAL_HASH_SIZE), take(HASH_SIZE)
         kind, plen = struct.unpack("<II", take(8))
-        params, name, i, last = take(plen), "", 0, 0
-        while i < len(params):
-            tag = params[i]
-            if tag <= last:
-                raise ValueError("contribution parameters are not sorted")
-            last = tag
-            if tag == 1:
-                name = params[i + 2: i + 2 + params[i + 1]].decode("utf-8", errors="replace")
-                i += 2 + params[i + 1]
-            elif tag == 2:
-                i += 2
-            elif tag == 3:
-                i += 2 + params[i + 1]
-            else:
-                raise ValueError(f"unknown contribution parameter {tag}")
+        name = contribution_params(take(plen)).get("name", "")
         out.append(Contribution(*points, key, partial, challenge, kind, name))
     if pos != len(data):
         raise ValueError(f"{len(data) - pos} bytes follow the last contribution")
