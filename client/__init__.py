@@ -120,6 +120,13 @@ class SplitClient:
             load_final(party.prover.circuits, kind, Path(record["path"]), record["blake2b"],
                        record["transcript"])
         if data["transcript"] is None:          # stopped before the session was ready
+            if "announced" in client.ptau and "record" not in client.ptau:
+                policy = client.ptau["policy"]
+                if policy is not None:
+                    client.ptau_policy = PtauPolicy(policy["origin"], policy["file"] and
+                                                    zk.PtauFile.open(policy["file"]))
+                client._agree_ptau(client.ptau["announced"], client.ptau["server_party"])
+                client._save()
             if client.ceremony:
                 client._key_ceremony()
             client._start_transcript()
@@ -215,6 +222,12 @@ class SplitClient:
         party = self._new_party()
         self._save()
         if self.mode.proves and (self.ptau_policy is not None or info.get("ptau")):
+            # kept first: a client restarted in the middle of the phase 1 picks it up again
+            self.ptau = {"announced": info.get("ptau"), "server_party": info.get("server_party"),
+                         "policy": None if self.ptau_policy is None else {
+                             "origin": self.ptau_policy.origin,
+                             "file": self.ptau_policy.file and str(self.ptau_policy.file.path)}}
+            self._save()
             self._agree_ptau(info.get("ptau"), info.get("server_party"))
             self._save()
         if self.ceremony:
@@ -244,11 +257,12 @@ class SplitClient:
                                "server")
         if policy.origin == "published":
             circuits.ptau = policy.file
-            self.ptau = {"record": powersoftau.ptau_record(policy.file, "published",
-                                                           policy.file.path.name),
-                         "file": str(policy.file.path), "blake2b": policy.file.blake2b}
+            self.ptau.update(record=powersoftau.ptau_record(policy.file, "published",
+                                                            policy.file.path.name),
+                             file=str(policy.file.path), blake2b=policy.file.blake2b)
             return
         if policy.origin == "development":
+            self.ptau["record"] = None           # each side's own: see record_of
             return
         server = powersoftau.check_party_id(server_party, "the server's party id")
         me = powersoftau.party_id(self._cache())
@@ -264,8 +278,8 @@ class SplitClient:
                                  "caches disagree; the server's operator deletes its phase-1 "
                                  "entry for this party to make a new one")
         circuits.ptau = prepared
-        self.ptau = {"record": powersoftau.ptau_record(prepared, "two-party"),
-                     "file": str(prepared.path), "blake2b": prepared.blake2b}
+        self.ptau.update(record=powersoftau.ptau_record(prepared, "two-party"),
+                         file=str(prepared.path), blake2b=prepared.blake2b)
 
     def _phase1(self, server: str, me: str, needed: int) -> zk.PtauFile:
         """The client's half of the two-party phase 1: check the server's powers of tau, add
