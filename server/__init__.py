@@ -347,9 +347,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         party = new_party(request, stored.session_id)
         party.restore(stored.state)
         keys = dict(stored.keys)
+        ptau_record = keys.pop(PTAU_RECORD, {})          # absent in sessions stored before it
         session = _Session(stored.token_sha256, stored.request, party, stored.stopped,
-                           stored.replies, keys, len(stored.entries),
-                           ptau=keys.pop(PTAU_RECORD, {}))
+                           stored.replies, keys, len(stored.entries), ptau=ptau_record)
         if session.ptau.get("file"):
             party.prover.circuits.ptau = zk.PtauFile.open(session.ptau["file"],
                                                           expected_blake2b=session.ptau["blake2b"])

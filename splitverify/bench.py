@@ -302,7 +302,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
     setup_runs = 1 if quick else 3
     setup_s = _median_seconds(one_setup, setup_runs)
     phase1_s = {}
-    for power in PHASE1_POWERS[:1] if quick else PHASE1_POWERS:
+    for power in (10,) if quick else PHASE1_POWERS:
         progress(f"two-party phase 1 + preparation at 2^{power}")
         with tempfile.TemporaryDirectory(prefix="sv-bench-phase1-") as tmp:
             phase1_s[f"2^{power}"] = phase1_seconds(power, Path(tmp))
