@@ -170,6 +170,31 @@ def test_mismatched_or_development_ptau_is_refused_at_session_creation(tmp_path)
                 client.create_session()
 
 
+@pytest.mark.parametrize("args,message", [
+    (("--ptau", "{ptau}", "--insecure-dev-ptau"), "exclude each other"),
+    (("--ptau", "{missing}"), "does not exist"),
+    (("--ptau", "{unprepared}"), "not prepared for phase 2"),
+])
+def test_ptau_options_are_checked_before_anything_runs(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from splitverify.cli import app
+
+    phase1.start(2, "server", tmp_path / "unprepared.ptau")
+    phase1.prepare_phase2(phase1.Ptau.read(tmp_path / "unprepared.ptau"), tmp_path / "p.ptau")
+    paths = {"ptau": tmp_path / "p.ptau", "missing": tmp_path / "none.ptau",
+             "unprepared": tmp_path / "unprepared.ptau"}
+    filled = [a.format(**paths) for a in args]
+    for command in (["serve", "--db", str(tmp_path / "s.db")],
+                    ["train", "--server", "http://127.0.0.1:9", "--out", str(tmp_path)]):
+        result = CliRunner().invoke(app, [*command, *filled])
+        assert result.exit_code == 1 and message in " ".join(result.output.split()), \
+            (command, result.output)
+    layers = CliRunner().invoke(app, ["train", "--server", "http://127.0.0.1:9",
+                                      "--client-layers", "4:3:tanh", "--server-layers", "3:2"])
+    assert layers.exit_code == 1 and "N_IN:N_OUT:relu" in layers.output
+
+
 # --- why not the development ptau: its maker forges proofs --------------------------------------
 
 
