@@ -29,7 +29,7 @@ from .circuits import KINDS, SplitCircuits
 from .errors import InputError, SetupError
 from .zk import phase1
 from .zk.cache import ArtifactCache, digest
-from .zk.ceremony import dev_ptau_of, initial_key
+from .zk.ceremony import initial_key
 
 ORIGINS = ("development", "published", "two-party")
 PARTY_FILE = "party.json"
@@ -71,12 +71,20 @@ class PtauPolicy:
                 "sha256": sha256_file(self.file.path) if self.file is not None else None}
 
 
+_SHA256_SEEN: dict[tuple[str, int, int], str] = {}
+
+
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256 of a file, remembered per (path, size, mtime): every session records its ptau."""
+    stat = Path(path).stat()
+    seen = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if seen not in _SHA256_SEEN:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA256_SEEN[seen] = h.hexdigest()
+    return _SHA256_SEEN[seen]
 
 
 def ptau_record(ptau: zk.PtauFile, origin: str, name: str | None = None) -> dict:
@@ -93,8 +101,9 @@ def record_of(circuits: SplitCircuits, origin: str | None = None) -> dict:
         return ptau_record(circuits.ptau, origin or "published",
                            circuits.ptau.path.name if known or origin != "two-party" else None)
     kind = max(KINDS, key=lambda k: circuits.circuit(k).info.ptau_power)
-    dev = dev_ptau_of(initial_key(circuits.circuit(kind), None, circuits.cache))
-    return ptau_record(dev, "development")
+    dev = initial_key(circuits.circuit(kind), None, circuits.cache).zkey.parent / "dev.ptau"
+    return {"sha256": sha256_file(dev), "power": circuits.circuit(kind).info.ptau_power,
+            "origin": "development", "name": None}
 
 
 def check_same(mine: dict, theirs: dict, who: str) -> None:
