@@ -33,6 +33,8 @@ from pydantic import ValidationError
 
 from ..circuits import KINDS, SplitCircuits
 from ..keyexchange import client_contribute, load_final
+from .. import powersoftau, zk
+from ..powersoftau import PtauPolicy
 from ..errors import InputError, SetupError, SplitverifyError, TamperDetected
 from ..identity import Identity, check_address
 from ..keyorigin import contribution_signed, sign_contribution
@@ -58,8 +60,12 @@ class SplitClient:
                  backend: str | None = None, malicious: str | None = None,
                  timeout: float = 600.0, retry_seconds: float = 60.0,
                  state_dir: str | Path | None = None,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, ptau: PtauPolicy | None = None):
         self.url = url.rstrip("/")
+        # which powers of tau this client accepts (None: whatever the server's keys use)
+        self.ptau_policy = ptau
+        # the session's: {"record"} and, for a file of ours, {"file", "blake2b"}
+        self.ptau: dict = {}
         self.mode = ProofMode.parse(proof_mode)
         self.spec = spec or SplitSpec.refnet(batch=batch)
         self.circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
@@ -93,6 +99,7 @@ class SplitClient:
             "url": self.url, "request": self._request_body(), "session_id": self.session_id,
             "token": self.token, "server_identity": self.server_identity,
             "ceremony": self.ceremony, "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
+            "ptau": self.ptau,
             "detected": self.detected,
             "party": None if party is None else party.snapshot(),
             "transcript": (None if party is None or party.transcript is None
@@ -122,13 +129,24 @@ class SplitClient:
         party = client._new_party()
         if data["party"] is not None:
             party.restore(data["party"])
+        client.ptau = data["ptau"]
+        if client.ptau.get("file"):
+            party.prover.circuits.ptau = zk.PtauFile.open(
+                client.ptau["file"], expected_blake2b=client.ptau["blake2b"])
         for kind, record in client.keys.items():
             load_final(party.prover.circuits, kind, Path(record["path"]), record["blake2b"],
                        record["transcript"])
         if data["transcript"] is None:          # stopped before the session was ready
+            if "announced" in client.ptau and "record" not in client.ptau:
+                policy = client.ptau["policy"]
+                if policy is not None:
+                    client.ptau_policy = PtauPolicy(policy["origin"], policy["file"] and
+                                                    zk.PtauFile.open(policy["file"]))
+                client._agree_ptau(client.ptau["announced"], client.ptau["server_party"])
+                client._save()
             if client.ceremony:
                 client._key_ceremony()
-            party.transcript = new_transcript(party, client._contribution_signatures())
+            client._start_transcript()
             client._save()
         else:
             party.transcript = Transcript.model_validate(data["transcript"])
@@ -220,8 +238,14 @@ class SplitClient:
         return self.party
 
     def _request_body(self) -> dict:
-        return SessionCreate.of(self.spec, self.mode, self.seed, self.initial_weights_commitment,
-                                client_identity=self.identity.address).model_dump()
+        request = SessionCreate.of(self.spec, self.mode, self.seed,
+                                   self.initial_weights_commitment,
+                                   client_identity=self.identity.address)
+        if self.ptau_policy is not None:
+            request.ptau = self.ptau_policy.announce()
+        if self.ptau_policy is None or self.ptau_policy.origin == "two-party":
+            request.party_id = powersoftau.party_id(self._cache())
+        return request.model_dump(exclude_none=True)
 
     def _contribution_signatures(self) -> dict[str, dict[str, str]]:
         return {kind: record["signatures"] for kind, record in self.keys.items()}
@@ -250,11 +274,96 @@ class SplitClient:
         self.ceremony = bool(info.get("ceremony"))
         self.idle_expiry_s = info.get("idle_expiry_s", 0)
         self._save()
+        if self.mode.proves and (self.ptau_policy is not None or info.get("ptau")):
+            # kept first: a client restarted in the middle of the phase 1 picks it up again
+            self.ptau = {"announced": info.get("ptau"), "server_party": info.get("server_party"),
+                         "policy": None if self.ptau_policy is None else {
+                             "origin": self.ptau_policy.origin,
+                             "file": self.ptau_policy.file and str(self.ptau_policy.file.path)}}
+            self._save()
+            self._agree_ptau(info.get("ptau"), info.get("server_party"))
+            self._save()
         if self.ceremony:
             self._key_ceremony()
-        party.transcript = new_transcript(party, self._contribution_signatures())
+        self._start_transcript()
         self._save()
         return self.session_id
+
+    def _cache(self) -> zk.ArtifactCache:
+        circuits = self.party.prover.circuits if self.party is not None else None
+        return (circuits.cache if circuits is not None and circuits.cache is not None
+                else zk.ArtifactCache())
+
+    def _agree_ptau(self, theirs: dict | None, server_party: str | None) -> None:
+        """Use the powers of tau the server announced if it is the one we were told to use:
+        the published file we hold, or the two-party phase 1 we share with this server (made
+        now if the server asks for it). Refused (SetupError) otherwise. Without a policy of
+        our own we follow the server's, except a published file we were not given."""
+        policy, circuits = self.ptau_policy, self.party.prover.circuits
+        if policy is None:
+            if theirs["origin"] == "published":
+                raise SetupError(f"the server uses the published powers of tau "
+                                 f"{theirs.get('name')} (sha256 {theirs.get('sha256')}): get "
+                                 "that file and pass it (train --ptau FILE)")
+            policy = PtauPolicy(theirs["origin"])
+        powersoftau.check_same(policy.announce(), theirs or {"origin": "not announced"},
+                               "server")
+        if policy.origin == "published":
+            circuits.ptau = policy.file
+            self.ptau.update(record=powersoftau.ptau_record(policy.file, "published",
+                                                            policy.file.path.name),
+                             file=str(policy.file.path), blake2b=policy.file.blake2b)
+            return
+        if policy.origin == "development":
+            self.ptau["record"] = None           # each side's own: see record_of
+            return
+        server = powersoftau.check_party_id(server_party, "the server's party id")
+        me = powersoftau.party_id(self._cache())
+        needed = powersoftau.needed_power(circuits)
+        if theirs.get("phase1"):
+            prepared = self._phase1(server, me, needed)
+        else:
+            prepared = powersoftau.cached(self._cache(), server, me, needed)
+            if prepared is None or powersoftau.sha256_file(prepared.path) != theirs.get("sha256"):
+                raise SetupError(f"the server uses the two-party phase 1 {theirs.get('sha256')} "
+                                 f"with this party, which holds "
+                                 f"{'none' if prepared is None else prepared.path}: the two "
+                                 "caches disagree; the server's operator deletes its phase-1 "
+                                 "entry for this party to make a new one")
+        circuits.ptau = prepared
+        self.ptau.update(record=powersoftau.ptau_record(prepared, "two-party"),
+                         file=str(prepared.path), blake2b=prepared.blake2b)
+
+    def _phase1(self, server: str, me: str, needed: int) -> zk.PtauFile:
+        """The client's half of the two-party phase 1: check the server's powers of tau, add
+        ours, upload it; the server's prepared file must equal ours."""
+        path = f"/sessions/{self.session_id}/phase1"
+        response = self._request("GET", path)
+        if response.status_code != 200:
+            raise ServerError(f"fetching the server's powers of tau: HTTP "
+                              f"{response.status_code}: {response.text[:300]}")
+        folder = (self.state.folder / "phase1" if self.state is not None
+                  else Path(tempfile.mkdtemp(prefix="sv-client-phase1-")))
+        upload, prepared = powersoftau.client_contribute(self._cache(), server, me,
+                                                         response.content, needed, folder)
+        done = self._request("PUT", path, content=upload,
+                             headers={"content-type": "application/octet-stream"})
+        if done.status_code != 200:
+            raise ServerError(f"the server refused our phase-1 contribution: HTTP "
+                              f"{done.status_code}: {done.text[:300]}")
+        mine = powersoftau.sha256_file(prepared.path)
+        if done.json().get("sha256") != mine:
+            raise SetupError(f"the server's prepared powers of tau has sha256 "
+                             f"{done.json().get('sha256')}, ours {mine}: the two differ, so no "
+                             "key made from them would be shared; refused")
+        return prepared
+
+    def _start_transcript(self) -> None:
+        party = self.party
+        party.transcript = new_transcript(party, self._contribution_signatures())
+        if party.mode.proves:
+            powersoftau.record_in(party.transcript, self.ptau.get("record")
+                                  or powersoftau.record_of(party.prover.circuits))
 
     def _key_ceremony(self) -> None:
         """Per circuit: fetch the server's key, check it, contribute, check, send it back (see

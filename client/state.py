@@ -20,7 +20,7 @@ from ..errors import InputError
 
 VERSION = 1
 FIELDS = ("url", "request", "session_id", "token", "server_identity", "ceremony", "keys",
-          "next_step", "outbox", "detected", "party", "transcript")
+          "next_step", "outbox", "detected", "party", "transcript", "ptau")
 
 
 class StateFolder:

@@ -2,6 +2,8 @@
 server's half of each session and speaks the protocol of :mod:`splitverify.protocol`.
 
     POST /sessions                      create a session → id, bearer token
+    GET  /sessions/{id}/phase1          the server's powers of tau (two-party phase 1)
+    PUT  /sessions/{id}/phase1          the client's contribution to it (checked, then prepared)
     GET  /sessions/{id}/keys/{kind}     the key with the server's phase-2 contribution
     PUT  /sessions/{id}/keys/{kind}     the client's final key (checked, then the session's key)
     POST /sessions/{id}/forward         ForwardMessage → GradientMessage
@@ -15,6 +17,10 @@ server's half of each session and speaks the protocol of :mod:`splitverify.proto
 With ``ceremony=True`` (``serve``, ``demo``) every session's keys come from a two-party
 ceremony (:mod:`splitverify.keyexchange`); steps are refused (425) until the three keys are
 final. With ``ceremony=False`` the operator's ``circuits_for`` keys are used as they are.
+With a ``ptau`` policy (``serve``) the keys come from the ptau it names
+(:mod:`splitverify.powersoftau`): a published file, or a two-party phase 1 with each client
+(made in the session's first requests, then cached per pair of parties and reused); a client
+announcing another ptau is refused.
 
 Limits (:class:`Limits`, ``splitverify serve --max-…``) bound what one request or one client
 can make the server hold: request bodies (413), model sizes and the batch (422), sessions per
@@ -66,10 +72,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..circuits import KINDS, SplitCircuits
 from ..circuits.generator import describe
-from ..errors import InputError, SplitverifyError, TamperDetected
+from ..errors import InputError, SetupError, SplitverifyError, TamperDetected
 from ..identity import Identity, check_address
 from ..keyorigin import contribution_signed, sign_contribution
 from ..keyexchange import load_final, server_accept, server_contribute
+from .. import powersoftau, zk
+from ..powersoftau import PtauPolicy
+from ..zk.cache import ArtifactCache
 from ..limits import Limits
 from .. import model
 from ..model import SplitSpec
@@ -84,6 +93,7 @@ from .store import SessionStore, token_digest
 
 MAX_PREDICT_ROWS = 4096
 SESSION_ID_BITS = 250            # session ids are random field elements (protocol.random_field)
+PTAU_RECORD = "_ptau"            # the session's ptau, stored beside its circuits' key records
 
 
 class ErrorBody(BaseModel):
@@ -135,6 +145,10 @@ class SessionCreated(BaseModel):
     ceremony: bool = False       # the client must contribute to the keys before the first step
     idle_expiry_s: int = 0       # the session is removed after this long without a request
     server_identity: str | None = None   # the server's address: its signatures recover to it
+    # the session's powers of tau (the transcript's ``ptau`` record), or, while a two-party
+    # phase 1 is to be made, {"origin": "two-party", "phase1": true, "power": p}
+    ptau: dict | None = None
+    server_party: str | None = None   # the server's party id (two-party phase 1)
 
 
 class ProveRequest(BaseModel):
@@ -186,6 +200,11 @@ class SessionDeleted(BaseModel):
     deleted: bool
 
 
+class Phase1Accepted(BaseModel):
+    sha256: str = Field(description="sha256 of the prepared ptau: the client's must be equal")
+    power: int
+
+
 class KeyAccepted(BaseModel):
     kind: str
     accepted: bool
@@ -193,7 +212,7 @@ class KeyAccepted(BaseModel):
 
 
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-KEY_PATH = re.compile(r"/sessions/([^/]+)/keys/[^/]+")
+KEY_PATH = re.compile(r"/sessions/([^/]+)/(?:keys/[^/]+|phase1)")
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -286,6 +305,9 @@ class _Session:
     # per circuit: the server's contribution (path, hash) and, once accepted, the final key
     keys: dict[str, dict] = field(default_factory=dict)
     saved_entries: int = 0                       # transcript entries already in the store
+    # the session's powers of tau: {"record"} once known; a pending two-party phase 1 holds
+    # {"ready": False, "client", "power", "server_file", "server_hash"}
+    ptau: dict = field(default_factory=dict)
     # one message at a time per session: two at once would both see the same step pending
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     last_request: float = field(default_factory=time.time)     # for idle expiry
@@ -293,7 +315,8 @@ class _Session:
 
     @property
     def keys_ready(self) -> bool:
-        return all(self.keys[kind].get("final") for kind in self.keys)
+        return self.ptau.get("ready", True) and all(self.keys[kind].get("final")
+                                                    for kind in self.keys)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None,
@@ -302,10 +325,20 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None,
                         content=ErrorBody(error=message, **extra).model_dump(exclude_none=True))
 
 
+def _file_response(path: str, contribution_hash: str, signature: str | None = None) -> Response:
+    """A ceremony file of the server's, with the hash of its contribution (and the server's
+    signature of it, for a phase-2 key)."""
+    headers = {"X-Contribution-Hash": contribution_hash}
+    if signature is not None:
+        headers["X-Contribution-Signature"] = signature
+    return Response(Path(path).read_bytes(), media_type="application/octet-stream",
+                    headers=headers)
+
+
 def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None, *,
                backend: str | None = None, malicious: str | None = None,
                limits: Limits = Limits(), db: str | Path = ":memory:",
-               ceremony: bool = True,
+               ceremony: bool = True, ptau: PtauPolicy | None = None,
                on_party: Callable[[ServerParty], object] | None = None,
                identity: Identity | None = None) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
@@ -313,9 +346,10 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
     SQLite file sessions persist in (reloaded at start; ceremony keys are kept next to it, in
     ``<db>.keys/``); ``on_party`` sees each session's party as it is made or resumed (e.g.
-    ``LedgerSink.attach``, to log its statements); ``identity`` signs what the server sends
-    (default: kept next to the database in ``<db>.identity``, or one per process for
-    ``:memory:``)."""
+    ``LedgerSink.attach``, to log its statements); ``ptau`` which powers of tau the
+    session keys come from (None: the operator's circuits decide, as in tests and the demo);
+    ``identity`` signs what the server sends (default: kept next to the database in
+    ``<db>.identity``, or one per process for ``:memory:``)."""
     app = FastAPI(title="splitverify server", version="0.1.0")
     # the nesting check runs inside the body limit (the middleware added last runs first)
     app.add_middleware(NestingLimit, limit=limits.nesting, is_binary=is_key_upload,
@@ -332,6 +366,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     identity = identity or (Identity.generate() if str(db) == ":memory:"
                             else Identity.load_or_create(f"{db}.identity"))
     app.state.identity = identity
+    phase1_cache = ArtifactCache() if ptau is not None and ptau.origin == "two-party" else None
+    server_party = powersoftau.party_id(phase1_cache) if phase1_cache is not None else None
 
     def key_folder(session_id: int) -> Path:
         """Where a session's ceremony keys live: next to the database (``<db>.keys/<id>``),
@@ -362,7 +398,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         entries = party.transcript.entries if party.transcript is not None else []
         store.save(party.session_id, token_sha256=session.token_sha256,
                    request=session.request, state=party.snapshot(), replies=session.replies,
-                   keys=session.keys, stopped=session.stopped,
+                   keys={**session.keys, PTAU_RECORD: session.ptau}, stopped=session.stopped,
                    entries=[e.model_dump() for e in entries[session.saved_entries:]],
                    checkpoint=((party.next_step - 1, params_to_lists(party.params))
                                if checkpoint else None))
@@ -377,15 +413,20 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         request = SessionCreate.model_validate(stored.request)
         party = new_party(request, stored.session_id)
         party.restore(stored.state)
+        keys = dict(stored.keys)
+        ptau_record = keys.pop(PTAU_RECORD, {})          # absent in sessions stored before it
         session = _Session(stored.token_sha256, stored.request, party, stored.stopped,
-                           stored.replies, stored.keys, len(stored.entries))
-        for kind, record in stored.keys.items():
+                           stored.replies, keys, len(stored.entries), ptau=ptau_record)
+        if session.ptau.get("file"):
+            party.prover.circuits.ptau = zk.PtauFile.open(session.ptau["file"],
+                                                          expected_blake2b=session.ptau["blake2b"])
+        for kind, record in keys.items():
             if record.get("final"):
                 load_final(party.prover.circuits, kind, Path(record["final"]),
                            record["blake2b"], record["transcript"])
         if not session.keys_ready:
             return session
-        party.transcript = new_transcript(party, contribution_signatures(session))
+        start_transcript(session)
         order = {kind: i for i, kind in enumerate(ORDER)}
         party.transcript.entries = [TranscriptEntry(**e) for e in sorted(
             stored.entries, key=lambda e: (e["step"], order[e["kind"]]))]
@@ -458,6 +499,11 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     @app.exception_handler(SessionRemoved)
     async def removed_meanwhile(_request: Request, exc: SessionRemoved):
         return _error(404, str(exc))
+
+    @app.exception_handler(SetupError)
+    async def setup_error(_request: Request, exc: SetupError):
+        # e.g. a session whose client announced another powers of tau than ours
+        return _error(422, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_request: Request, exc: RequestValidationError):
@@ -539,11 +585,17 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
             raise
         session.last_request = time.time()  # idle from now: making it may have taken a while
         sessions[session_id] = session
+        pending = session.ptau and not session.ptau.get("ready", True)
         return SessionCreated(session_id=session_id, token=token,
                               spec=describe(session.party.spec),
-                              proof_mode=str(session.party.mode), ceremony=bool(session.keys),
+                              proof_mode=str(session.party.mode),
+                              ceremony=bool(session.keys) or bool(pending),
                               idle_expiry_s=limits.idle_seconds,
-                              server_identity=identity.address)
+                              server_identity=identity.address,
+                              ptau=({"origin": "two-party", "phase1": True,
+                                     "power": session.ptau["power"]} if pending
+                                    else session.ptau.get("record")),
+                              server_party=server_party)
 
     def new_session(body: SessionCreate, session_id: int) -> tuple[_Session, str]:
         """The session (stored) and its bearer token."""
@@ -551,17 +603,59 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         token = secrets.token_urlsafe(32)
         session = _Session(token_digest(token), body.model_dump(), party)
         if ceremony and party.mode.proves:   # the server's half of each key's ceremony
-            folder = key_folder(session_id)
-            for kind in KINDS:
-                key, contribution = server_contribute(party.prover.circuits, kind, folder)
-                session.keys[kind] = {"server": str(key.zkey), "server_hash": contribution,
-                                      "server_signature": sign_contribution(
-                                          identity, session_id, kind, 1, "server", contribution),
-                                      "final": None}
+            session.ptau = choose_ptau(body, party, session_id)
+            if session.ptau.get("ready", True):
+                contribute_keys(session)
         else:
-            party.transcript = new_transcript(party)
+            start_transcript(session)
         persist(session)
         return session, token
+
+    def choose_ptau(body: SessionCreate, party: ServerParty, session_id: int) -> dict:
+        """The session's powers of tau under the server's policy, checked against the one the
+        client announced; a two-party phase 1 not yet made with this client is started."""
+        circuits = party.prover.circuits
+        if ptau is None:
+            return {}
+        if body.ptau is not None:
+            powersoftau.check_same(ptau.announce(), body.ptau, "client")
+        if ptau.origin == "published":
+            circuits.ptau = ptau.file
+            return {"record": powersoftau.ptau_record(ptau.file, "published", ptau.file.path.name)}
+        if ptau.origin == "development":
+            return {}
+        client = powersoftau.check_party_id(body.party_id, "the session request's party_id "
+                                            "(needed for the two-party phase 1)")
+        needed = powersoftau.needed_power(circuits)
+        found = powersoftau.cached(phase1_cache, server_party, client, needed)
+        if found is not None:
+            return use_phase1(party, found)
+        power = max(needed, powersoftau.MIN_TWO_PARTY_POWER)
+        path, contribution = powersoftau.server_start(server_party, power, key_folder(session_id))
+        return {"ready": False, "client": client, "power": power, "server_file": str(path),
+                "server_hash": contribution}
+
+    def use_phase1(party: ServerParty, prepared: zk.PtauFile) -> dict:
+        party.prover.circuits.ptau = prepared
+        return {"ready": True, "file": str(prepared.path), "blake2b": prepared.blake2b,
+                "record": powersoftau.ptau_record(prepared, "two-party")}
+
+    def contribute_keys(session: _Session) -> None:
+        folder = key_folder(session.party.session_id)
+        for kind in KINDS:
+            key, contribution = server_contribute(session.party.prover.circuits, kind, folder)
+            session.keys[kind] = {"server": str(key.zkey), "server_hash": contribution,
+                                  "server_signature": sign_contribution(
+                                      identity, session.party.session_id, kind, 1, "server",
+                                      contribution),
+                                  "final": None}
+
+    def start_transcript(session: _Session) -> None:
+        party = session.party
+        party.transcript = new_transcript(party, contribution_signatures(session))
+        if party.mode.proves:
+            powersoftau.record_in(party.transcript, session.ptau.get("record")
+                                  or powersoftau.record_of(party.prover.circuits))
 
     def ceremony_of(request: Request, session_id: int, kind: str
                     ) -> tuple[_Session, dict] | JSONResponse:
@@ -573,6 +667,53 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                                f"{sorted(session.keys) or 'none: keys are the operator’s'})")
         return session, session.keys[kind]
 
+    def phase1_of(request: Request, session_id: int) -> tuple[_Session, dict] | JSONResponse:
+        session = session_of(request, session_id)
+        if isinstance(session, JSONResponse):
+            return session
+        if "server_file" not in session.ptau:
+            return _error(404, "no two-party phase 1 in this session (the server uses "
+                               f"{(session.ptau.get('record') or {}).get('origin', 'its own keys')})")
+        return session, session.ptau
+
+    @app.get("/sessions/{session_id}/phase1", response_class=Response,
+             responses={200: {"content": BINARY, "description": "The server's ptau."},
+                        **errors(*SESSION_ERRORS)})
+    def server_phase1(session_id: SessionId, request: Request):
+        """The server's powers of tau (its contribution to the pair's phase 1), for the client
+        to check and contribute to."""
+        found = phase1_of(request, session_id)
+        if isinstance(found, JSONResponse):
+            return found
+        _, record = found
+        return _file_response(record["server_file"], record["server_hash"])
+
+    @app.put("/sessions/{session_id}/phase1", response_model=Phase1Accepted,
+             responses=errors(*SESSION_ERRORS),
+             openapi_extra={"requestBody": {"required": True, "content": BINARY}})
+    async def client_phase1(session_id: SessionId, request: Request):
+        """The client's contribution to the phase 1: checked against the server's file, then
+        prepared for phase 2 and cached for this pair of parties; the server's phase-2 key
+        contributions follow."""
+        found = phase1_of(request, session_id)
+        if isinstance(found, JSONResponse):
+            return found
+        session, record = found
+        body = await request.body()
+        with session.lock:
+            if record.get("ready"):
+                return _error(409, "the phase 1 of this session is already done")
+            folder = key_folder(session_id)
+            try:
+                prepared = powersoftau.server_accept(phase1_cache, server_party, record["client"],
+                                                     Path(record["server_file"]), body, folder)
+            except SplitverifyError as exc:
+                return _error(422, f"the client's phase-1 contribution is refused: {exc}")
+            record.update(use_phase1(session.party, prepared))
+            contribute_keys(session)
+            persist(session)
+        return {"sha256": record["record"]["sha256"], "power": prepared.power}
+
     @app.get("/sessions/{session_id}/keys/{kind}", response_class=Response,
              responses={200: {"content": BINARY, "description": "The key (.zkey)."},
                         **errors(*SESSION_ERRORS)})
@@ -582,10 +723,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         if isinstance(found, JSONResponse):
             return found
         _, record = found
-        return Response(Path(record["server"]).read_bytes(),
-                        media_type="application/octet-stream",
-                        headers={"X-Contribution-Hash": record["server_hash"],
-                                 "X-Contribution-Signature": record["server_signature"]})
+        return _file_response(record["server"], record["server_hash"],
+                              record["server_signature"])
 
     @app.put("/sessions/{session_id}/keys/{kind}", response_model=KeyAccepted,
              responses=errors(*SESSION_ERRORS),
@@ -624,8 +763,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                           transcript=[asdict(c) for c in key.transcript],
                           client_signature=client_signature)
             if session.keys_ready:
-                session.party.transcript = new_transcript(session.party,
-                                                          contribution_signatures(session))
+                start_transcript(session)
             persist(session)
         return {"kind": kind, "accepted": True,
                 "contributions": [c.name for c in key.transcript]}
@@ -633,6 +771,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     def not_ready(session: _Session) -> JSONResponse | None:
         if session.keys_ready:
             return None
+        if not session.ptau.get("ready", True):
+            return _error(425, "the two-party phase 1 is not finished: the client's "
+                               "contribution is missing (PUT /sessions/{id}/phase1)")
         missing = sorted(k for k, record in session.keys.items() if not record.get("final"))
         return _error(425, f"the key ceremony is not finished: {missing} still need the "
                            "client's contribution (PUT /sessions/{id}/keys/{kind})")

@@ -260,6 +260,32 @@ def step_seconds(circuits: SplitCircuits, quick: bool, progress: Callable[[str],
     return {"step_s": out, "step_prove_s": prove_in_steps}
 
 
+def phase1_seconds(power: int, folder: Path) -> dict[str, float]:
+    """The two-party phase 1 at 2^power as two machines run it, one step after the other here:
+    the server's start, the client's check of it and contribution, the server's check of that,
+    and one phase-2 preparation (each side prepares its own copy, at the same time)."""
+    from .zk import phase1
+
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], object]) -> object:
+        start = time.perf_counter()
+        result = fn()
+        seconds[name] = round(time.perf_counter() - start, 3)
+        return result
+    timed("start", lambda: phase1.start(power, "server", folder / "server.ptau"))
+    timed("verify_server", lambda: phase1.verify(folder / "server.ptau"))
+    timed("contribute", lambda: phase1.contribute(folder / "server.ptau", "client",
+                                                  folder / "client.ptau"))
+    ptau = timed("verify_client", lambda: phase1.verify(folder / "client.ptau"))
+    timed("prepare", lambda: phase1.prepare_phase2(ptau, folder / "prepared.ptau"))
+    seconds["total"] = round(sum(seconds.values()), 3)
+    return seconds
+
+
+PHASE1_POWERS = (12, 14, 16)
+
+
 def _per_circuit_ratio(numerator: dict[str, float], denominator: dict[str, float]) -> dict:
     return {name: round(numerator[name] / denominator[name], 3) for name in numerator}
 
@@ -314,6 +340,11 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
 
     setup_runs = 1 if quick else 3
     setup_s = _median_seconds(one_setup, setup_runs)
+    phase1_s = {}
+    for power in (10,) if quick else PHASE1_POWERS:
+        progress(f"two-party phase 1 + preparation at 2^{power}")
+        with tempfile.TemporaryDirectory(prefix="sv-bench-phase1-") as tmp:
+            phase1_s[f"2^{power}"] = phase1_seconds(power, Path(tmp))
     steps = step_seconds(circuits, quick, progress)
     progress("peer: EZKL on the ClientForward job (its own SRS, setup, prove, verify)")
     from .peers import ezkl_client_forward
@@ -346,6 +377,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         "witness_s": witness_s,
         "verify_s": verify_s,
         "setup_s": {"dev_2^16": setup_s, "dev_2^16_constraints": info.n_constraints},
+        "phase1_s": phase1_s,
         "step_s": step_s,
         "step_prove_s": steps["step_prove_s"],
         "step_runs": {mode: (short if quick else full)

@@ -180,6 +180,25 @@ def zk_verify(vk: Path, public: Path, proof: Path,
         raise typer.Exit(EXIT_INVALID)
 
 
+PtauOpt = Annotated[Optional[Path], typer.Option(
+    help="A published, prepared powers-of-tau file (e.g. powersOfTau28_hez_final_12.ptau) for "
+         "every session's keys; the other party must use the same file. Default: a two-party "
+         "phase 1 with each peer (made once per pair of parties, cached, reused).")]
+InsecureDevPtauOpt = Annotated[bool, typer.Option(
+    "--insecure-dev-ptau",
+    help="Use development powers of tau made on this machine (one-machine tests only: whoever "
+         "makes it knows τ and can forge proofs).")]
+
+
+def _ptau_policy(ptau: Optional[Path], insecure_dev_ptau: bool):
+    from .powersoftau import DEV_REFUSED, PtauPolicy
+
+    policy = PtauPolicy.of_options(ptau, insecure_dev_ptau)
+    if policy.origin == "development":
+        console.print(f"[yellow]warning:[/] --insecure-dev-ptau: {DEV_REFUSED}")
+    return policy
+
+
 PROOF_MODE_HELP = ("every (every message proven), audit:P (a share P challenged), commit "
                    "(statements without proofs: the blockchain baseline) or off.")
 MaliciousOpt = Annotated[Optional[str], typer.Option(
@@ -284,7 +303,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           = _LIMITS.client_window,
           idle_timeout: Annotated[int, typer.Option(
               help="Seconds without a request after which a session and its keys are removed.")]
-          = _LIMITS.idle_seconds) -> None:
+          = _LIMITS.idle_seconds,
+          ptau: PtauOpt = None, insecure_dev_ptau: InsecureDevPtauOpt = False) -> None:
     """Run the splitverify server (FastAPI over uvicorn)."""
     import uvicorn
 
@@ -299,7 +319,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                         nesting=max_nesting, constraints=max_constraints,
                         client_sessions=client_sessions, client_window=client_window,
                         idle_seconds=idle_timeout)
-        application = create_app(db=db, malicious=malicious, limits=limits)
+        application = create_app(db=db, malicious=malicious, limits=limits,
+                                 ptau=_ptau_policy(ptau, insecure_dev_ptau))
     except SplitverifyError as exc:
         _fail(exc)
     console.print(f"splitverify server on http://{host}:{port} (sessions in {db})")
@@ -326,8 +347,17 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                    "flight, the bearer token: keep it private). If it already holds a "
                    "session, that session resumes where it stopped (after a crash, run the "
                    "same command again).")] = None,
-          out: OutOpt = Path("splitverify-train")) -> None:
-    """The client: train RefNet with a splitverify server over HTTP. Exit codes as demo."""
+          out: OutOpt = Path("splitverify-train"),
+          ptau: PtauOpt = None, insecure_dev_ptau: InsecureDevPtauOpt = False,
+          client_layers: Annotated[Optional[list[str]], typer.Option(
+              help="Train a 'layers' model instead of RefNet: a client layer N_IN:N_OUT or "
+                   "N_IN:N_OUT:relu (repeat, in order; with --server-layers). 64 inputs and "
+                   "10 classes train on the digits, other sizes on seeded random data.")] = None,
+          server_layers: Annotated[Optional[list[str]], typer.Option(
+              help="A server layer of the 'layers' model (repeat, in order).")] = None,
+          batch: Annotated[int, typer.Option(help="Batch size.")] = 16) -> None:
+    """The client: train RefNet (or a --client-layers/--server-layers model) with a
+    splitverify server over HTTP. Exit codes as demo."""
     from rich.progress import Progress
 
     from .chain import chain_log, check_chain_options, parse_chain
@@ -345,10 +375,33 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
             summary = run_training(server, steps, proof_mode, out,
                                    lambda done: bar.update(task, completed=done),
                                    malicious=malicious, seed=seed, retry_seconds=retry_seconds,
-                                   chain=log, state_dir=state)
+                                   chain=log, state_dir=state,
+                                   spec=_layers_spec(client_layers, server_layers, batch),
+                                   ptau=_ptau_policy(ptau, insecure_dev_ptau))
     except SplitverifyError as exc:
         _fail(exc)
     _finish_session(summary, out, f"splitverify train against {server}")
+
+
+def _layers_spec(client: Optional[list[str]], server: Optional[list[str]], batch: int):
+    """RefNet at ``batch``, or the 'layers' model of ``--client-layers``/``--server-layers``."""
+    from .model import Dense, SplitSpec
+
+    if not client and not server:
+        return SplitSpec.refnet(batch=batch)
+    if not client or not server:
+        raise InputError("a 'layers' model needs both --client-layers and --server-layers")
+
+    def layer(text: str) -> Dense:
+        parts = text.split(":")
+        try:
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "relu"):
+                raise ValueError
+            return Dense(int(parts[0]), int(parts[1]), len(parts) == 3)
+        except ValueError:
+            raise InputError(f"layer {text!r}: write N_IN:N_OUT or N_IN:N_OUT:relu, e.g. "
+                             "4:3:relu") from None
+    return SplitSpec(tuple(map(layer, client)), tuple(map(layer, server)), batch)
 
 
 @zk_app.command("demo")

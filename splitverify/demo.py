@@ -18,6 +18,7 @@ from .circuits import KINDS, SplitCircuits
 from .errors import InputError
 from .keyexchange import initial
 from .model import SplitSpec
+from .powersoftau import PtauPolicy
 from .protocol import SCENARIOS, ProofMode
 from .transcript import Transcript
 
@@ -68,6 +69,15 @@ def refnet_batches(spec: SplitSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor
     return batches()
 
 
+def random_batches(spec: SplitSpec, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Seeded random data (features in [0, 1), random labels) for a model the digits do not
+    fit."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        yield (spec.quant.encode(torch.rand(spec.batch, spec.features, generator=g), data=True),
+               torch.randint(0, spec.classes, (spec.batch,), generator=g))
+
+
 def merged_transcript(client: Transcript, server: Transcript) -> Transcript:
     """The client's record (server steps it verified) and the server's (client messages it
     verified) as one transcript, in protocol order."""
@@ -96,20 +106,24 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
                  circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                  backend: str | None = None, seed: int = 0,
                  retry_seconds: float = 60.0, chain: ChainLog | None = None,
-                 state_dir: Path | None = None) -> dict:
+                 state_dir: Path | None = None, spec: SplitSpec | None = None,
+                 ptau: PtauPolicy | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
     statements on that ledger (the server's are logged only where its sink shares ``chain``:
     the demo). With ``state_dir`` the client's session lives in that folder: a folder that holds
-    one resumes it (after a crash, run the same command again)."""
+    one resumes it (after a crash, run the same command again). ``spec``: another model than
+    RefNet (trained on the digits when it has their 64 features and 10 classes, else on seeded
+    random data, and then not evaluated); ``ptau``: the powers of tau this client accepts."""
     from .client import SplitClient
     from .client.state import StateFolder
 
     mode = ProofMode.parse(proof_mode)
     if steps < 1:
         raise InputError("--steps must be at least 1")
-    spec = SplitSpec.refnet()
+    spec = spec or SplitSpec.refnet()
+    digits = (spec.features, spec.classes) == (64, 10)
     malicious = check_scenario(malicious, "client")
     start = time.perf_counter()
     if state_dir is not None and StateFolder(state_dir).exists():
@@ -124,12 +138,13 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
     else:
         client = SplitClient(url, proof_mode=str(mode), batch=spec.batch,
                              circuits_for=circuits_for, backend=backend, malicious=malicious,
-                             retry_seconds=retry_seconds, state_dir=state_dir)
+                             retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
+                             ptau=ptau)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     session_s = time.perf_counter() - start
     if chain is not None:
         chain.sink("client").attach(client.party)
-    data = refnet_batches(spec)
+    data = refnet_batches(spec) if digits else random_batches(spec, seed)
     start = time.perf_counter()
     result = client.train(data, steps, on_step)
     train_s = time.perf_counter() - start
@@ -139,7 +154,8 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     transcript.save(out / "transcript.json")
     det = result.detected
-    accuracy = None if det is not None else client.evaluate(*refnet.load_digits_split()[2:])
+    accuracy = (None if det is not None or not digits
+                else client.evaluate(*refnet.load_digits_split()[2:]))
     losses = server["losses"]
     return {
         "steps": result.steps, "proof_mode": str(mode), "malicious": malicious,
@@ -159,7 +175,11 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
                      **_means(server["verify_s"])},
         "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),
         "retries": client.retries, "session_id": str(client.session_id), "server": url,
-        "insecure_dev_setup": mode.proves,
+        "insecure_dev_setup": mode.proves and any(
+            origin["ptau"].get("origin") == "development"
+            for origin in transcript.key_origin.values()),
+        "ptau": transcript.ptau or {kind: origin["ptau"]
+                                    for kind, origin in transcript.key_origin.items()},
         **({"chain": chain.summary()} if chain is not None else {}),
     }
 

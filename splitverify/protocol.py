@@ -120,6 +120,10 @@ class SessionCreate(BaseModel):
     client_identity: str | None = Field(
         None, pattern=ADDRESS_PATTERN,
         description="The client's Ethereum address; required when statements travel.")
+    # the client's party id (two-party phase 1, cached per pair) and the ptau it was told to
+    # use ({"origin", "sha256"}); a server using another one refuses the session
+    party_id: str | None = None
+    ptau: dict[str, str | None] | None = None
 
     @classmethod
     def of(cls, spec: SplitSpec, mode: "ProofMode", seed: int,

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 
 typedef void (*point_op2)(void *z, const void *x, const void *y);
 typedef void (*point_op1)(void *y, const void *x);
@@ -187,13 +188,13 @@ long long svfb_load_points(void *fmul, void *fsqr, void *fadd, int coord, const 
     return -1;
 }
 
-/* out[i] = s * in[i] for n LEM points and one mcl Fr scalar s (mcl's variable-time scalar
- * multiplication: the points are public, s is the caller's secret and its timing is not a
- * concern on the caller's own machine), written as normalised LEM (infinity as zeros).
- * Returns 0, or -1 if memory ran out. */
-int svfb_scale_points(void *mul, void *is_zero, void *fmul, void *finv, void *fsqr, int coord,
-                      const uint8_t *in, size_t n, const uint8_t *fr, uint8_t *out,
-                      const uint8_t *one)
+/* out[i] = s_i * in[i] for n LEM points, s_i the mcl Fr scalar at fr + i * fr_stride (a stride
+ * of 0: one scalar for all), written as normalised LEM (infinity as zeros). mcl's variable-time
+ * scalar multiplication: the points are public, the scalars are the caller's secrets and their
+ * timing is not a concern on the caller's own machine. Returns 0, or -1 if memory ran out. */
+int svfb_mul_points(void *mul, void *is_zero, void *fmul, void *finv, void *fsqr, int coord,
+                    const uint8_t *in, size_t n, const uint8_t *fr, size_t fr_stride,
+                    uint8_t *out, const uint8_t *one)
 {
     group_ops g = {NULL, NULL, (point_pred)is_zero, (field_op2)fmul, (field_op1)finv,
                    (field_op1)fsqr, coord};
@@ -212,7 +213,7 @@ int svfb_scale_points(void *mul, void *is_zero, void *fmul, void *finv, void *fs
             if (zero) { memset(work + j * sz, 0, sz); continue; }
             memcpy(src, p, in_sz);
             memcpy(src + in_sz, one, coord);
-            smul(work + j * sz, src, fr);
+            smul(work + j * sz, src, fr + (start + j) * fr_stride);
         }
         if (batch_normalize(&g, work, m, one)) { free(work); return -1; }
         for (size_t j = 0; j < m; j++) {
@@ -233,6 +234,188 @@ int svfb_fr_from_le(void *set_le_mod, const uint8_t *in, size_t width, size_t n,
     fr_from_le_fn set = (fr_from_le_fn)set_le_mod;
     for (size_t i = 0; i < n; i++)
         if (set(fr + i * fr_size, in + i * width, width) != 0) return -1;
+    return 0;
+}
+
+/* ---- powers of tau: the group FFT of phase-2 preparation, snarkjs' partial response hash ---- */
+
+typedef struct {
+    point_op2 add, sub;
+    scalar_mul_fn mul;
+    uint8_t *pts;          /* n mcl structs */
+    size_t sz, half, n;
+    const uint8_t *tw;     /* n/2 Fr twiddles: w^k */
+    size_t fr_size, lo, hi; /* butterflies [lo, hi) of this stage, or points [lo, hi) to scale */
+    const uint8_t *scale;  /* Fr, for the final pass */
+} fft_job;
+
+static void *fft_stage(void *arg)
+{
+    fft_job *j = arg;
+    uint8_t t[3 * 128];
+    const size_t step = j->n / (2 * j->half);
+    for (size_t k = j->lo; k < j->hi; k++) {
+        size_t group = k / j->half, pos = k % j->half;
+        uint8_t *a = j->pts + (group * 2 * j->half + pos) * j->sz;
+        uint8_t *b = a + j->half * j->sz;
+        if (pos == 0) {                          /* twiddle 1: no multiplication */
+            memcpy(t, b, j->sz);
+        } else {
+            j->mul(t, b, j->tw + pos * step * j->fr_size);
+        }
+        j->sub(b, a, t);
+        j->add(a, a, t);
+    }
+    return NULL;
+}
+
+static void *fft_scale(void *arg)
+{
+    fft_job *j = arg;
+    for (size_t k = j->lo; k < j->hi; k++) {
+        uint8_t *p = j->pts + k * j->sz;
+        j->mul(p, p, j->scale);
+    }
+    return NULL;
+}
+
+static int run_split(fft_job *proto, size_t total, int threads, void *(*fn)(void *))
+{
+    fft_job jobs[64];
+    pthread_t ids[64];
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    if ((size_t)threads > total) threads = total ? (int)total : 1;
+    size_t per = (total + threads - 1) / threads;
+    int started = 0, rc = 0;
+    for (int i = 0; i < threads; i++) {
+        jobs[i] = *proto;
+        jobs[i].lo = i * per < total ? i * per : total;
+        jobs[i].hi = (i + 1) * per < total ? (i + 1) * per : total;
+    }
+    for (int i = 1; i < threads; i++) {
+        if (pthread_create(&ids[i], NULL, fn, &jobs[i]) != 0) { rc = -1; break; }
+        started = i;
+    }
+    fn(&jobs[0]);
+    for (int i = 1; i <= started; i++) pthread_join(ids[i], NULL);
+    if (rc) for (int i = started + 1; i < threads; i++) fn(&jobs[i]);  /* finish what no thread took */
+    return 0;
+}
+
+/* out = scale * DFT_w(in) on n = 2^k LEM points (out_j = scale * sum_i w^(ij) in_i), natural
+ * order, radix-2 in place on mcl structs, each stage split over `threads` POSIX threads.
+ * tw holds the n/2 mcl Fr twiddles w^0 .. w^(n/2-1). Returns 0, or -1 if memory ran out. */
+int svfb_fft(void *add, void *sub, void *mul, void *is_zero, void *fmul, void *finv, void *fsqr,
+             int coord, const uint8_t *in, size_t n, const uint8_t *tw, size_t fr_size,
+             const uint8_t *scale, uint8_t *out, const uint8_t *one, int threads)
+{
+    group_ops g = {(point_op2)add, NULL, (point_pred)is_zero, (field_op2)fmul, (field_op1)finv,
+                   (field_op1)fsqr, coord};
+    const size_t in_sz = 2 * (size_t)coord, sz = 3 * (size_t)coord;
+    uint8_t *pts = malloc(n * sz);
+    if (!pts) return -1;
+    int bits = 0;
+    while (((size_t)1 << bits) < n) bits++;
+    for (size_t i = 0; i < n; i++) {            /* load in bit-reversed order */
+        size_t r = 0;
+        for (int b = 0; b < bits; b++) if (i >> b & 1) r |= (size_t)1 << (bits - 1 - b);
+        const uint8_t *p = in + i * in_sz;
+        uint8_t *q = pts + r * sz;
+        int zero = 1;
+        for (size_t k = 0; k < in_sz; k++) if (p[k]) { zero = 0; break; }
+        if (zero) { memset(q, 0, sz); continue; }
+        memcpy(q, p, in_sz);
+        memcpy(q + in_sz, one, coord);
+    }
+    fft_job proto = {(point_op2)add, (point_op2)sub, (scalar_mul_fn)mul, pts, sz, 1, n, tw,
+                     fr_size, 0, 0, scale};
+    for (size_t half = 1; half < n; half *= 2) {
+        proto.half = half;
+        run_split(&proto, n / 2, threads, fft_stage);
+    }
+    run_split(&proto, n, threads, fft_scale);
+    if (batch_normalize(&g, pts, n, one)) { free(pts); return -1; }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *dst = out + i * in_sz;
+        if (g.is_zero(pts + i * sz)) memset(dst, 0, in_sz);
+        else memcpy(dst, pts + i * sz, in_sz);
+    }
+    free(pts);
+    return 0;
+}
+
+/* BLAKE2b-512 (RFC 7693), only as far as snarkjs needs it: the state after hashing `data` with
+ * the last block (full or not) still unprocessed, in the 216-byte layout of snarkjs'
+ * toPartialHash (noble-hashes): the pending block (zero-padded), h as 16 little-endian u32
+ * (low, high per word), then u32 bytes-compressed, 0, bytes-pending, 0. */
+static const uint64_t B2B_IV[8] = {
+    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL, 0xa54ff53a5f1d36f1ULL,
+    0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL, 0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL};
+static const uint8_t B2B_SIGMA[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3}};
+
+#define ROTR64(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
+#define B2B_G(a, b, c, d, x, y) do { \
+    v[a] = v[a] + v[b] + (x); v[d] = ROTR64(v[d] ^ v[a], 32); \
+    v[c] = v[c] + v[d];       v[b] = ROTR64(v[b] ^ v[c], 24); \
+    v[a] = v[a] + v[b] + (y); v[d] = ROTR64(v[d] ^ v[a], 16); \
+    v[c] = v[c] + v[d];       v[b] = ROTR64(v[b] ^ v[c], 63); } while (0)
+
+static void b2b_compress(uint64_t h[8], const uint8_t *block, uint64_t counter)
+{
+    uint64_t v[16], m[16];
+    for (int i = 0; i < 16; i++) {
+        uint64_t w = 0;
+        for (int b = 7; b >= 0; b--) w = (w << 8) | block[8 * i + b];
+        m[i] = w;
+    }
+    for (int i = 0; i < 8; i++) { v[i] = h[i]; v[i + 8] = B2B_IV[i]; }
+    v[12] ^= counter;
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = B2B_SIGMA[r];
+        B2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        B2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        B2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        B2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        B2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        B2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        B2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        B2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
+}
+
+int svfb_blake2b_partial(const uint8_t *data, size_t len, uint8_t *out)
+{
+    uint64_t h[8];
+    for (int i = 0; i < 8; i++) h[i] = B2B_IV[i];
+    h[0] ^= 0x01010000ULL ^ 64;                  /* digest length 64, no key, fanout/depth 1 */
+    size_t done = 0;
+    while (len - done > 128) {
+        b2b_compress(h, data + done, done + 128);
+        done += 128;
+    }
+    size_t pending = len - done;
+    memset(out, 0, 216);
+    memcpy(out, data + done, pending);
+    for (int i = 0; i < 8; i++)
+        for (int b = 0; b < 8; b++) out[128 + 8 * i + b] = (uint8_t)(h[i] >> (8 * b));
+    for (int b = 0; b < 4; b++) {
+        out[192 + b] = (uint8_t)((uint64_t)done >> (8 * b));
+        out[200 + b] = (uint8_t)((uint64_t)pending >> (8 * b));
+    }
     return 0;
 }
 

@@ -106,8 +106,8 @@ def _native():
     from . import _fixedbase
 
     native = ctypes.CDLL(_fixedbase.__file__)
-    for fn in (native.svfb_build_table, native.svfb_mul_batch, native.svfb_scale_points,
-               native.svfb_fr_from_le):
+    for fn in (native.svfb_build_table, native.svfb_mul_batch, native.svfb_mul_points,
+               native.svfb_fr_from_le, native.svfb_fft, native.svfb_blake2b_partial):
         fn.restype = ctypes.c_int
     native.svfb_load_points.restype = ctypes.c_longlong
     return native
@@ -301,10 +301,22 @@ def g2_in_subgroup(lem: bytes) -> bool:
 
 def scale_points(group_name: str, lem: bytes, scalar: int) -> bytes:
     """scalar · P for every LEM point P (infinity stays infinity), on all cores."""
+    return _mul_points(group_name, lem, fr_bytes(scalar), 0)
+
+
+def mul_points(group_name: str, lem: bytes, scalars: list[int]) -> bytes:
+    """s_i · P_i for LEM points P_i and integers s_i (one per point), on all cores."""
+    g = group(group_name)
+    if len(scalars) != len(lem) // g.point_size:
+        raise ValueError(f"{len(lem) // g.point_size} points but {len(scalars)} scalars")
+    packed = b"".join((s % R).to_bytes(32, "little") for s in scalars)
+    return _mul_points(group_name, lem, _fr_vector(packed, 32), _FR_SIZE)
+
+
+def _mul_points(group_name: str, lem: bytes, frs, fr_stride: int) -> bytes:
     g = group(group_name)
     n = len(lem) // g.point_size
     out = ctypes.create_string_buffer(max(1, len(lem)))
-    fr = fr_bytes(scalar)
     fns = (_fn(f"mclBn{group_name}_mul"), ctypes.c_void_p(g.ptr["isZero"]),
            ctypes.c_void_p(g.ptr["mul"]), ctypes.c_void_p(g.ptr["inv"]),
            ctypes.c_void_p(g.ptr["sqr"]))
@@ -312,13 +324,44 @@ def scale_points(group_name: str, lem: bytes, scalar: int) -> bytes:
     def run(lo: int, hi: int) -> int:
         dst = ctypes.cast(ctypes.addressof(out) + lo * g.point_size, ctypes.c_char_p)
         src = ctypes.c_char_p(lem[lo * g.point_size: hi * g.point_size])
-        return _native().svfb_scale_points(*fns, g.coord, src, ctypes.c_size_t(hi - lo), fr, dst,
-                                           g.one)
+        fr = ctypes.c_void_p(ctypes.addressof(frs) + lo * fr_stride) if fr_stride else frs
+        return _native().svfb_mul_points(*fns, g.coord, src, ctypes.c_size_t(hi - lo), fr,
+                                         ctypes.c_size_t(fr_stride), dst, g.one)
 
     # Several chunks per thread keep the threads busy when other work shares the cores.
     if any(_run_parallel(_split(n, 4 * _threads()), run)):
-        raise MemoryError("scaling the points ran out of memory")
+        raise MemoryError("multiplying the points ran out of memory")
     return out.raw[: len(lem)]
+
+
+def fft(group_name: str, lem: bytes, omega: int, scale: int, threads: int | None = None) -> bytes:
+    """scale · DFT over the points: out_j = scale · Σ_i ω^(ij) P_i, for 2^k LEM points (ω of
+    order 2^k), natural order in and out; in C on mcl, each stage on ``threads`` threads."""
+    g = group(group_name)
+    n = len(lem) // g.point_size
+    if n & (n - 1) or n == 0:
+        raise ValueError(f"an FFT needs a power-of-two number of points, not {n}")
+    twiddles = [1] * max(1, n // 2)
+    for k in range(1, n // 2):
+        twiddles[k] = twiddles[k - 1] * omega % R
+    tw = _fr_vector(b"".join(t.to_bytes(32, "little") for t in twiddles), 32)
+    out = ctypes.create_string_buffer(len(lem))
+    rc = _native().svfb_fft(ctypes.c_void_p(g.ptr["add"]), _fn(f"mclBn{group_name}_sub"),
+                            _fn(f"mclBn{group_name}_mul"), ctypes.c_void_p(g.ptr["isZero"]),
+                            ctypes.c_void_p(g.ptr["mul"]), ctypes.c_void_p(g.ptr["inv"]),
+                            ctypes.c_void_p(g.ptr["sqr"]), g.coord, lem, ctypes.c_size_t(n), tw,
+                            ctypes.c_size_t(_FR_SIZE), fr_bytes(scale), out, g.one,
+                            threads or _threads())
+    if rc != 0:
+        raise MemoryError("the group FFT ran out of memory")
+    return out.raw
+
+
+def blake2b_partial(data: bytes) -> bytes:
+    """snarkjs' 216-byte "partial hash": the BLAKE2b-512 state after ``data`` (see the C)."""
+    out = ctypes.create_string_buffer(216)
+    _native().svfb_blake2b_partial(data, ctypes.c_size_t(len(data)), out)
+    return out.raw
 
 
 def msm(group_name: str, lem: bytes, scalars_le: bytes, width: int) -> bytes:

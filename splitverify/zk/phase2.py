@@ -141,7 +141,15 @@ class _Reader:
 def _read_contribution(r: _Reader) -> DeltaContribution:
     points = [r.take(G1_SIZE) for _ in range(3)]
     g2_spx, transcript = r.take(G2_SIZE), r.take(HASH_SIZE)
-    kind, params = r.u32(), _Reader(r.take(r.u32()))
+    kind = r.u32()
+    return DeltaContribution(*points, g2_spx, transcript, kind,
+                             **contribution_params(r.take(r.u32())))
+
+
+def contribution_params(raw: bytes) -> dict:
+    """The parameters of a contribution record (zkey and ptau alike): name, iterations_exp,
+    beacon_hash, those present. Raises ValueError when they are malformed."""
+    params = _Reader(raw)
     fields: dict = {}
     last = 0
     while params.pos < len(params.data):
@@ -157,7 +165,7 @@ def _read_contribution(r: _Reader) -> DeltaContribution:
             fields["beacon_hash"] = params.take(params.take(1)[0])
         else:
             raise ValueError(f"unknown contribution parameter {tag}")
-    return DeltaContribution(*points, g2_spx, transcript, kind, **fields)
+    return fields
 
 
 def parse_mpc_params(data: bytes) -> MpcParams:
