@@ -110,10 +110,15 @@ class ChainRecord:
 
 @dataclass(frozen=True)
 class Counterpart:
-    """The other party of a session as the opener sees it: its address, and how to ask it to
-    sign proposed terms (it refuses terms that disagree with its own keys)."""
-    address: str
+    """The other party of a session as the opener sees it: its address (looked up when the
+    session is opened: the other party's account may be set after this sink is made), and how
+    to ask it to sign proposed terms (it refuses terms that disagree with its own keys)."""
+    account: Callable[[], str]
     sign: Callable[[SessionTerms], bytes]
+
+    @property
+    def address(self) -> str:
+        return self.account()
 
 
 @dataclass
@@ -288,7 +293,7 @@ class ChainLog:
         if party not in self.sinks:
             ledger = self.party_ledger(party)              # refuses an unknown role
             other = ROLES[1 - ROLES.index(party)]
-            counterpart = Counterpart(self.party_ledger(other).account,
+            counterpart = Counterpart(lambda: self.party_ledger(other).account,
                                       lambda terms: self._sign_as(other, terms))
             self.sinks[party] = LedgerSink(ledger, verify_on_chain=self.verify_on_chain,
                                            role=party, counterpart=counterpart)
@@ -335,7 +340,8 @@ class ChainLog:
                               if r.function == "SplitLedger.constructor"),
             "registration_gas": sum(p["registration_gas"] for p in parties.values()),
             "session_gas": sum(p["session_gas"] for p in parties.values()),
-            "parties": {name: {k: v for k, v in p.items() if k != "refused"}
+            "parties": {name: {"account": self._views[name].account,
+                               **{k: v for k, v in p.items() if k != "refused"}}
                         for name, p in parties.items()},
         }
 

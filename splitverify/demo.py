@@ -14,6 +14,7 @@ import uvicorn
 
 from . import refnet
 from .chain import ChainLog, chain_log, check_chain_options
+from .identity import Identity
 from .circuits import KINDS, SplitCircuits
 from .errors import InputError
 from .keyexchange import initial
@@ -143,6 +144,8 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     session_s = time.perf_counter() - start
     if chain is not None:
+        # the client's identity owns its ledger slots (a sink made earlier keeps its account)
+        chain.accounts.setdefault("client", client.identity.private_key)
         chain.sink("client").attach(client.party)
     data = refnet_batches(spec) if digits else random_batches(spec, seed)
     start = time.perf_counter()
@@ -215,9 +218,14 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
             progress(f"{kind}: compile and development setup (cached after the first run)")
             initial(local, kind)
     setup_s = time.perf_counter() - start
-    # each party has its own SplitCircuits: its keys come out of the session's ceremony
+    # each party has its own SplitCircuits: its keys come out of the session's ceremony; the
+    # server's identity signs its messages and owns its ledger slots
+    identity = Identity.generate()
+    if chain is not None:
+        chain.accounts.setdefault("server", identity.private_key)
     app = create_app(backend=backend, malicious=check_scenario(malicious, "server"),
-                     on_party=chain.sink("server").attach if chain is not None else None)
+                     on_party=chain.sink("server").attach if chain is not None else None,
+                     identity=identity)
     with ServerThread(app) as server:
         progress(f"server on {server.url}" + (
             "; key ceremony: the server's and the client's phase-2 contributions to each "

@@ -89,6 +89,12 @@ class Identity:
     def __init__(self, private_key: bytes):
         self._account = Account.from_key(private_key)
 
+    @property
+    def private_key(self) -> bytes:
+        """The key itself, for the party's own ledger account: the identity that signs a
+        session's messages is the one that owns its ledger slots."""
+        return bytes(self._account.key)
+
     @classmethod
     def generate(cls) -> "Identity":
         """A fresh key, for one process (``:memory:`` servers, clients without a state folder)."""

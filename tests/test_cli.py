@@ -277,6 +277,9 @@ def test_split_demo_logs_both_parties_statements_on_chain(tmp_path):
     assert abs(chain["gas_total"] - 2 * chain["gas_per_step"]) <= 1 and chain["seconds_total"] > 0
     assert chain["deploy_gas"] > 1_000_000
     assert "6 entries" in out
+    # each party's ledger account is its identity, the one that signs its messages
+    pinned = json.loads((tmp_path / "transcript.json").read_text())["identities"]
+    assert {role: chain["parties"][role]["account"] for role in pinned} == pinned
 
 
 def test_compare_rejects_a_bad_chain_before_building_keys(tmp_path):
