@@ -22,7 +22,6 @@ contribution hash. ``check_keys`` establishes each verification key:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -34,6 +33,7 @@ from .circuits import KINDS, SplitCircuits
 from .errors import InputError, IntegrityError, SetupError, SplitverifyError
 from .identity import contribution_payload, signed_by
 from .model import Dense, SplitSpec
+from .powersoftau import sha256_file
 from .quant import QuantSpec
 from .zk import phase2
 from .zk.ceremony import KNOWN_PTAU_BLAKE2B, PtauFile
@@ -41,7 +41,6 @@ from .zk.curve import G2_GENERATOR, g1_lem_to_affine, g2_lem_to_affine, same_rat
 
 CONTRIBUTORS = ("server", "client")        # the order of the session's ceremony
 _POINTS = ("delta_after", "g1_s", "g1_sx", "g2_spx", "transcript")
-_sha256_cache: dict[tuple[str, int, float], str] = {}
 
 
 class KeyRefused(IntegrityError):
@@ -50,19 +49,6 @@ class KeyRefused(IntegrityError):
     def __init__(self, kind: str, what: str):
         super().__init__(f"the {kind} key is refused: {what}")
         self.kind, self.what = kind, what
-
-
-def sha256_file(path: str | Path) -> str:
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime)
-    if key not in _sha256_cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _sha256_cache[key] = h.hexdigest()
-    return _sha256_cache[key]
 
 
 # --- what the parties record ---------------------------------------------------------------------
