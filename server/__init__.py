@@ -409,6 +409,13 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                        "client": record.get("client_signature")}
                 for kind, record in session.keys.items()}
 
+    def start_transcript(session: _Session) -> None:
+        party = session.party
+        party.transcript = new_transcript(party, contribution_signatures(session))
+        if party.mode.proves:
+            powersoftau.record_in(party.transcript, session.ptau.get("record")
+                                  or powersoftau.record_of(party.prover.circuits))
+
     def resume(stored) -> _Session:
         request = SessionCreate.model_validate(stored.request)
         party = new_party(request, stored.session_id)
@@ -649,13 +656,6 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                                       identity, session.party.session_id, kind, 1, "server",
                                       contribution),
                                   "final": None}
-
-    def start_transcript(session: _Session) -> None:
-        party = session.party
-        party.transcript = new_transcript(party, contribution_signatures(session))
-        if party.mode.proves:
-            powersoftau.record_in(party.transcript, session.ptau.get("record")
-                                  or powersoftau.record_of(party.prover.circuits))
 
     def ceremony_of(request: Request, session_id: int, kind: str
                     ) -> tuple[_Session, dict] | JSONResponse:

@@ -12,6 +12,7 @@ import pytest
 
 from splitverify.client import SplitClient
 from splitverify.demo import ServerThread
+from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.protocol import GradientMessage, ProofMode, SessionCreate
 from splitverify.server import create_app
@@ -237,11 +238,12 @@ def test_messages_replayed_into_another_session_are_rejected(tiny_keys):
         stolen = alice.party.forward(0, *batches[0]).model_dump()
         rejected = {}
         for variant in ("as sent", "naming B", "naming B in the statement"):
+            identity = Identity.generate()                   # B's client: the cheater
             created = http.post(f"{thread.url}/sessions", json=SessionCreate.of(
-                TINY_SPEC, ProofMode.parse("every"), 1, alice.initial_weights_commitment
-            ).model_dump()).json()                                    # same weights as A
+                TINY_SPEC, ProofMode.parse("every"), 1, alice.initial_weights_commitment,
+                client_identity=identity.address).model_dump()).json()   # same weights as A
             bob = SimpleNamespace(url=thread.url, session_id=created["session_id"],
-                                  token=created["token"])
+                                  token=created["token"], identity=identity)
             replay = {"as sent": stolen,
                       "naming B": relabelled(stolen, session_id=bob.session_id),
                       "naming B in the statement": signed(bob, relabelled(

@@ -24,6 +24,7 @@ from splitverify.client import SplitClient
 from splitverify.demo import ServerThread, free_port
 from splitverify.errors import SetupError, TamperDetected
 from splitverify.keyexchange import client_contribute, server_contribute
+from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.protocol import GradientMessage, random_field
 from splitverify.server import create_app
@@ -42,11 +43,12 @@ TINY_LAYERS = {"model": "layers", "batch": TINY_SPEC.batch,
 
 
 def tiny(proof_mode: str) -> dict:
-    """A raw session-creation body; sessions made this way never step, so the declared initial
-    weights commitment (required unless the mode is off) is any field element."""
+    """A raw session-creation body; sessions made this way never step, so the client's identity
+    and its declared initial weights commitment (required unless the mode is off) are any."""
     body = {**TINY_LAYERS, "proof_mode": proof_mode}
     if proof_mode != "off":
-        body["initial_weights_commitment"] = random_field()
+        body.update(initial_weights_commitment=random_field(),
+                    client_identity=Identity.generate().address)
     return body
 
 
@@ -180,7 +182,8 @@ def test_a_spec_past_the_constraint_budget_is_refused_before_anything_is_compile
     assert largest_circuit(TINY_SPEC.refnet())[1] <= Limits().constraints
     huge = {"model": "layers", "batch": 1024, "proof_mode": "every",
             "client_layers": [[1000, 1000, True]], "server_layers": [[1000, 2, False]],
-            "initial_weights_commitment": random_field()}
+            "initial_weights_commitment": random_field(),
+            "client_identity": Identity.generate().address}
     with ServerThread(create_app(circuits_for, ceremony=True)) as thread:
         r = http.post(f"{thread.url}/sessions", json=huge)
     assert r.status_code == 422 and "constraints" in r.json()["error"] and len(asked) == 1
