@@ -82,6 +82,7 @@ class SplitClient:
         self.party: ClientParty | None = None
         self.session_id, self.token, self.seed = 0, "", 0
         self.initial_weights_commitment: int | None = None   # declared at the session's start
+        self.request: dict | None = None     # the session-creation request, as sent
         self.ceremony = False                # the server runs a key ceremony per session
         self.idle_expiry_s = 0               # the server removes the session after this idle
         self.keys: dict[str, dict] = {}      # per circuit: our final key (path, blake2b, …)
@@ -96,7 +97,7 @@ class SplitClient:
             return
         party = self.party
         self.state.save({
-            "url": self.url, "request": self._request_body(), "session_id": self.session_id,
+            "url": self.url, "request": self.request, "session_id": self.session_id,
             "token": self.token, "server_identity": self.server_identity,
             "ceremony": self.ceremony, "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
             "ptau": self.ptau,
@@ -122,6 +123,7 @@ class SplitClient:
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
         client.initial_weights_commitment = request.initial_weights_commitment
+        client.request = data["request"]
         client.ceremony, client.keys = data["ceremony"], data["keys"]
         client.server_identity = data["server_identity"]
         client.next_step = data["next_step"]
@@ -238,6 +240,8 @@ class SplitClient:
         return self.party
 
     def _request_body(self) -> dict:
+        """The session-creation request, built once (``create_session``) and kept as sent: the
+        state file holds it, and a resumed client rebuilds its spec and seed from it."""
         request = SessionCreate.of(self.spec, self.mode, self.seed,
                                    self.initial_weights_commitment,
                                    client_identity=self.identity.address)
@@ -262,7 +266,8 @@ class SplitClient:
         party = self._new_party()
         if self.mode.commits:
             self.initial_weights_commitment = party.weights_commitment()
-        response = self._post("/sessions", self._request_body(), auth=False)
+        self.request = self._request_body()
+        response = self._post("/sessions", self.request, auth=False)
         if response.status_code != 201:
             raise ServerError(f"creating a session failed: HTTP {response.status_code}: "
                               f"{response.text[:500]}")

@@ -9,10 +9,8 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from splitverify import powersoftau, zk
@@ -29,6 +27,7 @@ from splitverify.zk.r1cs import read_r1cs
 from splitverify.zk.toolchain import find_toolchain
 
 from conftest import TINY_SPEC, http
+from test_sessions import ServeProcess
 
 pytestmark = pytest.mark.xdist_group("two_party_ptau")
 
@@ -241,32 +240,10 @@ def test_whoever_made_the_development_ptau_forges_a_proof_that_verifies(matmul_c
 # --- serve and train on two "machines" ----------------------------------------------------------
 
 
-class Serve:
-    """`splitverify serve` with its own cache."""
-
-    def __init__(self, tmp: Path, cache: Path, *args: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "SPLITVERIFY_CACHE": str(cache)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "splitverify", "serve", "--port", str(self.port),
-             "--db", str(tmp / "server.db"), *args], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited: {self.proc.stdout.read().decode()}")
-            try:
-                http.get(f"{self.url}/docs", timeout=1)
-                return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("serve did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-        self.proc.stdout.close()
+def serve(tmp: Path, cache: Path, *options: str) -> ServeProcess:
+    """`splitverify serve` with its own cache (another machine: no development ptau)."""
+    return ServeProcess(tmp / "server.db", free_port(), *options, dev_ptau=False,
+                        env={"SPLITVERIFY_CACHE": str(cache)}).start()
 
 
 def _machine(root: Path, compiled_from: Path) -> Path:
@@ -311,7 +288,7 @@ def test_serve_and_train_on_two_machines_with_a_two_party_phase1(tmp_path, tiny_
     same prepared ptau, neither alone knows τ), a second session of the pair reuses it."""
     server_cache = _machine(tmp_path / "server-cache", tiny_compiled)
     client_cache = _machine(tmp_path / "client-cache", tiny_compiled)
-    server = Serve(tmp_path, server_cache)
+    server = serve(tmp_path, server_cache)
     try:
         first = _train(server.url, client_cache, tmp_path / "first")
         assert first.returncode == 0, first.stdout + first.stderr
@@ -350,7 +327,7 @@ def test_serve_and_train_on_two_machines_with_a_published_ptau(tmp_path, tiny_co
     client_cache = _machine(tmp_path / "client-cache", tiny_compiled)
     theirs = tmp_path / "server-copy.ptau"
     shutil.copyfile(published_ptau, theirs)                # each side holds its own copy
-    server = Serve(tmp_path, server_cache, "--ptau", str(theirs))
+    server = serve(tmp_path, server_cache, "--ptau", str(theirs))
     try:
         done = _train(server.url, client_cache, tmp_path / "run", "--ptau", str(published_ptau))
         assert done.returncode == 0, done.stdout + done.stderr
