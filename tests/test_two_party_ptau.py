@@ -248,11 +248,14 @@ def serve(tmp: Path, cache: Path, *options: str) -> ServeProcess:
 
 def _machine(root: Path, compiled_from: Path) -> Path:
     """A party's own cache, seeded with the compiled tiny circuits and witness calculators only
-    (compiling is not what is tested; nothing of the setup is shared)."""
+    (compiling is not what is tested; nothing of the setup is shared). Hidden entries are builds
+    another test worker has in progress (renamed into place when done): not copied, since they
+    can vanish mid-copy."""
     root.mkdir(parents=True)
     for kind in ("circuit", "wasmtime"):
         if (compiled_from / kind).is_dir():
-            shutil.copytree(compiled_from / kind, root / kind)
+            shutil.copytree(compiled_from / kind, root / kind,
+                            ignore=lambda _dir, names: [n for n in names if n.startswith(".")])
     return root
 
 
