@@ -60,7 +60,8 @@ class SplitClient:
                  backend: str | None = None, malicious: str | None = None,
                  timeout: float = 600.0, retry_seconds: float = 60.0,
                  state_dir: str | Path | None = None,
-                 transport: httpx.BaseTransport | None = None, ptau: PtauPolicy | None = None):
+                 transport: httpx.BaseTransport | None = None, ptau: PtauPolicy | None = None,
+                 identity: Identity | None = None):
         self.url = url.rstrip("/")
         # which powers of tau this client accepts (None: whatever the server's keys use)
         self.ptau_policy = ptau
@@ -74,10 +75,10 @@ class SplitClient:
         self.retry_seconds = retry_seconds
         self.retries = 0                     # transient failures survived (for the summary)
         self.state = None if state_dir is None else StateFolder(state_dir)
-        # this client's signing key (kept in the state folder: a resumed client is the same
-        # party) and the server's address, pinned when the session is created
-        self.identity = (Identity.generate() if self.state is None
-                         else Identity.load_or_create(self.state.identity))
+        # this client's signing key (``identity``, e.g. the organisation's key that its two-party
+        # phase 1 with a server is cached under; kept in the state folder too, so that a resumed
+        # client is the same party) and the server's address, pinned when the session is created
+        self.identity = self._identity(identity)
         self.server_identity: str | None = None
         self.party: ClientParty | None = None
         self.session_id, self.token, self.seed = 0, "", 0
@@ -90,6 +91,20 @@ class SplitClient:
         # the message being delivered ({kind, body}), kept until the server's answer is handled
         self.outbox: dict | None = None
         self.detected: dict | None = None    # where tampering stopped the session
+
+    def _identity(self, given: Identity | None) -> Identity:
+        if self.state is None:
+            return given or Identity.generate()
+        if not Path(self.state.identity).exists():
+            if given is None:
+                return Identity.load_or_create(self.state.identity)
+            given.save(self.state.identity)
+        kept = Identity.load_or_create(self.state.identity)
+        if given is not None and given.address != kept.address:
+            raise InputError(f"the state folder {self.state.folder} belongs to identity "
+                             f"{kept.address}, not {given.address}: resume it with its own "
+                             "identity, or use another state folder")
+        return kept
 
     # -- state on disk --------------------------------------------------------------------
     def _save(self) -> None:
@@ -248,7 +263,7 @@ class SplitClient:
         if self.ptau_policy is not None:
             request.ptau = self.ptau_policy.announce()
         if self.ptau_policy is None or self.ptau_policy.origin == "two-party":
-            request.party_id = powersoftau.party_id(self._cache())
+            request.party_id = self.identity.address
         return request.model_dump(exclude_none=True)
 
     def _contribution_signatures(self) -> dict[str, dict[str, str]]:
@@ -323,7 +338,11 @@ class SplitClient:
             self.ptau["record"] = None           # each side's own: see record_of
             return
         server = powersoftau.check_party_id(server_party, "the server's party id")
-        me = powersoftau.party_id(self._cache())
+        if server != self.server_identity:
+            raise SetupError(f"the server's party id {server} is not its identity "
+                             f"{self.server_identity}: the two-party phase 1 is shared by "
+                             "identity keys; refuse this server")
+        me = self.identity.address
         needed = powersoftau.needed_power(circuits)
         if theirs.get("phase1"):
             prepared = self._phase1(server, me, needed)

@@ -148,7 +148,7 @@ class SessionCreated(BaseModel):
     # the session's powers of tau (the transcript's ``ptau`` record), or, while a two-party
     # phase 1 is to be made, {"origin": "two-party", "phase1": true, "power": p}
     ptau: dict | None = None
-    server_party: str | None = None   # the server's party id (two-party phase 1)
+    server_party: str | None = None   # the server's party id (two-party phase 1): its address
 
 
 class ProveRequest(BaseModel):
@@ -367,7 +367,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                             else Identity.load_or_create(f"{db}.identity"))
     app.state.identity = identity
     phase1_cache = ArtifactCache() if ptau is not None and ptau.origin == "two-party" else None
-    server_party = powersoftau.party_id(phase1_cache) if phase1_cache is not None else None
+    server_party = identity.address if phase1_cache is not None else None
 
     def key_folder(session_id: int) -> Path:
         """Where a session's ceremony keys live: next to the database (``<db>.keys/<id>``),
@@ -633,6 +633,10 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
             return {}
         client = powersoftau.check_party_id(body.party_id, "the session request's party_id "
                                             "(needed for the two-party phase 1)")
+        if client != body.client_identity:
+            raise InputError(f"the session request's party_id {client} is not its client_identity "
+                             f"{body.client_identity}: the two-party phase 1 is shared by identity "
+                             "keys, so a client's party id is its identity address")
         needed = powersoftau.needed_power(circuits)
         found = powersoftau.cached(phase1_cache, server_party, client, needed)
         if found is not None:

@@ -283,7 +283,7 @@ def phase1_seconds(power: int, folder: Path) -> dict[str, float]:
     return seconds
 
 
-PHASE1_POWERS = (12, 14, 16)
+PHASE1_POWERS = (16, 17, 18)
 
 
 def _per_circuit_ratio(numerator: dict[str, float], denominator: dict[str, float]) -> dict:

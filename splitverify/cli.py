@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from platformdirs import user_data_path
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +28,8 @@ app.add_typer(zk_app, name="zk")
 console = Console(stderr=True)
 
 EXIT_INVALID = 3
+# the client's identity key when `train --identity` is not given: one per user of a machine
+DEFAULT_IDENTITY = user_data_path("splitverify") / "client.identity"
 
 SourceArg = Annotated[Path, typer.Argument(help="A .circom file (with a `component main`, "
                                            "or a library file when --template is given).")]
@@ -355,13 +358,19 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                    "10 classes train on the digits, other sizes on seeded random data.")] = None,
           server_layers: Annotated[Optional[list[str]], typer.Option(
               help="A server layer of the 'layers' model (repeat, in order).")] = None,
-          batch: Annotated[int, typer.Option(help="Batch size.")] = 16) -> None:
+          batch: Annotated[int, typer.Option(help="Batch size.")] = 16,
+          identity: Annotated[Optional[Path], typer.Option(
+              help="The client's identity key file (made there on first use; keep it "
+                   "private): it signs every message, and the two-party phase 1 made with a "
+                   "server is cached under it and reused by the pair's later sessions. Default: "
+                   "client.identity in the user's data folder (splitverify).")] = None) -> None:
     """The client: train RefNet (or a --client-layers/--server-layers model) with a
     splitverify server over HTTP. Exit codes as demo."""
     from rich.progress import Progress
 
     from .chain import chain_log, check_chain_options, parse_chain
     from .demo import check_scenario, run_training
+    from .identity import Identity
     from .protocol import ProofMode
 
     try:
@@ -377,7 +386,8 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                                    malicious=malicious, seed=seed, retry_seconds=retry_seconds,
                                    chain=log, state_dir=state,
                                    spec=_layers_spec(client_layers, server_layers, batch),
-                                   ptau=_ptau_policy(ptau, insecure_dev_ptau))
+                                   ptau=_ptau_policy(ptau, insecure_dev_ptau),
+                                   identity=Identity.load_or_create(identity or DEFAULT_IDENTITY))
     except SplitverifyError as exc:
         _fail(exc)
     _finish_session(summary, out, f"splitverify train against {server}")

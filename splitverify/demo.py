@@ -108,7 +108,7 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
                  backend: str | None = None, seed: int = 0,
                  retry_seconds: float = 60.0, chain: ChainLog | None = None,
                  state_dir: Path | None = None, spec: SplitSpec | None = None,
-                 ptau: PtauPolicy | None = None) -> dict:
+                 ptau: PtauPolicy | None = None, identity: Identity | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
@@ -116,7 +116,8 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
     the demo). With ``state_dir`` the client's session lives in that folder: a folder that holds
     one resumes it (after a crash, run the same command again). ``spec``: another model than
     RefNet (trained on the digits when it has their 64 features and 10 classes, else on seeded
-    random data, and then not evaluated); ``ptau``: the powers of tau this client accepts."""
+    random data, and then not evaluated); ``ptau``: the powers of tau this client accepts;
+    ``identity``: the client's signing key (default: one per session)."""
     from .client import SplitClient
     from .client.state import StateFolder
 
@@ -130,6 +131,10 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
     if state_dir is not None and StateFolder(state_dir).exists():
         client = SplitClient.resume(state_dir, circuits_for=circuits_for, backend=backend,
                                     retry_seconds=retry_seconds, url=url)
+        if identity is not None and identity.address != client.identity.address:
+            raise InputError(f"--state {state_dir} holds session {client.session_id} of identity "
+                             f"{client.identity.address}, not {identity.address}: resume it with "
+                             "that identity, or use another --state folder")
         if (str(client.mode), client.seed, client.spec) != (str(mode), seed, spec):
             raise InputError(f"--state {state_dir} holds session {client.session_id} "
                              f"(RefNet: {client.spec == spec}, proof mode {client.mode}, seed "
@@ -140,7 +145,7 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
         client = SplitClient(url, proof_mode=str(mode), batch=spec.batch,
                              circuits_for=circuits_for, backend=backend, malicious=malicious,
                              retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
-                             ptau=ptau)
+                             ptau=ptau, identity=identity)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     session_s = time.perf_counter() - start
     if chain is not None:

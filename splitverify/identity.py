@@ -112,12 +112,17 @@ class Identity:
                 raise InputError(f"{path} does not hold a splitverify identity key (64 hex "
                                  f"digits): {exc}; restore it or delete it to make a new identity"
                                  ) from exc
+        identity = cls.generate()
+        identity.save(path)
+        return identity
+
+    def save(self, path: str | Path) -> None:
+        """Write the key to a new file ``path``, readable by its owner only."""
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = os.urandom(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(key.hex())
-        return cls(key)
+            out.write(self.private_key.hex())
 
     @property
     def address(self) -> str:

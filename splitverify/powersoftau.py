@@ -5,7 +5,7 @@ A session's keys come from a ptau both parties hold. Three origins:
 * ``two-party`` (``serve`` / ``train`` by default): the server starts a phase 1 (its τ, α, β),
   the client checks it and contributes its own factors, the server checks that contribution;
   both prepare phase 2 themselves (same bytes). Neither party alone knows τ, α, β. The result is
-  cached on each side per pair of parties (both party ids) and power, and reused by every later
+  cached on each side per pair of parties (both identity addresses) and power, and reused by every later
   session of that pair whose circuits fit.
 * ``published``: a prepared ptau file both sides hold (``--ptau FILE``), compared by sha256.
 * ``development``: each circuit's insecure ptau made on one machine (``--insecure-dev-ptau``,
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +26,12 @@ from pathlib import Path
 from . import zk
 from .circuits import KINDS, SplitCircuits
 from .errors import InputError, SetupError
+from .identity import check_address
 from .zk import phase1
 from .zk.cache import ArtifactCache, digest
 from .zk.ceremony import initial_key
 
 ORIGINS = ("development", "published", "two-party")
-PARTY_FILE = "party.json"
 # Phase 1 is made at least this large, so that a pair's next sessions (other models, batches)
 # reuse it rather than run another.
 MIN_TWO_PARTY_POWER = 8
@@ -142,32 +141,11 @@ def needed_power(circuits: SplitCircuits) -> int:
 # --- party identity -----------------------------------------------------------------------------
 
 
-def party_id(cache: ArtifactCache | None = None) -> str:
-    """This party's id: random, made once per cache and kept there (written before it is used).
-    Stands in for an identity key until parties have one."""
-    cache = cache or ArtifactCache()
-    path = cache.root / PARTY_FILE
-    if not path.is_file():
-        tmp = path.with_name(f".{PARTY_FILE}.{secrets.token_hex(4)}")
-        tmp.write_text(json.dumps({"party_id": secrets.token_hex(16)}))
-        try:
-            tmp.rename(path) if not path.exists() else tmp.unlink()
-        except OSError as exc:
-            raise SetupError(f"cannot record this party's id in {path}: {exc}") from exc
-    try:
-        value = json.loads(path.read_text())["party_id"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise SetupError(f"{path} does not hold this party's id ({exc}): delete it to draw a new "
-                         "id (the phase 1 shared with other parties is then made again)") from exc
-    check_party_id(value, str(path))
-    return value
-
-
 def check_party_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or len(value) != 32 or any(c not in "0123456789abcdef"
-                                                              for c in value):
-        raise InputError(f"{what}: a party id is 32 lowercase hex digits, not {value!r}")
-    return value
+    """A party of the two-party phase 1 is its identity key's address (splitverify.identity):
+    the phase 1 a pair shares is cached under both addresses, so it is reused by every later
+    session of the same two keys and never by a party that merely claims an id."""
+    return check_address(value, what)
 
 
 # --- the two-party phase 1, cached per pair ---------------------------------------------------

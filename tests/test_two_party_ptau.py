@@ -17,6 +17,7 @@ from splitverify import powersoftau, zk
 from splitverify.client import ServerError, SplitClient
 from splitverify.demo import ServerThread, free_port
 from splitverify.errors import SetupError
+from splitverify.identity import Identity
 from splitverify.powersoftau import PtauPolicy
 from splitverify.server import create_app
 from splitverify.transcript import Transcript, audit
@@ -169,6 +170,18 @@ def test_mismatched_or_development_ptau_is_refused_at_session_creation(tmp_path)
                 client.create_session()
 
 
+def test_a_party_id_other_than_the_clients_identity_is_refused():
+    """The pair a phase 1 is cached under is the two identity keys: a client cannot take another
+    party's place in it by naming that party's id."""
+    class Impostor(SplitClient):
+        def _request_body(self) -> dict:
+            return {**super()._request_body(), "party_id": Identity.generate().address}
+
+    with ServerThread(create_app(ptau=PtauPolicy("two-party"))) as thread:
+        with pytest.raises(ServerError, match="not its client_identity"):
+            Impostor(thread.url, spec=TINY_SPEC, ptau=PtauPolicy("two-party")).create_session()
+
+
 @pytest.mark.parametrize("args,message", [
     (("--ptau", "{ptau}", "--insecure-dev-ptau"), "exclude each other"),
     (("--ptau", "{missing}"), "does not exist"),
@@ -260,7 +273,9 @@ def _machine(root: Path, compiled_from: Path) -> Path:
 
 
 def _train(url: str, cache: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    """`splitverify train` on the client's machine: its cache, its identity key beside it."""
     env = {**os.environ, "SPLITVERIFY_CACHE": str(cache)}
+    args = ("--identity", str(cache.parent / "client.identity"), *args)
     return subprocess.run(
         [sys.executable, "-m", "splitverify", "train", "--server", url, "--steps", "2",
          "--proof-mode", "every", "--client-layers", "4:3:relu", "--server-layers", "3:2",
@@ -308,6 +323,11 @@ def test_serve_and_train_on_two_machines_with_a_two_party_phase1(tmp_path, tiny_
         powersoftau.sha256_file(prepared["client"][0])
     names = [c.name for c in phase1.Ptau.read(prepared["client"][0]).contributions]
     assert [n.split()[0] for n in names] == ["server", "client"]
+    # the pair is the two identity keys: the server's (<db>.identity) and the client's
+    server_key = Identity.load_or_create(f"{tmp_path / 'server.db'}.identity").address
+    client_key = Identity.load_or_create(tmp_path / "client.identity").address
+    assert names == [f"server {server_key}", f"client {client_key}"]
+    assert powersoftau.cached(zk.ArtifactCache(client_cache), server_key, client_key, 1) is not None
     assert not (server_cache / "setup").exists() or not list(
         (server_cache / "setup").glob("*/dev.ptau"))                   # no development ptau
 
