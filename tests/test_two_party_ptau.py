@@ -362,3 +362,16 @@ def test_serve_and_train_on_two_machines_with_a_published_ptau(tmp_path, tiny_co
     assert record["name"] == "server-copy.ptau" or record["name"] == published_ptau.name
     said = " ".join((refused.stdout + refused.stderr).split())
     assert refused.returncode == 1 and "both must use the same one" in said
+
+
+def test_a_multi_exponentiation_past_mcls_stack_limit_is_cut_into_calls():
+    """mcl's mulVec overflows its thread's stack at 2^17 G2 points per call (the phase 1 at 2^17
+    crashed there): msm cuts such sums into calls it survives, and the sum is still right."""
+    from splitverify.zk import curve
+
+    n = 1 << 17
+    scalars = [int.from_bytes(os.urandom(16), "little") for _ in range(n)]
+    generator = curve.struct_to_lem("G2", curve.group("G2").generator)
+    total = curve.msm("G2", generator * n, b"".join(s.to_bytes(16, "little") for s in scalars),
+                      16)
+    assert curve.struct_to_lem("G2", total) == point_mul("G2", generator, sum(scalars) % R)

@@ -364,6 +364,11 @@ def blake2b_partial(data: bytes) -> bytes:
     return out.raw
 
 
+# Points per mulVec call: mcl's mulVec overflows its thread's stack above these (measured:
+# G1 crashes at 2^18 points per call, G2 at 2^17), so larger sums are cut into calls this size.
+MSM_CHUNK = {"G1": 1 << 16, "G2": 1 << 15}
+
+
 def msm(group_name: str, lem: bytes, scalars_le: bytes, width: int) -> bytes:
     """Σ s_i · P_i (mcl's Pippenger, split over all cores) as an mcl struct; the s_i are
     consecutive ``width``-byte little-endian integers. Raises ValueError for an invalid point."""
@@ -384,7 +389,8 @@ def msm(group_name: str, lem: bytes, scalars_le: bytes, width: int) -> bytes:
 
     total = ctypes.create_string_buffer(struct_size)  # all zeros: the point at infinity
     add = getattr(lib, f"mclBn{group_name}_add")
-    for part in _run_parallel(_split(n, _threads()), run):
+    parts = max(_threads(), -(-n // MSM_CHUNK[group_name]))
+    for part in _run_parallel(_split(n, parts), run):
         add(total, total, part)
     return total.raw
 
