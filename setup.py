@@ -1,10 +1,43 @@
 # The compiled parts: over mcl, the helper of the development trusted setup (batched fixed-base
 # BN254 multiplication) and the multi-core Groth16 prover (backend `mcl`); circomlib's Poseidon
 # with the packed commitments of splitverify.commit (the statements of every step), on its own
-# field arithmetic. Everything else is declared in pyproject.toml.
-from setuptools import Extension, setup
+# field arithmetic. And the build step that ships the data: the Circom templates and the ledger
+# contract go into the wheel as splitverify/_data/ (splitverify.resources reads them there; an
+# editable install reads the checkout's circuits/ and contracts/ instead). Everything else is
+# declared in pyproject.toml.
+import shutil
+from pathlib import Path
 
-setup(ext_modules=[Extension("splitverify.zk._fixedbase", ["splitverify/zk/_fixedbase.c"],
+from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+# folder in the checkout → the files of it a wheel ships (the same name under splitverify/_data)
+SHIPPED_DATA = {"circuits": ["*.circom"], "contracts": ["SplitLedger.sol", "build/*.json"]}
+
+
+class BuildWithData(build_py):
+    """build_py, plus the Circom templates and the contract copied into the built package."""
+
+    def run(self):
+        super().run()
+        if self.editable_mode:     # the checkout's folders are read in place
+            return
+        for folder, patterns in SHIPPED_DATA.items():
+            for pattern in patterns:
+                sources = sorted((ROOT / folder).glob(pattern))
+                if not sources:
+                    raise FileNotFoundError(f"{folder}/{pattern} matches nothing in {ROOT}: "
+                                            "build from a complete checkout")
+                for source in sources:
+                    target = Path(self.build_lib, "splitverify", "_data", folder,
+                                  source.relative_to(ROOT / folder))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source, target)
+
+
+setup(cmdclass={"build_py": BuildWithData},
+      ext_modules=[Extension("splitverify.zk._fixedbase", ["splitverify/zk/_fixedbase.c"],
                              extra_compile_args=["-O3"]),
                    Extension("splitverify.zk._poseidon", ["splitverify/zk/_poseidon.c"],
                              extra_compile_args=["-O3"]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh machine with python3 (≥ 3.11), node and npm:
-# a virtual environment in .venv with splitverify (editable), its test tools and the peer
-# benchmark's EZKL and onnx (extra `bench`, ~75 MB, seconds to install), and the pinned
+# a virtual environment in .venv with the three distributions, editable — splitverify (the core,
+# with its test tools), splitverify-client (client/) and splitverify-server (server/, with the
+# peer benchmark's EZKL and onnx: extra `bench`, ~75 MB, seconds to install) — and the pinned
 # npm toolchain (circom2, snarkjs, circomlib, solc, anvil) in node_modules via `npm ci`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +12,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.splitverify-installed
-want="$(cat pyproject.toml setup.py splitverify/zk/*.c | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml client/pyproject.toml server/pyproject.toml setup.py splitverify/zk/*.c \
+        | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; any other version pulls GBs of CUDA.
   .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e ".[test,bench]"
+  .venv/bin/python -m pip install --quiet -e ".[test]" -e ./client -e "./server[bench]"
   echo "$want" > "$stamp"
 fi
 

@@ -12,6 +12,11 @@ class ToolchainError(SplitverifyError):
     or failed in a way that is not the user's input."""
 
 
+class InstallError(SplitverifyError):
+    """The installed splitverify distributions do not fit together: shipped data missing, a
+    command plug-in that fails to import, or one command name registered twice."""
+
+
 class CompileError(SplitverifyError):
     """circom rejected a circuit, or solc a contract; the message carries the compiler's own
     report (file and line)."""

@@ -25,7 +25,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
-from .circuits import PUBLIC_SIGNALS
+from .circuitgen import PUBLIC_SIGNALS
 from .errors import InputError
 
 DOMAIN = "splitverify/v1"

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import zk
-from .circuits import KINDS, SplitCircuits
+from .circuitgen import KINDS, SplitCircuits
 from .errors import SetupError, SplitverifyError
 from .zk import phase2
 from .zk.ceremony import Contribution

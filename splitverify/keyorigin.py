@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import zk
-from .circuits import KINDS, SplitCircuits
+from .circuitgen import KINDS, SplitCircuits
 from .errors import InputError, IntegrityError, SetupError, SplitverifyError
 from .identity import contribution_payload, signed_by
 from .model import Dense, SplitSpec
@@ -119,7 +119,7 @@ _SPEC = re.compile(r"client \[(?P<client>[^\]]*)\] \| server \[(?P<server>[^\]]*
 
 def spec_from_description(text: str) -> SplitSpec:
     """The model a transcript's ``spec`` (``generator.describe``) describes."""
-    from .circuits.generator import describe
+    from .circuitgen.generator import describe
 
     m = _SPEC.fullmatch(text)
     if m is None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import zk
-from .circuits import KINDS, SplitCircuits
+from .circuitgen import KINDS, SplitCircuits
 from .errors import InputError, SetupError
 from .identity import check_address
 from .zk import phase1

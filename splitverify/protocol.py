@@ -25,7 +25,7 @@ Every statement travels signed by its sender (:mod:`splitverify.identity`: sessi
 public values, proof or none); the receiver checks the signature against the sender's identity
 pinned at the session's creation before anything else, and records it in the transcript.
 
-A party's ``on_statement`` hook (e.g. :class:`splitverify.chain.LedgerSink`) is called with every
+A party's ``on_statement`` hook (e.g. :class:`splitverify.ledger.sink.LedgerSink`) is called with every
 statement the party itself sends — kind, step, public values and proof (None when not proven
 now) — exactly as it goes on the wire, cheats included: a ledger holds what was claimed.
 """
@@ -43,9 +43,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import model
-from .circuits import KINDS, SplitCircuits, Statement, statements as st
+from .circuitgen import KINDS, SplitCircuits, Statement, statements as st
 from .errors import InputError, SplitverifyError, TamperDetected
-from .circuits.generator import describe
+from .circuitgen.generator import describe
 from .identity import ADDRESS_PATTERN, Identity, end_payload, signed_by, statement_payload
 from .limits import Limits
 from .model import Dense, Params, SplitSpec

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from . import zk
-from .circuits import PUBLIC_SIGNALS, Statement
+from .circuitgen import PUBLIC_SIGNALS, Statement
 from .errors import InputError, SplitverifyError
 from .identity import end_payload, signed_by, statement_payload
 from .zk.curve import R as FIELD_MODULUS

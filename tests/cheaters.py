@@ -11,7 +11,7 @@ import torch
 from py_ecc import bn128
 from py_ecc.fields import bn128_FQ as FQ, bn128_FQ2 as FQ2
 
-from splitverify.circuits import statements as st
+from splitverify.circuitgen import statements as st
 from splitverify.model import SplitSpec
 from splitverify.identity import Identity
 from splitverify.protocol import ClientParty, ForwardMessage

@@ -21,8 +21,8 @@ import httpx
 
 from conftest import TINY_SPEC, Interposer
 from split_cases import data_batches
-from splitverify.client import SplitClient
-from splitverify.client.state import StateFolder
+from splitverify_client import SplitClient
+from splitverify_client.state import StateFolder
 
 
 def kill_at(n: int, when: str) -> Interposer:

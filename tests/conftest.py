@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from splitverify import zk
-from splitverify.circuits import KINDS, SplitCircuits
+from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.model import Dense, SplitSpec
 from splitverify.zk.cache import ENV_CACHE
 from splitverify.zk.curve import R

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 
 from splitverify import model
-from splitverify.circuits import Statement
-from splitverify.circuits import statements as st
+from splitverify.circuitgen import Statement
+from splitverify.circuitgen import statements as st
 from splitverify.errors import InputError
 from splitverify.model import Params, SplitSpec
 from splitverify.refnet import initial_params

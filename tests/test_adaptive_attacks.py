@@ -16,12 +16,13 @@ import random
 
 import pytest
 
-from splitverify.client import SplitClient
-from splitverify.demo import ServerThread, merged_transcript
+from splitverify_client import SplitClient
+from splitverify_client.training import merged_transcript
+from splitverify_server.loopback import ServerThread
 from splitverify.protocol import ClientParty, ProofMode, SessionCreate
 from splitverify.refnet import initial_params
 from splitverify.limits import Limits
-from splitverify.server import create_app
+from splitverify_server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk.curve import R
 

@@ -28,7 +28,7 @@ from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.protocol import ClientParty, ProofMode
 from splitverify.refnet import initial_params
-from splitverify.server import create_app
+from splitverify_server import create_app
 
 from conftest import TINY_SPEC
 

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from splitverify.client import SplitClient
-from splitverify.demo import ServerThread
+from splitverify_client import SplitClient
+from splitverify_server.loopback import ServerThread
 from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.protocol import GradientMessage, ProofMode, SessionCreate
-from splitverify.server import create_app
+from splitverify_server import create_app
 
 from conftest import http, TINY_SPEC
 from split_cases import data_batches, reference_weights, same_params

@@ -1,4 +1,4 @@
-"""The ledger in the runtime (splitverify.chain): each party logs the statements it sends, on
+"""The ledger in the runtime (splitverify.ledger.sink): each party logs the statements it sends, on
 the embedded chain, from its own account, through the protocol's ``on_statement`` hook (the
 first statement opens the session with both parties' agreement); and the core claim of the
 comparison on the tiny model: a ledger records a consistent cheat that only a proof catches."""
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from splitverify.chain import ChainLog, LedgerSink, check_chain_options, parse_chain
+from splitverify.ledger.sink import ChainLog, LedgerSink, check_chain_options, parse_chain
 from splitverify.errors import InputError, LedgerMismatch
 from splitverify.ledger import KINDS, KindTerms, Ledger, SessionTerms, VerifierDeployment
-from splitverify.bench import local_parties
+from splitverify_server.apps.bench import local_parties
 from splitverify.protocol import ProofMode, run_local
 
 from conftest import TINY_SPEC
@@ -191,7 +191,7 @@ def test_a_party_signs_no_terms_that_disagree_with_its_keys(keyed, ledger):
     """The opener proposes the terms; the other party checks them against its own keys before
     signing: another key hash, or a verifier whose code is not its key's, is refused, and the
     statement that needed the session is refused with that reason (nothing recorded)."""
-    from splitverify.bench import local_parties
+    from splitverify_server.apps.bench import local_parties
 
     client, server = local_parties(TINY_SPEC, keyed, "every")
     log = ChainLog(ledger)
@@ -229,7 +229,7 @@ def test_a_client_logging_alone_opens_the_session_with_a_stand_in_server(tiny_ci
     the parties' identity keys are wired in, the entry's server is not the real server)."""
     from eth_account import Account
 
-    from splitverify.bench import local_parties
+    from splitverify_server.apps.bench import local_parties
 
     key = Account.create().key
     client, server = local_parties(TINY_SPEC, tiny_circuits, "commit")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from splitverify import zk
-from splitverify.circuits import KINDS, circuit_path, generator
+from splitverify.circuitgen import KINDS, circuit_path, generator
 from splitverify.commit import poseidon_chain
 
 

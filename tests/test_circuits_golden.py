@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from splitverify import model
-from splitverify.circuits import KINDS, SplitCircuits
+from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.errors import WitnessError
 from splitverify.model import Dense, SplitSpec
 

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from splitverify.circuits import KINDS, PUBLIC_SIGNALS, Statement
+from splitverify.circuitgen import KINDS, PUBLIC_SIGNALS, Statement
 from splitverify.errors import InputError
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from splitverify import zk
-from splitverify.circuits import compile_template
+from splitverify.circuitgen import compile_template
 from splitverify.commit import poseidon
 from splitverify.zk.curve import R
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from splitverify.circuits import circuit_path
+from splitverify.circuitgen import circuit_path
 from splitverify.cli import app
 
 runner = CliRunner()

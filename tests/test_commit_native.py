@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from splitverify import zk
-from splitverify.circuits import circuit_path, statements
+from splitverify.circuitgen import circuit_path, statements
 from splitverify.commit import (MAX_ARITY, P, Segment, commit, layout_elements, native,
                                 poseidon, poseidon_chain)
 from splitverify.errors import InputError

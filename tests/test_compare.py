@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from splitverify.compare import MODES, CompareConfig, run_comparison, write_outputs
+from splitverify_server.apps.compare import MODES, CompareConfig, run_comparison, write_outputs
 from splitverify.errors import InputError
 from splitverify.protocol import SCENARIOS
 

@@ -19,16 +19,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from splitverify.circuits import KINDS
-from splitverify.client import SplitClient
-from splitverify.demo import ServerThread, free_port
+from splitverify.circuitgen import KINDS
+from splitverify_client import SplitClient
+from splitverify_server.loopback import ServerThread, free_port
 from splitverify.errors import SetupError, TamperDetected
 from splitverify.keyexchange import client_contribute, server_contribute
 from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.protocol import GradientMessage, random_field
-from splitverify.server import create_app
-from splitverify.server.guard import CreationRate, largest_circuit, nesting_exceeds
+from splitverify_server import create_app
+from splitverify_server.guard import CreationRate, largest_circuit, nesting_exceeds
 from splitverify.zk.curve import R
 
 from conftest import http, TINY_SPEC
@@ -68,10 +68,11 @@ def test_no_import_leaves_the_recursion_limit_raised():
     """py_ecc and py-evm raise Python's recursion limit when imported; the limit is what turns
     deep recursion into a RecursionError instead of a C-stack overflow."""
     script = ("import sys; before = sys.getrecursionlimit()\n"
-              "import splitverify.server, splitverify.cli, splitverify.client, splitverify.demo\n"
-              "import splitverify.ledger, splitverify.zk.pyecc_verifier, splitverify.chain\n"
-              "from splitverify.server import create_app; create_app(ceremony=False)\n"
-              "from splitverify.ledger import _connect; _connect('embedded')\n"
+              "import splitverify_server, splitverify.cli, splitverify_client\n"
+              "import splitverify_client.training, splitverify_server.apps.demo\n"
+              "import splitverify.ledger, splitverify.zk.pyecc_verifier, splitverify.ledger.sink\n"
+              "from splitverify_server import create_app; create_app(ceremony=False)\n"
+              "from splitverify.ledger.contract import _connect; _connect('embedded')\n"
               "print(before, sys.getrecursionlimit())")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=300)

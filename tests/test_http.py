@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from splitverify.client import SplitClient
-from splitverify.demo import ServerThread, merged_transcript
+from splitverify_client import SplitClient
+from splitverify_client.training import merged_transcript
+from splitverify_server.loopback import ServerThread
 from splitverify.errors import TamperDetected
-from splitverify.server import create_app
+from splitverify_server import create_app
 from splitverify.transcript import Transcript, audit
 
 from conftest import http, TINY_SPEC

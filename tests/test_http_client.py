@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from splitverify import model
-from splitverify.client import SplitClient
-from splitverify.demo import ServerThread
+from splitverify_client import SplitClient
+from splitverify_server.loopback import ServerThread
 from splitverify.errors import SetupError
 from splitverify.keyexchange import initial
 from splitverify.model import SplitSpec
-from splitverify.server import create_app
+from splitverify_server import create_app
 
 from cheaters import AnswerOnPath
 from conftest import TINY_SPEC

@@ -11,17 +11,17 @@ import stat
 import httpx
 import pytest
 
-from splitverify.circuits import PUBLIC_SIGNALS
-from splitverify.client import SplitClient
-from splitverify.demo import ServerThread
+from splitverify.circuitgen import PUBLIC_SIGNALS
+from splitverify_client import SplitClient
+from splitverify_server.loopback import ServerThread
 from splitverify.errors import InputError, SetupError
 from splitverify.identity import (Identity, check_address, contribution_payload, end_payload,
                                   recover, signed_by, statement_payload)
-from splitverify.circuits import SplitCircuits
+from splitverify.circuitgen import SplitCircuits
 from splitverify.keyexchange import client_contribute
 from splitverify.keyorigin import sign_contribution
 from splitverify.protocol import ProofMode, SessionCreate, random_field
-from splitverify.server import create_app
+from splitverify_server import create_app
 
 from conftest import http, TINY_SPEC
 from split_cases import data_batches
@@ -145,7 +145,7 @@ def test_the_ceremony_refuses_unsigned_contributions(isolated_cache, tmp_path):
 def test_the_store_keeps_signatures_and_upgrades_an_older_database(tmp_path):
     import sqlite3
 
-    from splitverify.server.store import SessionStore
+    from splitverify_server.store import SessionStore
 
     old = tmp_path / "old.db"
     with sqlite3.connect(old) as db:          # the entries table before entries were signed

@@ -14,12 +14,13 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from splitverify import circuits, ledger as ledger_module
-from splitverify.anvil import AnvilNode, find_anvil
+from splitverify import circuitgen
+from splitverify.ledger import contract as ledger_module
+from splitverify.ledger.anvil import AnvilNode, find_anvil
 from splitverify.errors import InputError, LedgerError, LedgerMismatch, ToolchainError
-from splitverify.keyed_verifier import keyed_verifier_source, verification_key_hash
+from splitverify.ledger.keyed_verifier import keyed_verifier_source, verification_key_hash
 from splitverify.ledger import KINDS, Commitments, KindTerms, Ledger, SessionTerms, SignalLayout
-from splitverify.solc import compile_source
+from splitverify.ledger.solc import compile_source
 from splitverify.transcript import Transcript
 from splitverify.zk.curve import Q, R
 from splitverify.zk.models import Proof
@@ -273,7 +274,7 @@ def test_verified_recording_needs_the_sessions_verifier(parties):
 
 
 def test_kinds_are_the_circuit_kinds():
-    assert KINDS == circuits.KINDS
+    assert KINDS == circuitgen.KINDS
 
 
 def test_the_committed_artifact_matches_the_source():
@@ -337,7 +338,7 @@ def test_on_chain_verification_of_a_real_proof(server_step, server_vk):
 
         # Tampered: one public signal changed (the loss), or the proof's C negated.
         signals = statement.signals()
-        loss_at = circuits.PUBLIC_SIGNALS["server_step"].index("loss")
+        loss_at = circuitgen.PUBLIC_SIGNALS["server_step"].index("loss")
         wrong = [v + 1 if i == loss_at else v for i, v in enumerate(signals)]
         blocks_before = chain.w3.eth.block_number
         for bad_proof, bad_signals in ((proof, wrong), (negated_c(proof), signals)):
@@ -508,7 +509,7 @@ def test_on_a_real_anvil_node(server_step, tmp_path, capsys):
 
 
 def test_a_missing_anvil_binary_is_a_toolchain_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("splitverify.anvil.find_toolchain", lambda: Toolchain("node", tmp_path))
+    monkeypatch.setattr("splitverify.ledger.anvil.find_toolchain", lambda: Toolchain("node", tmp_path))
     with pytest.raises(ToolchainError, match="anvil binary is missing"):
         find_anvil()
     with pytest.raises(ToolchainError, match="anvil binary is missing"):

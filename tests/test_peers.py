@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from splitverify.peers import EZKL_TIMES, empty_ezkl_record, ezkl_client_forward
+from splitverify_server.apps.peers import EZKL_TIMES, empty_ezkl_record, ezkl_client_forward
 
-NOT_INSTALLED = "not installed: it is in the optional extra `bench` (pip install -e '.[bench]')"
+NOT_INSTALLED = ("not installed: it is in the server's optional extra `bench` "
+                 "(pip install -e './server[bench]')")
 pytest.importorskip("ezkl", reason=f"EZKL {NOT_INSTALLED}")
 pytest.importorskip("onnx", reason=f"onnx {NOT_INSTALLED}")
 

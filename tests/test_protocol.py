@@ -15,7 +15,7 @@ from splitverify import model
 from splitverify.protocol import (ClientParty, ProofMode, ServerParty, Verifier, random_field,
                                   run_local)
 from splitverify.errors import InputError
-from splitverify.circuits import SplitCircuits
+from splitverify.circuitgen import SplitCircuits
 from splitverify.keyexchange import local_ceremony
 
 from conftest import TINY_SPEC

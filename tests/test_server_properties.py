@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings, strategies as hs
 
-from splitverify.demo import merged_transcript
+from splitverify_client.training import merged_transcript
 from splitverify.protocol import (ClientParty, ForwardMessage, GradientMessage, ProofMode,
                                   SessionCreate, new_transcript, random_field)
 from splitverify.refnet import initial_params
-from splitverify.client import SplitClient
+from splitverify_client import SplitClient
 from splitverify.limits import Limits
-from splitverify.server import create_app
+from splitverify_server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk.curve import R
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from splitverify.client import SplitClient
-from splitverify.demo import ServerThread, free_port, merged_transcript
+from splitverify_client import SplitClient
+from splitverify_client.training import merged_transcript
+from splitverify_server.loopback import ServerThread, free_port
 from splitverify.identity import Identity
 from splitverify.keyexchange import initial
 from splitverify.keyorigin import sign_contribution
 from splitverify.protocol import GradientMessage, random_field
-from splitverify.server import create_app
+from splitverify_server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk import phase2
 
@@ -106,7 +107,7 @@ def test_server_killed_mid_step_and_restarted_resumes_the_session(tmp_path):
     assert report.valid and report.proofs_verified == 9, report
     want_client, want_server = reference_weights(TINY_SPEC, 3, 3, batches)
     assert same_params(party.params, want_client)
-    from splitverify.server.store import SessionStore
+    from splitverify_server.store import SessionStore
     checkpoints = SessionStore(tmp_path / "sessions.db").checkpoints(client.session_id)
     assert [step for step, _ in checkpoints] == [0, 1, 2]
     from splitverify.protocol import params_from_lists
@@ -159,7 +160,7 @@ def test_server_killed_at_random_points_while_training(tmp_path):
     want_client, want_server = reference_weights(TINY_SPEC, steps, 5, batches)
     assert same_params(client.party.params, want_client)
     from splitverify.protocol import params_from_lists
-    from splitverify.server.store import SessionStore
+    from splitverify_server.store import SessionStore
     checkpoints = SessionStore(tmp_path / "sessions.db").checkpoints(client.session_id)
     assert [step for step, _ in checkpoints] == list(range(steps))
     assert same_params(params_from_lists(checkpoints[-1][1]), want_server)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from splitverify import zk
-from splitverify.circuits import CIRCUITS_DIR, KINDS, SplitCircuits
+from splitverify.circuitgen import CIRCUITS_DIR, KINDS, SplitCircuits
 from splitverify.model import Dense, SplitSpec
 from splitverify.zk.curve import R
 from splitverify.zk.r1cs_check import R1csSystem

@@ -16,14 +16,15 @@ import pytest
 from typer.testing import CliRunner
 
 from splitverify import zk
-from splitverify.circuits import SplitCircuits
+from splitverify.circuitgen import SplitCircuits
 from splitverify.cli import app as cli
-from splitverify.client import SplitClient
-from splitverify.demo import ServerThread, merged_transcript
+from splitverify_client import SplitClient
+from splitverify_client.training import merged_transcript
+from splitverify_server.loopback import ServerThread
 from splitverify.identity import Identity
 from splitverify.keyexchange import local_ceremony
 from splitverify.keyorigin import ceremony_record
-from splitverify.server import create_app
+from splitverify_server import create_app
 from splitverify.transcript import SENDER, Transcript
 from splitverify.zk.curve import R
 

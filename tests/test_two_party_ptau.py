@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from splitverify import powersoftau, zk
-from splitverify.client import ServerError, SplitClient
-from splitverify.demo import ServerThread, free_port
+from splitverify_client import ServerError, SplitClient
+from splitverify_server.loopback import ServerThread, free_port
 from splitverify.errors import SetupError
 from splitverify.identity import Identity
 from splitverify.powersoftau import PtauPolicy
-from splitverify.server import create_app
+from splitverify_server import create_app
 from splitverify.transcript import Transcript, audit
 from splitverify.zk import phase1, phase2
 from splitverify.zk.curve import R, FixedBase, point_mul

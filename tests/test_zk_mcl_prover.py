@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from splitverify import zk
-from splitverify.circuits import KINDS
+from splitverify.circuitgen import KINDS
 from splitverify.errors import InputError, IntegrityError
 from splitverify.zk.curve import R
 from splitverify.zk.mcl_prover import ENV_MEMORY_MB, ENV_THREADS, MclProver, load_key

@@ -10,7 +10,7 @@ import pytest
 from conftest import THREE, MATMUL_INPUTS
 
 from splitverify import zk
-from splitverify.circuits import KINDS
+from splitverify.circuitgen import KINDS
 from splitverify.errors import InputError, WitnessError
 from splitverify.zk import wasm_witness
 from splitverify.zk.witness import ENV_WITNESS, witness_backend

@@ -3,13 +3,12 @@ circuit key, and the phase-2 ceremony (contributions, beacon, verification, tran
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
 import shutil
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import IntegrityError, InputError, SetupError
@@ -17,11 +16,10 @@ from .binfile import read_binfile
 from .cache import ArtifactCache, digest
 from .compile import CompiledCircuit
 from .devsetup import dev_setup
+from .keys import INSECURE_NOTE, CircuitKey, Contribution, blake2b_file
+from .phase2 import contribute
 from .r1cs import read_r1cs
 from .toolchain import find_toolchain, tail
-
-INSECURE_NOTE = ("INSECURE-FOR-PRODUCTION: development powers of tau generated on this machine; "
-                 "whoever generated it could forge proofs")
 
 # blake2b-512 of the Hermez/Perpetual Powers of Tau files, as published in snarkjs' README.
 KNOWN_PTAU_BLAKE2B = {
@@ -47,14 +45,6 @@ KNOWN_PTAU_BLAKE2B = {
     "powersOfTau28_hez_final_27.ptau": "10ffd99837c512ef99752436a54b9810d1ac8878d368fb4b806267bdd664b4abf276c9cd3c4b9039a1fa4315a0c326c0e8e9e8fe0eb588ffd4f9021bf7eae1a1",
     "powersOfTau28_hez_final.ptau": "55c77ce8562366c91e7cda394cf7b7c15a06c12d8c905e8b36ba9cf5e13eb37d1a429c589e8eaba4c591bc4b88a0e2828745a53e170eac300236f5c1a326f41a",
 }
-
-
-def blake2b_file(path: str | Path) -> str:
-    h = hashlib.blake2b(digest_size=64)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -90,47 +80,6 @@ class PtauFile:
             raise SetupError(f"{path} is not prepared for phase 2: run `npx snarkjs powersoftau "
                              f"prepare phase2 {path.name} prepared.ptau` and use that file")
         return cls(path, power, actual, insecure)
-
-
-@dataclass
-class Contribution:
-    index: int
-    name: str
-    kind: str  # "contribution" or "beacon"
-    hash: str  # snarkjs' contribution hash (blake2b-512, hex)
-
-
-@dataclass
-class CircuitKey:
-    """A circuit's proving key (.zkey) at some point of its ceremony, with its provenance."""
-
-    zkey: Path
-    circuit: CompiledCircuit
-    ptau_blake2b: str
-    insecure: bool
-    transcript: list[Contribution] = field(default_factory=list)
-
-    @property
-    def blake2b(self) -> str:
-        return blake2b_file(self.zkey)
-
-    def check_integrity(self, expected_blake2b: str) -> None:
-        actual = self.blake2b
-        if actual != expected_blake2b:
-            raise IntegrityError(f"{self.zkey} has blake2b {actual[:16]}…, expected "
-                                 f"{expected_blake2b[:16]}…: the key file is corrupt or was "
-                                 "replaced; rerun the setup")
-
-    def metadata(self) -> dict:
-        # With no phase-2 contribution δ is the generator (as in `snarkjs zkey new`): anyone can
-        # forge proofs for such a key, whatever ptau it came from.
-        warnings = [INSECURE_NOTE] if self.insecure else []
-        if not self.transcript:
-            warnings.append("NO PHASE-2 CONTRIBUTION: delta is the generator; do not use")
-        return {"circuit": self.circuit.name, "circuit_key": self.circuit.key,
-                "ptau_blake2b": self.ptau_blake2b, "insecure_dev_setup": self.insecure,
-                **({"warning": " | ".join(warnings)} if warnings else {}),
-                "contributions": [asdict(c) for c in self.transcript]}
 
 
 def initial_key(circuit: CompiledCircuit, ptau: PtauFile | None = None,
@@ -236,8 +185,6 @@ class Ceremony:
             if entropy is not None:
                 raise InputError("a native contribution draws its randomness from the OS; "
                                  "`entropy` only feeds snarkjs")
-            from .phase2 import contribute  # imported here: phase2 imports this module
-
             _key, contribution_hash = contribute(self.key, name, new)
             return self._advance(new, name, "contribution", contribution_hash)
         proc = find_toolchain().run("snarkjs", [

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import InputError, IntegrityError, SetupError
 from .binfile import BinFile, BinWriter, read_binfile
-from .ceremony import CircuitKey, Contribution
+from .keys import CircuitKey, Contribution
 from .curve import (G1_GENERATOR, G2_GENERATOR, Q, R, g1_neg, g2_in_subgroup, int_to_lem,
                     lem_to_struct, lem_to_uncompressed, msm, pairing_product_is_one, point_mul,
                     same_ratio, scale_points)

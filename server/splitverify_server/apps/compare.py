@@ -27,15 +27,17 @@ from pathlib import Path
 
 import torch
 
+from splitverify.ledger.sink import ChainLog, deploy_verifiers, deployed_ledger
+from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.circuitgen.generator import describe
+from splitverify.errors import InputError, ToolchainError
+from splitverify.ledger import Ledger
+from splitverify.model import SplitSpec
+from splitverify.protocol import SCENARIOS, ProofMode, run_local
+from splitverify.transcript import Transcript
+
 from .bench import keyed_circuits, local_parties, machine
-from .chain import ChainLog, deploy_verifiers, deployed_ledger
-from .circuits import KINDS, SplitCircuits
-from .circuits.generator import describe
-from .errors import InputError, ToolchainError
-from .ledger import Ledger
-from .model import SplitSpec
-from .protocol import SCENARIOS, ProofMode, run_local
-from .transcript import Transcript
+from .units import seconds_text
 
 Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 Progress = Callable[[str], None]
@@ -95,7 +97,7 @@ def choose_chain(requested: str) -> tuple[str, str]:
     on-chain verification)."""
     if requested != "auto":
         return requested, "chosen with --chain"
-    from .anvil import find_anvil
+    from splitverify.ledger.anvil import find_anvil
     try:
         find_anvil()
     except ToolchainError as exc:
@@ -243,7 +245,7 @@ def run_comparison(spec: SplitSpec, circuits: SplitCircuits, batches: Batches,
 def run_refnet_comparison(quick: bool, out: Path, chain: str = "auto",
                           progress: Progress = lambda _msg: None) -> dict:
     """``splitverify compare``: RefNet, keys made first (not timed), outputs written to out."""
-    from .demo import refnet_batches
+    from splitverify_client.training import refnet_batches
 
     steps, scenario_steps = ((QUICK_STEPS, QUICK_SCENARIO_STEPS) if quick
                              else (FULL_STEPS, FULL_SCENARIO_STEPS))
@@ -269,13 +271,6 @@ def write_outputs(report: dict, out: Path) -> dict[str, Path]:
     paths["md"].write_text(markdown(report))
     draw_figure(report, paths["png"])
     return paths
-
-
-def seconds_text(value: float | None) -> str:
-    """'2.3 ms', '313 ms', '24.1 s'; – for no value."""
-    if value is None:
-        return "–"
-    return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.3g} s"
 
 
 def _per_kind(values: dict[str, float]) -> str:

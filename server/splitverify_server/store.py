@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from splitverify.errors import InputError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (

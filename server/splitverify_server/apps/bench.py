@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import zk
-from .circuits import KINDS, SplitCircuits, circuit_path, generator, statements
-from .model import SplitSpec
-from .zk.devsetup import dev_setup
-from .zk.r1cs import read_r1cs
+from splitverify import zk
+from splitverify.circuitgen import KINDS, SplitCircuits, circuit_path, generator, statements
+from splitverify.model import SplitSpec
+from splitverify.zk.devsetup import dev_setup
+from splitverify.zk.r1cs import read_r1cs
 
 
 def _median_seconds(fn: Callable[[], object], runs: int) -> float:
@@ -54,9 +54,9 @@ def local_parties(spec: SplitSpec, circuits: SplitCircuits, mode: str, *,
                   malicious: str | None = None, seed: int = 0):
     """A fresh session's client and server (for ``run_local``): initial weights of ``seed``,
     the default prover (``zk.get_prover``), ``malicious`` played by the side it names."""
-    from .demo import check_scenario
-    from .protocol import ClientParty, ProofMode, ServerParty, random_field
-    from .refnet import initial_params
+    from splitverify_client.training import check_scenario
+    from splitverify.protocol import ClientParty, ProofMode, ServerParty, random_field
+    from splitverify.refnet import initial_params
 
     client_params, server_params = initial_params(spec, seed)
     session, parsed = random_field(), ProofMode.parse(mode)
@@ -88,8 +88,8 @@ def circuit_constraints(circuits: SplitCircuits) -> dict:
 def refnet_step_inputs(spec: SplitSpec) -> dict[str, dict]:
     """The witness inputs of RefNet's first training step (initial parameters, first batch),
     with fixed salts and session: what the protocol proves in its step 0."""
-    from .demo import refnet_batches
-    from .refnet import initial_params
+    from splitverify_client.training import refnet_batches
+    from splitverify.refnet import initial_params
 
     client_params, server_params = initial_params(spec, 0)
     x, labels = next(refnet_batches(spec))
@@ -185,9 +185,9 @@ def dense_layer_peer(runs: int, folder: Path, progress: Callable[[str], None]) -
     constraints, key set-up (dev ptau, one contribution), median prove seconds from a .wtns
     with snarkjs (how circomlib-ml circuits are proven) and with our native prover, native
     verify."""
-    from .refnet import initial_params
-    from .demo import refnet_batches
-    from .zk.curve import R
+    from splitverify.refnet import initial_params
+    from splitverify_client.training import refnet_batches
+    from splitverify.zk.curve import R
 
     spec = SplitSpec.refnet()
     (w, _b), = initial_params(spec, 0)[0]
@@ -241,8 +241,8 @@ def step_seconds(circuits: SplitCircuits, quick: bool, progress: Callable[[str],
     in-process witness, keys made before the clock starts. A mean, not a median: in ``audit``
     mode the cost is in the few challenged steps. Also the mean prove seconds per circuit of
     the ``every`` run (witness included, as the protocol measures them)."""
-    from .demo import refnet_batches
-    from .protocol import run_local
+    from splitverify_client.training import refnet_batches
+    from splitverify.protocol import run_local
 
     spec = circuits.spec
     out, prove_in_steps = {}, {}
@@ -264,7 +264,7 @@ def phase1_seconds(power: int, folder: Path) -> dict[str, float]:
     """The two-party phase 1 at 2^power as two machines run it, one step after the other here:
     the server's start, the client's check of it and contribution, the server's check of that,
     and one phase-2 preparation (each side prepares its own copy, at the same time)."""
-    from .zk import phase1
+    from splitverify.zk import phase1
 
     seconds: dict[str, float] = {}
 

@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-from .compare import seconds_text  # noqa: E402
+from .units import seconds_text  # noqa: E402
 
 DETECTED, MISSED, NOT_APPLICABLE = 2, 0, 1
 _COLOURS = ListedColormap(["#e8a3a3", "#d9d9d9", "#9fd4a3"])   # missed, n/a, detected

@@ -91,7 +91,7 @@ import eth_abi
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
 
-from .recursion import recursion_limit_kept
+from ..recursion import recursion_limit_kept
 
 with recursion_limit_kept():     # web3 and eth_tester import py_ecc and py-evm (see recursion.py)
     from eth_tester.exceptions import TransactionFailed
@@ -99,14 +99,14 @@ with recursion_limit_kept():     # web3 and eth_tester import py_ecc and py-evm 
     from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
 from .anvil import AnvilNode
-from .contracts import CONTRACTS_DIR
-from .errors import InputError, LedgerError, LedgerMismatch, LedgerRejected
+from ..resources import CONTRACTS_DIR
+from ..errors import InputError, LedgerError, LedgerMismatch, LedgerRejected
 from .keyed_verifier import keyed_verifier, verification_key_hash
 from .solc import SOLC_SETTINGS, CompiledContract, compile_source
-from .zk.ceremony import CircuitKey
-from .zk.curve import R
-from .zk.models import Proof, PublicSignals, VerificationKey
-from .zk.verifier import export_verification_key
+from ..zk.ceremony import CircuitKey
+from ..zk.curve import R
+from ..zk.models import Proof, PublicSignals, VerificationKey
+from ..zk.verifier import export_verification_key
 
 __all__ = [
     "KINDS", "Commitments", "Entry", "KindTerms", "Ledger", "Receipt", "SessionInfo",
@@ -217,7 +217,7 @@ class SignalLayout:
         """The layout of the split circuit of ``kind``; ``names`` (a key's public signal names)
         must be that circuit's, so a key of another circuit is refused rather than recorded
         with meaningless commitments."""
-        from .circuits.statements import PUBLIC_SIGNALS  # imports torch: only when needed
+        from ..circuitgen.statements import PUBLIC_SIGNALS  # imports torch: only when needed
 
         name = KINDS[kind_index(kind)]
         expected = PUBLIC_SIGNALS[name]
@@ -652,7 +652,7 @@ class Ledger:
     def deploy_verifier(self, kind: str | int,
                         key: CircuitKey | VerificationKey | dict[str, Any]) -> VerifierDeployment:
         """Deploy the keyed Groth16 verifier of ``key`` for proofs of ``kind`` (see
-        :mod:`splitverify.keyed_verifier`), once per key: a verifier of the same key deployed
+        :mod:`splitverify.ledger.keyed_verifier`), once per key: a verifier of the same key deployed
         through this connection is reused."""
         name = KINDS[kind_index(kind)]
         if isinstance(key, CircuitKey):
@@ -929,7 +929,7 @@ class Ledger:
 def check_transcript(node: str, address: str, transcript_path: Path, party: str) -> str:
     """The reader's check of a session on a ledger against its transcript's keys (the ceremony):
     one line per kind; LedgerMismatch when the chain disagrees."""
-    from .transcript import Transcript  # the transcript module imports torch: only when needed
+    from ..transcript import Transcript  # the transcript module imports torch: only when needed
 
     transcript = Transcript.load(transcript_path)
     if not transcript.verification_keys:

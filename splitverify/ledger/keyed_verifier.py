@@ -23,10 +23,10 @@ from typing import Any
 
 from eth_utils import keccak
 
-from .errors import InputError, ToolchainError
+from ..errors import InputError, ToolchainError
 from .solc import CompiledContract, compile_cached
-from .zk.models import VerificationKey
-from .zk.toolchain import find_toolchain
+from ..zk.models import VerificationKey
+from ..zk.toolchain import find_toolchain
 
 __all__ = ["keyed_verifier", "keyed_verifier_source", "verification_key_hash",
            "verifier_contract_name"]

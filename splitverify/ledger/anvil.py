@@ -25,9 +25,9 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from .errors import ToolchainError
+from ..errors import ToolchainError
 from .solc import EVM_VERSION
-from .zk.toolchain import SETUP_HINT, find_toolchain
+from ..zk.toolchain import SETUP_HINT, find_toolchain
 
 ANVIL_PACKAGE = "@foundry-rs/anvil-linux-amd64"
 _LISTENING = re.compile(r"Listening on (\d+\.\d+\.\d+\.\d+):(\d+)")

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import InputError
+from splitverify.errors import InputError
 
 VERSION = 1
 FIELDS = ("url", "request", "session_id", "token", "server_identity", "ceremony", "keys",

@@ -1,4 +1,4 @@
-"""The splitverify server (installed as ``splitverify.server``): a FastAPI app that holds the
+"""The splitverify server (the app of ``splitverify_server``): a FastAPI app that holds the
 server's half of each session and speaks the protocol of :mod:`splitverify.protocol`.
 
     POST /sessions                      create a session → id, bearer token
@@ -41,7 +41,7 @@ step included, then all state changes, committed to the store before the answer;
 refused part-way is rolled back to what the store holds).
 
 Every handled message is committed to the session store (SQLite with ``--db``, see
-:mod:`splitverify.server.store`) before it is answered, so a restarted server resumes every
+:mod:`splitverify_server.store`) before it is answered, so a restarted server resumes every
 session. A message re-sent because its answer was lost (same step, same statement: public
 values, tensors and salts — never the proof bytes, since a Groth16 proof can be re-randomized)
 gets the same answer again and changes nothing; any other message for a step already handled
@@ -70,23 +70,23 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..circuits import KINDS, SplitCircuits
-from ..circuits.generator import describe
-from ..errors import InputError, SetupError, SplitverifyError, TamperDetected
-from ..identity import Identity, check_address
-from ..keyorigin import contribution_signed, sign_contribution
-from ..keyexchange import load_final, server_accept, server_contribute
-from .. import powersoftau, zk
-from ..powersoftau import PtauPolicy
-from ..zk.cache import ArtifactCache
-from ..limits import Limits
-from .. import model
-from ..model import SplitSpec
-from ..protocol import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode, ServerParty,
-                        SessionCreate, new_transcript, params_to_lists, random_field,
-                        statement_digest)
-from ..refnet import initial_params
-from ..transcript import ORDER, Transcript, TranscriptEntry
+from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.circuitgen.generator import describe
+from splitverify.errors import InputError, SetupError, SplitverifyError, TamperDetected
+from splitverify.identity import Identity, check_address
+from splitverify.keyorigin import contribution_signed, sign_contribution
+from splitverify.keyexchange import load_final, server_accept, server_contribute
+from splitverify import powersoftau, zk
+from splitverify.powersoftau import PtauPolicy
+from splitverify.zk.cache import ArtifactCache
+from splitverify.limits import Limits
+from splitverify import model
+from splitverify.model import SplitSpec
+from splitverify.protocol import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode,
+                                  ServerParty, SessionCreate, new_transcript, params_to_lists,
+                                  random_field, statement_digest)
+from splitverify.refnet import initial_params
+from splitverify.transcript import ORDER, Transcript, TranscriptEntry
 from .guard import (CreationRate, NestingLimit, bearer_token, largest_circuit,
                     without_paths)
 from .store import SessionStore, token_digest

@@ -1,4 +1,4 @@
-"""The splitverify client SDK (installed as ``splitverify.client``): a small surface over the
+"""The splitverify client SDK (``splitverify_client``): a small surface over the
 protocol — create a session on a server, then ``train`` on your data; every server message is
 verified before the client goes on.
 
@@ -11,7 +11,7 @@ Transient HTTP failures (connection refused or reset, timeouts, 502/503/504 — 
 restarting) are retried with back-off for up to ``retry_seconds``; a step is never applied
 twice: the client re-sends the very same message, and the server answers a message it already
 handled with the answer it gave (any other message for that step is a replay). With
-``state_dir`` the client survives its own crash too (:mod:`splitverify.client.state`).
+``state_dir`` the client survives its own crash too (:mod:`splitverify_client.state`).
 
 In ``audit:P`` the client's draw whether to challenge a server step is saved before the
 challenge leaves (a resumed client challenges the same steps), and a server that does not answer
@@ -31,19 +31,19 @@ import httpx
 import torch
 from pydantic import ValidationError
 
-from ..circuits import KINDS, SplitCircuits
-from ..keyexchange import client_contribute, load_final
-from .. import powersoftau, zk
-from ..powersoftau import PtauPolicy
-from ..errors import InputError, SetupError, SplitverifyError, TamperDetected
-from ..identity import Identity, check_address
-from ..keyorigin import contribution_signed, sign_contribution
-from .. import model
-from ..model import SplitSpec
-from ..protocol import (ClientParty, GradientMessage, ProofMode, SessionCreate, SessionResult,
-                        _Message, new_transcript)
-from ..refnet import initial_params
-from ..transcript import Transcript
+from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.keyexchange import client_contribute, load_final
+from splitverify import powersoftau, zk
+from splitverify.powersoftau import PtauPolicy
+from splitverify.errors import InputError, SetupError, SplitverifyError, TamperDetected
+from splitverify.identity import Identity, check_address
+from splitverify.keyorigin import contribution_signed, sign_contribution
+from splitverify import model
+from splitverify.model import SplitSpec
+from splitverify.protocol import (ClientParty, GradientMessage, ProofMode, SessionCreate,
+                                  SessionResult, _Message, new_transcript)
+from splitverify.refnet import initial_params
+from splitverify.transcript import Transcript
 from .state import StateFolder
 
 RETRY_STATUS = (502, 503, 504)

@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
-from . import model, refnet
-from .model import Params, SplitSpec
+from splitverify import model, refnet
+from splitverify.model import Params, SplitSpec
 
 EZKL_TIMES = ("compile_s", "srs_s", "setup_s", "witness_s", "prove_s", "verify_s")
 JOB = ("RefNet client forward: Linear(64->32) + ReLU, batch 16, first 16 digits training "

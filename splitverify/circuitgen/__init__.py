@@ -1,5 +1,6 @@
-"""The split-learning circuits: Circom templates (this folder, installed as package data) and
-the Python API the protocol calls.
+"""The split-learning circuits: the generator of the Circom sources over the templates of
+``circuits/*.circom`` (found by :mod:`splitverify.resources`) and the Python API the protocol
+calls.
 
     spec = SplitSpec.refnet()
     circuits = SplitCircuits(spec)
@@ -22,10 +23,10 @@ from pathlib import Path
 from .. import zk
 from ..errors import InputError
 from ..model import SplitSpec
+from ..resources import CIRCUITS_DIR
 from . import generator, statements
 from .statements import PUBLIC_SIGNALS, Statement
 
-CIRCUITS_DIR = Path(__file__).resolve().parent
 KINDS = generator.KINDS
 OPTIMIZE = "O2"
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .circuits import KINDS
+from splitverify.circuitgen import KINDS
 
 
 @dataclass(frozen=True)

@@ -1,60 +1,23 @@
-"""`splitverify demo`: RefNet split training between a server (uvicorn on a free loopback port,
-in a thread) and a client, over real HTTP, with proofs as the proof mode says."""
+"""The client's side of a training session over HTTP (`splitverify train`, and the client of
+`splitverify demo`): the session, the data it trains on, the merged transcript and the summary."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-import uvicorn
 
-from . import refnet
-from .chain import ChainLog, chain_log, check_chain_options
-from .identity import Identity
-from .circuits import KINDS, SplitCircuits
-from .errors import InputError
-from .keyexchange import initial
-from .model import SplitSpec
-from .powersoftau import PtauPolicy
-from .protocol import SCENARIOS, ProofMode
-from .transcript import Transcript
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerThread:
-    """uvicorn serving ``app`` on 127.0.0.1 in a daemon thread."""
-
-    def __init__(self, app, port: int | None = None):
-        self.port = port or free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> "ServerThread":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise InputError(f"the demo server did not start on port {self.port}")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+from splitverify import refnet
+from splitverify.ledger.sink import ChainLog
+from splitverify.identity import Identity
+from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.errors import InputError
+from splitverify.model import SplitSpec
+from splitverify.powersoftau import PtauPolicy
+from splitverify.protocol import SCENARIOS, ProofMode
+from splitverify.transcript import Transcript
 
 
 def refnet_batches(spec: SplitSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -118,8 +81,8 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
     RefNet (trained on the digits when it has their 64 features and 10 classes, else on seeded
     random data, and then not evaluated); ``ptau``: the powers of tau this client accepts;
     ``identity``: the client's signing key (default: one per session)."""
-    from .client import SplitClient
-    from .client.state import StateFolder
+    from .sdk import SplitClient
+    from .state import StateFolder
 
     mode = ProofMode.parse(proof_mode)
     if steps < 1:
@@ -190,52 +153,3 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
                                     for kind, origin in transcript.key_origin.items()},
         **({"chain": chain.summary()} if chain is not None else {}),
     }
-
-
-def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
-             progress: Callable[[str], None], on_step: Callable[[int], None],
-             backend: str | None = None, chain: str | None = None,
-             verify_on_chain: bool = False) -> dict:
-    """``splitverify demo``: the server in a thread on a free loopback port, the client against
-    it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
-    on one ledger (``verify_on_chain``: with their proofs, verified by the chain)."""
-    mode = ProofMode.parse(proof_mode)
-    if steps < 1:
-        raise InputError("--steps must be at least 1")
-    check_scenario(malicious, "client")
-    check_chain_options(chain, verify_on_chain, mode)
-    with chain_log(chain, verify_on_chain) as log:
-        if log is not None:
-            progress(f"ledger: SplitLedger deployed on the {chain} chain at {log.ledger.address}")
-        return _demo_session(steps, mode, malicious, out, progress, on_step, backend, log)
-
-
-def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
-                  progress: Callable[[str], None], on_step: Callable[[int], None],
-                  backend: str | None, chain: ChainLog | None) -> dict:
-    from .server import create_app
-
-    spec = SplitSpec.refnet()
-    start = time.perf_counter()
-    if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
-        local = SplitCircuits(spec)
-        for kind in KINDS:
-            progress(f"{kind}: compile and development setup (cached after the first run)")
-            initial(local, kind)
-    setup_s = time.perf_counter() - start
-    # each party has its own SplitCircuits: its keys come out of the session's ceremony; the
-    # server's identity signs its messages and owns its ledger slots
-    identity = Identity.generate()
-    if chain is not None:
-        chain.accounts.setdefault("server", identity.private_key)
-    app = create_app(backend=backend, malicious=check_scenario(malicious, "server"),
-                     on_party=chain.sink("server").attach if chain is not None else None,
-                     identity=identity)
-    with ServerThread(app) as server:
-        progress(f"server on {server.url}" + (
-            "; key ceremony: the server's and the client's phase-2 contributions to each "
-            "circuit's key, each checked by both sides" if mode.proves else ""))
-        summary = run_training(server.url, steps, str(mode), out, on_step, malicious=malicious,
-                               backend=backend, chain=chain)
-    return {**summary, "setup_s": round(setup_s, 2),
-            "seconds": round(time.perf_counter() - start, 2)}

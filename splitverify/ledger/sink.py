@@ -44,12 +44,12 @@ from dataclasses import dataclass, field
 
 from eth_account import Account
 
-from .circuits import SplitCircuits, Statement
-from .errors import InputError, LedgerMismatch, LedgerRejected, SplitverifyError
-from .ledger import KINDS, Commitments, Ledger, Receipt, SessionTerms, VerifierDeployment
-from .protocol import ClientParty, ProofMode, ServerParty
-from .transcript import Transcript
-from .zk import Proof
+from ..circuitgen import SplitCircuits, Statement
+from ..errors import InputError, LedgerMismatch, LedgerRejected, SplitverifyError
+from .contract import KINDS, Commitments, Ledger, Receipt, SessionTerms, VerifierDeployment
+from ..protocol import ClientParty, ProofMode, ServerParty
+from ..transcript import Transcript
+from ..zk import Proof
 
 CHAIN_CHOICES = ("none", "embedded", "anvil")
 

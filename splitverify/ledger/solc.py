@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CompileError, ToolchainError
-from .zk.cache import ArtifactCache, digest
-from .zk.toolchain import PINNED, find_toolchain
+from ..errors import CompileError, ToolchainError
+from ..zk.cache import ArtifactCache, digest
+from ..zk.toolchain import PINNED, find_toolchain
 
 EVM_VERSION = "prague"
 SOLC_SETTINGS: dict[str, Any] = {

@@ -18,8 +18,8 @@ import numpy as np
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..circuits.generator import KINDS, cost_breakdown
-from ..model import SplitSpec
+from splitverify.circuitgen.generator import KINDS, cost_breakdown
+from splitverify.model import SplitSpec
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 # every opening bracket as "[", every closing one as "]", anything else dropped: nesting depth

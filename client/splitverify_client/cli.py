@@ -1,0 +1,106 @@
+"""`splitverify train`: the client's command, registered into the `splitverify` command through
+the entry-point group ``splitverify.commands`` (see ``client/pyproject.toml``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from platformdirs import user_data_path
+
+from splitverify.cli_shared import (PROOF_MODE_HELP, InsecureDevPtauOpt, MaliciousOpt, OutOpt,
+                                    PtauOpt, VerifyOnChainOpt, console, fail, finish_session,
+                                    ptau_policy)
+from splitverify.errors import InputError, SplitverifyError
+
+# the client's identity key when `train --identity` is not given: one per user of a machine
+DEFAULT_IDENTITY = user_data_path("splitverify") / "client.identity"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+
+
+def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
+                                              "http://127.0.0.1:8000.")],
+          steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
+          proof_mode: Annotated[str, typer.Option(help=PROOF_MODE_HELP)] = "every",
+          malicious: MaliciousOpt = None,
+          chain: Annotated[str, typer.Option(
+              help="Log the client's own statements (client_forward, client_backward) on an "
+                   "Ethereum ledger: none, embedded, anvil or an http(s):// node URL. Only the "
+                   "client's side logs: the remote server's statements are not recorded.")]
+          = "none",
+          verify_on_chain: VerifyOnChainOpt = False,
+          seed: Annotated[int, typer.Option(help="Initial weights' seed.")] = 0,
+          retry_seconds: Annotated[float, typer.Option(
+              help="How long to keep retrying an unreachable server.")] = 60.0,
+          state: Annotated[Optional[Path], typer.Option(
+              help="Keep the client's session in this folder (weights, keys, the message in "
+                   "flight, the bearer token: keep it private). If it already holds a "
+                   "session, that session resumes where it stopped (after a crash, run the "
+                   "same command again).")] = None,
+          out: OutOpt = Path("splitverify-train"),
+          ptau: PtauOpt = None, insecure_dev_ptau: InsecureDevPtauOpt = False,
+          client_layers: Annotated[Optional[list[str]], typer.Option(
+              help="Train a 'layers' model instead of RefNet: a client layer N_IN:N_OUT or "
+                   "N_IN:N_OUT:relu (repeat, in order; with --server-layers). 64 inputs and "
+                   "10 classes train on the digits, other sizes on seeded random data.")] = None,
+          server_layers: Annotated[Optional[list[str]], typer.Option(
+              help="A server layer of the 'layers' model (repeat, in order).")] = None,
+          batch: Annotated[int, typer.Option(help="Batch size.")] = 16,
+          identity: Annotated[Optional[Path], typer.Option(
+              help="The client's identity key file (made there on first use; keep it "
+                   "private): it signs every message, and the two-party phase 1 made with a "
+                   "server is cached under it and reused by the pair's later sessions. Default: "
+                   "client.identity in the user's data folder (splitverify).")] = None) -> None:
+    """The client: train RefNet (or a --client-layers/--server-layers model) with a
+    splitverify server over HTTP. Exit codes as demo."""
+    from rich.progress import Progress
+
+    from splitverify.identity import Identity
+    from splitverify.ledger.sink import chain_log, check_chain_options, parse_chain
+    from splitverify.protocol import ProofMode
+
+    from .training import check_scenario, run_training
+
+    try:
+        backend = parse_chain(chain)
+        check_chain_options(backend, verify_on_chain, ProofMode.parse(proof_mode))
+        if malicious is not None and check_scenario(malicious, "client") is None:
+            raise InputError(f"{malicious} is a server scenario; the client plays client:*")
+        with Progress(console=console, transient=True) as bar, \
+                chain_log(backend, verify_on_chain) as log:
+            task = bar.add_task("training", total=steps)
+            summary = run_training(server, steps, proof_mode, out,
+                                   lambda done: bar.update(task, completed=done),
+                                   malicious=malicious, seed=seed, retry_seconds=retry_seconds,
+                                   chain=log, state_dir=state,
+                                   spec=_layers_spec(client_layers, server_layers, batch),
+                                   ptau=ptau_policy(ptau, insecure_dev_ptau),
+                                   identity=Identity.load_or_create(identity or DEFAULT_IDENTITY))
+    except SplitverifyError as exc:
+        fail(exc)
+    finish_session(summary, out, f"splitverify train against {server}")
+
+
+def _layers_spec(client: Optional[list[str]], server: Optional[list[str]], batch: int):
+    """RefNet at ``batch``, or the 'layers' model of ``--client-layers``/``--server-layers``."""
+    from splitverify.model import Dense, SplitSpec
+
+    if not client and not server:
+        return SplitSpec.refnet(batch=batch)
+    if not client or not server:
+        raise InputError("a 'layers' model needs both --client-layers and --server-layers")
+
+    def layer(text: str) -> Dense:
+        parts = text.split(":")
+        try:
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "relu"):
+                raise ValueError
+            return Dense(int(parts[0]), int(parts[1]), len(parts) == 3)
+        except ValueError:
+            raise InputError(f"layer {text!r}: write N_IN:N_OUT or N_IN:N_OUT:relu, e.g. "
+                             "4:3:relu") from None
+    return SplitSpec(tuple(map(layer, client)), tuple(map(layer, server)), batch)

@@ -1,0 +1,179 @@
+"""The server distribution's commands — `serve`, and `demo`, `compare` and `bench`, which run
+both parties — registered into the `splitverify` command through the entry-point group
+``splitverify.commands`` (see ``server/pyproject.toml``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, InsecureDevPtauOpt, MaliciousOpt,
+                                    OutOpt, PtauOpt, VerifyOnChainOpt, console, fail,
+                                    finish_session, print_breakdown, ptau_policy)
+from splitverify.errors import InputError, SplitverifyError
+from splitverify.limits import Limits
+
+
+def register(app: typer.Typer) -> None:
+    for command in (demo, serve, bench, compare):
+        app.command()(command)
+
+
+def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
+         proof_mode: Annotated[str, typer.Option(help=PROOF_MODE_HELP)] = "every",
+         malicious: MaliciousOpt = None, chain: ChainOpt = "none",
+         verify_on_chain: VerifyOnChainOpt = False,
+         out: OutOpt = Path("splitverify-demo")) -> None:
+    """RefNet split training over HTTP on loopback: the server in a thread, the client against
+    it, every message verified as the proof mode says; with --chain both parties log the
+    statements they send on one ledger. Exit 0 clean, 3 tampering detected."""
+    from rich.progress import Progress
+
+    from splitverify.ledger.sink import parse_chain
+
+    from .demo import run_demo
+
+    try:
+        backend = parse_chain(chain)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("training", total=steps)
+            summary = run_demo(steps, proof_mode, malicious, out,
+                               progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
+                               on_step=lambda done: bar.update(task, completed=done),
+                               chain=backend, verify_on_chain=verify_on_chain)
+    except SplitverifyError as exc:
+        fail(exc)
+    finish_session(summary, out, "splitverify demo: RefNet, split at the cut layer, over HTTP")
+
+
+_LIMITS = Limits()       # the server's defaults, shown by `serve --help`
+
+
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+          db: Annotated[Path, typer.Option(help="SQLite file the sessions persist in (a "
+                                            "restarted server resumes them).")]
+          = Path("splitverify-sessions.db"),
+          malicious: MaliciousOpt = None,
+          max_body: Annotated[int, typer.Option(help="Largest JSON request, bytes.")]
+          = _LIMITS.body_bytes,
+          max_key_body: Annotated[int, typer.Option(help="Largest uploaded proving key, bytes.")]
+          = _LIMITS.key_bytes,
+          max_dim: Annotated[int, typer.Option(help="Largest layer width or batch.")]
+          = _LIMITS.dim,
+          max_params: Annotated[int, typer.Option(help="Most weights and biases in a model.")]
+          = _LIMITS.params,
+          max_sessions: Annotated[int, typer.Option(help="Most sessions held (stored ones "
+                                                    "included).")] = _LIMITS.sessions,
+          max_steps: Annotated[int, typer.Option(help="Most training steps per session.")]
+          = _LIMITS.steps,
+          max_nesting: Annotated[int, typer.Option(help="Deepest JSON nesting of a request.")]
+          = _LIMITS.nesting,
+          max_constraints: Annotated[int, typer.Option(
+              help="Largest circuit a session's model may need (constraints, by the cost "
+                   "model; RefNet's largest is 150,329).")] = _LIMITS.constraints,
+          client_sessions: Annotated[int, typer.Option(
+              help="Sessions one source address may create per --client-window.")]
+          = _LIMITS.client_sessions,
+          client_window: Annotated[int, typer.Option(help="Seconds, for --client-sessions.")]
+          = _LIMITS.client_window,
+          idle_timeout: Annotated[int, typer.Option(
+              help="Seconds without a request after which a session and its keys are removed.")]
+          = _LIMITS.idle_seconds,
+          ptau: PtauOpt = None, insecure_dev_ptau: InsecureDevPtauOpt = False) -> None:
+    """Run the splitverify server (FastAPI over uvicorn)."""
+    import uvicorn
+    from splitverify_client.training import check_scenario
+
+    from ..app import create_app
+
+    try:
+        if malicious is not None and check_scenario(malicious, "server") is None:
+            raise InputError(f"{malicious} is a client scenario; the server plays server:*")
+        limits = Limits(body_bytes=max_body, key_bytes=max_key_body, dim=max_dim,
+                        params=max_params, sessions=max_sessions, steps=max_steps,
+                        nesting=max_nesting, constraints=max_constraints,
+                        client_sessions=client_sessions, client_window=client_window,
+                        idle_seconds=idle_timeout)
+        application = create_app(db=db, malicious=malicious, limits=limits,
+                                 ptau=ptau_policy(ptau, insecure_dev_ptau))
+    except SplitverifyError as exc:
+        fail(exc)
+    console.print(f"splitverify server on http://{host}:{port} (sessions in {db})")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = False,
+          as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout only.")] = False,
+          plot: Annotated[Optional[Path], typer.Option(
+              help="Also draw the figures (prove, witness, step seconds) to this PNG.")] = None,
+          from_json: Annotated[Optional[Path], typer.Option(
+              help="Use this saved `bench --json` result instead of running the benchmarks "
+                   "(with --plot: redraw a figure).")] = None,
+          report: Annotated[Optional[Path], typer.Option(
+              help="Also write the result as Markdown to this file: the machine, the targets "
+                   "met or missed, ratios, seconds, peers (links the --plot figure).")] = None,
+          ) -> None:
+    """Benchmarks: prove seconds per backend, verify seconds per verifier, dev setup at 2^16."""
+    from .bench import plot_bench, run_bench
+    from .bench_report import write_report
+
+    try:
+        if from_json is not None:
+            try:
+                text = from_json.read_text()
+                try:
+                    result = json.loads(text)          # a saved result, pretty-printed or not
+                except ValueError:                     # `bench --json` output after progress lines
+                    result = json.loads(text.strip().splitlines()[-1])
+                if not isinstance(result, dict):
+                    raise ValueError("not a JSON object")
+            except (OSError, ValueError, IndexError) as exc:
+                raise InputError(f"{from_json} is not the output of `splitverify bench --json`: "
+                                 f"{exc}") from exc
+        else:
+            result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
+        if plot is not None:
+            console.print(f"[dim]figure written to {plot_bench(result, plot)}[/]")
+        if report is not None:
+            figure = None if plot is None else os.path.relpath(plot, report.parent)
+            try:
+                written = write_report(result, report, figure)
+            except (KeyError, TypeError) as exc:
+                raise InputError(f"the bench result lacks field {exc} (is it the output of "
+                                 "this version's `splitverify bench --json`?)") from exc
+            console.print(f"[dim]report written to {written}[/]")
+    except SplitverifyError as exc:
+        fail(exc)
+    print_breakdown(result["constraint_breakdown"], result["constraints"])
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    Console().print_json(json.dumps(result))
+
+
+def compare(quick: Annotated[bool, typer.Option(
+                help="2 honest steps per mode, scenarios up to 2 steps (else 5 and 3).")] = False,
+            out: Annotated[Path, typer.Option(help="Folder for compare.md, compare.png and "
+                                              "compare.json.")] = Path("splitverify-compare"),
+            chain: Annotated[str, typer.Option(
+                help="The ledger modes' chain: auto (anvil when its binary is installed, "
+                     "else embedded), embedded or anvil.")] = "auto") -> None:
+    """The blockchain baseline vs zk-SNARK proofs on RefNet: five modes (plain, ledger only,
+    zk, zk + ledger, zk + on-chain verification), each honest and under each tamper scenario."""
+    from .compare import run_refnet_comparison
+
+    try:
+        report = run_refnet_comparison(quick, out, chain,
+                                       progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
+    except SplitverifyError as exc:
+        fail(exc)
+    sys.stdout.write((out / "compare.md").read_text())   # markdown as is (not rich markup)
+    console.print(f"compare.md, compare.png and compare.json written to {out} "
+                  f"({report['seconds']} s)")

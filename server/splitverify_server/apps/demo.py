@@ -1,0 +1,67 @@
+"""`splitverify demo`: RefNet split training between a server (uvicorn on a free loopback port,
+in a thread) and a client, over real HTTP, with proofs as the proof mode says."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.errors import InputError
+from splitverify.identity import Identity
+from splitverify.keyexchange import initial
+from splitverify.ledger.sink import ChainLog, chain_log, check_chain_options
+from splitverify.model import SplitSpec
+from splitverify.protocol import ProofMode
+from splitverify_client.training import check_scenario, run_training
+
+from ..app import create_app
+from ..loopback import ServerThread
+
+
+def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
+             progress: Callable[[str], None], on_step: Callable[[int], None],
+             backend: str | None = None, chain: str | None = None,
+             verify_on_chain: bool = False) -> dict:
+    """``splitverify demo``: the server in a thread on a free loopback port, the client against
+    it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
+    on one ledger (``verify_on_chain``: with their proofs, verified by the chain)."""
+    mode = ProofMode.parse(proof_mode)
+    if steps < 1:
+        raise InputError("--steps must be at least 1")
+    check_scenario(malicious, "client")
+    check_chain_options(chain, verify_on_chain, mode)
+    with chain_log(chain, verify_on_chain) as log:
+        if log is not None:
+            progress(f"ledger: SplitLedger deployed on the {chain} chain at {log.ledger.address}")
+        return _demo_session(steps, mode, malicious, out, progress, on_step, backend, log)
+
+
+def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
+                  progress: Callable[[str], None], on_step: Callable[[int], None],
+                  backend: str | None, chain: ChainLog | None) -> dict:
+    spec = SplitSpec.refnet()
+    start = time.perf_counter()
+    if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
+        local = SplitCircuits(spec)
+        for kind in KINDS:
+            progress(f"{kind}: compile and development setup (cached after the first run)")
+            initial(local, kind)
+    setup_s = time.perf_counter() - start
+    # each party has its own SplitCircuits: its keys come out of the session's ceremony; the
+    # server's identity signs its messages and owns its ledger slots
+    identity = Identity.generate()
+    if chain is not None:
+        chain.accounts.setdefault("server", identity.private_key)
+    app = create_app(backend=backend, malicious=check_scenario(malicious, "server"),
+                     on_party=chain.sink("server").attach if chain is not None else None,
+                     identity=identity)
+    with ServerThread(app) as server:
+        progress(f"server on {server.url}" + (
+            "; key ceremony: the server's and the client's phase-2 contributions to each "
+            "circuit's key, each checked by both sides" if mode.proves else ""))
+        summary = run_training(server.url, steps, str(mode), out, on_step, malicious=malicious,
+                               backend=backend, chain=chain)
+    return {**summary, "setup_s": round(setup_s, 2),
+            "seconds": round(time.perf_counter() - start, 2)}

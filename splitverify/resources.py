@@ -1,0 +1,33 @@
+"""Where the data splitverify ships lives: the Circom templates (``circuits/*.circom``) and the
+ledger contract (``contracts/SplitLedger.sol`` and its committed ``build/SplitLedger.json``).
+
+A wheel carries them inside the package, under ``splitverify/_data/`` (setup.py's build step
+copies them there); an editable install reads them from the checkout's top-level ``circuits/``
+and ``contracts/`` folders, so an edit to a template or to the contract takes effect at once.
+``python -m splitverify.ledger compile`` rewrites the contract build wherever it is found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import InstallError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# the folder name inside the package: setup.py writes it, this module reads it
+SHIPPED_DATA = "_data"
+
+
+def _data_dir(name: str) -> Path:
+    """``name`` (circuits or contracts) inside an installed wheel, else in the checkout."""
+    for candidate in (PACKAGE_DIR / SHIPPED_DATA / name, PACKAGE_DIR.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise InstallError(f"splitverify's {name} folder is missing (neither inside the installed "
+                         f"package at {PACKAGE_DIR / SHIPPED_DATA} nor in a checkout at "
+                         f"{PACKAGE_DIR.parent}): reinstall splitverify (`pip install .` from "
+                         "the checkout, or `bash scripts/setup.sh`)")
+
+
+CIRCUITS_DIR = _data_dir("circuits")
+CONTRACTS_DIR = _data_dir("contracts")

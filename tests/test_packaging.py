@@ -1,0 +1,156 @@
+"""The three distributions as a user installs them (issue 16): wheels of the core, the client and
+the server built from a copy of the checkout, installed (not editable) into a fresh virtual
+environment, run from a folder outside the checkout — the Circom templates and the ledger
+contract come from inside the installed package, not from the checkout.
+
+No network: the wheels are built with the project's own setuptools (no build isolation) and
+installed without dependencies; the fresh environment sees the project's installed
+dependencies through a plain path entry (so the editable installs there stay inactive)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from splitverify.circuitgen import KINDS
+from splitverify_server.loopback import free_port
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+DISTRIBUTIONS = {"splitverify": ".", "splitverify_client": "client",
+                 "splitverify_server": "server"}
+COMMANDS = ("demo", "serve", "train", "audit", "circuits", "bench", "compare", "zk")
+# what setuptools prints when it warns (its warning classes, and the banner around them)
+SETUPTOOLS_WARNING = re.compile(r"\w*Warning\b|^!!$", re.M)
+
+
+def run(*args: str | Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+    assert proc.returncode == 0, f"{args}: exit {proc.returncode}\n{proc.stdout[-3000:]}\n" \
+                                 f"{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, tiny_circuits) -> dict:
+    """Wheels built from the checkout's files (as a clean clone has them), installed into a fresh
+    venv; the tiny model's circuits compiled into the session's cache first (compiling is not
+    what is tested; the installed templates hash the same, so they are found there)."""
+    for kind in KINDS:
+        tiny_circuits.circuit(kind)
+    root = tmp_path_factory.mktemp("packaging")
+    source = root / "checkout"
+    tracked = run("git", "ls-files", "--cached", "--others", "--exclude-standard",
+                  cwd=REPO).stdout.split()
+    for name in tracked:
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    wheels = root / "wheels"
+    build = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                "--verbose", "--wheel-dir", wheels,
+                *(source / folder for folder in DISTRIBUTIONS.values()), cwd=root)
+    venv = root / "venv"
+    run(sys.executable, "-m", "venv", "--without-pip", venv)
+    install = run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
+                  "--no-deps", "--no-index", *sorted(wheels.glob("*.whl")), cwd=root)
+    site = Path(run(venv / "bin" / "python", "-c",
+                    "import sysconfig; print(sysconfig.get_path('purelib'))").stdout.strip())
+    (site / "project-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    workdir = root / "elsewhere"
+    workdir.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+               SPLITVERIFY_NODE_MODULES=str(REPO / "node_modules"))
+    return {"build": build.stdout + build.stderr, "install": install.stdout + install.stderr,
+            "wheels": wheels, "venv": venv, "site": site, "cwd": workdir, "env": env}
+
+
+def test_building_and_installing_print_no_warnings(installed):
+    assert not SETUPTOOLS_WARNING.findall(installed["build"]), installed["build"][-6000:]
+    assert "warning" not in installed["install"].lower(), installed["install"]
+
+
+def test_the_wheels_carry_the_data_and_the_client_no_server_stack(installed):
+    wheel = {path.name.split("-")[0]: path for path in installed["wheels"].glob("*.whl")}
+    assert set(wheel) == set(DISTRIBUTIONS)
+    with zipfile.ZipFile(wheel["splitverify"]) as core:
+        names = core.namelist()
+    shipped = {Path(name).name for name in names if name.startswith("splitverify/_data/")}
+    assert {path.name for path in (REPO / "circuits").glob("*.circom")} <= shipped
+    assert {"SplitLedger.sol", "SplitLedger.json"} <= shipped
+    assert not [name for name in names if name.split("/")[0] not in ("splitverify",)
+                and ".dist-info/" not in name], names
+    with zipfile.ZipFile(wheel["splitverify_client"]) as client:
+        metadata = next(client.read(name).decode() for name in client.namelist()
+                        if name.endswith(".dist-info/METADATA"))
+    requires = re.findall(r"^Requires-Dist: ([\w-]+)", metadata, re.M)
+    assert "splitverify" in requires and "httpx" in requires
+    assert not {"fastapi", "uvicorn", "splitverify-server"} & set(requires), requires
+
+
+def test_installed_packages_and_their_data_come_from_the_venv(installed):
+    code = ("import json, splitverify, splitverify_client, splitverify_server\n"
+            "from splitverify.resources import CIRCUITS_DIR, CONTRACTS_DIR\n"
+            "print(json.dumps([m.__file__ for m in (splitverify, splitverify_client, "
+            "splitverify_server)] + [str(CIRCUITS_DIR), str(CONTRACTS_DIR)]))")
+    paths = json.loads(run(installed["venv"] / "bin" / "python", "-c", code,
+                           cwd=installed["cwd"], env=installed["env"]).stdout)
+    assert all(Path(path).is_relative_to(installed["site"]) for path in paths), paths
+    assert paths[-2:] == [str(installed["site"] / "splitverify" / "_data" / name)
+                          for name in ("circuits", "contracts")]
+    help_text = run("splitverify", "--help", cwd=installed["cwd"], env=installed["env"]).stdout
+    assert [name for name in COMMANDS if f" {name} " in help_text] == list(COMMANDS)
+
+
+def test_installed_demo_without_proofs(installed):
+    out = installed["cwd"] / "demo"
+    run("splitverify", "demo", "--steps", "1", "--proof-mode", "off", "--out", out,
+        cwd=installed["cwd"], env=installed["env"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 1 and not summary["detected"]
+
+
+def test_installed_serve_and_train_with_every_proof(installed):
+    """A tiny model, every message proven: the circuits are generated over the installed
+    templates and the parties' keys come from the session's ceremony."""
+    cwd, env = installed["cwd"], installed["env"]
+    port = free_port()
+    server = subprocess.Popen(["splitverify", "serve", "--port", str(port), "--db",
+                               str(cwd / "sessions.db"), "--insecure-dev-ptau"], cwd=cwd,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not start within 120 s"
+                time.sleep(0.2)
+        out = cwd / "train"
+        run("splitverify", "train", "--server", f"http://127.0.0.1:{port}", "--steps", "1",
+            "--proof-mode", "every", "--client-layers", "4:3:relu", "--server-layers", "3:2",
+            "--batch", "2", "--insecure-dev-ptau", "--identity", cwd / "client.identity",
+            "--out", out, cwd=cwd, env=env)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        server.stdout.close()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 1 and summary["verified"] and not summary["detected"]
+    assert summary["proofs_verified"]["client"] >= 1 and summary["proofs_verified"]["server"] >= 1
