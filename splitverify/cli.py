@@ -19,6 +19,7 @@ from rich.table import Table
 from . import zk
 from .errors import InputError, SplitverifyError
 from .limits import Limits
+from .protocol import ProofMode, scenarios
 
 app = typer.Typer(help="Verifiable split learning with Groth16 proofs from Circom circuits.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -204,9 +205,7 @@ def _ptau_policy(ptau: Optional[Path], insecure_dev_ptau: bool):
 
 PROOF_MODE_HELP = ("every (every message proven), audit:P (a share P challenged), commit "
                    "(statements without proofs: the blockchain baseline) or off.")
-MaliciousOpt = Annotated[Optional[str], typer.Option(
-    help="A tamper scenario: server:wrong-gradient, server:forged-proof, server:skip-update, "
-         "client:poisoned-activation, client:replay.")]
+MaliciousOpt = Annotated[Optional[str], typer.Option(help=scenarios.help_text())]
 ChainOpt = Annotated[str, typer.Option(
     help="Log each statement a party sends on an Ethereum ledger: none, embedded (an "
          "in-process chain), anvil (a local anvil node) or an http(s):// node URL. A fresh "
@@ -261,9 +260,10 @@ def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
 
     try:
         backend = parse_chain(chain)
+        mode = ProofMode.parse(proof_mode)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("training", total=steps)
-            summary = run_demo(steps, proof_mode, malicious, out,
+            summary = run_demo(steps, mode, malicious, out,
                                progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
                                on_step=lambda done: bar.update(task, completed=done),
                                chain=backend, verify_on_chain=verify_on_chain)
@@ -311,12 +311,10 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     """Run the splitverify server (FastAPI over uvicorn)."""
     import uvicorn
 
-    from .demo import check_scenario
     from .server import create_app
 
     try:
-        if malicious is not None and check_scenario(malicious, "server") is None:
-            raise InputError(f"{malicious} is a client scenario; the server plays server:*")
+        scenarios.require_side(malicious, "server")
         limits = Limits(body_bytes=max_body, key_bytes=max_key_body, dim=max_dim,
                         params=max_params, sessions=max_sessions, steps=max_steps,
                         nesting=max_nesting, constraints=max_constraints,
@@ -369,19 +367,18 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
     from rich.progress import Progress
 
     from .chain import chain_log, check_chain_options, parse_chain
-    from .demo import check_scenario, run_training
+    from .demo import run_training
     from .identity import Identity
-    from .protocol import ProofMode
 
     try:
         backend = parse_chain(chain)
-        check_chain_options(backend, verify_on_chain, ProofMode.parse(proof_mode))
-        if malicious is not None and check_scenario(malicious, "client") is None:
-            raise InputError(f"{malicious} is a server scenario; the client plays client:*")
+        mode = ProofMode.parse(proof_mode)
+        check_chain_options(backend, verify_on_chain, mode)
+        scenarios.require_side(malicious, "client")
         with Progress(console=console, transient=True) as bar, \
                 chain_log(backend, verify_on_chain) as log:
             task = bar.add_task("training", total=steps)
-            summary = run_training(server, steps, proof_mode, out,
+            summary = run_training(server, steps, mode, out,
                                    lambda done: bar.update(task, completed=done),
                                    malicious=malicious, seed=seed, retry_seconds=retry_seconds,
                                    chain=log, state_dir=state,
@@ -417,8 +414,8 @@ def _layers_spec(client: Optional[list[str]], server: Optional[list[str]], batch
 @zk_app.command("demo")
 def zk_demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] = Path("splitverify-demo"),
          ) -> None:
-    """Toolchain demo until the split-learning runtime lands: compile → setup → prove → verify
-    of a 2×2 private matrix product, with both provers and all three verifiers."""
+    """Toolchain demo: compile → setup → prove → verify of a 2×2 private matrix product, with
+    both provers and all three verifiers (the split-learning demo is `splitverify demo`)."""
     from .circuits import circuit_path
 
     summary: dict = {"circuit": "MatMul(2,2,2)", "verified": False}
