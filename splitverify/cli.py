@@ -176,8 +176,8 @@ def zk_verify(vk: Path, public: Path, proof: Path,
 @zk_app.command("demo")
 def zk_demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] = Path("splitverify-demo"),
          ) -> None:
-    """Toolchain demo until the split-learning runtime lands: compile → setup → prove → verify
-    of a 2×2 private matrix product, with both provers and all three verifiers."""
+    """Toolchain demo: compile → setup → prove → verify of a 2×2 private matrix product, with
+    both provers and all three verifiers (the split-learning demo is `splitverify demo`)."""
     from .circuitgen import circuit_path
 
     summary: dict = {"circuit": "MatMul(2,2,2)", "verified": False}

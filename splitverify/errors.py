@@ -43,11 +43,6 @@ class ProofError(SplitverifyError):
     """A proof could not be produced, or a proof/verification key is malformed."""
 
 
-class VerificationError(SplitverifyError):
-    """Raised only by callers that demand validity (``require_valid``); verifiers themselves
-    return False for a well-formed but invalid proof."""
-
-
 class CacheError(SplitverifyError):
     """The artifact cache is unusable (permissions, a corrupt entry that cannot be rebuilt)."""
 
@@ -81,3 +76,8 @@ class TamperDetected(SplitverifyError):
         self.step = step
         self.detected_by = detected_by
         self.reason = reason
+
+
+class MalformedAnswer(SplitverifyError):
+    """A server's answer does not have the shape of the wire contract
+    (:mod:`splitverify.protocol.wire`): the message names the fields that are wrong."""

@@ -20,13 +20,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from . import zk
-from .circuitgen import PUBLIC_SIGNALS, Statement
+from .circuitgen import KINDS, PUBLIC_SIGNALS, Statement
 from .errors import InputError, SplitverifyError
 from .identity import end_payload, signed_by, statement_payload
+from .protocol.wire import ProofMode, StopRecord
 from .zk.curve import R as FIELD_MODULUS
-
-ORDER = ("client_forward", "server_step", "client_backward")
-
 
 class TranscriptEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -45,13 +43,13 @@ class Transcript(BaseModel):
     version: int = 1
     session_id: int
     spec: str
-    proof_mode: str
+    proof_mode: ProofMode                       # written as its text (every, audit:P, …)
     verification_keys: dict[str, dict[str, Any]]
     # per circuit, the phase-2 contributions of its key: index, name, kind and snarkjs hash,
     # with the contribution's points (hex, LEM as in the zkey) and its contributor's signature
     ceremony: dict[str, list[dict[str, Any]]] = {}
     entries: list[TranscriptEntry] = []
-    detected: dict[str, Any] | None = None
+    detected: StopRecord | None = None        # where tampering stopped the session
     # per circuit: its ptau ({"sha256", "power", "origin", "name"}) and circuit hash
     key_origin: dict[str, dict[str, Any]] = {}
     # the ptau of every circuit when they share one: {"sha256": hex of the file, "power": int,
@@ -99,8 +97,8 @@ def _chain_errors(entries: dict[tuple[int, str], TranscriptEntry], step: int,
                   session_id: int) -> str | None:
     """The commitments that must agree within step ``step`` and with step − 1."""
     get = entries.get
-    cf, ss, cb = (get((step, k)) for k in ORDER)
-    for kind, e in zip(ORDER, (cf, ss, cb)):
+    cf, ss, cb = (get((step, k)) for k in KINDS)
+    for kind, e in zip(KINDS, (cf, ss, cb)):
         if e is None:
             return f"the {kind} statement is missing"
         if set(e.public) != set(PUBLIC_SIGNALS[kind]):
@@ -187,20 +185,15 @@ def audit(transcript: Transcript, verifier: str = "native",
     transcript's pinned identities must be (otherwise the signatures only show that *someone*
     holding those keys wrote each side)."""
     from .keyorigin import KeyRefused, check_keys
-    from .protocol import ProofMode
 
     for party, address in (expected_identities or {}).items():
         if transcript.identities.get(party) != address:
             return AuditReport(False, 0, 0, None, f"the transcript pins the {party} identity "
                                f"{transcript.identities.get(party)}, not {address}")
     if transcript.detected:
-        return AuditReport(False, 0, 0, transcript.detected.get("step",
-                           transcript.detected.get("detected_step")),
+        return AuditReport(False, 0, 0, transcript.detected.detected_step,
                            f"the transcript records detected tampering: {transcript.detected}")
-    try:
-        mode = ProofMode.parse(transcript.proof_mode)
-    except InputError as exc:
-        return AuditReport(False, 0, 0, None, str(exc))
+    mode = transcript.proof_mode
     keys = None
     if mode.proves:
         try:
@@ -214,7 +207,7 @@ def audit(transcript: Transcript, verifier: str = "native",
         return AuditReport(False, 0, 0, None, f"a verification key is malformed: {exc}")
     entries: dict[tuple[int, str], TranscriptEntry] = {}
     for e in transcript.entries:
-        if (e.step, e.kind) in entries or e.kind not in ORDER:
+        if (e.step, e.kind) in entries or e.kind not in KINDS:
             return AuditReport(False, 0, 0, e.step, f"duplicate or unknown entry {e.kind}")
         entries[(e.step, e.kind)] = e
     steps = sorted({s for s, _ in entries})
@@ -227,7 +220,7 @@ def audit(transcript: Transcript, verifier: str = "native",
         reason = _chain_errors(entries, step, transcript.session_id)
         if reason:
             return AuditReport(False, len(steps), verified, step, reason)
-        for kind in ORDER:
+        for kind in KINDS:
             e = entries[(step, kind)]
             if (reason := _entry_errors(transcript, e, str(mode))) is not None:
                 return AuditReport(False, len(steps), verified, step, reason)

@@ -1,4 +1,6 @@
-"""Shared fixtures for the splitverify.zk tests (test_zk_*.py).
+"""Shared fixtures of the whole suite: the zk toolchain's small circuits and the tiny split
+model (``TINY_SPEC``, ``tiny_circuits``, ``tiny_keys``) that the protocol, HTTP, session and
+scenario tests run on.
 
 * The whole session runs against a private artifact cache ($SPLITVERIFY_CACHE in a tmp dir), so
   no test reads or writes the user's cache ($SPLITVERIFY_TEST_CACHE names a folder to reuse

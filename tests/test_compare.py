@@ -9,7 +9,7 @@ import pytest
 
 from splitverify_server.apps.compare import MODES, CompareConfig, run_comparison, write_outputs
 from splitverify.errors import InputError
-from splitverify.protocol import SCENARIOS
+from splitverify.protocol import scenarios
 
 from conftest import TINY_SPEC
 from split_cases import data_batches
@@ -33,7 +33,7 @@ def test_compare_writes_wellformed_outputs(report, tmp_path):
     assert data["chain"]["backend"] in ("embedded", "anvil") and data["chain"]["why"]
     for mode in data["modes"]:
         assert mode["step_s_median"] > 0 and mode["bytes_per_step"] > 0
-        assert set(mode["scenarios"]) == set(SCENARIOS)
+        assert set(mode["scenarios"]) == set(scenarios.names())
         assert mode["honest"]["detected"] is False
         assert (mode["gas_per_step"] is None) == (mode["ledger"] is None)
     plain, ledger_only, onchain = data["modes"]
@@ -52,7 +52,7 @@ def test_compare_writes_wellformed_outputs(report, tmp_path):
         assert f"| {mode.name} |" in md
     detection = md.split("## Tampering")[1].split("## What this shows")[0]
     rows = [line for line in detection.splitlines() if line.startswith("|")]
-    assert all(f"`{s}`" in rows[0] for s in SCENARIOS)
+    assert all(f"`{s}`" in rows[0] for s in scenarios.names())
     assert len(rows) == 2 + len(SMALL_MODES) and len({r.count("|") for r in rows}) == 1
 
     png = paths["png"].read_bytes()

@@ -13,7 +13,7 @@ import torch
 
 from splitverify import model
 from splitverify.protocol import (ClientParty, ProofMode, ServerParty, Verifier, random_field,
-                                  run_local)
+                                  run_local, scenarios)
 from splitverify.errors import InputError
 from splitverify.circuitgen import SplitCircuits
 from splitverify.keyexchange import local_ceremony
@@ -30,12 +30,10 @@ def batches(n: int, seed: int = 0):
 def parties(circuits, mode: str, malicious: str | None = None):
     case = random_case(TINY_SPEC, seed=11)
     session = random_field()
-    client_bad = malicious if malicious and malicious.startswith("client:") else None
-    server_bad = malicious if malicious and malicious.startswith("server:") else None
-    return (ClientParty(TINY_SPEC, session, ProofMode.parse(mode), case.client, circuits,
-                        malicious=client_bad),
-            ServerParty(TINY_SPEC, session, ProofMode.parse(mode), case.server, circuits,
-                        malicious=server_bad))
+    return (scenarios.party_class("client", malicious)(TINY_SPEC, session, ProofMode.parse(mode),
+                                                       case.client, circuits),
+            scenarios.party_class("server", malicious)(TINY_SPEC, session, ProofMode.parse(mode),
+                                                       case.server, circuits))
 
 
 @pytest.fixture(scope="module")

@@ -63,17 +63,19 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
     from splitverify.ledger.sink import chain_log, check_chain_options, parse_chain
     from splitverify.protocol import ProofMode
 
-    from .training import check_scenario, run_training
+    from splitverify.protocol import scenarios
+
+    from .training import run_training
 
     try:
         backend = parse_chain(chain)
-        check_chain_options(backend, verify_on_chain, ProofMode.parse(proof_mode))
-        if malicious is not None and check_scenario(malicious, "client") is None:
-            raise InputError(f"{malicious} is a server scenario; the client plays client:*")
+        mode = ProofMode.parse(proof_mode)
+        check_chain_options(backend, verify_on_chain, mode)
+        scenarios.require_side(malicious, "client")
         with Progress(console=console, transient=True) as bar, \
                 chain_log(backend, verify_on_chain) as log:
             task = bar.add_task("training", total=steps)
-            summary = run_training(server, steps, proof_mode, out,
+            summary = run_training(server, steps, mode, out,
                                    lambda done: bar.update(task, completed=done),
                                    malicious=malicious, seed=seed, retry_seconds=retry_seconds,
                                    chain=log, state_dir=state,

@@ -26,27 +26,32 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.keyexchange import client_contribute, load_final
 from splitverify import powersoftau, zk
 from splitverify.powersoftau import PtauPolicy
-from splitverify.errors import InputError, SetupError, SplitverifyError, TamperDetected
+from splitverify.errors import InputError, MalformedAnswer, SetupError, SplitverifyError, TamperDetected
 from splitverify.identity import Identity, check_address
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify import model
 from splitverify.model import SplitSpec
-from splitverify.protocol import (ClientParty, GradientMessage, ProofMode, SessionCreate,
-                                  SessionResult, _Message, new_transcript)
+from splitverify.protocol import ClientParty, SessionResult, new_transcript, scenarios
+from splitverify.protocol.wire import (ErrorBody, GradientMessage, KeyAccepted, Phase1Accepted,
+                                       Predictions, ProofBody, ProofMode, SessionCreate,
+                                       SessionCreated, SessionStatus, StepDone, StopRecord,
+                                       _Message, parse_answer)
 from splitverify.refnet import initial_params
 from splitverify.transcript import Transcript
 from .state import StateFolder
 
 RETRY_STATUS = (502, 503, 504)
+_Answer = TypeVar("_Answer", bound=BaseModel)
 
 
 class ServerError(SplitverifyError):
@@ -54,7 +59,7 @@ class ServerError(SplitverifyError):
 
 
 class SplitClient:
-    def __init__(self, url: str, *, proof_mode: str = "every", batch: int = 16,
+    def __init__(self, url: str, *, proof_mode: ProofMode | str = "every", batch: int = 16,
                  spec: SplitSpec | None = None,
                  circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                  backend: str | None = None, malicious: str | None = None,
@@ -67,7 +72,8 @@ class SplitClient:
         self.ptau_policy = ptau
         # the session's: {"record"} and, for a file of ours, {"file", "blake2b"}
         self.ptau: dict = {}
-        self.mode = ProofMode.parse(proof_mode)
+        self.mode = ProofMode.of(proof_mode)       # text from the SDK's caller: parsed once
+        scenarios.require_side(malicious, "client")
         self.spec = spec or SplitSpec.refnet(batch=batch)
         self.circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
         self.backend, self.malicious = backend, malicious
@@ -90,7 +96,7 @@ class SplitClient:
         self.next_step = 0
         # the message being delivered ({kind, body}), kept until the server's answer is handled
         self.outbox: dict | None = None
-        self.detected: dict | None = None    # where tampering stopped the session
+        self.detected: StopRecord | None = None    # where tampering stopped the session
 
     def _identity(self, given: Identity | None) -> Identity:
         if self.state is None:
@@ -116,7 +122,7 @@ class SplitClient:
             "token": self.token, "server_identity": self.server_identity,
             "ceremony": self.ceremony, "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
             "ptau": self.ptau,
-            "detected": self.detected,
+            "detected": None if self.detected is None else self.detected.model_dump(),
             "party": None if party is None else party.snapshot(),
             "transcript": (None if party is None or party.transcript is None
                            else party.transcript.model_dump())})
@@ -126,15 +132,18 @@ class SplitClient:
                circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                backend: str | None = None, timeout: float = 600.0,
                retry_seconds: float = 60.0, url: str | None = None,
-               transport: httpx.BaseTransport | None = None) -> "SplitClient":
+               transport: httpx.BaseTransport | None = None,
+               malicious: str | None = None) -> "SplitClient":
         """The client of the session saved in ``state_dir``, where it stopped (a ceremony that
-        was cut short is finished here). ``url``: the server's address if it moved."""
+        was cut short is finished here). ``url``: the server's address if it moved;
+        ``malicious``: the tamper scenario the resumed client plays."""
         state = StateFolder(state_dir)
         data = state.load()
         request = SessionCreate.model_validate(data["request"])
         client = cls(url or data["url"], proof_mode=request.proof_mode, spec=request.spec(),
                      circuits_for=circuits_for, backend=backend, timeout=timeout,
-                     retry_seconds=retry_seconds, state_dir=state_dir, transport=transport)
+                     retry_seconds=retry_seconds, state_dir=state_dir, transport=transport,
+                     malicious=malicious)
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
         client.initial_weights_commitment = request.initial_weights_commitment
@@ -142,7 +151,9 @@ class SplitClient:
         client.ceremony, client.keys = data["ceremony"], data["keys"]
         client.server_identity = data["server_identity"]
         client.next_step = data["next_step"]
-        client.outbox, client.detected = data["outbox"], data["detected"]
+        client.outbox = data["outbox"]
+        client.detected = (None if data["detected"] is None
+                           else StopRecord.model_validate(data["detected"]))
         party = client._new_party()
         if data["party"] is not None:
             party.restore(data["party"])
@@ -207,18 +218,32 @@ class SplitClient:
         path = f"/sessions/{self.session_id}/{kind}"
         response = self._post(path, body)
         if response.status_code == 428:
-            challenge = response.json()
-            body["proof"], body["signature"] = self.party.signed_proof(challenge["challenge"],
-                                                                       challenge["step"])
+            challenge = self._answer(ErrorBody, response, path)
+            if challenge.challenge is None or challenge.step is None:
+                raise MalformedAnswer(f"{path}: the server's challenge (428) names no circuit "
+                                      "and step (fields challenge, step)")
+            body["proof"], body["signature"] = self.party.signed_proof(challenge.challenge,
+                                                                       challenge.step)
             self._save()
             response = self._post(path, body)
         if response.status_code == 409:
-            info = response.json()
-            raise TamperDetected(info.get("detected_step", body["step"]),
-                                 info.get("detected_by", "server"), info.get("reason", ""))
+            info = self._answer(ErrorBody, response, path)
+            raise TamperDetected(body["step"] if info.detected_step is None
+                                 else info.detected_step,
+                                 info.detected_by or "server", info.reason or "")
         if response.status_code >= 400:
             raise ServerError(f"{path}: HTTP {response.status_code}: {response.text[:500]}")
         return response.json()
+
+    @staticmethod
+    def _answer(model: type[_Answer], response: httpx.Response, what: str) -> _Answer:
+        """The server's answer as the contract's ``model`` (MalformedAnswer otherwise)."""
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise MalformedAnswer(f"{what}: the server's answer (HTTP {response.status_code}) "
+                                  f"is not JSON: {response.text[:200]!r}") from exc
+        return parse_answer(model, data, what)
 
     def _server_proof(self, kind: str, step: int) -> tuple[str, str | None]:
         """The server's proof (and its signature) of a statement this client challenged. The
@@ -237,21 +262,18 @@ class SplitClient:
             raise TamperDetected(step, "client", f"{failed}: HTTP {response.status_code}: "
                                  f"{response.text[:300]}")
         try:
-            answer = response.json()
-            proof, signature = answer.get("proof"), answer.get("signature")
-        except (ValueError, AttributeError):
-            proof, signature = None, None
-        if not isinstance(proof, str):
-            raise TamperDetected(step, "client", f"{failed}: its answer holds no proof")
-        return proof, signature
+            answer = self._answer(ProofBody, response, "the challenge's answer")
+        except MalformedAnswer as exc:
+            raise TamperDetected(step, "client", f"{failed}: its answer holds no proof "
+                                 f"({exc})") from exc
+        return answer.proof, answer.signature
 
     # -- the surface ------------------------------------------------------------------------
     def _new_party(self) -> ClientParty:
         client_params, _ = initial_params(self.spec, self.seed)
-        self.party = ClientParty(self.spec, self.session_id, self.mode, client_params,
-                                 self.circuits_for(self.spec), backend=self.backend,
-                                 malicious=self.malicious, identity=self.identity,
-                                 peer=self.server_identity)
+        self.party = scenarios.party_class("client", self.malicious)(
+            self.spec, self.session_id, self.mode, client_params, self.circuits_for(self.spec),
+            backend=self.backend, identity=self.identity, peer=self.server_identity)
         return self.party
 
     def _request_body(self) -> dict:
@@ -286,22 +308,22 @@ class SplitClient:
         if response.status_code != 201:
             raise ServerError(f"creating a session failed: HTTP {response.status_code}: "
                               f"{response.text[:500]}")
-        info = response.json()
-        self.server_identity = check_address(info.get("server_identity"),
+        info = self._answer(SessionCreated, response, "creating a session")
+        self.server_identity = check_address(info.server_identity,
                                              "the server's (server_identity)")
-        self.session_id, self.token = info["session_id"], info["token"]
+        self.session_id, self.token = info.session_id, info.token
         party.session_id, party.peer = self.session_id, self.server_identity
-        self.ceremony = bool(info.get("ceremony"))
-        self.idle_expiry_s = info.get("idle_expiry_s", 0)
+        self.ceremony = info.ceremony
+        self.idle_expiry_s = info.idle_expiry_s
         self._save()
-        if self.mode.proves and (self.ptau_policy is not None or info.get("ptau")):
+        if self.mode.proves and (self.ptau_policy is not None or info.ptau):
             # kept first: a client restarted in the middle of the phase 1 picks it up again
-            self.ptau = {"announced": info.get("ptau"), "server_party": info.get("server_party"),
+            self.ptau = {"announced": info.ptau, "server_party": info.server_party,
                          "policy": None if self.ptau_policy is None else {
                              "origin": self.ptau_policy.origin,
                              "file": self.ptau_policy.file and str(self.ptau_policy.file.path)}}
             self._save()
-            self._agree_ptau(info.get("ptau"), info.get("server_party"))
+            self._agree_ptau(info.ptau, info.server_party)
             self._save()
         if self.ceremony:
             self._key_ceremony()
@@ -376,9 +398,10 @@ class SplitClient:
             raise ServerError(f"the server refused our phase-1 contribution: HTTP "
                               f"{done.status_code}: {done.text[:300]}")
         mine = powersoftau.sha256_file(prepared.path)
-        if done.json().get("sha256") != mine:
+        theirs = self._answer(Phase1Accepted, done, "the phase-1 contribution").sha256
+        if theirs != mine:
             raise SetupError(f"the server's prepared powers of tau has sha256 "
-                             f"{done.json().get('sha256')}, ours {mine}: the two differ, so no "
+                             f"{theirs}, ours {mine}: the two differ, so no "
                              "key made from them would be shared; refused")
         return prepared
 
@@ -430,6 +453,8 @@ class SplitClient:
             if done.status_code not in (200, 409):
                 raise ServerError(f"the server refused the {kind} key: HTTP "
                                   f"{done.status_code}: {done.text[:300]}")
+            if done.status_code == 200:
+                self._answer(KeyAccepted, done, f"the {kind} key's upload")
             record["accepted"] = True
             self._save()
 
@@ -450,7 +475,7 @@ class SplitClient:
                 raise TamperDetected(step, "client", "the server's answer is not a gradient "
                                      f"message: {exc.errors()[:3]}") from exc
             self._send("backward", party.receive_gradient(gradient, self._server_proof))
-        self._deliver()
+        parse_answer(StepDone, self._deliver(), f"the backward message of step {step}")
         self.next_step, self.outbox = step + 1, None
         self._save()
 
@@ -459,7 +484,7 @@ class SplitClient:
         """Steps ``next_step`` … ``steps − 1`` on the matching batches (a resumed session skips
         the batches of the steps it has made)."""
         start = time.perf_counter()
-        detected = None if self.detected is None else TamperDetected(**self.detected)
+        detected = None if self.detected is None else self.detected.error()
         try:
             for step, (x, labels) in enumerate(batches):
                 if step >= steps or detected is not None:
@@ -470,8 +495,7 @@ class SplitClient:
                 on_step(self.next_step)
         except TamperDetected as exc:
             detected = exc
-            self.detected = {"step": exc.step, "detected_by": exc.detected_by,
-                             "reason": exc.reason}
+            self.detected = StopRecord.of(exc)
             self._save()
         if self.party is not None:                 # the signed end: a cut is then visible
             self.party.end_session(self.next_step)
@@ -489,7 +513,11 @@ class SplitClient:
 
     def server_transcript(self) -> dict:
         """What the server received and checked (its half of the session's transcript)."""
-        return self._get("/transcript")
+        return self.transcript_of_server().model_dump()
+
+    def transcript_of_server(self) -> Transcript:
+        """The server's half of the session's transcript, parsed."""
+        return parse_answer(Transcript, self._get("/transcript"), "the server's transcript")
 
     def delete_session(self) -> None:
         """End the session on the server now: it removes the session's state and keys (this
@@ -501,7 +529,11 @@ class SplitClient:
 
     def server_status(self) -> dict:
         """The server's figures: steps, losses, proofs verified, prove/verify seconds."""
-        return self._get("")
+        return self.status().model_dump()
+
+    def status(self) -> SessionStatus:
+        """The server's figures of this session, parsed (``GET /sessions/{id}``)."""
+        return parse_answer(SessionStatus, self._get(""), "the session's status")
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, rows: int = 1024) -> float:
         """Test accuracy of the jointly trained model: the client's half here, the server's
@@ -519,6 +551,6 @@ class SplitClient:
                                   {"activations": acts.tolist()})
             if response.status_code != 200:
                 raise ServerError(f"predict: HTTP {response.status_code}: {response.text[:300]}")
-            predicted = torch.tensor(response.json()["classes"])
+            predicted = torch.tensor(self._answer(Predictions, response, "predict").classes)
             correct += int((predicted == y[i:i + rows]).sum())
         return correct / len(x)

@@ -16,7 +16,7 @@ from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.errors import InputError
 from splitverify.model import SplitSpec
 from splitverify.powersoftau import PtauPolicy
-from splitverify.protocol import SCENARIOS, ProofMode
+from splitverify.protocol import PartyFigures, ProofMode, scenarios, session_summary
 from splitverify.transcript import Transcript
 
 
@@ -51,21 +51,7 @@ def merged_transcript(client: Transcript, server: Transcript) -> Transcript:
                                      "detected": client.detected or server.detected})
 
 
-def _means(d: dict[str, list[float]]) -> dict[str, float]:
-    return {k: round(sum(v) / len(v), 4) for k, v in d.items() if v}
-
-
-def check_scenario(malicious: str | None, side: str) -> str | None:
-    """``malicious`` if it is a scenario of ``side`` (client/server); None if it is the other
-    side's; an error if it is no scenario at all."""
-    if malicious is None:
-        return None
-    if malicious not in SCENARIOS:
-        raise InputError(f"unknown scenario {malicious!r}; one of {list(SCENARIOS)}")
-    return malicious if malicious.startswith(f"{side}:") else None
-
-
-def run_training(url: str, steps: int, proof_mode: str, out: Path,
+def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  on_step: Callable[[int], None], *, malicious: str | None = None,
                  circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                  backend: str | None = None, seed: int = 0,
@@ -84,16 +70,15 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
     from .sdk import SplitClient
     from .state import StateFolder
 
-    mode = ProofMode.parse(proof_mode)
     if steps < 1:
         raise InputError("--steps must be at least 1")
     spec = spec or SplitSpec.refnet()
     digits = (spec.features, spec.classes) == (64, 10)
-    malicious = check_scenario(malicious, "client")
+    malicious = scenarios.played_by(malicious, "client")
     start = time.perf_counter()
     if state_dir is not None and StateFolder(state_dir).exists():
         client = SplitClient.resume(state_dir, circuits_for=circuits_for, backend=backend,
-                                    retry_seconds=retry_seconds, url=url)
+                                    retry_seconds=retry_seconds, url=url, malicious=malicious)
         if identity is not None and identity.address != client.identity.address:
             raise InputError(f"--state {state_dir} holds session {client.session_id} of identity "
                              f"{client.identity.address}, not {identity.address}: resume it with "
@@ -103,9 +88,8 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
                              f"(RefNet: {client.spec == spec}, proof mode {client.mode}, seed "
                              f"{client.seed}): run with those options, or another --state "
                              "folder for a new session")
-        client.party.malicious = client.malicious = malicious
     else:
-        client = SplitClient(url, proof_mode=str(mode), batch=spec.batch,
+        client = SplitClient(url, proof_mode=mode, batch=spec.batch,
                              circuits_for=circuits_for, backend=backend, malicious=malicious,
                              retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
                              ptau=ptau, identity=identity)
@@ -119,31 +103,17 @@ def run_training(url: str, steps: int, proof_mode: str, out: Path,
     start = time.perf_counter()
     result = client.train(data, steps, on_step)
     train_s = time.perf_counter() - start
-    server = client.server_status()
-    transcript = merged_transcript(client.party.transcript,
-                                   Transcript.model_validate(client.server_transcript()))
+    server = client.status()
+    transcript = merged_transcript(client.party.transcript, client.transcript_of_server())
     out.mkdir(parents=True, exist_ok=True)
     transcript.save(out / "transcript.json")
     det = result.detected
     accuracy = (None if det is not None or not digits
                 else client.evaluate(*refnet.load_digits_split()[2:]))
-    losses = server["losses"]
     return {
-        "steps": result.steps, "proof_mode": str(mode), "malicious": malicious,
-        "verified": det is None and mode.proves,
-        "detected": det is not None, "detected_step": det.step if det else None,
-        "detected_by": det.detected_by if det else None, "reason": det.reason if det else None,
-        # mean squared error per logit of the last step (the loss the server proved)
-        "final_loss": (round(losses[-1] / spec.quant.scale / (spec.batch * spec.classes), 6)
-                       if losses else None),
-        "test_accuracy": None if accuracy is None else round(accuracy, 4),
-        "proofs_verified": {"client": client.party.verifier.verified,
-                            "server": server["proofs_verified"]},
-        "challenged": {"client": client.party.verifier.challenged,
-                       "server": server["challenged"]},
-        "prove_s": {**_means(client.party.prover.prove_seconds), **_means(server["prove_s"])},
-        "verify_s": {**_means(client.party.verifier.verify_seconds),
-                     **_means(server["verify_s"])},
+        **session_summary(result.steps, mode, det, server.losses, spec,
+                          PartyFigures.of_party(client.party), PartyFigures.of_status(server)),
+        "malicious": malicious, "test_accuracy": None if accuracy is None else round(accuracy, 4),
         "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),
         "retries": client.retries, "session_id": str(client.session_id), "server": url,
         "insecure_dev_setup": mode.proves and any(

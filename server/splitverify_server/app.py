@@ -65,7 +65,7 @@ import torch
 from fastapi import FastAPI, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,30 +82,21 @@ from splitverify.zk.cache import ArtifactCache
 from splitverify.limits import Limits
 from splitverify import model
 from splitverify.model import SplitSpec
-from splitverify.protocol import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode,
-                                  ServerParty, SessionCreate, new_transcript, params_to_lists,
-                                  random_field, statement_digest)
+from splitverify.protocol import ServerParty, new_transcript, params_to_lists, scenarios
+from splitverify.protocol.wire import (MAX_PREDICT_ROWS, BackwardMessage, ErrorBody,
+                                       ForwardMessage, GradientMessage, KeyAccepted,
+                                       Phase1Accepted, Predictions, PredictRequest, ProofBody,
+                                       ProveRequest, SessionCreate, SessionCreated,
+                                       SessionDeleted, SessionStatus, StepDone, StopRecord,
+                                       random_field, statement_digest)
 from splitverify.refnet import initial_params
-from splitverify.transcript import ORDER, Transcript, TranscriptEntry
+from splitverify.transcript import Transcript, TranscriptEntry
 from .guard import (CreationRate, NestingLimit, bearer_token, largest_circuit,
                     without_paths)
 from .store import SessionStore, token_digest
 
-MAX_PREDICT_ROWS = 4096
 SESSION_ID_BITS = 250            # session ids are random field elements (protocol.random_field)
 PTAU_RECORD = "_ptau"            # the session's ptau, stored beside its circuits' key records
-
-
-class ErrorBody(BaseModel):
-    """Every 4xx answer. ``error`` says what was wrong; a 409 adds where the session stopped
-    (``detected_step``, ``detected_by``, ``reason``), a 428 what to prove (``challenge``,
-    ``step``)."""
-    error: str
-    detected_step: int | None = None
-    detected_by: str | None = None
-    reason: str | None = None
-    challenge: str | None = None
-    step: int | None = None
 
 
 ERROR_MEANINGS = {
@@ -135,80 +126,6 @@ COMMON = (400, 413, 422)
 SESSION_ERRORS = (*COMMON, 401, 403, 404, 409)
 SessionId = Annotated[int, PathParam(ge=0, lt=1 << SESSION_ID_BITS,
                                      description="The id POST /sessions returned.")]
-
-
-class SessionCreated(BaseModel):
-    session_id: int
-    token: str
-    spec: str
-    proof_mode: str
-    ceremony: bool = False       # the client must contribute to the keys before the first step
-    idle_expiry_s: int = 0       # the session is removed after this long without a request
-    server_identity: str | None = None   # the server's address: its signatures recover to it
-    # the session's powers of tau (the transcript's ``ptau`` record), or, while a two-party
-    # phase 1 is to be made, {"origin": "two-party", "phase1": true, "power": p}
-    ptau: dict | None = None
-    server_party: str | None = None   # the server's party id (two-party phase 1): its address
-
-
-class ProveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: str
-    step: int
-
-
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    activations: list[list[int]] = Field(..., max_length=MAX_PREDICT_ROWS)
-
-
-class StopRecord(BaseModel):
-    detected_step: int
-    detected_by: str
-    reason: str
-
-
-class SessionStatus(BaseModel):
-    session_id: int
-    next_step: int
-    stopped: StopRecord | None
-    proof_mode: str
-    proofs_verified: int
-    challenged: int
-    losses: list[int]
-    prove_s: dict[str, list[float]]
-    verify_s: dict[str, list[float]]
-    idle_expiry_s: int = 0       # the session is removed after this long without a request
-
-
-class StepDone(BaseModel):
-    step: int
-
-
-class ProofBody(BaseModel):
-    proof: str = Field(description="256-byte Groth16 proof (EIP-197 order), hex")
-    signature: str | None = Field(None, description="The server's signature of the statement "
-                                  "with this proof (splitverify.identity).")
-
-
-class Predictions(BaseModel):
-    classes: list[int]
-
-
-class SessionDeleted(BaseModel):
-    session_id: int
-    deleted: bool
-
-
-class Phase1Accepted(BaseModel):
-    sha256: str = Field(description="sha256 of the prepared ptau: the client's must be equal")
-    power: int
-
-
-class KeyAccepted(BaseModel):
-    kind: str
-    accepted: bool
-    contributions: list[str]
 
 
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -299,7 +216,7 @@ class _Session:
     token_sha256: str
     request: dict                                # the SessionCreate body
     party: ServerParty
-    stopped: dict | None = None
+    stopped: StopRecord | None = None
     # the last answer per message kind, for a client re-sending a message whose answer was lost
     replies: dict[str, dict] = field(default_factory=dict)
     # per circuit: the server's contribution (path, hash) and, once accepted, the final key
@@ -350,6 +267,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     session keys come from (None: the operator's circuits decide, as in tests and the demo);
     ``identity`` signs what the server sends (default: kept next to the database in
     ``<db>.identity``, or one per process for ``:memory:``)."""
+    scenarios.require_side(malicious, "server")
     app = FastAPI(title="splitverify server", version="0.1.0")
     # the nesting check runs inside the body limit (the middleware added last runs first)
     app.add_middleware(NestingLimit, limit=limits.nesting, is_binary=is_key_upload,
@@ -381,9 +299,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     def new_party(request: SessionCreate, session_id: int) -> ServerParty:
         spec = request.spec()
         _, server_params = initial_params(spec, request.seed)
-        party = ServerParty(spec, session_id, ProofMode.parse(request.proof_mode), server_params,
-                            circuits_for(spec), backend=backend, malicious=malicious,
-                            identity=identity, peer=request.client_identity)
+        party = scenarios.party_class("server", malicious)(
+            spec, session_id, request.proof_mode, server_params, circuits_for(spec),
+            backend=backend, identity=identity, peer=request.client_identity)
         # step 0's weightsCommitment must continue the chain from the declared starting point
         party.client_chain = request.initial_weights_commitment
         if on_party is not None:
@@ -398,7 +316,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         entries = party.transcript.entries if party.transcript is not None else []
         store.save(party.session_id, token_sha256=session.token_sha256,
                    request=session.request, state=party.snapshot(), replies=session.replies,
-                   keys={**session.keys, PTAU_RECORD: session.ptau}, stopped=session.stopped,
+                   keys={**session.keys, PTAU_RECORD: session.ptau},
+                   stopped=None if session.stopped is None else session.stopped.model_dump(),
                    entries=[e.model_dump() for e in entries[session.saved_entries:]],
                    checkpoint=((party.next_step - 1, params_to_lists(party.params))
                                if checkpoint else None))
@@ -422,7 +341,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         party.restore(stored.state)
         keys = dict(stored.keys)
         ptau_record = keys.pop(PTAU_RECORD, {})          # absent in sessions stored before it
-        session = _Session(stored.token_sha256, stored.request, party, stored.stopped,
+        stopped = None if stored.stopped is None else StopRecord.model_validate(stored.stopped)
+        session = _Session(stored.token_sha256, stored.request, party, stopped,
                            stored.replies, keys, len(stored.entries), ptau=ptau_record)
         if session.ptau.get("file"):
             party.prover.circuits.ptau = zk.PtauFile.open(session.ptau["file"],
@@ -434,10 +354,10 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         if not session.keys_ready:
             return session
         start_transcript(session)
-        order = {kind: i for i, kind in enumerate(ORDER)}
+        order = {kind: i for i, kind in enumerate(KINDS)}
         party.transcript.entries = [TranscriptEntry(**e) for e in sorted(
             stored.entries, key=lambda e: (e["step"], order[e["kind"]]))]
-        party.transcript.detected = stored.stopped
+        party.transcript.detected = stopped
         return session
 
     def forget(session_id: int) -> None:
@@ -536,16 +456,15 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
             store.touch(session_id, now)
         session.last_request = now
         if session.stopped and not stopped_ok:
-            return _error(409, "the session was stopped", **session.stopped)
+            return _error(409, "the session was stopped", **session.stopped.model_dump())
         return session
 
     def stop(session: _Session, exc: TamperDetected) -> JSONResponse:
-        session.stopped = {"detected_step": exc.step, "detected_by": exc.detected_by,
-                           "reason": exc.reason}
+        session.stopped = StopRecord.of(exc)
         if session.party.transcript is not None:
             session.party.transcript.detected = session.stopped
         persist(session)
-        return _error(409, str(exc), **session.stopped)
+        return _error(409, str(exc), **session.stopped.model_dump())
 
     def need_proof(kind: str, step: int) -> tuple[str, str]:
         raise ProofRequired(kind, step)
@@ -553,7 +472,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     @app.post("/sessions", response_model=SessionCreated, status_code=201,
               responses=errors(*COMMON, 429))
     def create_session(body: SessionCreate, request: Request):
-        mode = ProofMode.parse(body.proof_mode)  # a bad mode is a 422 before anything is made
+        mode = body.proof_mode               # a bad mode was a 422 before anything was made
         if mode.commits and body.initial_weights_commitment is None:
             raise InputError(f"proof mode {body.proof_mode} needs initial_weights_commitment: "
                              "the commitment of the client's initial weights, which step 0's "
@@ -595,7 +514,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         pending = session.ptau and not session.ptau.get("ready", True)
         return SessionCreated(session_id=session_id, token=token,
                               spec=describe(session.party.spec),
-                              proof_mode=str(session.party.mode),
+                              proof_mode=session.party.mode,
                               ceremony=bool(session.keys) or bool(pending),
                               idle_expiry_s=limits.idle_seconds,
                               server_identity=identity.address,
@@ -790,11 +709,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         if (last is None or last["step"] != msg.step
                 or last["digest"] != statement_digest(msg)):
             return None
-        party = session.party
-        pending = party._pending
-        current = (pending is not None and pending.step == msg.step) if kind == "forward" \
-            else (pending is None and party.next_step == msg.step + 1)
-        return last["response"] if current else None
+        return last["response"] if session.party.handles_now(kind, msg.step) else None
 
     def handle(session: _Session, kind: str, msg: BaseModel, run: Callable[[], dict]):
         """Run one message against the party; commit the outcome before answering."""
@@ -880,7 +795,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
         party = session.party
         return {"session_id": session_id, "next_step": party.next_step,
                 "stopped": session.stopped,
-                "proof_mode": str(party.mode), "proofs_verified": party.verifier.verified,
+                "proof_mode": party.mode, "proofs_verified": party.verifier.verified,
                 "challenged": party.verifier.challenged, "losses": party.losses,
                 "prove_s": party.prover.prove_seconds, "verify_s": party.verifier.verify_seconds,
                 "idle_expiry_s": limits.idle_seconds}

@@ -99,6 +99,7 @@ with recursion_limit_kept():     # web3 and eth_tester import py_ecc and py-evm 
     from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
 from .anvil import AnvilNode
+from ..circuitgen import KINDS
 from ..resources import CONTRACTS_DIR
 from ..errors import InputError, LedgerError, LedgerMismatch, LedgerRejected
 from .keyed_verifier import keyed_verifier, verification_key_hash
@@ -114,7 +115,7 @@ __all__ = [
     "kind_index", "load_ledger_contract",
 ]
 
-KINDS = ("client_forward", "server_step", "client_backward")  # contract kinds 0, 1, 2
+# the contract numbers the kinds 0, 1, 2 in the circuits' order (KINDS)
 LEDGER_SOURCE = CONTRACTS_DIR / "SplitLedger.sol"
 LEDGER_ARTIFACT = CONTRACTS_DIR / "build" / "SplitLedger.json"
 ABSENT = 255  # SplitLedger.ABSENT: a layout field the public signals do not carry

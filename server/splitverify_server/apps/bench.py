@@ -50,20 +50,21 @@ def keyed_circuits(spec: SplitSpec, progress: Callable[[str], None]) -> SplitCir
     return circuits
 
 
-def local_parties(spec: SplitSpec, circuits: SplitCircuits, mode: str, *,
+def local_parties(spec: SplitSpec, circuits: SplitCircuits, mode: ProofMode | str, *,
                   malicious: str | None = None, seed: int = 0):
     """A fresh session's client and server (for ``run_local``): initial weights of ``seed``,
     the default prover (``zk.get_prover``), ``malicious`` played by the side it names."""
-    from splitverify_client.training import check_scenario
-    from splitverify.protocol import ClientParty, ProofMode, ServerParty, random_field
+    from splitverify.protocol import ProofMode, random_field, scenarios
     from splitverify.refnet import initial_params
 
     client_params, server_params = initial_params(spec, seed)
-    session, parsed = random_field(), ProofMode.parse(mode)
-    client = ClientParty(spec, session, parsed, client_params, circuits, backend=None,
-                         malicious=check_scenario(malicious, "client"))
-    server = ServerParty(spec, session, parsed, server_params, circuits, backend=None,
-                         malicious=check_scenario(malicious, "server"))
+    session, mode = random_field(), ProofMode.of(mode)
+    if malicious is not None:
+        scenarios.get(malicious)                # an unknown scenario is refused
+    client = scenarios.party_class("client", malicious)(spec, session, mode, client_params,
+                                                        circuits, backend=None)
+    server = scenarios.party_class("server", malicious)(spec, session, mode, server_params,
+                                                        circuits, backend=None)
     return client, server
 
 

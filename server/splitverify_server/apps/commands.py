@@ -37,13 +37,16 @@ def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
 
     from splitverify.ledger.sink import parse_chain
 
+    from splitverify.protocol import ProofMode
+
     from .demo import run_demo
 
     try:
         backend = parse_chain(chain)
+        mode = ProofMode.parse(proof_mode)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("training", total=steps)
-            summary = run_demo(steps, proof_mode, malicious, out,
+            summary = run_demo(steps, mode, malicious, out,
                                progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
                                on_step=lambda done: bar.update(task, completed=done),
                                chain=backend, verify_on_chain=verify_on_chain)
@@ -89,13 +92,12 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           ptau: PtauOpt = None, insecure_dev_ptau: InsecureDevPtauOpt = False) -> None:
     """Run the splitverify server (FastAPI over uvicorn)."""
     import uvicorn
-    from splitverify_client.training import check_scenario
+    from splitverify.protocol import scenarios
 
     from ..app import create_app
 
     try:
-        if malicious is not None and check_scenario(malicious, "server") is None:
-            raise InputError(f"{malicious} is a client scenario; the server plays server:*")
+        scenarios.require_side(malicious, "server")
         limits = Limits(body_bytes=max_body, key_bytes=max_key_body, dim=max_dim,
                         params=max_params, sessions=max_sessions, steps=max_steps,
                         nesting=max_nesting, constraints=max_constraints,

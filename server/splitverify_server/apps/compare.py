@@ -33,7 +33,7 @@ from splitverify.circuitgen.generator import describe
 from splitverify.errors import InputError, ToolchainError
 from splitverify.ledger import Ledger
 from splitverify.model import SplitSpec
-from splitverify.protocol import SCENARIOS, ProofMode, run_local
+from splitverify.protocol import ProofMode, StopRecord, run_local, scenarios as tamper_scenarios
 from splitverify.transcript import Transcript
 
 from .bench import keyed_circuits, local_parties, machine
@@ -50,24 +50,25 @@ FULL_STEPS, FULL_SCENARIO_STEPS = 5, 3
 @dataclass(frozen=True)
 class Mode:
     name: str
-    proof_mode: str              # off | commit | every
+    proof_mode: ProofMode        # off | commit | every
     ledger: str | None           # None, "record" (commitments) or "verify" (recordVerified)
     what: str                    # one line for the reader
 
     @property
     def proves(self) -> bool:
-        return ProofMode.parse(self.proof_mode).proves
+        return self.proof_mode.proves
 
 
+OFF, COMMIT, EVERY = (ProofMode.parse(text) for text in ("off", "commit", "every"))
 MODES = (
-    Mode("plain", "off", None, "split learning, nothing committed or proven"),
-    Mode("ledger only", "commit", "record",
+    Mode("plain", OFF, None, "split learning, nothing committed or proven"),
+    Mode("ledger only", COMMIT, "record",
          "each party records its commitments on chain; nothing is proven (the blockchain "
          "baseline)"),
-    Mode("zk", "every", None, "every message carries a Groth16 proof, verified by the other party"),
-    Mode("zk + ledger", "every", "record",
+    Mode("zk", EVERY, None, "every message carries a Groth16 proof, verified by the other party"),
+    Mode("zk + ledger", EVERY, "record",
          "zk, and each party records its commitments on chain"),
-    Mode("zk + on-chain verify", "every", "verify",
+    Mode("zk + on-chain verify", EVERY, "verify",
          "zk, and each party records its statement with its proof: the chain verifies it "
          "(recordVerified)"),
 )
@@ -83,12 +84,12 @@ class RunOutcome:
     prove_s: dict[str, float]               # mean seconds per proof kind
     verify_s: dict[str, float]
     bytes_sent: int                         # JSON sizes of the messages handed over
-    detected: dict | None                   # step, by, reason
+    detected: StopRecord | None
     chain: dict | None                      # entries, gas, seconds, refused (None: no ledger)
 
     @property
     def detected_step(self) -> int | None:
-        return self.detected["step"] if self.detected else None
+        return self.detected.detected_step if self.detected else None
 
 
 def choose_chain(requested: str) -> tuple[str, str]:
@@ -123,13 +124,11 @@ def run_once(mode: Mode, scenario: str | None, steps: int, spec: SplitSpec,
     result = run_local(client, server, islice(batches(), steps),
                        on_message=lambda msg: sizes.append(len(msg.model_dump_json())))
     summary = result.summary()
-    det = result.detected
     return RunOutcome(
         scenario=scenario, steps_run=len(result.step_seconds), steps_done=result.steps,
         step_seconds=result.step_seconds, prove_s=summary["prove_s"],
         verify_s=summary["verify_s"], bytes_sent=sum(sizes),
-        detected=({"step": det.step, "by": det.detected_by, "reason": det.reason}
-                  if det else None),
+        detected=None if result.detected is None else StopRecord.of(result.detected),
         chain=_chain_figures(log, result.transcript) if log is not None else None)
 
 
@@ -145,8 +144,8 @@ def _chain_figures(log: ChainLog, transcript: Transcript) -> dict:
 
 
 def applies(mode: Mode, scenario: str) -> bool:
-    """A forged proof needs a proof to forge: without proofs the scenario is the honest run."""
-    return mode.proves or scenario != "server:forged-proof"
+    """A cheat on proofs (a forged one) needs proofs: without them its run is the honest run."""
+    return mode.proves or not tamper_scenarios.get(scenario).needs_proofs
 
 
 def mode_report(mode: Mode, honest: RunOutcome, scenarios: dict[str, RunOutcome | None]
@@ -155,7 +154,7 @@ def mode_report(mode: Mode, honest: RunOutcome, scenarios: dict[str, RunOutcome 
     steps = max(honest.steps_done, 1)
     chain = honest.chain
     return {
-        "name": mode.name, "proof_mode": mode.proof_mode, "ledger": mode.ledger,
+        "name": mode.name, "proof_mode": str(mode.proof_mode), "ledger": mode.ledger,
         "what": mode.what,
         "step_s_median": round(statistics.median(honest.step_seconds), 4),
         "prove_s": honest.prove_s, "verify_s": honest.verify_s,
@@ -179,8 +178,8 @@ def _verdict(run: RunOutcome) -> dict:
     det = run.detected
     return {
         "applicable": True, "detected": det is not None,
-        "step": det["step"] if det else None, "by": det["by"] if det else None,
-        "reason": det["reason"] if det else None,
+        "step": det.detected_step if det else None, "by": det.detected_by if det else None,
+        "reason": det.reason if det else None,
         "steps_run": run.steps_run, "steps_done": run.steps_done,
         "chain_entries": run.chain["entries"] if run.chain else None,
         "chain_refused": run.chain["refused"] if run.chain else [],
@@ -193,7 +192,7 @@ class CompareConfig:
     scenario_steps: int
     chain: str = "auto"
     modes: tuple[Mode, ...] = MODES
-    scenarios: tuple[str, ...] = SCENARIOS
+    scenarios: tuple[str, ...] = field(default_factory=tamper_scenarios.names)
     progress: Progress = field(default=lambda _msg: None)
 
     def __post_init__(self) -> None:

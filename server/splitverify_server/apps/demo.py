@@ -13,24 +13,24 @@ from splitverify.identity import Identity
 from splitverify.keyexchange import initial
 from splitverify.ledger.sink import ChainLog, chain_log, check_chain_options
 from splitverify.model import SplitSpec
-from splitverify.protocol import ProofMode
-from splitverify_client.training import check_scenario, run_training
+from splitverify.protocol import ProofMode, scenarios
+from splitverify_client.training import run_training
 
 from ..app import create_app
 from ..loopback import ServerThread
 
 
-def run_demo(steps: int, proof_mode: str, malicious: str | None, out: Path,
+def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
              progress: Callable[[str], None], on_step: Callable[[int], None],
              backend: str | None = None, chain: str | None = None,
              verify_on_chain: bool = False) -> dict:
     """``splitverify demo``: the server in a thread on a free loopback port, the client against
     it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
     on one ledger (``verify_on_chain``: with their proofs, verified by the chain)."""
-    mode = ProofMode.parse(proof_mode)
     if steps < 1:
         raise InputError("--steps must be at least 1")
-    check_scenario(malicious, "client")
+    if malicious is not None:
+        scenarios.get(malicious)            # an unknown scenario is refused before anything runs
     check_chain_options(chain, verify_on_chain, mode)
     with chain_log(chain, verify_on_chain) as log:
         if log is not None:
@@ -54,14 +54,14 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
     identity = Identity.generate()
     if chain is not None:
         chain.accounts.setdefault("server", identity.private_key)
-    app = create_app(backend=backend, malicious=check_scenario(malicious, "server"),
+    app = create_app(backend=backend, malicious=scenarios.played_by(malicious, "server"),
                      on_party=chain.sink("server").attach if chain is not None else None,
                      identity=identity)
     with ServerThread(app) as server:
         progress(f"server on {server.url}" + (
             "; key ceremony: the server's and the client's phase-2 contributions to each "
             "circuit's key, each checked by both sides" if mode.proves else ""))
-        summary = run_training(server.url, steps, str(mode), out, on_step, malicious=malicious,
+        summary = run_training(server.url, steps, mode, out, on_step, malicious=malicious,
                                backend=backend, chain=chain)
     return {**summary, "setup_s": round(setup_s, 2),
             "seconds": round(time.perf_counter() - start, 2)}

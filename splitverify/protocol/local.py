@@ -1,0 +1,147 @@
+"""Both parties in one process (tests, benchmarks, ``compare``): the same messages and checks as
+over HTTP without the transport; the session's transcript as a party starts it; the summary of
+a session (``summary.json``), built in one place for local and HTTP runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+from ..circuitgen import KINDS
+from ..circuitgen.generator import describe
+from ..errors import TamperDetected
+from ..model import SplitSpec
+from ..transcript import Transcript
+from .parties import ClientParty, ServerParty, _Party
+from .wire import ProofMode, SessionStatus, StopRecord, _Message
+
+_M = TypeVar("_M", bound=_Message)
+
+
+@dataclass(frozen=True)
+class PartyFigures:
+    """One party's checking and proving figures, as the summary reports them."""
+    verified: int
+    challenged: int
+    prove_seconds: dict[str, list[float]]
+    verify_seconds: dict[str, list[float]]
+
+    @classmethod
+    def of_party(cls, party: _Party) -> "PartyFigures":
+        return cls(party.verifier.verified, party.verifier.challenged,
+                   party.prover.prove_seconds, party.verifier.verify_seconds)
+
+    @classmethod
+    def of_status(cls, status: SessionStatus) -> "PartyFigures":
+        """The server's, from its status answer (``GET /sessions/{id}``)."""
+        return cls(status.proofs_verified, status.challenged, status.prove_s, status.verify_s)
+
+
+def _means(d: dict[str, list[float]]) -> dict[str, float]:
+    return {k: round(sum(v) / len(v), 4) for k, v in d.items() if v}
+
+
+def session_summary(steps: int, mode: ProofMode, detected: TamperDetected | None,
+                    losses: list[int], spec: SplitSpec, client: PartyFigures,
+                    server: PartyFigures) -> dict:
+    """What a session did (REFERENCE.md's summary.json, the fields every run has): steps,
+    verdict, where tampering was detected, the last loss, proofs verified and challenged, mean
+    prove and verify seconds per circuit."""
+    det = detected
+    return {
+        "steps": steps, "proof_mode": str(mode),
+        "verified": det is None and mode.proves,
+        "detected": det is not None, "detected_step": det.step if det else None,
+        "detected_by": det.detected_by if det else None, "reason": det.reason if det else None,
+        # mean squared error per logit of the last step (the loss the server proved)
+        "final_loss": (round(losses[-1] / spec.quant.scale / (spec.batch * spec.classes), 6)
+                       if losses else None),
+        "proofs_verified": {"client": client.verified, "server": server.verified},
+        "challenged": {"client": client.challenged, "server": server.challenged},
+        "prove_s": {**_means(client.prove_seconds), **_means(server.prove_seconds)},
+        "verify_s": {**_means(client.verify_seconds), **_means(server.verify_seconds)},
+    }
+
+
+@dataclass
+class SessionResult:
+    steps: int                                   # steps completed
+    losses: list[int]
+    detected: TamperDetected | None
+    client: ClientParty
+    server: ServerParty | None                   # None: the server ran elsewhere (HTTP)
+    seconds: float
+    transcript: Transcript
+    step_seconds: list[float] = field(default_factory=list)   # wall time of each step begun
+
+    def summary(self) -> dict:
+        return {**session_summary(self.steps, self.client.mode, self.detected, self.losses,
+                                  self.client.spec, PartyFigures.of_party(self.client),
+                                  PartyFigures.of_party(self.server)),
+                "seconds": round(self.seconds, 3)}
+
+
+def run_local(client: ClientParty, server: ServerParty, batches,
+              on_message: Callable[[_Message], None] = lambda _msg: None,
+              contribution_signatures: dict[str, dict[str, str]] | None = None
+              ) -> SessionResult:
+    """Both parties in one process (tests, benchmarks): the same messages and checks as over
+    HTTP, without the transport; ``on_message`` sees each message as it is handed over;
+    ``contribution_signatures`` are the parties' signatures of their keys' ceremony
+    (``keyexchange.local_ceremony``), for the transcript. Stops at the first TamperDetected."""
+    start = time.perf_counter()
+    done, step_seconds, detected = 0, [], None
+    # in one process each party knows the other's identity from the start
+    client.peer, server.peer = server.identity.address, client.identity.address
+    transcript = new_transcript(client, contribution_signatures)
+    client.transcript = server.transcript = transcript
+
+    def handed(msg: _M) -> _M:
+        on_message(msg)
+        return msg
+    try:
+        for step, (x, labels) in enumerate(batches):
+            step_start = time.perf_counter()
+            step_seconds.append(0.0)
+            forward = handed(client.forward(step, x, labels))
+            gradient = handed(server.receive_forward(forward, client.signed_proof))
+            backward = handed(client.receive_gradient(gradient, server.signed_proof))
+            server.receive_backward(backward, client.signed_proof)
+            step_seconds[-1] = time.perf_counter() - step_start
+            done = step + 1
+    except TamperDetected as exc:
+        step_seconds[-1] = time.perf_counter() - step_start
+        transcript.detected = StopRecord.of(exc)
+        detected = exc
+    client.end_session(done)
+    return SessionResult(done, server.losses, detected, client, server,
+                         time.perf_counter() - start, transcript, step_seconds)
+
+
+def new_transcript(party: ClientParty | ServerParty,
+                   contribution_signatures: dict[str, dict[str, str]] | None = None
+                   ) -> Transcript:
+    """The session's transcript as ``party`` starts it: the keys with their ceremony records
+    (each contribution's points and its contributor's signature, from
+    ``contribution_signatures``: circuit → contributor name → signature) and where their
+    ptau came from, and both parties' pinned identities."""
+    from ..keyorigin import ceremony_record, key_origin
+
+    circuits = party.prover.circuits
+    kinds = KINDS if party.mode.proves else ()
+    signatures = contribution_signatures or {}
+    mine, theirs = party.identity.address, party.peer
+    origins = {kind: key_origin(circuits, kind) for kind in kinds}
+    ptaus = [o["ptau"] for o in origins.values()]
+    return Transcript(
+        session_id=party.session_id, spec=describe(party.spec), proof_mode=party.mode,
+        verification_keys={kind: circuits.verification_key(kind).to_snarkjs() for kind in kinds},
+        ceremony={kind: ceremony_record(circuits.key(kind), signatures.get(kind, {}))
+                  for kind in kinds},
+        key_origin=origins,
+        # one ptau for every circuit (a published or two-party one); the development setup
+        # makes one per circuit, recorded in key_origin only
+        ptau=ptaus[0] if ptaus and all(p == ptaus[0] for p in ptaus) else None,
+        identities={"client": mine if party.role == "client" else theirs,
+                    "server": mine if party.role == "server" else theirs})

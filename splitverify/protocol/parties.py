@@ -1,0 +1,519 @@
+"""The two honest parties, independent of the transport: their halves of each step, their
+proving and their checking of the other's messages.
+
+Each party checks a received statement with one routine (:meth:`_Party._check_received`): its
+values must be field elements and equal the statement rebuilt from what was received and what
+this party expects, then the sender's signature, the proof (sent along, or asked for when this
+party challenges) and the transcript record.
+
+The parties cheat nowhere: the tamper scenarios (:mod:`.scenarios`) are subclasses that
+override the small hooks marked "what is sent" (``outgoing_*``, ``next_params``).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, TypeVar
+
+import torch
+
+from .. import model
+from ..circuitgen import SplitCircuits, Statement, statements as st
+from ..errors import InputError, SplitverifyError, TamperDetected
+from ..identity import Identity, end_payload, signed_by, statement_payload
+from ..model import Params, SplitSpec
+from ..transcript import Transcript
+from ..zk import Proof
+from . import policy
+from .state import (ClientStep, ServerStep, checking_state, params_from_lists, params_to_lists,
+                    restore_checking, tensor)
+from .wire import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode, _Message,
+                   random_field)
+
+# (kind, step, public values, proof hex or None) of a statement a party sends
+StatementHook = Callable[[str, int, dict[str, int], str | None], None]
+# asks the prover of (kind, step) for its proof: (proof hex, its signature of statement + proof)
+ProofRequest = Callable[[str, int], tuple[str, str]]
+
+_M = TypeVar("_M", bound=_Message)
+
+
+@dataclass
+class Verifier:
+    """One party's checking of the other's messages: proof-mode policy and records."""
+    circuits: SplitCircuits
+    mode: ProofMode
+    party: str                                   # who verifies: client | server
+    rng: random.Random = field(default_factory=secrets.SystemRandom)
+    verified: int = 0
+    challenged: int = 0
+    verify_seconds: dict[str, list[float]] = field(default_factory=dict)
+
+    decisions: dict[tuple[str, int], bool] = field(default_factory=dict)
+    # the statement each open challenge was drawn on (until its proof verifies): the prover
+    # must prove that very statement, not another it makes up once it knows it is challenged
+    challenges: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
+
+    def wants_proof(self, kind: str = "", step: int = -1,
+                    statement: dict[str, int] | None = None) -> bool:
+        """Drawn once per (kind, step), after the statement is held, from randomness the prover
+        cannot see (a re-sent message gets the same answer). A challenge binds to ``statement``:
+        any other statement for that step is tampering. The caller persists the draw before it
+        reveals it or acts on it."""
+        if (kind, step) in self.decisions and step >= 0:
+            hit = self.decisions[(kind, step)]
+        else:
+            hit = policy.challenge(self.mode, self.rng)
+            if policy.draws_challenges(self.mode):
+                self.challenged += hit
+        if step >= 0:
+            self.decisions[(kind, step)] = hit
+        if hit and statement is not None and policy.draws_challenges(self.mode):
+            bound = self.challenges.setdefault((kind, step), dict(statement))
+            _require(bound == statement, step, self.party,
+                     f"the {kind} statement of step {step} was challenged, and another "
+                     "statement came instead of its proof (a prover must prove the statement "
+                     "it was challenged on)")
+        return hit
+
+    def check(self, kind: str, step: int, proof_hex: str | None, expected: Statement) -> str:
+        if proof_hex is None:
+            raise TamperDetected(step, self.party, f"the {kind} proof is missing")
+        try:
+            proof = Proof.from_bytes(bytes.fromhex(proof_hex))
+        except (ValueError, SplitverifyError) as exc:
+            raise TamperDetected(step, self.party, f"the {kind} proof is malformed: {exc}") from exc
+        start = time.perf_counter()
+        ok = self.circuits.verify(kind, proof, expected)
+        self.verify_seconds.setdefault(kind, []).append(time.perf_counter() - start)
+        if not ok:
+            raise TamperDetected(step, self.party, f"the {kind} proof does not verify against "
+                                 "the statement built from what was received")
+        self.verified += 1
+        self.challenges.pop((kind, step), None)     # answered: the step is handled now
+        return proof_hex
+
+
+def _require(cond: bool, step: int, party: str, reason: str) -> None:
+    if not cond:
+        raise TamperDetected(step, party, reason)
+
+
+# what each public value of a statement stands for, in mismatch messages
+FIELD_MEANINGS = {
+    "session": "the session id", "step": "the step",
+    "messageCommitment": "the commitment to the activations and labels sent",
+    "gradientCommitment": "the commitment to the gradient sent",
+    "weightsCommitment": "the weight chain", "weightsBefore": "the weight chain",
+    "weightsAfter": "the updated weights' commitment", "dataCommitment": "the data commitment",
+    "stateCommitment": "the state commitment", "loss": "the loss"}
+
+
+def _mismatch(whose: str, public: dict[str, int], expected: Statement) -> str:
+    """Which fields of the statement received differ from the one rebuilt from the messages."""
+    fields = [name for name, value in expected.values.items() if public.get(name) != value]
+    fields += [f"{name} (not a field of this statement)" for name in public
+               if name not in expected.values]
+    return f"{whose} statement differs in " + ", ".join(
+        f"{name} ({FIELD_MEANINGS[name]})" if name in FIELD_MEANINGS else name
+        for name in fields)
+
+
+@dataclass
+class Prover:
+    """One party's proving: proves now (``every``) or keeps the inputs of its latest statement
+    of each kind until the verifier challenges it (``audit``)."""
+    circuits: SplitCircuits
+    mode: ProofMode
+    backend: str | None = None
+    prove_seconds: dict[str, list[float]] = field(default_factory=dict)
+    kept: dict[str, tuple[int, dict]] = field(default_factory=dict)
+
+    def attach(self, kind: str, step: int, inputs: Callable[[], dict]) -> str | None:
+        """Keep the witness inputs of this statement (built only when a proof may be asked
+        for: ``commit`` and ``off`` never prove) and prove now in ``every`` mode."""
+        if not policy.keeps_witness(self.mode):
+            return None
+        self.kept[kind] = (step, inputs())
+        return self.prove(kind, step) if policy.proves_when_sent(self.mode) else None
+
+    def prove(self, kind: str, step: int) -> str:
+        kept = self.kept.get(kind)
+        if kept is None or kept[0] != step:
+            raise InputError(f"no {kind} statement of step {step} to prove (only the latest "
+                             "step of each kind is kept)")
+        start = time.perf_counter()
+        proof, _ = self.circuits.prove(kind, kept[1], self.backend)
+        self.prove_seconds.setdefault(kind, []).append(time.perf_counter() - start)
+        return proof.to_bytes().hex()
+
+
+class _Party:
+    """What both parties hold: their half's parameters, a prover and a verifier."""
+    role = ""                                   # client | server
+    transcript: Transcript | None = None
+    on_statement: StatementHook | None = None   # sees each statement this party sends
+
+    def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
+                 circuits: SplitCircuits, *, backend: str | None = None,
+                 identity: Identity | None = None, peer: str | None = None):
+        self.spec, self.session_id, self.mode = spec, session_id, mode
+        self.params = params
+        self.prover = Prover(circuits, mode, backend)
+        self.verifier = Verifier(circuits, mode, self.role)
+        self.weights_salt = random_field()
+        # this party's signing key, and the other party's address pinned at session creation
+        self.identity = identity or Identity.generate()
+        self.peer = peer
+        # the public values of the latest statement of each kind this party sent (a challenge
+        # of it is answered with the proof signed together with them)
+        self.sent_public: dict[str, tuple[int, dict[str, int]]] = {}
+
+    # -- persistence: what a restarted party needs to go on with the session -------------------
+    def snapshot(self) -> dict:
+        """The party's state as JSON-able data, taken after every message it handled so a
+        restart resumes exactly there (the server keeps its transcript row by row)."""
+        return {
+            "params": params_to_lists(self.params), "weights_salt": self.weights_salt,
+            **checking_state(self.prover, self.verifier),
+            "sent_public": {kind: [step, public] for kind, (step, public)
+                            in self.sent_public.items()},
+        }
+
+    def restore(self, state: dict) -> None:
+        self.params = params_from_lists(state["params"])
+        self.weights_salt = state["weights_salt"]
+        restore_checking(self.prover, self.verifier, state)
+        self.sent_public = {kind: (step, public)
+                            for kind, (step, public) in state["sent_public"].items()}
+
+    # -- what is sent: the hooks a tamper scenario overrides (honest: unchanged) ---------------
+    def outgoing_proof(self, proof: str | None) -> str | None:
+        """The proof attached to a statement this party sends, or given on challenge."""
+        return proof
+
+    def prove(self, kind: str, step: int) -> str:
+        """A proof of this party's statement (kind, step), on challenge."""
+        return self.outgoing_proof(self.prover.prove(kind, step))
+
+    def _record(self, kind: str, step: int, public: dict[str, int], proof: str | None,
+                signature: str | None = None, challenged: bool | None = None) -> None:
+        """What this party received and checked goes into the session's transcript, with the
+        sender's signature of it and whether this party challenged it."""
+        if self.transcript is not None:
+            self.transcript.record(kind, step, public, proof, signature=signature,
+                                   challenged=challenged)
+
+    def _signed(self, kind: str, msg: _M) -> _M:
+        """``msg`` with this party's signature of its statement and proof."""
+        if msg.public is None:
+            return msg
+        self.sent_public[kind] = (msg.step, dict(msg.public))
+        return msg.model_copy(update={"signature": self.identity.sign_statement(
+            self.session_id, msg.step, kind, msg.public, msg.proof)})
+
+    def signed_proof(self, kind: str, step: int) -> tuple[str, str]:
+        """The proof of this party's statement (kind, step) on challenge, signed together
+        with the statement."""
+        sent = self.sent_public.get(kind)
+        if sent is None or sent[0] != step:
+            raise InputError(f"no {kind} statement of step {step} was sent")
+        proof = self.prove(kind, step)
+        return proof, self.identity.sign_statement(self.session_id, step, kind, sent[1], proof)
+
+    def _check_signed(self, kind: str, step: int, public: dict[str, int], proof: str | None,
+                      signature: str | None) -> None:
+        """The statement (and proof) must be signed by the other party's pinned identity."""
+        sender = "server" if self.role == "client" else "client"
+        if self.peer is None:
+            raise InputError(f"the {sender}'s identity is not pinned in this session: pin it "
+                             "(its address) when the session is created")
+        _require(signed_by(self.peer, statement_payload(self.session_id, step, kind, public,
+                                                        proof), signature),
+                 step, self.role, f"the {kind} statement is not signed by the {sender}'s pinned "
+                 f"identity {self.peer} (missing or bad signature)")
+
+    # -- checking what the other party sent: one routine, in two halves -------------------------
+    def _check_received(self, kind: str, step: int, msg: _Message, expected: Statement,
+                        request_proof: ProofRequest, whose: str) -> dict[str, int]:
+        """Check a received statement and its proof against what this party expects; its
+        public values are returned."""
+        public = self._expect_statement(step, msg, expected, whose)
+        self._verify_statement(kind, step, msg, expected, request_proof)
+        return public
+
+    def _expect_statement(self, step: int, msg: _Message, expected: Statement, whose: str
+                          ) -> dict[str, int]:
+        """The statement received must be field elements and equal ``expected`` (rebuilt from
+        what was received and what this party holds)."""
+        public = msg.public or {}
+        outside = [name for name, value in public.items() if not 0 <= value < st.FIELD]
+        _require(not outside, step, self.role, f"{whose} statement has {outside} outside the "
+                 "field [0, r): no proof can carry such a value")
+        _require(public == expected.values, step, self.role, _mismatch(whose, public, expected))
+        return public
+
+    def _verify_statement(self, kind: str, step: int, msg: _Message, expected: Statement,
+                          request_proof: ProofRequest) -> None:
+        """The sender's signature, then the proof (sent along, or asked for when this party
+        draws a challenge, or when ``every`` wants one), then the transcript record."""
+        public = msg.public or {}
+        self._check_signed(kind, step, public, msg.proof, msg.signature)
+        challenged = self.verifier.wants_proof(kind, step, public)
+        proof, signature = msg.proof, msg.signature
+        if challenged and proof is None:
+            proof, signature = request_proof(kind, step)
+            self._check_signed(kind, step, public, proof, signature)
+        if proof is not None:     # a proof offered unasked is checked too: it is signed
+            proof = self.verifier.check(kind, step, proof, expected)
+        self._record(kind, step, public, proof, signature,
+                     challenged if policy.draws_challenges(self.mode) else None)
+
+    def _emit(self, kind: str, msg: _Message) -> None:
+        """Hand a statement this party sends to its hook (``off`` sends none)."""
+        if self.on_statement is not None and msg.public is not None:
+            self.on_statement(kind, msg.step, msg.public, msg.proof)
+
+
+class ClientParty(_Party):
+    """The data owner: runs its half, proves it, checks the server's proofs."""
+    role = "client"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.server_chain: int | None = None      # the server's last proven weightsAfter
+        self.pending: ClientStep | None = None    # the forward step waiting for its gradient
+
+    def weights_commitment(self) -> int:
+        """The commitment of the client's current weights: before step 0, what the session's
+        creation binds (``SessionCreate.initial_weights_commitment``)."""
+        return st.weights_commitment(self.spec, self.params, self.weights_salt)
+
+    # -- what is sent (hooks) -------------------------------------------------------------------
+    def outgoing_activations(self, activations: torch.Tensor, labels: torch.Tensor,
+                             salts: st.ClientSalts, statement: Statement | None
+                             ) -> tuple[torch.Tensor, Statement | None]:
+        """The activations sent and the statement sent with them."""
+        return activations, statement
+
+    def outgoing_forward(self, msg: ForwardMessage) -> ForwardMessage:
+        """The forward message sent (signed)."""
+        return msg
+
+    def forward(self, step: int, x: torch.Tensor, labels: torch.Tensor) -> ForwardMessage:
+        spec = self.spec
+        fwd = model.client_forward(spec, self.params, x, labels)
+        salts = st.ClientSalts(random_field(), self.weights_salt, random_field(), random_field())
+        statement, proof = None, None
+        if self.mode.commits:
+            statement = st.client_forward_statement(spec, self.params, x, labels, fwd, salts,
+                                                    self.session_id, step)
+            proof = self.prover.attach("client_forward", step, lambda: st.client_forward_inputs(
+                spec, self.params, x, labels, fwd, salts, self.session_id, step))
+        activations, statement = self.outgoing_activations(fwd.output, labels, salts, statement)
+        # the statement sent: the server's reply must consume its message commitment (a
+        # cheating client stays consistent with itself too)
+        self.pending = ClientStep(step, x, labels, fwd, salts, statement)
+        msg = ForwardMessage(session_id=self.session_id, step=step,
+                             activations=activations.tolist(), labels=labels.tolist(),
+                             message_salt=salts.message,
+                             public=statement.values if statement else None, proof=proof)
+        msg = self.outgoing_forward(self._signed("client_forward", msg))
+        self._emit("client_forward", msg)
+        return msg
+
+    def snapshot(self) -> dict:
+        """Adds the server's weight chain and the forward step waiting for its gradient (its
+        forward pass is recomputed on restore: the weights are still those it ran on)."""
+        pending = self.pending
+        return {**super().snapshot(), "server_chain": self.server_chain,
+                "pending": None if pending is None else pending.to_state()}
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        self.server_chain = state["server_chain"]
+        pending = state["pending"]
+        self.pending = (None if pending is None
+                        else ClientStep.from_state(pending, self.spec, self.params))
+
+    def end_session(self, steps: int) -> None:
+        """Record (signed) that the session ended after ``steps`` steps, so an auditor sees a
+        transcript cut short."""
+        if self.transcript is not None:
+            self.transcript.end = {"steps": steps, "signature": self.identity.sign(
+                end_payload(self.session_id, steps))}
+
+    def receive_gradient(self, msg: GradientMessage, request_proof: ProofRequest
+                         ) -> BackwardMessage:
+        """Check the server's step, then back-propagate, update and prove."""
+        pending = self.pending
+        if pending is None:
+            raise InputError("no forward step is waiting for a gradient")
+        spec, step = self.spec, pending.step
+        _require(msg.session_id == self.session_id, step, "client",
+                 f"the gradient message is for another session ({msg.session_id})")
+        _require(msg.step == step, step, "client",
+                 f"the gradient message is for step {msg.step}, expected {step}")
+        gradient = tensor(msg.gradient)
+        _require(tuple(gradient.shape) == (spec.batch, spec.cut_width), step, "client",
+                 "the gradient has the wrong shape")
+        if self.mode.commits:
+            public = msg.public or {}
+            expected = Statement("server_step", {
+                "messageCommitment": pending.statement.values["messageCommitment"],
+                "weightsBefore": (self.server_chain if self.server_chain is not None
+                                  else public.get("weightsBefore", -1)),
+                "loss": public.get("loss", -1), "weightsAfter": public.get("weightsAfter", -1),
+                "gradientCommitment": st.gradient_commitment(spec, gradient, msg.gradient_salt),
+                "session": self.session_id, "step": step})
+            public = self._check_received("server_step", step, msg, expected, request_proof,
+                                          "the server's")
+            self.server_chain = public["weightsAfter"]
+        bwd = model.client_backward(spec, self.params, pending.fwd, gradient)
+        statement, proof = None, None
+        if self.mode.commits:
+            args = (spec, self.params, pending.x, pending.labels, pending.fwd, gradient,
+                    msg.gradient_salt, bwd, pending.salts, self.session_id, step)
+            statement = st.client_backward_statement(*args)
+            proof = self.prover.attach("client_backward", step,
+                                       lambda: st.client_backward_inputs(*args))
+        self.params = bwd.new_params
+        self.pending = None
+        backward = self._signed("client_backward", BackwardMessage(
+            session_id=self.session_id, step=step,
+            public=statement.values if statement else None, proof=proof))
+        self._emit("client_backward", backward)
+        return backward
+
+
+class ServerParty(_Party):
+    """The label-side half: checks the client's proofs, runs its step, proves it."""
+    role = "server"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client_chain: int | None = None      # the client's last proven weightsAfter
+        self.next_step = 0
+        self.pending: ServerStep | None = None    # the step waiting for the backward message
+        self.losses: list[int] = []
+
+    def snapshot(self) -> dict:
+        pending = self.pending
+        return {**super().snapshot(), "client_chain": self.client_chain,
+                "next_step": self.next_step, "losses": self.losses,
+                "pending": None if pending is None else asdict(pending)}
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        self.client_chain, self.next_step = state["client_chain"], state["next_step"]
+        pending = state["pending"]
+        self.pending = None if pending is None else ServerStep(**pending)
+        self.losses = list(state["losses"])
+
+    def handles_now(self, kind: str, step: int) -> bool:
+        """Is a message of ``kind`` ("forward" or "backward") for ``step`` the one this party
+        just handled, with the session not moved past it (a re-sent message)?"""
+        pending = self.pending
+        if kind == "forward":
+            return pending is not None and pending.step == step
+        return pending is None and self.next_step == step + 1
+
+    # -- what is sent (hooks) -------------------------------------------------------------------
+    def next_params(self, result: model.ServerResult) -> Params:
+        """The weights the server goes on with after its step."""
+        return result.backward.new_params
+
+    def outgoing_gradient(self, gradient: torch.Tensor, salts: st.ServerSalts,
+                          statement: Statement | None
+                          ) -> tuple[torch.Tensor, Statement | None]:
+        """The gradient sent and the statement sent with it."""
+        return gradient, statement
+
+    def receive_forward(self, msg: ForwardMessage, request_proof: ProofRequest
+                        ) -> GradientMessage:
+        spec, step = self.spec, self.next_step
+        _require(msg.session_id == self.session_id, step, "server",
+                 f"the message is for session {msg.session_id}, not this one (a replay from "
+                 "another session?)")
+        _require(msg.step == step, step, "server",
+                 f"the message is for step {msg.step}, expected step {step} (a replay?)")
+        try:
+            acts, labels = tensor(msg.activations), tensor(msg.labels)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise InputError(f"activations and labels must be integer arrays: {exc}") from exc
+        if tuple(acts.shape) != (spec.batch, spec.cut_width) or \
+                tuple(labels.shape) != (spec.batch,):
+            raise InputError(f"activations must be {spec.batch}×{spec.cut_width} and labels "
+                             f"{spec.batch} class indices; got {tuple(acts.shape)} and "
+                             f"{tuple(labels.shape)}")
+        spec.quant.check_range(acts, "the activations")
+        if int(labels.min()) < 0 or int(labels.max()) >= spec.classes:
+            raise InputError(f"labels must lie in [0, {spec.classes})")
+        public = msg.public
+        if self.mode.commits:
+            public = public or {}
+            expected = Statement("client_forward", {
+                "dataCommitment": public.get("dataCommitment", -1),
+                "weightsCommitment": (self.client_chain if self.client_chain is not None
+                                      else public.get("weightsCommitment", -1)),
+                "messageCommitment": st.message_commitment(spec, acts, labels, msg.message_salt),
+                "stateCommitment": public.get("stateCommitment", -1),
+                "session": self.session_id, "step": step})
+            self._expect_statement(step, msg, expected, "the client's")
+        # The server's own step and statement are computed before the client's proof is drawn
+        # on or anything is recorded: a message the server cannot handle (e.g. an SGD step out
+        # of the circuits' range) is refused with nothing changed, and a message whose proof
+        # was verified can no longer fail here.
+        result = model.server_step(spec, self.params, acts, labels)
+        salts = st.ServerSalts(self.weights_salt, random_field())
+        statement = None
+        if self.mode.commits:
+            args = (spec, self.params, acts, labels, msg.message_salt, result, salts,
+                    self.session_id, step)
+            statement = st.server_step_statement(*args)
+            self._verify_statement("client_forward", step, msg, expected, request_proof)
+        proof = None
+        if statement is not None:
+            proof = self.prover.attach("server_step", step, lambda: st.server_step_inputs(*args))
+        self.params = self.next_params(result)
+        gradient, statement = self.outgoing_gradient(result.gradient, salts, statement)
+        proof = self.outgoing_proof(proof)
+        self.pending = ServerStep(step, public if self.mode.commits else None,
+                                  statement.values["gradientCommitment"] if statement else None,
+                                  result.loss)
+        self.losses.append(result.loss)
+        reply = self._signed("server_step", GradientMessage(
+            session_id=self.session_id, step=step, gradient=gradient.tolist(),
+            gradient_salt=salts.gradient, public=statement.values if statement else None,
+            proof=proof))
+        self._emit("server_step", reply)
+        return reply
+
+    def receive_backward(self, msg: BackwardMessage, request_proof: ProofRequest
+                         ) -> None:
+        pending = self.pending
+        if pending is None:
+            raise InputError("no server step is waiting for the client's backward message")
+        step = pending.step
+        _require(msg.session_id == self.session_id, step, "server",
+                 f"the backward message is for session {msg.session_id}, not this one (a "
+                 "replay from another session?)")
+        _require(msg.step == step, step, "server",
+                 f"the backward message is for step {msg.step}, expected {step}")
+        if self.mode.commits:
+            public = msg.public or {}
+            fwd = pending.forward
+            expected = Statement("client_backward", {
+                "gradientCommitment": pending.gradient_commitment,
+                "dataCommitment": fwd["dataCommitment"], "stateCommitment": fwd["stateCommitment"],
+                "weightsBefore": fwd["weightsCommitment"],
+                "weightsAfter": public.get("weightsAfter", -1),
+                "session": self.session_id, "step": step})
+            public = self._check_received("client_backward", step, msg, expected,
+                                          request_proof, "the client's backward")
+            self.client_chain = public["weightsAfter"]
+        self.pending = None
+        self.next_step += 1

@@ -1,0 +1,36 @@
+"""The proof-mode policy: at a step, what a sender proves and keeps, and what a receiver
+challenges and records (:class:`~.wire.ProofMode` lists the modes)."""
+
+from __future__ import annotations
+
+import random
+
+from .wire import ProofMode
+
+
+def proves_when_sent(mode: ProofMode) -> bool:
+    """``every``: a statement leaves with its proof."""
+    return mode.kind == "every"
+
+
+def keeps_witness(mode: ProofMode) -> bool:
+    """A sender keeps the inputs of its latest statement of each kind when a proof may be asked
+    for (``every`` proves from them now, ``audit`` on challenge; ``commit`` and ``off`` never
+    prove)."""
+    return mode.proves
+
+
+def draws_challenges(mode: ProofMode) -> bool:
+    """``audit``: the receiver draws whether to challenge each statement, binds the challenge
+    to the statement drawn on, and records the draw in the transcript."""
+    return mode.kind == "audit"
+
+
+def challenge(mode: ProofMode, rng: random.Random) -> bool:
+    """Whether a statement just received must be proven: always in ``every``, with probability
+    P in ``audit:P`` (one draw of ``rng``), never in ``commit`` and ``off``."""
+    if mode.kind == "every":
+        return True
+    if draws_challenges(mode):
+        return rng.random() < mode.probability
+    return False

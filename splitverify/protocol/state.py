@@ -1,0 +1,86 @@
+"""A party's state as JSON-able data (taken after every message it handled, so that a restart
+resumes exactly there) and back: weights, the step in flight, the prover's and verifier's
+records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from .. import model
+from ..circuitgen import Statement, statements as st
+from ..model import Params, SplitSpec
+
+if TYPE_CHECKING:
+    from .parties import Prover, Verifier
+
+
+def tensor(rows: list[list[int]] | list[int]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+def params_to_lists(params: Params) -> list[list]:
+    return [[w.tolist(), b.tolist()] for w, b in params]
+
+
+def params_from_lists(rows: list[list]) -> Params:
+    return [(tensor(w), tensor(b)) for w, b in rows]
+
+
+@dataclass
+class ClientStep:
+    """The client's forward step waiting for its gradient."""
+    step: int
+    x: torch.Tensor
+    labels: torch.Tensor
+    fwd: model.Forward
+    salts: st.ClientSalts
+    statement: Statement | None     # the statement sent (None when mode is off)
+
+    def to_state(self) -> dict:
+        """Its forward pass is not kept: the weights are still those it ran on."""
+        return {"step": self.step, "x": self.x.tolist(), "labels": self.labels.tolist(),
+                "salts": asdict(self.salts),
+                "statement": None if self.statement is None else self.statement.values}
+
+    @classmethod
+    def from_state(cls, state: dict, spec: SplitSpec, params: Params) -> "ClientStep":
+        x, labels = tensor(state["x"]), tensor(state["labels"])
+        return cls(state["step"], x, labels, model.client_forward(spec, params, x, labels),
+                   st.ClientSalts(**state["salts"]),
+                   None if state["statement"] is None else
+                   Statement("client_forward", state["statement"]))
+
+
+@dataclass
+class ServerStep:
+    """The server's step waiting for the client's backward message."""
+    step: int
+    forward: dict[str, int] | None
+    gradient_commitment: int | None
+    loss: int
+
+
+def checking_state(prover: "Prover", verifier: "Verifier") -> dict:
+    """What a party's prover and verifier hold: the challenge draws and the statements they
+    bind, the counts and times, and the inputs of the latest statement of each kind (a
+    challenge may come after a restart)."""
+    return {
+        "decisions": [[k, s, hit] for (k, s), hit in verifier.decisions.items()],
+        "challenges": [[k, s, public] for (k, s), public in verifier.challenges.items()],
+        "verified": verifier.verified, "challenged": verifier.challenged,
+        "verify_seconds": verifier.verify_seconds,
+        "prove_seconds": prover.prove_seconds,
+        "kept": {kind: [step, inputs] for kind, (step, inputs) in prover.kept.items()},
+    }
+
+
+def restore_checking(prover: "Prover", verifier: "Verifier", state: dict) -> None:
+    verifier.decisions = {(k, s): hit for k, s, hit in state["decisions"]}
+    verifier.challenges = {(k, s): public for k, s, public in state["challenges"]}
+    verifier.verified, verifier.challenged = state["verified"], state["challenged"]
+    verifier.verify_seconds = state["verify_seconds"]
+    prover.prove_seconds = state["prove_seconds"]
+    prover.kept = {kind: (step, inputs) for kind, (step, inputs) in state["kept"].items()}

@@ -1,0 +1,312 @@
+"""The HTTP contract, one set of models for both sides: every message, request and response the
+server and the client exchange (the server declares them on its routes, the client parses the
+server's answers with them), and ``ProofMode``, parsed once where its text enters."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import core_schema
+
+from ..errors import InputError, MalformedAnswer, TamperDetected
+from ..identity import ADDRESS_PATTERN
+from ..limits import Limits
+from ..model import Dense, SplitSpec
+from ..zk.curve import R
+
+MAX_PREDICT_ROWS = 4096
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ProofMode:
+    """How much of a session is committed to and proven:
+
+    - ``every``: every message carries its statement and a proof of it;
+    - ``audit:P`` (0 < P ≤ 1): statements travel without proofs; the receiver challenges each
+      with probability P and the sender must then prove the statement it already sent;
+    - ``commit``: statements travel and chain, nothing is ever proven (a ledger without proofs:
+      the blockchain baseline);
+    - ``off``: no statements, no proofs (plain split learning through the same code).
+
+    Parsed once where its text enters (a CLI option, a wire model's ``proof_mode`` field, which
+    takes the text and holds a ProofMode); ``str()`` gives the text back, and wire models
+    serialize it as that text."""
+    kind: Literal["every", "audit", "commit", "off"]
+    probability: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> "ProofMode":
+        if text in ("every", "off", "commit"):
+            return cls(text, 1.0 if text == "every" else 0.0)
+        if text.startswith("audit:"):
+            try:
+                p = float(text.split(":", 1)[1])
+            except ValueError:
+                p = -1.0
+            if 0.0 < p <= 1.0:
+                return cls("audit", p)
+        raise InputError(f"proof mode {text!r}: use every, off, commit or audit:P with "
+                         "0 < P ≤ 1")
+
+    @classmethod
+    def of(cls, mode: "ProofMode | str") -> "ProofMode":
+        """``mode`` itself, or parsed from its text (an API that takes either)."""
+        return mode if isinstance(mode, ProofMode) else cls.parse(mode)
+
+    @classmethod
+    def _from_wire(cls, value: Any) -> "ProofMode":
+        if isinstance(value, ProofMode):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("proof mode: give it as text (every, off, commit or audit:P)")
+        try:
+            return cls.parse(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, _source: Any, _handler: Any) -> core_schema.CoreSchema:
+        # a field of this type reads the mode's text, holds the parsed mode, writes the text
+        return core_schema.no_info_plain_validator_function(
+            cls._from_wire, json_schema_input_schema=core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(str))
+
+    def __str__(self) -> str:
+        return f"audit:{self.probability:g}" if self.kind == "audit" else self.kind
+
+    @property
+    def commits(self) -> bool:
+        return self.kind != "off"
+
+    @property
+    def proves(self) -> bool:
+        """Whether any proof may be asked for (so the parties need keys)."""
+        return self.kind in ("every", "audit")
+
+
+EVERY = ProofMode("every")
+
+
+def random_field() -> int:
+    """A fresh salt or session id: 250 random bits (below the field's modulus)."""
+    return secrets.randbits(250)
+
+
+class SessionCreate(BaseModel):
+    """What a client asks for when it opens a session (``POST /sessions``)."""
+    model_config = ConfigDict(extra="forbid")
+    model: Literal["refnet", "layers"] = Field(
+        "refnet", description="'refnet' (REFERENCE.md) or 'layers'")
+    client_layers: list[tuple[int, int, bool]] | None = None   # (n_in, n_out, relu) for 'layers'
+    server_layers: list[tuple[int, int, bool]] | None = None
+    batch: int = Field(16, ge=1, description="At most the server's dimension limit.")
+    # the default is written as its text in the API's schema (a ProofMode is text on the wire)
+    proof_mode: ProofMode = Field(EVERY, json_schema_extra={"default": str(EVERY)})
+    # torch seeds the second half with seed + 1, and a torch seed is below 2^64
+    seed: int = Field(0, ge=0, lt=1 << 63)
+    # binds the client's starting point: step 0's weightsCommitment must equal it, so a client
+    # cannot pick its weights (e.g. ones that steer the server out of range) after it has seen
+    # anything of the session
+    initial_weights_commitment: int | None = Field(
+        None, ge=0, lt=R, description="The commitment of the client's initial weights (step "
+        "0's weightsCommitment); required unless proof_mode is 'off'.")
+    # the client's identity (splitverify.identity): the address its signatures must recover to
+    client_identity: str | None = Field(
+        None, pattern=ADDRESS_PATTERN,
+        description="The client's Ethereum address; required when statements travel.")
+    # the client's party id (two-party phase 1, cached per pair) and the ptau it was told to
+    # use ({"origin", "sha256"}); a server using another one refuses the session
+    party_id: str | None = None
+    ptau: dict[str, str | None] | None = None
+
+    @classmethod
+    def of(cls, spec: SplitSpec, mode: ProofMode, seed: int,
+           initial_weights_commitment: int | None = None,
+           client_identity: str | None = None) -> "SessionCreate":
+        bound = {"initial_weights_commitment": initial_weights_commitment,
+                 "client_identity": client_identity}
+        if spec == SplitSpec.refnet(batch=spec.batch):
+            return cls(batch=spec.batch, proof_mode=mode, seed=seed, **bound)
+        return cls(model="layers", batch=spec.batch, proof_mode=mode, seed=seed,
+                   client_layers=[(d.n_in, d.n_out, d.relu) for d in spec.client],
+                   server_layers=[(d.n_in, d.n_out, d.relu) for d in spec.server], **bound)
+
+    def spec(self) -> SplitSpec:
+        if self.model == "refnet":
+            return SplitSpec.refnet(batch=self.batch)
+        if self.model == "layers" and self.client_layers and self.server_layers:
+            return SplitSpec(tuple(Dense(*d) for d in self.client_layers),
+                             tuple(Dense(*d) for d in self.server_layers), self.batch)
+        raise InputError("model must be 'refnet', or 'layers' with client_layers and "
+                         "server_layers")
+
+    def within(self, limits: Limits) -> None:
+        """Refuse a model the server will not hold, before its spec or weights are built."""
+        if self.model == "refnet":
+            refnet = SplitSpec.refnet(batch=1)
+            layers = [(d.n_in, d.n_out) for d in refnet.client + refnet.server]
+        else:
+            layers = [(n_in, n_out) for n_in, n_out, _ in
+                      (self.client_layers or []) + (self.server_layers or [])]
+        too_wide = [d for layer in layers for d in layer if d > limits.dim]
+        if too_wide or self.batch > limits.dim:
+            raise InputError(f"layer widths and the batch must be ≤ {limits.dim} (the server's "
+                             f"dimension limit); got {max(too_wide + [self.batch])}")
+        params = sum(n_out * (n_in + 1) for n_in, n_out in layers)
+        if params > limits.params:
+            raise InputError(f"the model has {params} parameters; this server takes at most "
+                             f"{limits.params}")
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    session_id: int
+    step: int
+    public: dict[str, int] | None = None   # the statement's values (None when mode is off)
+    proof: str | None = None               # 256-byte Groth16 proof (EIP-197 order), hex
+    # the sender's signature of (session, step, kind, public, proof) (splitverify.identity)
+    signature: str | None = None
+
+
+# a salt is a field element: salt and salt + r commit alike, so a salt past r would make one
+# statement travel as two different messages
+Salt = Field(0, ge=0, lt=R, description="A field element (< the BN254 scalar modulus).")
+
+
+class ForwardMessage(_Message):
+    activations: list[list[int]]
+    labels: list[int]
+    message_salt: int = Salt
+
+
+class GradientMessage(_Message):
+    gradient: list[list[int]]
+    gradient_salt: int = Salt
+
+
+class BackwardMessage(_Message):
+    pass
+
+
+def statement_digest(msg: BaseModel) -> str:
+    """A message's identity: everything it states (public values, the tensors and salts it
+    carries) but not its proof. Groth16 proofs are malleable (anyone can re-randomize a valid
+    proof into another valid one), so proof bytes never decide whether two messages are one."""
+    return hashlib.sha256(msg.model_dump_json(exclude={"proof"}).encode()).hexdigest()
+
+
+# -- the server's answers -------------------------------------------------------------------------
+
+class StopRecord(BaseModel):
+    """Where tampering stopped a session: the one shape of that record, in a 409 answer, the
+    session's status, its transcript and the client's state folder. (``step`` is read as
+    ``detected_step``: records written before this model used that key.)"""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    detected_step: int = Field(validation_alias=AliasChoices("detected_step", "step"))
+    detected_by: str
+    reason: str
+
+    @classmethod
+    def of(cls, exc: TamperDetected) -> "StopRecord":
+        return cls(detected_step=exc.step, detected_by=exc.detected_by, reason=exc.reason)
+
+    def error(self) -> TamperDetected:
+        return TamperDetected(self.detected_step, self.detected_by, self.reason)
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer. ``error`` says what was wrong; a 409 adds where the session stopped
+    (``detected_step``, ``detected_by``, ``reason``), a 428 what to prove (``challenge``,
+    ``step``)."""
+    error: str
+    detected_step: int | None = None
+    detected_by: str | None = None
+    reason: str | None = None
+    challenge: str | None = None
+    step: int | None = None
+
+
+class SessionCreated(BaseModel):
+    session_id: int
+    token: str
+    spec: str
+    proof_mode: ProofMode
+    ceremony: bool = False       # the client must contribute to the keys before the first step
+    idle_expiry_s: int = 0       # the session is removed after this long without a request
+    server_identity: str | None = None   # the server's address: its signatures recover to it
+    # the session's powers of tau (the transcript's ``ptau`` record), or, while a two-party
+    # phase 1 is to be made, {"origin": "two-party", "phase1": true, "power": p}
+    ptau: dict | None = None
+    server_party: str | None = None   # the server's party id (two-party phase 1): its address
+
+
+class ProveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+    step: int
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    activations: list[list[int]] = Field(..., max_length=MAX_PREDICT_ROWS)
+
+
+class SessionStatus(BaseModel):
+    session_id: int
+    next_step: int
+    stopped: StopRecord | None
+    proof_mode: ProofMode
+    proofs_verified: int
+    challenged: int
+    losses: list[int]
+    prove_s: dict[str, list[float]]
+    verify_s: dict[str, list[float]]
+    idle_expiry_s: int = 0       # the session is removed after this long without a request
+
+
+class StepDone(BaseModel):
+    step: int
+
+
+class ProofBody(BaseModel):
+    proof: str = Field(description="256-byte Groth16 proof (EIP-197 order), hex")
+    signature: str | None = Field(None, description="The server's signature of the statement "
+                                  "with this proof (splitverify.identity).")
+
+
+class Predictions(BaseModel):
+    classes: list[int]
+
+
+class SessionDeleted(BaseModel):
+    session_id: int
+    deleted: bool
+
+
+class Phase1Accepted(BaseModel):
+    sha256: str = Field(description="sha256 of the prepared ptau: the client's must be equal")
+    power: int
+
+
+class KeyAccepted(BaseModel):
+    kind: str
+    accepted: bool
+    contributions: list[str]
+
+
+def parse_answer(model: type[_Model], data: Any, what: str) -> _Model:
+    """``data`` (a decoded JSON answer) as ``model``; a malformed answer is a MalformedAnswer
+    naming the fields that are wrong."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
+                             for e in exc.errors()[:5])
+        raise MalformedAnswer(f"{what}: the server's answer is not a {model.__name__} "
+                              f"({problems}); is it a splitverify server of this version?"
+                              ) from exc

@@ -1,0 +1,81 @@
+"""The wire contract (splitverify.protocol.wire): a proof mode is parsed once where its text
+enters and travels as the same text; the "session stopped" record has one shape (older records
+still read); the client parses the server's answers with the contract's models, and a malformed
+answer is an error naming the field."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from splitverify_client import SplitClient
+from splitverify.errors import MalformedAnswer, TamperDetected
+from splitverify.protocol import ProofMode, SessionCreate, SessionStatus, StopRecord
+
+from conftest import TINY_SPEC
+
+
+@pytest.mark.parametrize("text", ["every", "off", "commit", "audit:0.25"])
+def test_a_proof_mode_field_holds_the_parsed_mode_and_writes_its_text(text):
+    request = SessionCreate.of(TINY_SPEC, ProofMode.parse(text), seed=1)
+    assert request.model_dump()["proof_mode"] == text
+    again = SessionCreate.model_validate_json(request.model_dump_json())
+    assert again.proof_mode == ProofMode.parse(text) and str(again.proof_mode) == text
+    assert SessionCreate().proof_mode == ProofMode.parse("every")
+    schema = SessionCreate.model_json_schema()["properties"]["proof_mode"]
+    assert schema == {"default": "every", "title": "Proof Mode", "type": "string"}
+
+
+@pytest.mark.parametrize("bad", ["sometimes", "audit:0", "audit:x", 3])
+def test_a_bad_proof_mode_is_refused_naming_the_field(bad):
+    with pytest.raises(ValidationError) as caught:
+        SessionCreate(proof_mode=bad)
+    assert caught.value.errors()[0]["loc"] == ("proof_mode",)
+    assert "proof mode" in str(caught.value)
+
+
+def test_the_stop_record_has_one_shape_and_reads_the_older_one():
+    record = StopRecord.of(TamperDetected(2, "client", "forged proof"))
+    assert record.model_dump() == {"detected_step": 2, "detected_by": "client",
+                                   "reason": "forged proof"}
+    older = StopRecord.model_validate({"step": 2, "detected_by": "client",
+                                       "reason": "forged proof"})
+    assert older == record
+    error = record.error()
+    assert (error.step, error.detected_by, error.reason) == (2, "client", "forged proof")
+    with pytest.raises(ValidationError):
+        StopRecord.model_validate({"detected_by": "client", "reason": "no step"})
+
+
+def answering(routes: dict[tuple[str, str], tuple[int, object]]) -> httpx.MockTransport:
+    """A server that answers each (method, path) with a fixed status and JSON body: what a
+    server of another version, or a hostile one, may send."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        status, body = routes[(request.method, request.url.path)]
+        return httpx.Response(status, json=body)
+    return httpx.MockTransport(handle)
+
+
+def test_the_client_names_the_field_of_a_malformed_answer():
+    client = SplitClient("http://server", spec=TINY_SPEC, proof_mode="off",
+                         transport=answering({("POST", "/sessions"): (201, {"token": "t"})}))
+    with pytest.raises(MalformedAnswer, match="SessionCreated.*session_id.*Field required"):
+        client.create_session(seed=1)
+
+
+def test_a_status_answer_is_parsed_into_the_contract():
+    status = {"session_id": 7, "next_step": 1, "proof_mode": "audit:0.5", "proofs_verified": 2,
+              "challenged": 1, "losses": [5], "prove_s": {}, "verify_s": {}, "idle_expiry_s": 60,
+              "stopped": {"detected_step": 0, "detected_by": "server", "reason": "replay"}}
+    client = SplitClient("http://server", spec=TINY_SPEC, proof_mode="off",
+                         transport=answering({("GET", "/sessions/0"): (200, status)}))
+    parsed = client.status()
+    assert isinstance(parsed, SessionStatus) and parsed.proof_mode == ProofMode.parse("audit:0.5")
+    assert parsed.stopped == StopRecord(detected_step=0, detected_by="server", reason="replay")
+    assert client.server_status() == status
+    bad = SplitClient("http://server", spec=TINY_SPEC, proof_mode="off",
+                      transport=answering({("GET", "/sessions/0"): (
+                          200, {**status, "proof_mode": "sometimes"})}))
+    with pytest.raises(MalformedAnswer, match="proof_mode"):
+        bad.status()
