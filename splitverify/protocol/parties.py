@@ -28,8 +28,7 @@ from ..model import Params, SplitSpec
 from ..transcript import Transcript
 from ..zk import Proof
 from . import policy
-from .state import (ClientStep, ServerStep, checking_state, params_from_lists, params_to_lists,
-                    restore_checking, tensor)
+from .state import ClientStep, ServerStep, params_from_lists, params_to_lists, tensor
 from .wire import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode, _Message,
                    random_field)
 
@@ -149,6 +148,30 @@ class Prover:
         proof, _ = self.circuits.prove(kind, kept[1], self.backend)
         self.prove_seconds.setdefault(kind, []).append(time.perf_counter() - start)
         return proof.to_bytes().hex()
+
+
+
+def checking_state(prover: Prover, verifier: Verifier) -> dict:
+    """What a party's prover and verifier hold: the challenge draws and the statements they
+    bind, the counts and times, and the inputs of the latest statement of each kind (a
+    challenge may come after a restart)."""
+    return {
+        "decisions": [[k, s, hit] for (k, s), hit in verifier.decisions.items()],
+        "challenges": [[k, s, public] for (k, s), public in verifier.challenges.items()],
+        "verified": verifier.verified, "challenged": verifier.challenged,
+        "verify_seconds": verifier.verify_seconds,
+        "prove_seconds": prover.prove_seconds,
+        "kept": {kind: [step, inputs] for kind, (step, inputs) in prover.kept.items()},
+    }
+
+
+def restore_checking(prover: Prover, verifier: Verifier, state: dict) -> None:
+    verifier.decisions = {(k, s): hit for k, s, hit in state["decisions"]}
+    verifier.challenges = {(k, s): public for k, s, public in state["challenges"]}
+    verifier.verified, verifier.challenged = state["verified"], state["challenged"]
+    verifier.verify_seconds = state["verify_seconds"]
+    prover.prove_seconds = state["prove_seconds"]
+    prover.kept = {kind: (step, inputs) for kind, (step, inputs) in state["kept"].items()}
 
 
 class _Party:

@@ -5,7 +5,6 @@ records."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -13,8 +12,6 @@ from .. import model
 from ..circuitgen import Statement, statements as st
 from ..model import Params, SplitSpec
 
-if TYPE_CHECKING:
-    from .parties import Prover, Verifier
 
 
 def tensor(rows: list[list[int]] | list[int]) -> torch.Tensor:
@@ -61,26 +58,3 @@ class ServerStep:
     forward: dict[str, int] | None
     gradient_commitment: int | None
     loss: int
-
-
-def checking_state(prover: "Prover", verifier: "Verifier") -> dict:
-    """What a party's prover and verifier hold: the challenge draws and the statements they
-    bind, the counts and times, and the inputs of the latest statement of each kind (a
-    challenge may come after a restart)."""
-    return {
-        "decisions": [[k, s, hit] for (k, s), hit in verifier.decisions.items()],
-        "challenges": [[k, s, public] for (k, s), public in verifier.challenges.items()],
-        "verified": verifier.verified, "challenged": verifier.challenged,
-        "verify_seconds": verifier.verify_seconds,
-        "prove_seconds": prover.prove_seconds,
-        "kept": {kind: [step, inputs] for kind, (step, inputs) in prover.kept.items()},
-    }
-
-
-def restore_checking(prover: "Prover", verifier: "Verifier", state: dict) -> None:
-    verifier.decisions = {(k, s): hit for k, s, hit in state["decisions"]}
-    verifier.challenges = {(k, s): public for k, s, public in state["challenges"]}
-    verifier.verified, verifier.challenged = state["verified"], state["challenged"]
-    verifier.verify_seconds = state["verify_seconds"]
-    prover.prove_seconds = state["prove_seconds"]
-    prover.kept = {kind: (step, inputs) for kind, (step, inputs) in state["kept"].items()}
