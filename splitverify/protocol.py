@@ -615,6 +615,11 @@ class ServerParty(_Party):
         self._pending = None if pending is None else _ServerStep(**pending)
         self.losses = list(state["losses"])
 
+    @property
+    def pending_step(self) -> int | None:
+        """The step whose backward message this party waits for (None: none)."""
+        return None if self._pending is None else self._pending.step
+
     def prove(self, kind: str, step: int) -> str:
         """A proof on challenge (audit mode)."""
         return self._forge(self.prover.prove(kind, step))
