@@ -13,7 +13,7 @@ the model it is given, which FastAPI must see as a class, not as a name to look 
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, params
 from pydantic import BaseModel
 
 from . import SessionId      # the wire models, defined in the package before this module loads
@@ -81,7 +81,7 @@ class Addressed(Generic[M]):
     message: M
 
 
-def with_message(model: type[M]):
+def with_message(model: type[M]) -> params.Depends:
     """A dependency: the body as ``model``, then the running session it is sent to."""
     def addressed(session_id: SessionId, message: model, request: Request,
                   service: Service) -> Addressed[M]:
