@@ -42,7 +42,7 @@ class KeyWithoutContribution:
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"application/octet-stream"),
             (b"x-contribution-hash",
-             session.keys["client_forward"]["server_hash"].encode())]})
+             session.keys["client_forward"].server_hash.encode())]})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -55,7 +55,7 @@ def test_the_client_refuses_a_key_without_the_servers_contribution(tmp_path):
             client.create_session(seed=1)
     assert wrapped.served == 1
     (session,) = app.state.sessions.values()
-    assert not any(record["final"] for record in session.keys.values()), \
+    assert not any(ceremony.final for ceremony in session.keys.values()), \
         "the client uploaded a key after all"
     assert client.keys == {}
 

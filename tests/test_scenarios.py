@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import splitverify_client.sdk as client_sdk
-import splitverify_server.app as server_app
+import splitverify_server.service as server_app
 from splitverify.cli import app
 from splitverify.errors import InputError
 from splitverify.protocol import (ClientParty, ProofMode, ServerParty, parties, random_field,

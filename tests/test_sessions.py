@@ -321,7 +321,7 @@ def test_the_ceremony_refuses_keys_without_the_servers_contribution(tmp_path):
         assert refused.status_code == 422
         assert http.get(f"{url}/keys/nothing", headers=auth).status_code == 404
         assert http.get(f"{url}/keys/client_forward").status_code == 401
-        assert session.keys["client_forward"]["final"] is None
+        assert session.keys["client_forward"].final is None
 
 
 def test_train_command_against_a_running_server(tmp_path):
