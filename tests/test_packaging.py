@@ -16,15 +16,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from pathlib import Path
 
-import httpx
 import pytest
 
 from splitverify.circuitgen import KINDS
-from splitverify_server.loopback import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -102,16 +99,7 @@ def test_the_wheels_carry_the_data_and_the_client_no_server_stack(installed):
     assert not {"fastapi", "uvicorn", "splitverify-server"} & set(requires), requires
 
 
-def test_installed_packages_and_their_data_come_from_the_venv(installed):
-    code = ("import json, splitverify, splitverify_client, splitverify_server\n"
-            "from splitverify.resources import CIRCUITS_DIR, CONTRACTS_DIR\n"
-            "print(json.dumps([m.__file__ for m in (splitverify, splitverify_client, "
-            "splitverify_server)] + [str(CIRCUITS_DIR), str(CONTRACTS_DIR)]))")
-    paths = json.loads(run(installed["venv"] / "bin" / "python", "-c", code,
-                           cwd=installed["cwd"], env=installed["env"]).stdout)
-    assert all(Path(path).is_relative_to(installed["site"]) for path in paths), paths
-    assert paths[-2:] == [str(installed["site"] / "splitverify" / "_data" / name)
-                          for name in ("circuits", "contracts")]
+def test_installed_command_lists_every_distribution_s_commands(installed):
     help_text = run("splitverify", "--help", cwd=installed["cwd"], env=installed["env"]).stdout
     assert [name for name in COMMANDS if f" {name} " in help_text] == list(COMMANDS)
 
@@ -124,33 +112,41 @@ def test_installed_demo_without_proofs(installed):
     assert summary["steps"] == 1 and not summary["detected"]
 
 
-def test_installed_serve_and_train_with_every_proof(installed):
-    """A tiny model, every message proven: the circuits are generated over the installed
-    templates and the parties' keys come from the session's ceremony."""
-    cwd, env = installed["cwd"], installed["env"]
-    port = free_port()
-    server = subprocess.Popen(["splitverify", "serve", "--port", str(port), "--db",
-                               str(cwd / "sessions.db"), "--insecure-dev-ptau"], cwd=cwd,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "serve did not start within 120 s"
-                time.sleep(0.2)
-        out = cwd / "train"
-        run("splitverify", "train", "--server", f"http://127.0.0.1:{port}", "--steps", "1",
-            "--proof-mode", "every", "--client-layers", "4:3:relu", "--server-layers", "3:2",
-            "--batch", "2", "--insecure-dev-ptau", "--identity", cwd / "client.identity",
-            "--out", out, cwd=cwd, env=env)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        server.stdout.close()
-    summary = json.loads((out / "summary.json").read_text())
+# The client's side of a session against a server in a thread, over loopback HTTP, with every
+# message proven (the SDK: `train --insecure-dev-ptau` against `serve --insecure-dev-ptau` is
+# refused, the server announcing no ptau, and the two-party phase 1 costs ~20 s).
+EVERY_SESSION = """
+import json, sys
+from pathlib import Path
+import splitverify, splitverify_client, splitverify_server
+from splitverify.model import Dense, SplitSpec
+from splitverify.resources import CIRCUITS_DIR, CONTRACTS_DIR
+from splitverify_client.training import run_training
+from splitverify_server import create_app
+from splitverify_server.loopback import ServerThread
+
+spec = SplitSpec((Dense(4, 3, True),), (Dense(3, 2, False),), batch=2)
+with ServerThread(create_app()) as server:
+    summary = run_training(server.url, 1, "every", Path(sys.argv[1]), lambda done: None,
+                           spec=spec)
+print(json.dumps({"summary": summary, "paths": [
+    *(m.__file__ for m in (splitverify, splitverify_client, splitverify_server)),
+    str(CIRCUITS_DIR), str(CONTRACTS_DIR)]}))
+"""
+
+
+def test_installed_session_with_every_proof(installed):
+    """A tiny model, every message proven: the packages and their data come from the venv,
+    the circuits are generated over the installed templates and the parties' keys come from
+    the session's ceremony."""
+    out = installed["cwd"] / "every"
+    proc = run(installed["venv"] / "bin" / "python", "-c", EVERY_SESSION, out,
+               cwd=installed["cwd"], env=installed["env"])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    paths, summary = result["paths"], result["summary"]
+    assert all(Path(path).is_relative_to(installed["site"]) for path in paths), paths
+    assert paths[-2:] == [str(installed["site"] / "splitverify" / "_data" / name)
+                          for name in ("circuits", "contracts")]
     assert summary["steps"] == 1 and summary["verified"] and not summary["detected"]
     assert summary["proofs_verified"]["client"] >= 1 and summary["proofs_verified"]["server"] >= 1
+    assert (out / "transcript.json").is_file()
