@@ -16,6 +16,7 @@ import pytest
 from splitverify import powersoftau, zk
 from splitverify_client import ServerError, SplitClient
 from splitverify_server.loopback import ServerThread, free_port
+from splitverify.circuitgen import KINDS
 from splitverify.errors import SetupError
 from splitverify.identity import Identity
 from splitverify.powersoftau import PtauPolicy
@@ -180,6 +181,15 @@ def test_a_party_id_other_than_the_clients_identity_is_refused():
     with ServerThread(create_app(ptau=PtauPolicy("two-party"))) as thread:
         with pytest.raises(ServerError, match="not its client_identity"):
             Impostor(thread.url, spec=TINY_SPEC, ptau=PtauPolicy("two-party")).create_session()
+
+
+def test_development_ptau_on_both_sides_is_accepted_when_both_say_so():
+    """`serve --insecure-dev-ptau` with `train --insecure-dev-ptau` (one machine): the server
+    announces its development ptau, the client agrees, the keys are made."""
+    with ServerThread(create_app(ptau=PtauPolicy("development"))) as thread:
+        client = SplitClient(thread.url, spec=TINY_SPEC, ptau=PtauPolicy("development"))
+        client.create_session()
+        assert client.ptau["record"] is None and set(client.keys) == set(KINDS)
 
 
 @pytest.mark.parametrize("args,message", [

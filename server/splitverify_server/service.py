@@ -264,10 +264,17 @@ class SessionService:
                               ceremony=bool(session.keys) or waits,
                               idle_expiry_s=limits.idle_seconds,
                               server_identity=self.identity.address,
-                              ptau=({"origin": "two-party", "phase1": True,
-                                     "power": session.ptau.power} if waits
-                                    else session.ptau.record),
+                              ptau=self._announced_ptau(session),
                               server_party=self.server_party)
+
+    def _announced_ptau(self, session: Session) -> dict | None:
+        """What the server tells the client of the session's powers of tau: a phase 1 to make
+        with it, the ptau its keys come from, or (development) that each side makes its own."""
+        if session.ptau.waits_for_client:
+            return {"origin": "two-party", "phase1": True, "power": session.ptau.power}
+        if session.ptau.record is None and self.ptau is not None:
+            return self.ptau.announce()
+        return session.ptau.record
 
     def _new_session(self, body: SessionCreate, session_id: int) -> tuple[Session, str]:
         """The session (stored) and its bearer token."""
