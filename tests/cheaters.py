@@ -89,7 +89,7 @@ def assert_live_equals_stored(app, session_id: int) -> None:
     stored = app.state.store.load(session_id)
     assert json.loads(json.dumps(session.party.snapshot())) == stored.state
     assert json.loads(json.dumps(session.replies)) == stored.replies
-    assert session.stopped == stored.stopped
+    assert (None if session.stopped is None else session.stopped.model_dump()) == stored.stopped
     live = [] if session.party.transcript is None else [
         e.model_dump() for e in session.party.transcript.entries]
     assert live == stored.entries
