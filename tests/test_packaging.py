@@ -121,13 +121,14 @@ from pathlib import Path
 import splitverify, splitverify_client, splitverify_server
 from splitverify.model import Dense, SplitSpec
 from splitverify.resources import CIRCUITS_DIR, CONTRACTS_DIR
+from splitverify.protocol import ProofMode
 from splitverify_client.training import run_training
 from splitverify_server import create_app
 from splitverify_server.loopback import ServerThread
 
 spec = SplitSpec((Dense(4, 3, True),), (Dense(3, 2, False),), batch=2)
 with ServerThread(create_app()) as server:
-    summary = run_training(server.url, 1, "every", Path(sys.argv[1]), lambda done: None,
+    summary = run_training(server.url, 1, ProofMode.parse("every"), Path(sys.argv[1]), lambda done: None,
                            spec=spec)
 print(json.dumps({"summary": summary, "paths": [
     *(m.__file__ for m in (splitverify, splitverify_client, splitverify_server)),

@@ -76,6 +76,12 @@ class ProofMode:
             cls._from_wire, json_schema_input_schema=core_schema.str_schema(),
             serialization=core_schema.plain_serializer_function_ser_schema(str))
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, _schema: Any, _handler: Any) -> dict[str, Any]:
+        # the OpenAPI document shows the mode as its text (a plain validator has no schema)
+        return {"type": "string", "examples": ["every", "audit:0.25", "commit", "off"],
+                "description": "every, audit:P (0 < P <= 1), commit or off"}
+
     def __str__(self) -> str:
         return f"audit:{self.probability:g}" if self.kind == "audit" else self.kind
 
