@@ -159,3 +159,17 @@ def test_the_store_keeps_signatures_and_upgrades_an_older_database(tmp_path):
                entries=[entry])
     (stored,) = SessionStore(old).load_all()
     assert stored.entries == [entry]
+
+
+def test_a_state_folder_keeps_the_identity_it_was_made_with(tmp_path):
+    """`train --identity` writes the key into a new state folder (a resumed session is the same
+    party); the folder refuses another identity."""
+
+    mine = Identity.generate()
+    first = SplitClient("http://127.0.0.1:9", state_dir=tmp_path / "state", identity=mine)
+    assert first.identity.address == mine.address
+    assert SplitClient("http://127.0.0.1:9", state_dir=tmp_path / "state").identity.address \
+        == mine.address
+    with pytest.raises(InputError, match="belongs to identity"):
+        SplitClient("http://127.0.0.1:9", state_dir=tmp_path / "state",
+                    identity=Identity.generate())

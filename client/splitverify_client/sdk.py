@@ -99,14 +99,17 @@ class SplitClient:
         self.detected: StopRecord | None = None    # where tampering stopped the session
 
     def _identity(self, given: Identity | None) -> Identity:
+        """The given key (saved into a new state folder), the state folder's own (a resumed
+        session), or a fresh one; a state folder of another identity is refused."""
         if self.state is None:
             return given or Identity.generate()
+        if given is None:
+            return Identity.load_or_create(self.state.identity)
         if not Path(self.state.identity).exists():
-            if given is None:
-                return Identity.load_or_create(self.state.identity)
             given.save(self.state.identity)
+            return given
         kept = Identity.load_or_create(self.state.identity)
-        if given is not None and given.address != kept.address:
+        if given.address != kept.address:
             raise InputError(f"the state folder {self.state.folder} belongs to identity "
                              f"{kept.address}, not {given.address}: resume it with its own "
                              "identity, or use another state folder")
