@@ -11,7 +11,7 @@
 # Findings (triaged): fixedpoint.circom — 3 warnings, all in circomlib IsZero
 # (`inv <-- in != 0 ? 1/in : 0`: "assignment misuse", "divide by zero", "nondeterministic data
 # flow"): the standard hint, safe because out = 1 − in·inv and in·out = 0 force out; the free inv
-# at in = 0 is the one exception of tests/test_soundness_audit.py. dense.circom — "unused signal"
+# at in = 0 is the one exception of tests/core/circuitgen/test_soundness_audit.py. dense.circom — "unused signal"
 # br[k][0] and cr[i][0] in MatMulCheck (declared, never assigned, since column 0 has r[0] = 1):
 # they get no witness wire and no constraint, so no soundness effect. No other findings.
 set -euo pipefail

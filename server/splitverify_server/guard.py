@@ -116,7 +116,7 @@ class CreationRate:
 @lru_cache(maxsize=256)
 def largest_circuit(spec: SplitSpec) -> tuple[str, int]:
     """The spec's largest circuit and its constraints, by the generator's cost model (checked
-    against compiled circuits by tests/test_circuit_costs.py): nothing is compiled."""
+    against compiled circuits by tests/core/circuitgen/test_circuit_costs.py): nothing is compiled."""
     costs = {kind: sum(cost_breakdown(spec, kind).values()) for kind in KINDS}
     kind = max(costs, key=costs.__getitem__)
     return kind, costs[kind]

@@ -29,7 +29,7 @@ TRANSCRIPT_DOMAIN = {"client_forward": 101, "server_step": 102, "client_backward
 
 
 # Constraints of each template after circom's --O2 (linear constraints are substituted away):
-# checked against compiled templates by tests/test_circuit_costs.py.
+# checked against compiled templates by tests/core/circuitgen/test_circuit_costs.py.
 POSEIDON_PARTIAL_ROUNDS = [56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68]
 COST_CATEGORIES = ("products", "range_checks", "commitments", "transcript")
 

@@ -16,8 +16,12 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import httpx
+
+# Run as a script from tests/client/: the suite's shared helpers live one folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conftest import TINY_SPEC, Interposer
 from split_cases import data_batches

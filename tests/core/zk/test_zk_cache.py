@@ -16,7 +16,7 @@ from conftest import MATMUL2
 from splitverify import zk
 from splitverify.zk.cache import ENV_CACHE
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def fresh_circuit(directory: Path) -> Path:

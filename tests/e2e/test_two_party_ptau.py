@@ -29,7 +29,7 @@ from splitverify.zk.r1cs import read_r1cs
 from splitverify.zk.toolchain import find_toolchain
 
 from conftest import TINY_SPEC, http
-from test_sessions import ServeProcess
+from serve_process import ServeProcess
 
 pytestmark = pytest.mark.xdist_group("two_party_ptau")
 

@@ -33,7 +33,7 @@ from splitverify.zk.curve import R
 
 from conftest import http, TINY_SPEC
 from split_cases import data_batches
-from test_sessions import ServeProcess
+from serve_process import ServeProcess
 
 pytestmark = pytest.mark.xdist_group("hostile")
 

@@ -23,7 +23,7 @@ from splitverify.errors import InputError, ProofError
 from splitverify.zk.models import Q, R, Proof, PublicSignals, VerificationKey
 from splitverify.zk.pyecc_verifier import PyEccVerifier
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 BIN = REPO / "node_modules" / ".bin"
 
 CIRCUIT = """pragma circom 2.0.0;

@@ -8,7 +8,7 @@ the tiny model and of a 2+2-layer model (--O2, as deployed). A wire whose edit l
 no constraint, or only in ones that hold for any value: an under-constrained signal, unless it is
 one of the explicitly listed, legitimately free wires below. Tampering one wire alone also breaks
 the equation that computed it, so this finds unconstrained wires, not wires that a coordinated
-multi-wire edit could move (tests/test_circuits_soundness.py makes such edits for known cheats).
+multi-wire edit could move (tests/core/circuitgen/test_circuits_soundness.py makes such edits for known cheats).
 
 Thousands of checks would take an hour as `snarkjs wtns check` processes, so the sweep uses the
 in-Python checker splitverify.zk.r1cs_check, itself checked against snarkjs below.
