@@ -25,6 +25,7 @@ from ..circuitgen import SplitCircuits, Statement, statements as st
 from ..errors import InputError, SplitverifyError, TamperDetected
 from ..identity import Identity, end_payload, signed_by, statement_payload
 from ..model import Params, SplitSpec
+from ..pool import InlinePool, ProofJob, ProverPool, checked
 from ..transcript import Transcript
 from ..zk import Proof
 from . import policy
@@ -124,31 +125,39 @@ def _mismatch(whose: str, public: dict[str, int], expected: Statement) -> str:
 @dataclass
 class Prover:
     """One party's proving: proves now (``every``) or keeps the inputs of its latest statement
-    of each kind until the verifier challenges it (``audit``)."""
+    of each kind until the verifier challenges it (``audit``). The proof is made by ``pool``
+    (:mod:`splitverify.pool`; in the caller's thread unless a party is given another) and used
+    only once it is checked to be the proof of its job."""
     circuits: SplitCircuits
     mode: ProofMode
-    backend: str | None = None
+    session_id: int
+    pool: ProverPool
     prove_seconds: dict[str, list[float]] = field(default_factory=dict)
-    kept: dict[str, tuple[int, dict]] = field(default_factory=dict)
+    # kind -> (step, witness inputs, statement values) of the latest statement of that kind
+    kept: dict[str, tuple[int, dict, dict[str, int]]] = field(default_factory=dict)
 
-    def attach(self, kind: str, step: int, inputs: Callable[[], dict]) -> str | None:
+    def attach(self, kind: str, step: int, statement: Statement,
+               inputs: Callable[[], dict]) -> str | None:
         """Keep the witness inputs of this statement (built only when a proof may be asked
         for: ``commit`` and ``off`` never prove) and prove now in ``every`` mode."""
         if not policy.keeps_witness(self.mode):
             return None
-        self.kept[kind] = (step, inputs())
+        self.kept[kind] = (step, inputs(), dict(statement.values))
         return self.prove(kind, step) if policy.proves_when_sent(self.mode) else None
 
-    def prove(self, kind: str, step: int) -> str:
+    def job(self, kind: str, step: int) -> ProofJob:
+        """The proof job of the kept statement of ``kind`` at ``step``."""
         kept = self.kept.get(kind)
         if kept is None or kept[0] != step:
             raise InputError(f"no {kind} statement of step {step} to prove (only the latest "
                              "step of each kind is kept)")
-        start = time.perf_counter()
-        proof, _ = self.circuits.prove(kind, kept[1], self.backend)
-        self.prove_seconds.setdefault(kind, []).append(time.perf_counter() - start)
-        return proof.to_bytes().hex()
+        return ProofJob(self.session_id, kind, step, Statement(kind, kept[2]), kept[1])
 
+    def prove(self, kind: str, step: int) -> str:
+        job = self.job(kind, step)
+        result = checked(job, self.pool.submit(job).result())
+        self.prove_seconds.setdefault(kind, []).append(result.seconds)
+        return result.proof.to_bytes().hex()
 
 
 def checking_state(prover: Prover, verifier: Verifier) -> dict:
@@ -161,7 +170,7 @@ def checking_state(prover: Prover, verifier: Verifier) -> dict:
         "verified": verifier.verified, "challenged": verifier.challenged,
         "verify_seconds": verifier.verify_seconds,
         "prove_seconds": prover.prove_seconds,
-        "kept": {kind: [step, inputs] for kind, (step, inputs) in prover.kept.items()},
+        "kept": {kind: list(kept) for kind, kept in prover.kept.items()},
     }
 
 
@@ -171,7 +180,8 @@ def restore_checking(prover: Prover, verifier: Verifier, state: dict) -> None:
     verifier.verified, verifier.challenged = state["verified"], state["challenged"]
     verifier.verify_seconds = state["verify_seconds"]
     prover.prove_seconds = state["prove_seconds"]
-    prover.kept = {kind: (step, inputs) for kind, (step, inputs) in state["kept"].items()}
+    prover.kept = {kind: (step, inputs, public)
+                   for kind, (step, inputs, public) in state["kept"].items()}
 
 
 class _Party:
@@ -182,10 +192,11 @@ class _Party:
 
     def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
                  circuits: SplitCircuits, *, backend: str | None = None,
-                 identity: Identity | None = None, peer: str | None = None):
+                 identity: Identity | None = None, peer: str | None = None,
+                 pool: ProverPool | None = None):
         self.spec, self.session_id, self.mode = spec, session_id, mode
         self.params = params
-        self.prover = Prover(circuits, mode, backend)
+        self.prover = Prover(circuits, mode, session_id, pool or InlinePool(circuits, backend))
         self.verifier = Verifier(circuits, mode, self.role)
         self.weights_salt = random_field()
         # this party's signing key, and the other party's address pinned at session creation
@@ -334,7 +345,8 @@ class ClientParty(_Party):
         if self.mode.commits:
             statement = st.client_forward_statement(spec, self.params, x, labels, fwd, salts,
                                                     self.session_id, step)
-            proof = self.prover.attach("client_forward", step, lambda: st.client_forward_inputs(
+            proof = self.prover.attach("client_forward", step, statement,
+                                       lambda: st.client_forward_inputs(
                 spec, self.params, x, labels, fwd, salts, self.session_id, step))
         activations, statement = self.outgoing_activations(fwd.output, labels, salts, statement)
         # the statement sent: the server's reply must consume its message commitment (a
@@ -401,7 +413,7 @@ class ClientParty(_Party):
             args = (spec, self.params, pending.x, pending.labels, pending.fwd, gradient,
                     msg.gradient_salt, bwd, pending.salts, self.session_id, step)
             statement = st.client_backward_statement(*args)
-            proof = self.prover.attach("client_backward", step,
+            proof = self.prover.attach("client_backward", step, statement,
                                        lambda: st.client_backward_inputs(*args))
         self.params = bwd.new_params
         self.pending = None
@@ -500,7 +512,8 @@ class ServerParty(_Party):
             self._verify_statement("client_forward", step, msg, expected, request_proof)
         proof = None
         if statement is not None:
-            proof = self.prover.attach("server_step", step, lambda: st.server_step_inputs(*args))
+            proof = self.prover.attach("server_step", step, statement,
+                                       lambda: st.server_step_inputs(*args))
         self.params = self.next_params(result)
         gradient, statement = self.outgoing_gradient(result.gradient, salts, statement)
         proof = self.outgoing_proof(proof)
