@@ -42,13 +42,13 @@ def status_of(session: Session) -> str:
 def summary(session: Session) -> dict:
     """One row of the sessions list."""
     party = session.party
-    stopped = session.stopped
+    stopped, losses = session.stopped, list(party.losses)
     return {
         "id": session.id, "id_hex": f"{session.id:x}", "proof_mode": str(party.mode),
         "model": describe(party.spec), "status": status_of(session),
         "steps": party.next_step, "proofs_verified": party.verifier.verified,
         "challenges_drawn": party.verifier.challenged,
-        "last_loss": mean_loss(session, party.losses[-1]) if party.losses else None,
+        "last_loss": mean_loss(session, losses[-1]) if losses else None,
         "detection": None if stopped is None else {
             "step": stopped.detected_step, "party": stopped.detected_by,
             "reason": stopped.reason},
