@@ -113,6 +113,29 @@ def test_the_dashboard_shows_a_session_s_public_values_and_never_its_secrets(tin
     assert sent["loss"] == party.losses[1] and sent["weightsAfter"].endswith("…")
 
 
+def test_the_session_s_key_ceremony_record_shows():
+    """The session's own two-party ceremony: each key's contributions and signatures, the ptau."""
+    app = create_app()
+    with ServerThread(app) as server:
+        client = SplitClient(server.url, spec=TINY_SPEC)
+        client.create_session(seed=1)
+        client.train(BATCHES, steps=1)
+        values = http.get(f"{server.url}/dashboard/sessions/{client.session_id}/view.json").json()
+        page = http.get(f"{server.url}/dashboard/sessions/{client.session_id}").text
+        session = app.state.service.sessions[client.session_id]
+    record = values["ceremony"]
+    assert set(record["keys"]) == set(session.keys)
+    for kind, key in record["keys"].items():
+        assert key["ptau"]["origin"] == "development" and len(key["ptau"]["sha256"]) == 64
+        assert key["signed_by"] == ["server", "client"]
+        assert key["server_contribution"] == session.keys[kind].server_hash
+        assert [c["hash"] for c in key["contributions"]] == \
+            [c["hash"] for c in session.keys[kind].transcript]
+        assert len(key["contributions"]) >= 2
+    assert "<td>origin development, power " in page
+    assert str(Path(session.keys["server_step"].final).parent) not in page   # no server paths
+
+
 def test_audit_challenges_and_the_server_s_ledger_entries_show(tiny_keys):
     with chain_log("embedded") as chain:
         app = operator_app(tiny_keys, on_party=chain.sink("server").attach)

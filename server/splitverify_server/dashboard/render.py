@@ -114,21 +114,28 @@ def _proofs(rows: list[dict]) -> str:
 
 
 def _ceremony(record: dict) -> str:
-    ptau = record["ptau"]
-    head = ("<p>powers of tau: " + ", ".join(f"{escape(k)} {escape(str(v))}"
-                                             for k, v in ptau.items() if v is not None) + "</p>"
-            if ptau else '<p class="none">no ptau record (the operator’s own keys)</p>')
+    head = (f'<p>powers of tau: {_ptau(record["ptau"])}</p>' if record["ptau"] else
+            '<p class="none">no ptau shared by the keys (see each key’s, or the operator’s own '
+            "keys)</p>")
     rows = []
     for kind, key in record["keys"].items():
         chain = "; ".join(f'{escape(str(c["name"]))} ({escape(str(c["kind"]))}) '
                           f'<code>{escape(str(c["hash"])[:16])}…</code>'
                           for c in key["contributions"])
-        rows.append(f"<tr><td>{escape(kind)}</td>"
+        rows.append(f"<tr><td>{escape(kind)}</td><td>{_ptau(key['ptau'])}</td>"
                     f'<td><code>{escape(str(key["server_contribution"])[:16])}…</code></td>'
                     f'<td>{escape(", ".join(key["signed_by"]))}</td>'
                     f'<td>{chain or "awaiting the client’s contribution"}</td></tr>')
-    return head + _table(["circuit", "server contribution", "signed by", "contributions"],
+    return head + _table(["circuit", "ptau", "server contribution", "signed by",
+                          "contributions"],
                          rows, "no key ceremony: the server uses the operator's keys")
+
+
+def _ptau(ptau: dict | None) -> str:
+    if not ptau:
+        return "–"
+    return escape(", ".join(f"{k} {str(v)[:16] + '…' if k == 'sha256' else v}"
+                            for k, v in ptau.items() if v is not None))
 
 
 def _ledger(entries: list[dict]) -> str:

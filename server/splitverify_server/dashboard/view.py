@@ -155,15 +155,22 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
+def _ptau(record: dict | None) -> dict | None:
+    return None if record is None else {name: record.get(name)
+                                        for name in ("origin", "power", "sha256", "name")}
+
+
 def ceremony(session: Session) -> dict:
-    """The ptau the keys come from and each key's contributions (names and hashes)."""
+    """The ptau the keys come from (the session's, or each key's: the development setup makes
+    one per circuit) and each key's contributions (names and hashes) and signatures."""
     transcript = session.party.transcript
     ptau = (transcript.ptau if transcript is not None and transcript.ptau
             else session.ptau.record)
+    origins = dict(transcript.key_origin) if transcript is not None else {}
     return {
-        "ptau": None if ptau is None else {name: ptau.get(name)
-                                           for name in ("origin", "power", "sha256", "name")},
-        "keys": {kind: {"server_contribution": record.server_hash,
+        "ptau": _ptau(ptau),
+        "keys": {kind: {"ptau": _ptau(origins.get(kind, {}).get("ptau")),
+                        "server_contribution": record.server_hash,
                         "final_blake2b": record.blake2b,
                         "signed_by": [who for who, signature in
                                       (("server", record.server_signature),
