@@ -113,6 +113,23 @@ def test_the_dashboard_shows_a_session_s_public_values_and_never_its_secrets(tin
     assert sent["loss"] == party.losses[1] and sent["weightsAfter"].endswith("…")
 
 
+def test_after_a_restart_the_stored_steps_show_and_the_server_s_earlier_statements_say_so(
+        tiny_keys, tmp_path):
+    db = tmp_path / "sessions.db"
+    with ServerThread(operator_app(tiny_keys, db=db)) as server:
+        client = new_client(server.url, tiny_keys)
+        client.step(0, *BATCHES[0])
+    with ServerThread(operator_app(tiny_keys, db=db)) as server:
+        client.url = server.url
+        client.step(1, *BATCHES[1])
+        values = http.get(f"{server.url}/dashboard/sessions/{client.session_id}/view.json").json()
+    before, after = ([s["proof"] for s in step["statements"]] for step in values["timeline"])
+    assert before == ["verified", "not logged (sent before this server process started)",
+                      "verified"]
+    assert after == ["verified", "sent with the statement", "verified"]
+    assert values["steps"] == 2 and None not in values["curves"]["loss"]
+
+
 def test_the_session_s_key_ceremony_record_shows():
     """The session's own two-party ceremony: each key's contributions and signatures, the ptau."""
     app = create_app()
