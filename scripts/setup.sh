@@ -2,8 +2,11 @@
 # Idempotent set-up on a fresh machine with python3 (≥ 3.11), node and npm:
 # a virtual environment in .venv with the three distributions, editable — splitverify (the core,
 # with its test tools), splitverify-client (client/) and splitverify-server (server/, with the
-# peer benchmark's EZKL and onnx: extra `bench`, ~75 MB, seconds to install) — and the pinned
-# npm toolchain (circom2, snarkjs, circomlib, solc, anvil) in node_modules via `npm ci`.
+# peer benchmark's EZKL and onnx: extra `bench`, ~75 MB, seconds to install; and Playwright,
+# extra `test`, which drives the dashboard's browser test) — the pinned npm toolchain (circom2,
+# snarkjs, circomlib, solc, anvil) and the dashboard's charting library (uplot) in node_modules
+# via `npm ci`, and Debian's chromium (the browser the dashboard's test opens; Playwright
+# downloads no browser of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,13 +15,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.splitverify-installed
-want="$(cat pyproject.toml client/pyproject.toml server/pyproject.toml setup.py splitverify/zk/*.c \
+want="$(cat pyproject.toml client/pyproject.toml server/pyproject.toml setup.py server/setup.py \
+        splitverify/zk/*.c \
         | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; any other version pulls GBs of CUDA.
   .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e ".[test]" -e ./client -e "./server[bench]"
+  .venv/bin/python -m pip install --quiet -e ".[test]" -e ./client -e "./server[bench,test]"
   echo "$want" > "$stamp"
 fi
 
@@ -26,4 +30,19 @@ lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
 if [ ! -f node_modules/.splitverify-lock ] || [ "$(cat node_modules/.splitverify-lock)" != "$lock_hash" ]; then
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_hash" > node_modules/.splitverify-lock
+fi
+
+# Debian's chromium, for the dashboard's browser test (tests/server/test_dashboard.py): apt as
+# root (CI), through sudo otherwise; skipped once installed.
+if ! command -v chromium >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: chromium is not installed and there is no apt-get here: install a chromium at" \
+         "/usr/bin/chromium, or the dashboard's browser test fails" >&2
+  else
+    as_root=""
+    [ "$(id -u)" -eq 0 ] || as_root="sudo"
+    $as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends \
+      chromium >/dev/null
+  fi
 fi

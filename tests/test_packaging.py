@@ -56,6 +56,8 @@ def installed(tmp_path_factory, tiny_circuits) -> dict:
         if (REPO / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, source / name)
+    # the server's wheel ships the dashboard's charting library from the checkout's npm install
+    (source / "node_modules").symlink_to(REPO / "node_modules")
     wheels = root / "wheels"
     build = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                 "--verbose", "--wheel-dir", wheels,
@@ -97,6 +99,24 @@ def test_the_wheels_carry_the_data_and_the_client_no_server_stack(installed):
     requires = re.findall(r"^Requires-Dist: ([\w-]+)", metadata, re.M)
     assert "splitverify" in requires and "httpx" in requires
     assert not {"fastapi", "uvicorn", "splitverify-server"} & set(requires), requires
+
+
+def test_the_server_wheel_carries_the_dashboard_and_its_pinned_charting_library(installed):
+    from splitverify_server.dashboard import assets
+
+    wheel = next(installed["wheels"].glob("splitverify_server-*.whl"))
+    with zipfile.ZipFile(wheel) as server:
+        names = set(server.namelist())
+    vendored = {f"splitverify_server/_vendor/uplot/{name}" for name in
+                ("package.json", "LICENSE", "dist/uPlot.iife.min.js", "dist/uPlot.min.css")}
+    assert vendored | {"splitverify_server/dashboard/static/dashboard.js",
+                       "splitverify_server/dashboard/static/dashboard.css"} <= names, names
+    found = run(installed["venv"] / "bin" / "python", "-c",
+                "from splitverify_server.dashboard import assets; print(assets.uplot_dir()); "
+                "print(len(assets.asset('uPlot.iife.min.js')[0]))",
+                cwd=installed["cwd"], env=installed["env"]).stdout.split()
+    assert found[0] == str(installed["site"] / "splitverify_server" / "_vendor" / "uplot")
+    assert int(found[1]) == (assets.uplot_dir() / "dist" / "uPlot.iife.min.js").stat().st_size
 
 
 def test_installed_command_lists_every_distribution_s_commands(installed):

@@ -13,6 +13,8 @@ server's half of each session and speaks the protocol of :mod:`splitverify.proto
     GET  /sessions/{id}                 status
     DELETE /sessions/{id}               end the session: its state and keys are removed
     GET  /sessions/{id}/transcript      what the server received and checked
+    GET  /                              the live dashboard (public values only; see
+                                        :mod:`.routes.dashboard`)
 
 With ``ceremony=True`` (``serve``, ``demo``) every session's keys come from a two-party
 ceremony (:mod:`splitverify.keyexchange`); steps are refused (425) until the three keys are
@@ -63,6 +65,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from splitverify.circuitgen import SplitCircuits
+from splitverify.errors import InputError
 from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.model import SplitSpec
@@ -70,6 +73,7 @@ from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import ServerParty
 
 from .bodylimit import BodyLimit, is_key_upload
+from .dashboard import Dashboard
 from .guard import NestingLimit
 from .refusals import error_response, register_handlers
 from .routes import ROUTERS
@@ -81,7 +85,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                limits: Limits = Limits(), db: str | Path = ":memory:",
                ceremony: bool = True, ptau: PtauPolicy | None = None,
                on_party: Callable[[ServerParty], object] | None = None,
-               identity: Identity | None = None) -> FastAPI:
+               identity: Identity | None = None,
+               dashboard_token: str | None = None) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
@@ -90,14 +95,21 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     ``LedgerSink.attach``, to log its statements); ``ptau`` which powers of tau the
     session keys come from (None: the operator's circuits decide, as in tests and the demo);
     ``identity`` signs what the server sends (default: kept next to the database in
-    ``<db>.identity``, or one per process for ``:memory:``)."""
+    ``<db>.identity``, or one per process for ``:memory:``); ``dashboard_token``: the token
+    the dashboard at ``/`` requires (None: its pages, public values only, need none)."""
+    if dashboard_token is not None and not dashboard_token.strip():
+        raise InputError("--dashboard-token is empty: give a token, or leave the option out "
+                         "for a dashboard without one")
+    dashboard = Dashboard(token=dashboard_token)
+    # the dashboard's event log sees each party after ``on_party`` (it wraps the party's hook)
     service = SessionService(circuits_for, backend=backend, malicious=malicious, limits=limits,
-                             db=db, ceremony=ceremony, ptau=ptau, on_party=on_party,
-                             identity=identity)
+                             db=db, ceremony=ceremony, ptau=ptau,
+                             on_party=dashboard.events.watching(on_party), identity=identity)
     app = FastAPI(title="splitverify server", version="0.1.0")
     app.state.service = service
     app.state.sessions, app.state.store = service.sessions, service.store
     app.state.identity = service.identity
+    app.state.dashboard = dashboard
     # the nesting check runs inside the body limit (the middleware added last runs first)
     app.add_middleware(NestingLimit, limit=limits.nesting, is_binary=is_key_upload,
                        refuse=error_response)

@@ -434,11 +434,14 @@ class ServerParty(_Party):
         self.next_step = 0
         self.pending: ServerStep | None = None    # the step waiting for the backward message
         self.losses: list[int] = []
+        # per step, how many of the batch's labels the server half predicted (its logits): the
+        # training accuracy the server knows (the dashboard's curve)
+        self.correct: list[int] = []
 
     def snapshot(self) -> dict:
         pending = self.pending
         return {**super().snapshot(), "client_chain": self.client_chain,
-                "next_step": self.next_step, "losses": self.losses,
+                "next_step": self.next_step, "losses": self.losses, "correct": self.correct,
                 "pending": None if pending is None else asdict(pending)}
 
     def restore(self, state: dict) -> None:
@@ -447,6 +450,7 @@ class ServerParty(_Party):
         pending = state["pending"]
         self.pending = None if pending is None else ServerStep(**pending)
         self.losses = list(state["losses"])
+        self.correct = list(state.get("correct", []))    # absent in states stored before it
 
     def handles_now(self, kind: str, step: int) -> bool:
         """Is a message of ``kind`` ("forward" or "backward") for ``step`` the one this party
@@ -521,6 +525,7 @@ class ServerParty(_Party):
                                   statement.values["gradientCommitment"] if statement else None,
                                   result.loss)
         self.losses.append(result.loss)
+        self.correct.append(int((result.logits.argmax(1) == labels).sum()))
         reply = self._signed("server_step", GradientMessage(
             session_id=self.session_id, step=step, gradient=gradient.tolist(),
             gradient_salt=salts.gradient, public=statement.values if statement else None,

@@ -89,8 +89,12 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           idle_timeout: Annotated[int, typer.Option(
               help="Seconds without a request after which a session and its keys are removed.")]
           = _LIMITS.idle_seconds,
-          ptau: PtauOpt = None, insecure_dev_ptau: InsecureDevPtauOpt = False) -> None:
-    """Run the splitverify server (FastAPI over uvicorn)."""
+          ptau: PtauOpt = None, insecure_dev_ptau: InsecureDevPtauOpt = False,
+          dashboard_token: Annotated[Optional[str], typer.Option(
+              help="Require this token for the live dashboard at / (open /?token=TOKEN once); "
+                   "without it the dashboard, public values only, is open to anyone who can "
+                   "reach the server.")] = None) -> None:
+    """Run the splitverify server (FastAPI over uvicorn), with its live dashboard at /."""
     import uvicorn
     from splitverify.protocol import scenarios
 
@@ -104,10 +108,12 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                         client_sessions=client_sessions, client_window=client_window,
                         idle_seconds=idle_timeout)
         application = create_app(db=db, malicious=malicious, limits=limits,
-                                 ptau=ptau_policy(ptau, insecure_dev_ptau))
+                                 ptau=ptau_policy(ptau, insecure_dev_ptau),
+                                 dashboard_token=dashboard_token)
     except SplitverifyError as exc:
         fail(exc)
-    console.print(f"splitverify server on http://{host}:{port} (sessions in {db})")
+    console.print(f"splitverify server on http://{host}:{port} (sessions in {db}); dashboard at "
+                  f"http://{host}:{port}/" + ("?token=…" if dashboard_token else ""))
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 

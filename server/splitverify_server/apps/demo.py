@@ -58,7 +58,8 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
                      on_party=chain.sink("server").attach if chain is not None else None,
                      identity=identity)
     with ServerThread(app) as server:
-        progress(f"server on {server.url}" + (
+        progress(f"server on {server.url} (live dashboard at {server.url}/ while the demo "
+                 "runs)" + (
             "; key ceremony: the server's and the client's phase-2 contributions to each "
             "circuit's key, each checked by both sides" if mode.proves else ""))
         summary = run_training(server.url, steps, mode, out, on_step, malicious=malicious,
