@@ -6,12 +6,13 @@ and backward pieces, and which circuit emitter writes its Circom
 (:mod:`splitverify.circuitgen.emit`, by :attr:`Layer.emitter`). A ReLU is not a layer of its own:
 it is folded into the layer before it (``relu``), as the circuits prove it.
 
-A new layer type is one class here (registered in :data:`TORCH_LAYERS` under the torch module it
-stands for) and one emitter module.
+A new layer type is one class here (listed in :data:`LAYER_TYPES`, and in :data:`TORCH_LAYERS`
+under the torch module it stands for) and one emitter module.
 """
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -61,6 +62,11 @@ class Layer(ABC):
     def describe(self) -> str:
         """Its part of a model's description (circuit headers, transcripts)."""
 
+    @classmethod
+    @abstractmethod
+    def from_description(cls, text: str) -> "Layer | None":
+        """The layer ``text`` (one of :meth:`describe`'s) describes, None if not of this type."""
+
     @abstractmethod
     def init(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         """Fresh float parameters (torch's default initialisation for the module)."""
@@ -105,6 +111,13 @@ class Dense(Layer):
     def describe(self) -> str:
         return f"{self.n_in}->{self.n_out}{'+relu' if self.relu else ''}"
 
+    @classmethod
+    def from_description(cls, text: str) -> "Dense | None":
+        m = _DENSE_DESCRIPTION.fullmatch(text)
+        if m is None:
+            return None
+        return cls(int(m["n_in"]), int(m["n_out"]), bool(m["relu"]))
+
     def init(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         bound = 1 / self.n_in ** 0.5
         w = torch.empty(self.n_out, self.n_in).uniform_(-bound, bound, generator=generator)
@@ -131,6 +144,21 @@ class Dense(Layer):
         if module.bias is None:
             raise InputError(f"module {index}: Linear layers need a bias")
         return cls(module.in_features, module.out_features, False)
+
+
+_DENSE_DESCRIPTION = re.compile(r"(?P<n_in>\d+)->(?P<n_out>\d+)(?P<relu>\+relu)?")
+
+# Every layer type, for reading a model's description back.
+LAYER_TYPES: tuple[type[Layer], ...] = (Dense,)
+
+
+def layer_from_description(text: str) -> Layer:
+    for layer_type in LAYER_TYPES:
+        layer = layer_type.from_description(text)
+        if layer is not None:
+            return layer
+    raise InputError(f"{text!r} describes no layer this version knows "
+                     f"({', '.join(t.__name__ for t in LAYER_TYPES)})")
 
 
 # The one map from a user's torch modules to layers (nn.ReLU is folded into the layer before

@@ -13,6 +13,7 @@ from torch import nn
 from splitverify.circuitgen import generator
 from splitverify.circuitgen.emit import EMITTERS, dense, emitter_of
 from splitverify.errors import InputError
+from splitverify.keyorigin import spec_from_description
 from splitverify.model import (TORCH_LAYERS, Dense, SplitSpec, encode_params, init_params,
                                layer_from_module)
 from splitverify.quant import QuantSpec
@@ -67,3 +68,20 @@ def test_parameters_of_the_wrong_shape_are_named():
         encode_params(spec, spec.client, [(torch.zeros(4, 3), torch.zeros(3))])
     with pytest.raises(InputError, match="parameters for 1 layers, got 2"):
         encode_params(spec, spec.client, [(torch.zeros(3, 4), torch.zeros(3))] * 2)
+
+
+@pytest.mark.parametrize("spec", [
+    SplitSpec((Dense(4, 3, True),), (Dense(3, 2, False),), batch=2),
+    SplitSpec((Dense(5, 4, True), Dense(4, 3, False)), (Dense(3, 4, True), Dense(4, 2, False)),
+              batch=3, quant=QuantSpec(frac_bits=8)),
+    SplitSpec.refnet()], ids=["tiny", "deeper", "refnet"])
+def test_a_model_description_reads_back_through_the_layer_types(spec):
+    """A transcript names its model by generator.describe; the audit reads it back."""
+    assert spec_from_description(generator.describe(spec)) == spec
+
+
+def test_a_description_of_no_known_layer_is_named():
+    text = generator.describe(SplitSpec.refnet()).replace("64->32+relu", "conv3x3->32")
+    with pytest.raises(InputError, match="'conv3x3->32' describes no layer this version knows "
+                                         r"\(Dense\)"):
+        spec_from_description(text)
