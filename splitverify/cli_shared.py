@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import SplitverifyError
-from .protocol import scenarios
+from .protocol import scenario_catalog
 
 console = Console(stderr=True)
 
@@ -44,7 +44,7 @@ def ptau_policy(ptau: Optional[Path], insecure_dev_ptau: bool):
 
 PROOF_MODE_HELP = ("every (every message proven), audit:P (a share P challenged), commit "
                    "(statements without proofs: the blockchain baseline) or off.")
-MaliciousOpt = Annotated[Optional[str], typer.Option(help=scenarios.help_text())]
+MaliciousOpt = Annotated[Optional[str], typer.Option(help=scenario_catalog.help_text())]
 ChainOpt = Annotated[str, typer.Option(
     help="Log each statement a party sends on an Ethereum ledger: none, embedded (an "
          "in-process chain), anvil (a local anvil node) or an http(s):// node URL. A fresh "

@@ -32,7 +32,7 @@ from . import zk
 from .circuitgen import KINDS, SplitCircuits
 from .errors import InputError, IntegrityError, SetupError, SplitverifyError
 from .identity import contribution_payload, signed_by
-from .model import Dense, SplitSpec
+from .model import Layer, SplitSpec, layer_from_description
 from .powersoftau import sha256_file
 from .quant import QuantSpec
 from .zk import phase2
@@ -111,7 +111,6 @@ def contribution_signed(address: str | None, session_id: int, kind: str, index: 
 # --- the audit -----------------------------------------------------------------------------------
 
 
-_HALF = re.compile(r"(\d+)->(\d+)(\+relu)?")
 _SPEC = re.compile(r"client \[(?P<client>[^\]]*)\] \| server \[(?P<server>[^\]]*)\], "
                    r"batch (?P<batch>\d+), frac (?P<frac>\d+), value (?P<value>\d+), "
                    r"input (?P<input>\d+), step (?P<step>\d+), lr (?P<num>\d+)/2\^(?P<shift>\d+)")
@@ -126,8 +125,8 @@ def spec_from_description(text: str) -> SplitSpec:
         raise InputError(f"the transcript's spec {text!r} is not a model description this "
                          "version can compile")
 
-    def half(layers: str) -> tuple[Dense, ...]:
-        return tuple(Dense(int(a), int(b), bool(r)) for a, b, r in _HALF.findall(layers))
+    def half(layers: str) -> tuple[Layer, ...]:
+        return tuple(layer_from_description(text) for text in layers.split())
     spec = SplitSpec(half(m["client"]), half(m["server"]), int(m["batch"]),
                      QuantSpec(frac_bits=int(m["frac"]), value_bits=int(m["value"]),
                                input_bits=int(m["input"]), step_bits=int(m["step"]),

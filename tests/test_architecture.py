@@ -19,9 +19,7 @@ PACKAGES = {"splitverify": REPO / "splitverify",
             "splitverify_server": REPO / "server" / "splitverify_server"}
 PYTHON_FOLDERS = ("splitverify", "server", "client", "tests", "scripts")
 SERVER_STACK = ("fastapi", "uvicorn", "starlette", "splitverify_server")
-# Cycles that another branch of issue 16 removes: protocol.py imports the transcript, and the
-# transcript's audit imports ProofMode from protocol.py; the protocol package of that branch
-# (ProofMode in a module of its own) breaks it. Nothing else may be added here.
+# Import cycles tolerated while another change removes them: none (keep it that way).
 KNOWN_CYCLES = ()
 
 
@@ -150,3 +148,78 @@ def test_no_package_dir_mapping():
         setuptools = tomllib.loads(project.read_text()).get("tool", {}).get("setuptools", {})
         assert "package-dir" not in setuptools, project
     assert "package_dir" not in (REPO / "setup.py").read_text()
+
+
+# --- commands are siblings -----------------------------------------------------------------------
+
+COMMAND_GROUP = "splitverify.commands"
+CORE_COMMAND_MODULES = ("splitverify.cli",)
+APPS = "splitverify_server.apps"
+# the modules of apps/ that implement each server command (besides the registrar the entry point
+# names), and the library modules of apps/ that commands share; every module there is one or
+# the other, so that a new module must be placed
+APPS_COMMANDS = {"demo": ("demo",), "bench": ("bench", "bench_report", "peers"),
+                 "compare": ("compare", "compare_figure")}
+APPS_LIBRARY = ("measure", "units")
+
+
+def registrars() -> set[str]:
+    """The modules whose commands make up `splitverify`: the core CLI's and each entry point's
+    in the group (read from the three projects, so no install is needed)."""
+    found = set(CORE_COMMAND_MODULES)
+    for project in (REPO / "pyproject.toml", REPO / "client" / "pyproject.toml",
+                    REPO / "server" / "pyproject.toml"):
+        entries = tomllib.loads(project.read_text()).get("project", {}).get("entry-points", {})
+        found |= {target.split(":")[0] for target in entries.get(COMMAND_GROUP, {}).values()}
+    return found
+
+
+def command_modules() -> dict[str, str]:
+    """Command module → the command (or registrar) it belongs to."""
+    owner = {name: name for name in registrars()}
+    owner.update({f"{APPS}.{module}": command for command, members in APPS_COMMANDS.items()
+                  for module in members})
+    return owner
+
+
+def test_every_module_of_the_commands_folder_is_placed():
+    assert "splitverify_server.apps.commands" in registrars()
+    assert set(registrars()) <= set(modules()), registrars()
+    in_apps = {name for name in modules() if name.startswith(APPS + ".")}
+    placed = {name for name in command_modules() if name.startswith(APPS + ".")}
+    placed |= {f"{APPS}.{module}" for module in APPS_LIBRARY}
+    assert in_apps == placed, (f"place in APPS_COMMANDS or APPS_LIBRARY: "
+                               f"{sorted(in_apps - placed)}; gone: {sorted(placed - in_apps)}")
+
+
+def test_each_registered_command_loads_only_its_own_modules():
+    """What a command function of the server's registrar imports from apps/ is its own group,
+    so APPS_COMMANDS says what the registration does."""
+    path = modules()["splitverify_server.apps.commands"]
+    known = module_names()
+    tree = ast.parse(path.read_text())
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert set(APPS_COMMANDS) <= set(functions)
+    for command, function in functions.items():
+        loaded = set()
+        for node in ast.walk(function):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                loaded.add(f"{APPS}.{node.module}" if f"{APPS}.{node.module}" in known
+                           else APPS)
+        own = {f"{APPS}.{module}" for module in APPS_COMMANDS.get(command, ())}
+        assert loaded <= own, f"{command} loads {sorted(loaded - own)}"
+
+
+def test_no_command_module_imports_another():
+    """A command module imports library modules and its own command's modules only; what two
+    commands share lives in a library module below them (which imports no command module)."""
+    owner = command_modules()
+    graph = import_graph()
+    bad = sorted(f"{name} imports {target}" for name, targets in graph.items()
+                 for target in targets if target in owner
+                 and owner.get(name, target) != owner[target]
+                 and name != "splitverify_server.apps.commands")
+    # the server's registrar loads its commands' modules: that is what registering means
+    registrar_bad = sorted(f"{name} imports {target}" for name in registrars()
+                           for target in graph[name] if target in registrars())
+    assert not bad and not registrar_bad, bad + registrar_bad

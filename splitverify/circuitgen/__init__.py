@@ -1,6 +1,6 @@
 """The split-learning circuits: the generator of the Circom sources over the templates of
-``circuits/*.circom`` (found by :mod:`splitverify.resources`) and the Python API the protocol
-calls.
+``circuits/*.circom`` (found by :mod:`splitverify.resources`), assembling each layer's pieces
+from its type's emitter (:mod:`.emit`), and the Python API the protocol calls.
 
     spec = SplitSpec.refnet()
     circuits = SplitCircuits(spec)

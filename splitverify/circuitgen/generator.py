@@ -16,94 +16,27 @@ Poseidon transcript of the session, the step, the commitments and every claimed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..commit import tag as commit_tag
-from ..model import Dense, SplitSpec
+from ..model import Layer, SplitSpec
+from .emit import emitter_of
+from .emit.base import Packed, ParameterUpdate, Slots, Tensor, chain_cost
+from .emit.base import poseidon_cost
+from .emit.dense import (dense_check_cost, dense_naive_cost, dense_optimized_cost,
+                         matmul_check_cost)
+
+# the cost model's entry points are re-exported: tests, the benchmark and `splitverify circuits`
+# read them here
+__all__ = ["COST_CATEGORIES", "INCLUDES", "KINDS", "TEMPLATE_NAMES", "TRANSCRIPT_DOMAIN",
+           "chain_cost", "cost_breakdown", "dense_check_cost", "dense_naive_cost",
+           "dense_optimized_cost", "describe", "generate", "matmul_check_cost", "poseidon_cost"]
 
 KINDS = ("client_forward", "server_step", "client_backward")
 TEMPLATE_NAMES = {"client_forward": "ClientForward", "server_step": "ServerStep",
                   "client_backward": "ClientBackward"}
+# dense.circom holds the Freivalds machinery every circuit uses (ChallengePowers, MatMulCheck)
 INCLUDES = ("fixedpoint.circom", "commit.circom", "dense.circom", "loss.circom", "update.circom")
 TRANSCRIPT_DOMAIN = {"client_forward": 101, "server_step": 102, "client_backward": 103}
-
-
-# Constraints of each template after circom's --O2 (linear constraints are substituted away):
-# checked against compiled templates by tests/core/circuitgen/test_circuit_costs.py.
-POSEIDON_PARTIAL_ROUNDS = [56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68]
 COST_CATEGORIES = ("products", "range_checks", "commitments", "transcript")
-
-
-def poseidon_cost(arity: int) -> int:
-    """3 constraints per S-box (x^5): all t in the 8 full rounds, one per partial round."""
-    t = arity + 1
-    return 3 * (8 * t + POSEIDON_PARTIAL_ROUNDS[t - 2]) - 3
-
-
-def chain_cost(n: int) -> int:
-    cost, pos = poseidon_cost(min(n, 12)), min(n, 12)
-    while pos < n:
-        take = min(11, n - pos)
-        cost += poseidon_cost(take + 1)
-        pos += take
-    return cost
-
-
-def matmul_check_cost(rows: int, inner: int, cols: int) -> int:
-    return inner * (cols - 1) + rows * inner + rows * (cols - 1)
-
-
-def dense_check_cost(batch: int, n_in: int, n_out: int) -> int:
-    """MatMulCheck with the bias as an extra row whose multiplier is a constant."""
-    return (n_in + 1) * (n_out - 1) + batch * n_in + batch * (n_out - 1)
-
-
-def dense_naive_cost(batch: int, n_in: int, n_out: int) -> int:
-    return batch * n_out * n_in
-
-
-def dense_optimized_cost(batch: int, n_in: int, n_out: int) -> int:
-    """DenseOptimized: the Freivalds check, the Poseidon seed over three commitments and the
-    challenge powers (r[1] = seed is free)."""
-    return matmul_check_cost(batch, n_in, n_out) + poseidon_cost(3) + max(n_out - 2, 0)
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """A circom array (or array expression prefix) and its shape; ``flat`` indexes it by one
-    loop variable ``k``."""
-    name: str
-    shape: tuple[int, ...]
-
-    @property
-    def size(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
-    def flat(self, k: str = "k") -> str:
-        if len(self.shape) == 1:
-            return f"{self.name}[{k}]"
-        rows, cols = self.shape
-        return f"{self.name}[{k} \\ {cols}][{k} % {cols}]"
-
-
-@dataclass(frozen=True)
-class Slots:
-    """How a tensor enters a commitment: ``value + offset`` in [0, 2^width)."""
-    tensor: Tensor
-    width: int
-    offset: int
-
-
-@dataclass(frozen=True)
-class Packed:
-    """A tensor that enters a commitment as field elements already packed (the circuit never
-    decodes it): ``size`` slots of ``width`` bits."""
-    elements: tuple[str, ...]
-    size: int
-    width: int
 
 
 class _Main:
@@ -202,29 +135,17 @@ class _Main:
         bits = self.q.value_bits + self.q.frac_bits
         return Slots(t, bits + 1, 1 << bits)
 
-    def forward(self, layers: tuple[Dense, ...], x: Tensor, side: str) -> tuple[list[Tensor], list[Tensor | None]]:
+    def forward(self, layers: tuple[Layer, ...], x: Tensor, side: str) -> tuple[list[Tensor], list[Tensor | None]]:
         """Forward pass of a stack; returns each layer's output and ReLU mask (None if no ReLU)."""
         q, batch = self.q, self.spec.batch
         outs, masks = [], []
         a = x
         for i, layer in enumerate(layers):
-            w, b = Tensor(f"w{i}", (layer.n_out, layer.n_in)), Tensor(f"b{i}", (layer.n_out,))
             acc = self.input(f"acc{i}", batch, layer.n_out)
             self.claim(self.acc_slots(acc), f"acc{i}")
-            d = f"dense{i}"
-            self.decl.append(f"component {d} = DenseCheck({batch}, {layer.n_in}, {layer.n_out}, "
-                             f"{q.scale});")
-            self.cost["products"] += dense_check_cost(batch, layer.n_in, layer.n_out)
+            emitter_of(layer).forward_check(self, i, layer, a, acc)
             self.cost["range_checks"] += acc.size * (q.value_bits + 1 + q.frac_bits)
             self.cost["products"] += acc.size * 3 if layer.relu else 0   # ReLU + IsZero
-            self.loop(batch * layer.n_in, f"{d}.x[k \\ {layer.n_in}][k % {layer.n_in}] <== "
-                      f"{a.flat()};", into=self.checks)
-            self.loop(w.size, f"{d}.w[k \\ {layer.n_in}][k % {layer.n_in}] <== {w.flat()};",
-                      into=self.checks)
-            self.loop(layer.n_out, f"{d}.bias[k] <== b{i}[k];", f"{d}.r[k] <== powers.r[k];",
-                      into=self.checks)
-            self.loop(acc.size, f"{d}.acc[k \\ {layer.n_out}][k % {layer.n_out}] <== "
-                      f"{acc.flat()};", into=self.checks)
             out = self.signal(f"{side}Out{i}", batch, layer.n_out)
             rs = f"rescale{i}"
             self.decl.append(f"component {rs}[{acc.size}];")
@@ -248,72 +169,50 @@ class _Main:
             a = out
         return outs, masks
 
-    def backward(self, layers: tuple[Dense, ...], inputs: list[Tensor],
+    def backward(self, layers: tuple[Layer, ...], inputs: list[Tensor],
                  masks: list[Tensor | None], grad_top: Tensor, *, input_grad: bool) -> Tensor | None:
         """Back-propagation and SGD update of a stack; returns the rescaled gradient of the
         stack's input when ``input_grad``."""
         q, batch = self.q, self.spec.batch
         g = grad_top
-        new_w, new_b = [], []
+        new_params: list[list[Slots | Packed]] = []
         for i in reversed(range(len(layers))):
             layer = layers[i]
-            n_in, n_out = layer.n_in, layer.n_out
-            dy = self.signal(f"dy{i}", batch, n_out)
-            self.cost["products"] += matmul_check_cost(n_out, batch, n_in)
+            emitter = emitter_of(layer)
+            dy = self.signal(f"dy{i}", batch, layer.n_out)
             if masks[i] is not None:
                 self.cost["products"] += dy.size
                 self.loop(dy.size, f"{dy.flat()} <== {g.flat()} * {masks[i].flat()};")
             else:
                 self.loop(dy.size, f"{dy.flat()} <== {g.flat()};")
-            # dW accumulator (claimed, checked) and the update it drives
-            gw = self.input(f"gw{i}", n_out, n_in)
-            c = f"wgrad{i}"
-            self.decl.append(f"component {c} = MatMulCheck({n_out}, {batch}, {n_in});")
-            self.loop(dy.size, f"{c}.a[k % {n_out}][k \\ {n_out}] <== {dy.flat()};",
-                      into=self.checks)
-            self.loop(batch * n_in, f"{c}.b[k \\ {n_in}][k % {n_in}] <== {inputs[i].flat()};",
-                      into=self.checks)
-            self.loop(gw.size, f"{c}.c[k \\ {n_in}][k % {n_in}] <== {gw.flat()};",
-                      into=self.checks)
-            self.loop(n_in, f"{c}.r[k] <== powers.r[k];", into=self.checks)
-            decoded = i in self.decoded
-            w_new = self.sgd_steps(f"W{i}", gw.size, q.weight_update_shift, gw.flat,
-                                   f"w{i}", (n_out, n_in), decoded, claim=True)
-            b_new = self.sgd_steps(f"B{i}", n_out, q.lr_shift,
-                                   lambda k: " + ".join(f"{dy.name}[{r}][{k}]" for r in range(batch)),
-                                   f"b{i}", (n_out,), decoded, claim=False)
-            new_w.insert(0, w_new)
-            new_b.insert(0, b_new)
+            # the parameter gradients (claimed, checked) and the updates they drive
+            updates = emitter.weight_gradient(self, i, layer, dy, inputs[i])
+            shapes = dict(layer.parameter_shapes())
+            new_params.insert(0, [self.sgd_steps(i, update, shapes[update.name])
+                                  for update in updates])
             if i == 0 and not input_grad:
                 g = None
                 break
             # input gradient: dX accumulator (claimed, checked), then rescaled
-            gx = self.input(f"gx{i}", batch, n_in)
+            gx = self.input(f"gx{i}", batch, layer.n_in)
             self.claim(self.acc_slots(gx), f"gx{i}")
-            self.cost["products"] += matmul_check_cost(batch, n_out, n_in)
             self.cost["range_checks"] += gx.size * (q.value_bits + 1 + q.frac_bits)
-            c = f"xgrad{i}"
-            self.decl.append(f"component {c} = MatMulCheck({batch}, {n_out}, {n_in});")
-            self.loop(dy.size, f"{c}.a[k \\ {n_out}][k % {n_out}] <== {dy.flat()};",
-                      into=self.checks)
-            self.loop(n_out * n_in, f"{c}.b[k \\ {n_in}][k % {n_in}] <== "
-                      f"w{i}[k \\ {n_in}][k % {n_in}];", into=self.checks)
-            self.loop(gx.size, f"{c}.c[k \\ {n_in}][k % {n_in}] <== {gx.flat()};",
-                      into=self.checks)
-            self.loop(n_in, f"{c}.r[k] <== powers.r[k];", into=self.checks)
-            g = self.signal(f"dx{i}", batch, n_in)
+            emitter.input_gradient_check(self, i, layer, dy, gx)
+            g = self.signal(f"dx{i}", batch, layer.n_in)
             rs = f"gxRescale{i}"
             self.decl.append(f"component {rs}[{gx.size}];")
             self.loop(gx.size, f"{rs}[k] = Rescale({q.value_bits}, {q.frac_bits});",
                       f"{rs}[k].in <== {gx.flat()};", f"{g.flat()} <== {rs}[k].out;")
-        self.new_params = [seg for pair in zip(new_w, new_b) for seg in pair]
+        self.new_params = [segment for layer_params in new_params for segment in layer_params]
         return g
 
-    def sgd_steps(self, label: str, n: int, shift: int, grad, param: str,
-                  shape: tuple[int, ...], decoded: bool, *, claim: bool) -> Slots | Packed:
-        """SgdStep for every entry of parameter ``param``; returns the new parameter's
-        commitment segment: decoded − step, or the packed old value minus the packed steps."""
+    def sgd_steps(self, i: int, update: ParameterUpdate, shape: tuple[int, ...]) -> Slots | Packed:
+        """SgdStep for every entry of layer ``i``'s parameter ``update.name``; returns the new
+        parameter's commitment segment: decoded − step, or the packed old value minus the
+        packed steps."""
         q = self.q
+        label, n, shift, grad = f"{update.name.upper()}{i}", update.size, update.shift, update.grad
+        param, decoded, claim = f"{update.name}{i}", i in self.decoded, update.claim
         c = f"step{label}"
         self.decl.append(f"component {c}[{n}];")
         self.body.append(f"for (var k = 0; k < {n}; k++) {{ {c}[k] = SgdStep({q.step_bits}, "
@@ -338,7 +237,7 @@ class _Main:
             for e in range(-(-n // per)))
         return Packed(elements, n, width)
 
-    def weights(self, layers: tuple[Dense, ...], packed: frozenset[int] = frozenset()
+    def weights(self, layers: tuple[Layer, ...], packed: frozenset[int] = frozenset()
                 ) -> list[Slots | Packed]:
         """The parameters' commitment segments. Layers in ``packed`` are taken as committed
         (packed elements, not decoded: they are only updated); the others are decoded and
@@ -347,8 +246,9 @@ class _Main:
         self.decoded = set(range(len(layers))) - set(packed)
         segments: list[Slots | Packed] = []
         for i, layer in enumerate(layers):
-            for name, shape in ((f"w{i}", (layer.n_out, layer.n_in)), (f"b{i}", (layer.n_out,))):
-                size = shape[0] * (shape[1] if len(shape) > 1 else 1)
+            for prefix, shape in layer.parameter_shapes():
+                name = f"{prefix}{i}"
+                size = Tensor(name, shape).size
                 if i in packed:
                     n_el = -(-size // (253 // (v + 2)))
                     t = self.input(f"{name}Packed", n_el)
@@ -370,8 +270,8 @@ class _Main:
                         [self.signed_range(x, self.q.input_bits), self.one_hot_rows(labels)])
         return x, labels
 
-    def challenge(self, layers: tuple[Dense, ...]) -> None:
-        widest = max(max(layer.n_in, layer.n_out) for layer in layers)
+    def challenge(self, layers: tuple[Layer, ...]) -> None:
+        widest = max(emitter_of(layer).challenge_powers(layer) for layer in layers)
         elements = [str(TRANSCRIPT_DOMAIN[self.kind]), "session", "step", *self.transcript]
         self.decl.append(f"component powers = ChallengePowers({widest});")
         self.body.append(f"powers.seed <== {self.chain('transcript', elements, 'transcript')};")
@@ -379,7 +279,9 @@ class _Main:
 
     def source(self) -> str:
         name = TEMPLATE_NAMES[self.kind]
-        includes = "".join(f'include "{f}";\n' for f in INCLUDES)
+        layer_includes = [f for layer in self.spec.client + self.spec.server
+                          for f in emitter_of(layer).INCLUDES]
+        includes = "".join(f'include "{f}";\n' for f in dict.fromkeys([*INCLUDES, *layer_includes]))
         lines = [*self.decl, *self.outputs, "", *self.body, "", *self.checks]
         body = "\n".join(f"    {line}" if line else "" for line in lines)
         return (f"pragma circom 2.1.0;\n// Generated by splitverify.circuitgen.generator for "
@@ -389,7 +291,7 @@ class _Main:
 
 def describe(spec: SplitSpec) -> str:
     def half(layers):
-        return " ".join(f"{d.n_in}->{d.n_out}{'+relu' if d.relu else ''}" for d in layers)
+        return " ".join(layer.describe() for layer in layers)
     q = spec.quant
     return (f"client [{half(spec.client)}] | server [{half(spec.server)}], batch {spec.batch}, "
             f"frac {q.frac_bits}, value {q.value_bits}, input {q.input_bits}, "

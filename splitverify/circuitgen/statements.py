@@ -14,8 +14,8 @@ import torch
 
 from ..commit import Segment, commit, pack
 from ..errors import InputError
-from ..model import (Backward, Forward, Params, ServerResult, SplitSpec, client_backward,
-                     client_forward, onehot, server_step)
+from ..model import (Backward, Forward, Layer, Params, ServerResult, SplitSpec,
+                     client_backward, client_forward, onehot, server_step)
 from ..quant import to_field
 from ..zk.curve import R as FIELD
 
@@ -116,11 +116,10 @@ def _field(t: torch.Tensor) -> list:
     return [_field(row) for row in t]
 
 
-def _params_inputs(params: Params) -> dict:
-    out = {}
-    for i, (w, b) in enumerate(params):
-        out[f"w{i}"], out[f"b{i}"] = _field(w), _field(b)
-    return out
+def _params_inputs(layers: tuple[Layer, ...], params: Params) -> dict:
+    """Each layer's parameters under their circuit names (``w0``, ``b0``, …)."""
+    return {f"{name}{i}": _field(t) for i, (layer, tensors) in enumerate(zip(layers, params))
+            for (name, _), t in zip(layer.parameter_shapes(), tensors)}
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ def client_forward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
                           session: int, step: int) -> dict:
     return {"session": session, "step": step, "x": _field(x),
             "labels": _field(onehot(labels, spec.classes)), "dataSalt": salts.data,
-            **_params_inputs(params), "weightsSalt": salts.weights,
+            **_params_inputs(spec.client, params), "weightsSalt": salts.weights,
             **{f"acc{i}": _field(a) for i, a in enumerate(fwd.acc)},
             "messageSalt": salts.message, "stateSalt": salts.state}
 
@@ -164,7 +163,7 @@ def server_step_inputs(spec: SplitSpec, params: Params, activations: torch.Tenso
     bwd = result.backward
     inputs = {"session": session, "step": step, "activations": _field(activations),
               "labels": _field(onehot(labels, spec.classes)), "messageSalt": message_salt,
-              **_params_inputs(params), "weightsSalt": salts.weights,
+              **_params_inputs(spec.server, params), "weightsSalt": salts.weights,
               **{f"acc{i}": _field(a) for i, a in enumerate(result.forward.acc)},
               "gradientSalt": salts.gradient}
     for i in range(len(spec.server)):
@@ -199,10 +198,12 @@ def client_backward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
               "stateSalt": salts.state, "weightsSalt": salts.weights}
     # the first layer's parameters are only updated, never multiplied: the circuit takes them
     # packed (as committed) and subtracts the packed steps; later layers are decoded (dX needs W)
+    first = [f"{name}0" for name, _ in spec.client[0].parameter_shapes()]
     segments = weight_segments(spec, params)
-    inputs["w0Packed"] = pack(segments[0].slots(), segments[0].width)
-    inputs["b0Packed"] = pack(segments[1].slots(), segments[1].width)
-    inputs.update({k: v for k, v in _params_inputs(params).items() if k not in ("w0", "b0")})
+    inputs.update({f"{name}Packed": pack(segment.slots(), segment.width)
+                   for name, segment in zip(first, segments)})
+    inputs.update({k: v for k, v in _params_inputs(spec.client, params).items()
+                   if k not in first})
     for i in range(len(spec.client)):
         inputs[f"gw{i}"] = _field(bwd.weight_grad_acc[i])
         if i > 0:

@@ -5,6 +5,7 @@ transport (the FastAPI server and the client SDK carry these messages over HTTP)
     policy.py     the proof-mode policy: what is proven, kept, challenged at a step
     parties.py    the honest ClientParty and ServerParty, their Prover and Verifier
     scenarios.py  the tamper scenarios (--malicious), each a registered subclass of a party
+    scenario_catalog.py  their names, sides and help, declared without the parties (the CLI)
     state.py      a party's state as JSON-able data and back
     local.py      both parties in one process (run_local), the transcript's start, the summary
 

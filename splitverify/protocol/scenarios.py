@@ -1,7 +1,8 @@
 """The tamper scenarios (``--malicious``): each a subclass of an honest party that overrides
-one of its "what is sent" hooks, registered once with its name, side and description. The CLI's
-help, ``compare``, ``demo`` and the construction of a party (server, client SDK, local runs)
-read this registry; adding a scenario is one registered class here (and its test).
+one of its "what is sent" hooks, registered under the name :mod:`.scenario_catalog` declares
+(with its side and description, readable without loading the parties: the CLI's help). The
+construction of a party (server, client SDK, local runs) reads this registry; adding a scenario
+is its declaration there and one registered class here (and its test).
 
 Each cheat is consistent where it can be: what it sends matches the statement it sends, so only
 a proof (of the honest computation, or forged) can tell — or, for a replay and a skipped update,
@@ -10,18 +11,20 @@ the chain of commitments."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 
 from .. import model
 from ..circuitgen import Statement, statements as st
-from ..errors import InputError
 from ..model import Params
+from . import scenario_catalog as catalog
 from .parties import ClientParty, ServerParty, _Party
+from .scenario_catalog import Side, for_side, help_text, names, played_by, require_side
 from .wire import ForwardMessage
 
-Side = Literal["client", "server"]
+__all__ = ["Scenario", "Side", "all_scenarios", "for_side", "get", "help_text", "names",
+           "party_class", "played_by", "require_side", "scenario"]
 
 
 @dataclass(frozen=True)
@@ -37,50 +40,25 @@ class Scenario:
 _REGISTRY: dict[str, Scenario] = {}
 
 
-def scenario(name: str, description: str, *, needs_proofs: bool = False
-             ) -> Callable[[type[_Party]], type[_Party]]:
-    """Register the decorated party class as the scenario ``name``."""
+def scenario(name: str) -> Callable[[type[_Party]], type[_Party]]:
+    """Register the decorated party class as the declared scenario ``name``."""
     def register(cls: type[_Party]) -> type[_Party]:
-        if not name.startswith(f"{cls.role}:") or name in _REGISTRY:
-            raise ValueError(f"scenario {name!r}: names are unique and start with the side "
-                             f"that plays them ({cls.role}:)")
-        _REGISTRY[name] = Scenario(name, cls.role, description, cls, needs_proofs)
+        declared = catalog.get(name)
+        if declared.side != cls.role or name in _REGISTRY:
+            raise ValueError(f"scenario {name!r}: one class per declared scenario, a party of "
+                             f"the side that plays it ({declared.side}, not {cls.role})")
+        _REGISTRY[name] = Scenario(name, cls.role, declared.description, cls,
+                                   declared.needs_proofs)
         return cls
     return register
 
 
 def all_scenarios() -> tuple[Scenario, ...]:
-    return tuple(_REGISTRY.values())
-
-
-def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return tuple(_REGISTRY[name] for name in names())
 
 
 def get(name: str) -> Scenario:
-    found = _REGISTRY.get(name)
-    if found is None:
-        raise InputError(f"unknown scenario {name!r}; one of {list(_REGISTRY)}")
-    return found
-
-
-def for_side(side: Side) -> tuple[Scenario, ...]:
-    return tuple(s for s in _REGISTRY.values() if s.side == side)
-
-
-def played_by(name: str | None, side: Side) -> str | None:
-    """``name`` if ``side`` plays it; None if there is none or the other side plays it; an
-    InputError if it is no scenario."""
-    if name is None:
-        return None
-    return name if get(name).side == side else None
-
-
-def require_side(name: str | None, side: Side) -> None:
-    """Refuse a scenario the other side plays (a server cannot play a client's cheat)."""
-    if name is not None and played_by(name, side) is None:
-        raise InputError(f"{name} is a {get(name).side} scenario; the {side} plays one of "
-                         f"{[s.name for s in for_side(side)]}")
+    return _REGISTRY[catalog.get(name).name]
 
 
 def party_class(side: Side, name: str | None) -> type[_Party]:
@@ -92,15 +70,9 @@ def party_class(side: Side, name: str | None) -> type[_Party]:
     return ClientParty if side == "client" else ServerParty
 
 
-def help_text() -> str:
-    """The ``--malicious`` help: every scenario with what it does."""
-    return "A tamper scenario: " + "; ".join(f"{s.name} ({s.description})"
-                                             for s in _REGISTRY.values()) + "."
-
-
 # -- the scenarios --------------------------------------------------------------------------------
 
-@scenario("server:wrong-gradient", "sends a gradient its proven step did not compute")
+@scenario("server:wrong-gradient")
 class WrongGradient(ServerParty):
     def outgoing_gradient(self, gradient: torch.Tensor, salts: st.ServerSalts,
                           statement: Statement | None
@@ -116,7 +88,7 @@ class WrongGradient(ServerParty):
         return gradient, statement
 
 
-@scenario("server:forged-proof", "flips one bit of each proof it sends", needs_proofs=True)
+@scenario("server:forged-proof")
 class ForgedProof(ServerParty):
     def outgoing_proof(self, proof: str | None) -> str | None:
         if proof is None:
@@ -126,14 +98,13 @@ class ForgedProof(ServerParty):
         return raw.hex()
 
 
-@scenario("server:skip-update", "never applies its SGD update: its weight chain breaks")
+@scenario("server:skip-update")
 class SkipUpdate(ServerParty):
     def next_params(self, result: model.ServerResult) -> Params:
         return self.params
 
 
-@scenario("client:poisoned-activation",
-          "sends activations its committed weights and data did not produce")
+@scenario("client:poisoned-activation")
 class PoisonedActivation(ClientParty):
     def outgoing_activations(self, activations: torch.Tensor, labels: torch.Tensor,
                              salts: st.ClientSalts, statement: Statement | None
@@ -148,7 +119,7 @@ class PoisonedActivation(ClientParty):
         return activations, statement
 
 
-@scenario("client:replay", "re-sends step 0's forward message and proof at every later step")
+@scenario("client:replay")
 class Replay(ClientParty):
     first: ForwardMessage | None = None
 
@@ -156,3 +127,8 @@ class Replay(ClientParty):
         if self.first is None:
             self.first = msg
         return self.first
+
+
+_unclassed = set(names()) - set(_REGISTRY)
+if _unclassed:
+    raise ImportError(f"declared scenarios without a party class: {sorted(_unclassed)}")

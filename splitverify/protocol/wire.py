@@ -15,7 +15,7 @@ from pydantic_core import core_schema
 from ..errors import InputError, MalformedAnswer, TamperDetected
 from ..identity import ADDRESS_PATTERN
 from ..limits import Limits
-from ..model import Dense, SplitSpec
+from ..model import Dense, Layer, SplitSpec
 from ..zk.curve import R
 
 MAX_PREDICT_ROWS = 4096
@@ -143,27 +143,28 @@ class SessionCreate(BaseModel):
                    server_layers=[(d.n_in, d.n_out, d.relu) for d in spec.server], **bound)
 
     def spec(self) -> SplitSpec:
+        return SplitSpec(*self.layers(), self.batch)
+
+    def layers(self) -> tuple[tuple[Layer, ...], tuple[Layer, ...]]:
+        """The client's and the server's layers as asked for (not yet checked as a model)."""
         if self.model == "refnet":
-            return SplitSpec.refnet(batch=self.batch)
+            refnet = SplitSpec.refnet(batch=1)
+            return refnet.client, refnet.server
         if self.model == "layers" and self.client_layers and self.server_layers:
-            return SplitSpec(tuple(Dense(*d) for d in self.client_layers),
-                             tuple(Dense(*d) for d in self.server_layers), self.batch)
+            return (tuple(Dense(*d) for d in self.client_layers),
+                    tuple(Dense(*d) for d in self.server_layers))
         raise InputError("model must be 'refnet', or 'layers' with client_layers and "
                          "server_layers")
 
     def within(self, limits: Limits) -> None:
-        """Refuse a model the server will not hold, before its spec or weights are built."""
-        if self.model == "refnet":
-            refnet = SplitSpec.refnet(batch=1)
-            layers = [(d.n_in, d.n_out) for d in refnet.client + refnet.server]
-        else:
-            layers = [(n_in, n_out) for n_in, n_out, _ in
-                      (self.client_layers or []) + (self.server_layers or [])]
-        too_wide = [d for layer in layers for d in layer if d > limits.dim]
+        """Refuse a model the server will not hold, before its spec or weights are built: the
+        sizes come from its layers, whatever their type."""
+        layers = [layer for half in self.layers() for layer in half]
+        too_wide = [d for layer in layers for d in (layer.n_in, layer.n_out) if d > limits.dim]
         if too_wide or self.batch > limits.dim:
             raise InputError(f"layer widths and the batch must be ≤ {limits.dim} (the server's "
                              f"dimension limit); got {max(too_wide + [self.batch])}")
-        params = sum(n_out * (n_in + 1) for n_in, n_out in layers)
+        params = sum(layer.parameter_count for layer in layers)
         if params > limits.params:
             raise InputError(f"the model has {params} parameters; this server takes at most "
                              f"{limits.params}")

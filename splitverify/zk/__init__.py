@@ -2,7 +2,8 @@
 
 Typical use::
 
-    circuit = zk.compile_circuit("circuits/dense.circom", template="Dense", params=[64, 32])
+    circuit = zk.compile_circuit("circuits/dense.circom", template="DenseNaive",
+                                  params=[16, 64, 32])   # batch, n_in, n_out
     key = zk.setup(circuit)                        # dev ptau + phase 2 with one contribution
     proof, public = zk.prove(key, {"x": [...], "w": [...]})
     assert zk.verify(zk.export_verification_key(key), proof, public)

@@ -9,7 +9,6 @@ in-process WASM); a fully proven step (``step_s.every``, ``step_prove_s``) inclu
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -22,6 +21,8 @@ from splitverify.model import SplitSpec
 from splitverify.zk.devsetup import dev_setup
 from splitverify.zk.r1cs import read_r1cs
 
+from .measure import keyed_circuits, local_parties, machine
+
 
 def _median_seconds(fn: Callable[[], object], runs: int) -> float:
     samples = []
@@ -32,40 +33,7 @@ def _median_seconds(fn: Callable[[], object], runs: int) -> float:
     return round(statistics.median(samples), 4)
 
 
-def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
 DENSE_SHAPE = (16, 64, 32)  # batch, n_in, n_out: RefNet's client layer
-
-
-def keyed_circuits(spec: SplitSpec, progress: Callable[[str], None]) -> SplitCircuits:
-    """``spec``'s three circuits with their keys made now (compile and development setup come
-    from the cache after the first run; the phase-2 contributions are fresh), so that no
-    clock started later counts them. run_bench makes RefNet's once for all its measures."""
-    circuits = SplitCircuits(spec, contributors=("bench-server", "bench-client"))
-    for kind in KINDS:
-        progress(f"{kind}: key (compile and dev setup cached after the first run)")
-        circuits.key(kind)
-    return circuits
-
-
-def local_parties(spec: SplitSpec, circuits: SplitCircuits, mode: ProofMode | str, *,
-                  malicious: str | None = None, seed: int = 0):
-    """A fresh session's client and server (for ``run_local``): initial weights of ``seed``,
-    the default prover (``zk.get_prover``), ``malicious`` played by the side it names."""
-    from splitverify.protocol import ProofMode, random_field, scenarios
-    from splitverify.refnet import initial_params
-
-    client_params, server_params = initial_params(spec, seed)
-    session, mode = random_field(), ProofMode.of(mode)
-    if malicious is not None:
-        scenarios.get(malicious)                # an unknown scenario is refused
-    client = scenarios.party_class("client", malicious)(spec, session, mode, client_params,
-                                                        circuits, backend=None)
-    server = scenarios.party_class("server", malicious)(spec, session, mode, server_params,
-                                                        circuits, backend=None)
-    return client, server
 
 
 def circuit_constraints(circuits: SplitCircuits) -> dict:

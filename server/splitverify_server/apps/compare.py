@@ -36,7 +36,7 @@ from splitverify.model import SplitSpec
 from splitverify.protocol import ProofMode, StopRecord, run_local, scenarios as tamper_scenarios
 from splitverify.transcript import Transcript
 
-from .bench import keyed_circuits, local_parties, machine
+from .measure import keyed_circuits, local_parties, machine
 from .units import seconds_text
 
 Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]

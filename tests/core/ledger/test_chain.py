@@ -10,7 +10,7 @@ import pytest
 from splitverify.ledger.sink import ChainLog, LedgerSink, check_chain_options, parse_chain
 from splitverify.errors import InputError, LedgerMismatch
 from splitverify.ledger import KINDS, KindTerms, Ledger, SessionTerms, VerifierDeployment
-from splitverify_server.apps.bench import local_parties
+from splitverify_server.apps.measure import local_parties
 from splitverify.protocol import ProofMode, run_local
 
 from conftest import TINY_SPEC
@@ -191,7 +191,7 @@ def test_a_party_signs_no_terms_that_disagree_with_its_keys(keyed, ledger):
     """The opener proposes the terms; the other party checks them against its own keys before
     signing: another key hash, or a verifier whose code is not its key's, is refused, and the
     statement that needed the session is refused with that reason (nothing recorded)."""
-    from splitverify_server.apps.bench import local_parties
+    from splitverify_server.apps.measure import local_parties
 
     client, server = local_parties(TINY_SPEC, keyed, "every")
     log = ChainLog(ledger)
@@ -229,7 +229,7 @@ def test_a_client_logging_alone_opens_the_session_with_a_stand_in_server(tiny_ci
     the parties' identity keys are wired in, the entry's server is not the real server)."""
     from eth_account import Account
 
-    from splitverify_server.apps.bench import local_parties
+    from splitverify_server.apps.measure import local_parties
 
     key = Account.create().key
     client, server = local_parties(TINY_SPEC, tiny_circuits, "commit")

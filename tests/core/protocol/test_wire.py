@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from splitverify_client import SplitClient
 from splitverify_server import create_app
-from splitverify.errors import MalformedAnswer, TamperDetected
+from splitverify.errors import InputError, MalformedAnswer, TamperDetected
+from splitverify.limits import Limits
 from splitverify.protocol import ProofMode, SessionCreate, SessionStatus, StopRecord
 
 from conftest import TINY_SPEC
@@ -84,3 +85,21 @@ def test_a_status_answer_is_parsed_into_the_contract():
                           200, {**status, "proof_mode": "sometimes"})}))
     with pytest.raises(MalformedAnswer, match="proof_mode"):
         bad.status()
+
+
+def test_the_model_limits_come_from_the_asked_model_s_layers():
+    """RefNet is held to the same limits as any model (64 wide, 2,410 parameters), and a
+    'layers' model's size is its layers' (tiny: 4×3+3 and 3×2+2 = 23 parameters)."""
+    refnet = SessionCreate(batch=4)
+    refnet.within(Limits(dim=64, params=2410))
+    with pytest.raises(InputError, match="≤ 63 .*got 64"):
+        refnet.within(Limits(dim=63))
+    with pytest.raises(InputError, match="2410 parameters; this server takes at most 2409"):
+        refnet.within(Limits(params=2409))
+    tiny = SessionCreate.of(TINY_SPEC, ProofMode.parse("off"), seed=1)
+    assert tiny.spec() == TINY_SPEC
+    tiny.within(Limits(dim=4, params=23))
+    with pytest.raises(InputError, match="23 parameters; this server takes at most 22"):
+        tiny.within(Limits(params=22))
+    with pytest.raises(InputError, match="'layers' with client_layers"):
+        SessionCreate(model="layers", client_layers=[(4, 3, True)]).within(Limits())
