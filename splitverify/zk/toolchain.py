@@ -16,7 +16,8 @@ from ..errors import ToolchainError
 ENV_NODE_MODULES = "SPLITVERIFY_NODE_MODULES"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETUP_HINT = (
-    "run `npm ci` in the splitverify checkout (see README, 'Set-up'), or point "
+    "run `splitverify toolchain install` (the pinned npm packages into the user cache; in a "
+    "checkout, `npm ci` there does the same), or point "
     f"${ENV_NODE_MODULES} at a node_modules folder that holds circom2@0.2.23, snarkjs@0.7.6 "
     "and circomlib@2.0.5"
 )
@@ -75,10 +76,17 @@ def tail(proc: subprocess.CompletedProcess, limit: int = 3000) -> str:
 
 
 def _candidates() -> list[Path]:
+    """Where the toolchain is looked for, in order: $SPLITVERIFY_NODE_MODULES alone when set;
+    else a checkout's node_modules, the working folder's, then what `splitverify toolchain
+    install` put in the user cache."""
+    from .toolchain_install import installed_node_modules
+
     env = os.environ.get(ENV_NODE_MODULES)
     if env:
         return [Path(env)]
-    return [REPO_ROOT / "node_modules", Path.cwd() / "node_modules"]
+    installed = installed_node_modules()
+    return [REPO_ROOT / "node_modules", Path.cwd() / "node_modules",
+            *([installed] if installed is not None else [])]
 
 
 @cache
