@@ -11,41 +11,22 @@ after ``$SPLITVERIFY_NODE_MODULES`` and a checkout's ``node_modules``.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 from pathlib import Path
 
 from ..errors import ToolchainError
 from ..resources import TOOLCHAIN_FILES, toolchain_manifest_dir
-from .cache import ArtifactCache, default_cache_dir
+from .cache import ArtifactCache
+from .toolchain import CACHE_KIND, PINNED, Toolchain, find_toolchain, lock_digest
 
-CACHE_KIND = "toolchain"
 NPM_TIMEOUT_S = 1800
-
-
-def lock_digest(manifest_dir: Path) -> str:
-    """The cache key of a toolchain: the sha256 of its lock file."""
-    return hashlib.sha256((manifest_dir / "package-lock.json").read_bytes()).hexdigest()
-
-
-def installed_node_modules(cache_root: Path | None = None) -> Path | None:
-    """Where `splitverify toolchain install` puts the node_modules folder for this package's
-    lock (it exists only once an install completed); None when the package ships no lock.
-    Creates nothing: looking must work with a read-only cache."""
-    manifest_dir = toolchain_manifest_dir()
-    if manifest_dir is None:
-        return None
-    root = cache_root if cache_root is not None else default_cache_dir()
-    return root / CACHE_KIND / lock_digest(manifest_dir) / "node_modules"
 
 
 def install_toolchain(cache: ArtifactCache | None = None, npm: str | None = None
                       ) -> tuple[Path, bool]:
     """Run `npm ci` on the shipped package.json and lock into the user cache (once per lock).
     Returns the node_modules folder and whether this call installed it."""
-    from .toolchain import PINNED, Toolchain, find_toolchain
-
     manifest_dir = toolchain_manifest_dir()
     if manifest_dir is None:
         raise ToolchainError("this splitverify installation ships no package.json and "

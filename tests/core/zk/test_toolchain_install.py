@@ -12,8 +12,8 @@ from splitverify.errors import ToolchainError
 from splitverify.resources import toolchain_manifest_dir
 from splitverify.zk import toolchain
 from splitverify.zk.cache import ArtifactCache
-from splitverify.zk.toolchain import ENV_NODE_MODULES, find_toolchain
-from splitverify.zk.toolchain_install import CACHE_KIND, installed_node_modules, lock_digest
+from splitverify.zk.toolchain import (CACHE_KIND, ENV_NODE_MODULES, find_toolchain,
+                                      installed_node_modules, lock_digest)
 
 CHECKOUT_NODE_MODULES = Path(__file__).resolve().parents[3] / "node_modules"
 
