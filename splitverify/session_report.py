@@ -47,9 +47,11 @@ def sparkline(values: list[float]) -> str:
 
 
 def seconds_text(value: float | None) -> str:
-    """'2.3 ms', '313 ms', '24.1 s'; – for no value."""
+    """'2.3 ms', '313 ms', '24.1 s', '1111 s'; – for no value."""
     if value is None:
         return "–"
+    if value >= 100:
+        return f"{value:.0f} s"
     return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.3g} s"
 
 
@@ -84,9 +86,9 @@ def session_table(summary: dict, title: str) -> Table:
             f"{point['epoch']:g}: {100 * point['test_accuracy']:.1f} %" for point in curve)
             + f"  {sparkline([point['test_accuracy'] for point in curve])}")
     if summary.get("final_loss") is not None:
-        losses = summary.get("loss_curve") or []
-        table.add_row("loss (MSE per logit)", f"{summary['final_loss']:.4f} at the last step"
-                      + (f"  {sparkline(_every_nth(losses, 24))}" if losses else ""))
+        table.add_row("loss (MSE per logit)", f"{summary['final_loss']:.4f} at the last step")
+    if summary.get("loss_curve"):
+        table.add_row("loss by step", sparkline(_every_nth(summary["loss_curve"], 40)))
     verdict = ("[red]TAMPERING DETECTED[/] at step "
                f"{summary['detected_step']} by the {summary['detected_by']}: {summary['reason']}"
                if summary["detected"] else

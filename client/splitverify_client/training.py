@@ -123,6 +123,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                 and done < steps and client.detected is None):
             evaluated(done)
 
+    if evaluate_every and test_set is not None and client.detected is None:
+        evaluated(client.next_step)             # where the curve starts
     start = time.perf_counter()
     result = client.train(data, steps, stepped)
     train_s = time.perf_counter() - start

@@ -300,7 +300,7 @@ def test_split_demo_prints_each_epoch_and_draws_the_curve(tmp_path):
     assert code == 0, out
     assert "epoch 1 (step 89): test accuracy" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [point["step"] for point in summary["accuracy_curve"]] == [89, 90]
+    assert [point["step"] for point in summary["accuracy_curve"]] == [0, 89, 90]
     assert summary["accuracy_curve"][-1]["test_accuracy"] == summary["test_accuracy"] > 0.7
     assert len(summary["loss_curve"]) == 90 and summary["loss_curve"][-1] == summary["final_loss"]
     assert (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -57,7 +57,8 @@ def test_session_table_has_a_title_headers_and_units():
     text = _text(session_table(SUMMARY, "splitverify demo"))
     assert "splitverify demo" in text and "quantity" in text and "value" in text
     assert "86.7 %" in text and "1: 83.9 %" in text and "2.25: 86.7 %" in text
-    assert "302 ms" in text and "71.2 s" in text and "clean" in text
+    assert "302 ms" in text and "71.2 s" in text and "132 s" in text and "clean" in text
+    assert "loss by step" in text and "█▃▁" in text
     assert '"' not in text and "{" not in text       # no JSON-quoted values, no dicts
 
 

@@ -21,7 +21,7 @@ def plot_training(summary: dict, path: Path) -> Path:
                          "stopped before its first step)")
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
     loss_ax.plot(range(1, len(losses) + 1), losses, color="#4c72b0", linewidth=1)
-    loss_ax.set(title="loss (proven by the server)", xlabel="step",
+    loss_ax.set(title="loss (the server's signed statements)", xlabel="step",
                 ylabel="mean squared error per logit")
     loss_ax.grid(alpha=0.3)
     acc_ax.plot([p["epoch"] for p in curve], [100 * p["test_accuracy"] for p in curve],
@@ -30,7 +30,7 @@ def plot_training(summary: dict, path: Path) -> Path:
         acc_ax.annotate(f"{100 * point['test_accuracy']:.1f} %",
                         (point["epoch"], 100 * point["test_accuracy"]),
                         textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
-    acc_ax.set(title="test accuracy", xlabel="epoch", ylabel="%", ylim=(0, 100))
+    acc_ax.set(title="test accuracy", xlabel="epoch", ylabel="%", ylim=(0, 100), xlim=(0, None))
     acc_ax.grid(alpha=0.3)
     fig.suptitle(f"{summary['steps']} steps, proof mode {summary['proof_mode']}")
     fig.tight_layout()
