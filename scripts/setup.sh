@@ -19,10 +19,11 @@ want="$(cat pyproject.toml client/pyproject.toml server/pyproject.toml setup.py 
         splitverify/zk/*.c \
         | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; any other version pulls GBs of CUDA.
-  .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e ".[test]" -e ./client -e "./server[bench,test]"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" -e ./client \
+      -e "./server[bench,test]"
   echo "$want" > "$stamp"
 fi
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import tempfile
@@ -23,6 +24,10 @@ app = typer.Typer(help="Verifiable split learning with Groth16 proofs from Circo
 zk_app = typer.Typer(help="The Circom/Groth16 toolchain: compile, setup, prove, verify, info.",
                      no_args_is_help=True)
 app.add_typer(zk_app, name="zk")
+toolchain_app = typer.Typer(help="The pinned npm toolchain (circom2, snarkjs, circomlib, solc, "
+                                 "anvil) that compiles circuits and makes keys and proofs.",
+                            no_args_is_help=True)
+app.add_typer(toolchain_app, name="toolchain")
 
 EXIT_INVALID = 3
 
@@ -220,6 +225,29 @@ def zk_demo(out: Annotated[Path, typer.Option(help="Folder for summary.json.")] 
         raise typer.Exit(1)
 
 
+@toolchain_app.command("install")
+def toolchain_install() -> None:
+    """Install the pinned toolchain with `npm ci` from the package's own package.json and lock
+    into the user cache (once; what a pip-installed splitverify needs, having no checkout)."""
+    from .zk.toolchain import find_toolchain
+    from .zk.toolchain_install import install_toolchain
+
+    try:
+        start = time.perf_counter()
+        with console.status("npm ci: the pinned toolchain into the user cache"):
+            node_modules, built = install_toolchain()
+        found = find_toolchain()           # what every proof will use from now on
+    except SplitverifyError as exc:
+        fail(exc)
+    versions = ", ".join(f"{name} {found.package_version(name)}"
+                         for name in ("circom2", "snarkjs", "circomlib", "solc"))
+    done = f"installed in {time.perf_counter() - start:.0f} s" if built else "already installed"
+    console.print(f"toolchain {done}: {versions} in {node_modules}")
+    if found.node_modules != node_modules.resolve():
+        console.print(f"[yellow]note:[/] {found.node_modules} is found first and used "
+                      "(a checkout's node_modules or $SPLITVERIFY_NODE_MODULES)")
+
+
 @app.command()
 def audit(transcript: Annotated[Path, typer.Argument(help="A session's transcript.json.")],
           verifier: Annotated[str, typer.Option(help="native, snarkjs or py_ecc.")] = "native",
@@ -325,6 +353,17 @@ def register_installed_commands() -> None:
                            "installed distributions claim them; uninstall the stale one")
     app.registered_commands.sort(key=lambda info: HELP_ORDER.index(_command_name(info))
                                  if _command_name(info) in HELP_ORDER else len(HELP_ORDER))
+    for commands in (app.registered_commands, *(group.typer_instance.registered_commands
+                                                for group in app.registered_groups)):
+        for info in commands:
+            info.help = unwrapped_help(info.help or inspect.getdoc(info.callback) or "")
+
+
+def unwrapped_help(text: str) -> str:
+    """A docstring as one line per paragraph: rich wraps help text to the terminal itself, so a
+    line break kept from the source would cut a sentence in the middle."""
+    return "\n\n".join(" ".join(paragraph.split())
+                        for paragraph in inspect.cleandoc(text).split("\n\n"))
 
 
 register_installed_commands()

@@ -10,7 +10,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from .errors import SplitverifyError
 from .protocol import scenario_catalog
@@ -58,16 +57,11 @@ OutOpt = Annotated[Path, typer.Option(help="Folder for summary.json and transcri
 
 
 def finish_session(summary: dict, out: Path, title: str) -> None:
-    """summary.json, the summary table, and exit 3 if tampering was detected."""
+    """summary.json, the summary tables, and exit 3 if tampering was detected."""
+    from .session_report import proofs_table, session_table
+
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    table = Table(title=title)
-    table.add_column("")
-    table.add_column("")
-    for key in ("steps", "proof_mode", "final_loss", "test_accuracy", "proofs_verified",
-                "prove_s", "verify_s", "setup_s", "train_s", "step_s", "detected",
-                "detected_step", "detected_by", "reason"):
-        if key in summary:
-            table.add_row(key, json.dumps(summary[key]))
+    table = session_table(summary, title)
     if "chain" in summary:
         chain = summary["chain"]
         table.add_row("chain", f"{chain['backend']}: {chain['entries']} entries "
@@ -77,7 +71,10 @@ def finish_session(summary: dict, out: Path, title: str) -> None:
         for refused in chain["refused"]:
             table.add_row("chain refused", f"step {refused['step']} {refused['kind']} of the "
                                            f"{refused['party']}: {refused['reason']}")
-    Console().print(table)
+    out_console = Console()
+    out_console.print(table)
+    if summary["proof_mode"] != "off":
+        out_console.print(proofs_table(summary))
     console.print(f"summary and transcript written to {out}")
     if summary["detected"]:
         raise typer.Exit(3)

@@ -1,9 +1,12 @@
-"""Where the data splitverify ships lives: the Circom templates (``circuits/*.circom``) and the
-ledger contract (``contracts/SplitLedger.sol`` and its committed ``build/SplitLedger.json``).
+"""Where the data splitverify ships lives: the Circom templates (``circuits/*.circom``), the
+ledger contract (``contracts/SplitLedger.sol`` and its committed ``build/SplitLedger.json``) and
+the pinned npm toolchain's ``package.json`` and ``package-lock.json`` (what `splitverify
+toolchain install` installs).
 
 A wheel carries them inside the package, under ``splitverify/_data/`` (setup.py's build step
 copies them there); an editable install reads them from the checkout's top-level ``circuits/``
-and ``contracts/`` folders, so an edit to a template or to the contract takes effect at once.
+and ``contracts/`` folders and package files, so an edit to a template or to the contract takes
+effect at once.
 ``python -m splitverify.ledger compile`` rewrites the contract build wherever it is found.
 """
 
@@ -31,3 +34,15 @@ def _data_dir(name: str) -> Path:
 
 CIRCUITS_DIR = _data_dir("circuits")
 CONTRACTS_DIR = _data_dir("contracts")
+
+# the npm toolchain's manifest and lock: the files `npm ci` needs
+TOOLCHAIN_FILES = ("package.json", "package-lock.json")
+
+
+def toolchain_manifest_dir() -> Path | None:
+    """The folder holding the pinned toolchain's package.json and lock: inside an installed
+    wheel (``_data/toolchain``), else the checkout's top level; None when neither has both."""
+    for candidate in (PACKAGE_DIR / SHIPPED_DATA / "toolchain", PACKAGE_DIR.parent):
+        if all((candidate / name).is_file() for name in TOOLCHAIN_FILES):
+            return candidate
+    return None

@@ -91,6 +91,7 @@ def test_the_wheels_carry_the_data_and_the_client_no_server_stack(installed):
     shipped = {Path(name).name for name in names if name.startswith("splitverify/_data/")}
     assert {path.name for path in (REPO / "circuits").glob("*.circom")} <= shipped
     assert {"SplitLedger.sol", "SplitLedger.json"} <= shipped
+    assert {"package.json", "package-lock.json"} <= shipped      # for `splitverify toolchain install`
     assert not [name for name in names if name.split("/")[0] not in ("splitverify",)
                 and ".dist-info/" not in name], names
     with zipfile.ZipFile(wheel["splitverify_client"]) as client:
@@ -171,3 +172,25 @@ def test_installed_session_with_every_proof(installed):
     assert summary["steps"] == 1 and summary["verified"] and not summary["detected"]
     assert summary["proofs_verified"]["client"] >= 1 and summary["proofs_verified"]["server"] >= 1
     assert (out / "transcript.json").is_file()
+
+
+def test_toolchain_install_into_the_user_cache(installed, tmp_path):
+    """Without a checkout a proof has no toolchain and says which command installs one; `npm ci`
+    on the wheel's own package.json and lock (from the npm registry, ~20 s) into the user cache
+    then gives one that compiles a circuit."""
+    env = {key: value for key, value in installed["env"].items() if key != "SPLITVERIFY_NODE_MODULES"}
+    env["SPLITVERIFY_CACHE"] = str(tmp_path / "user-cache")
+    matmul = installed["site"] / "splitverify" / "_data" / "circuits" / "matmul.circom"
+    compile_matmul = ["splitverify", "zk", "compile", matmul, "--template", "MatMul",
+                      "-p", "2", "-p", "2", "-p", "2"]
+    before = subprocess.run([str(a) for a in compile_matmul], capture_output=True, text=True,
+                            cwd=installed["cwd"], env=env, timeout=120)
+    assert before.returncode == 1, before.stdout + before.stderr
+    assert "splitverify toolchain install" in " ".join(before.stderr.split())
+    install = run("splitverify", "toolchain", "install", cwd=installed["cwd"], env=env)
+    node_modules = next((tmp_path / "user-cache" / "toolchain").glob("*/node_modules"))
+    assert "snarkjs 0.7.6" in install.stderr and str(node_modules) in install.stderr.replace("\n", "")
+    again = run("splitverify", "toolchain", "install", cwd=installed["cwd"], env=env)
+    assert "already installed" in again.stderr
+    compiled = run(*compile_matmul, cwd=installed["cwd"], env=env)
+    assert "constraints" in compiled.stdout

@@ -17,6 +17,8 @@ from splitverify.errors import InputError
 from splitverify.model import SplitSpec
 from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import PartyFigures, ProofMode, scenarios, session_summary
+from splitverify.protocol.local import loss_per_logit
+from splitverify.session_report import proofs_by_kind
 from splitverify.transcript import Transcript
 
 
@@ -57,7 +59,9 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  backend: str | None = None, seed: int = 0,
                  retry_seconds: float = 60.0, chain: ChainLog | None = None,
                  state_dir: Path | None = None, spec: SplitSpec | None = None,
-                 ptau: PtauPolicy | None = None, identity: Identity | None = None) -> dict:
+                 ptau: PtauPolicy | None = None, identity: Identity | None = None,
+                 evaluate_every: int = 0,
+                 on_evaluate: Callable[[dict], None] = lambda _point: None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
@@ -66,7 +70,9 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     one resumes it (after a crash, run the same command again). ``spec``: another model than
     RefNet (trained on the digits when it has their 64 features and 10 classes, else on seeded
     random data, and then not evaluated); ``ptau``: the powers of tau this client accepts;
-    ``identity``: the client's signing key (default: one per session)."""
+    ``identity``: the client's signing key (default: one per session); ``evaluate_every``: on
+    the digits, also the test accuracy every that many steps (the summary's ``accuracy_curve``,
+    each point handed to ``on_evaluate`` as it is measured)."""
     from .sdk import SplitClient
     from .state import StateFolder
 
@@ -100,20 +106,40 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         chain.accounts.setdefault("client", client.identity.private_key)
         chain.sink("client").attach(client.party)
     data = refnet_batches(spec) if digits else random_batches(spec, seed)
+    test_set = refnet.load_digits_split()[2:] if digits else None
+    curve: list[dict] = []
+
+    def evaluated(done: int) -> dict:
+        """The test accuracy after ``done`` steps (both halves as trained so far)."""
+        point = {"step": done, "epoch": round(done / (refnet.N_TRAIN // spec.batch), 2),
+                 "test_accuracy": round(client.evaluate(*test_set), 4)}
+        curve.append(point)
+        on_evaluate(point)
+        return point
+
+    def stepped(done: int) -> None:
+        on_step(done)
+        if (evaluate_every and test_set is not None and done % evaluate_every == 0
+                and done < steps and client.detected is None):
+            evaluated(done)
+
+    if evaluate_every and test_set is not None and client.detected is None:
+        evaluated(client.next_step)             # where the curve starts
     start = time.perf_counter()
-    result = client.train(data, steps, on_step)
+    result = client.train(data, steps, stepped)
     train_s = time.perf_counter() - start
     server = client.status()
     transcript = merged_transcript(client.party.transcript, client.transcript_of_server())
     out.mkdir(parents=True, exist_ok=True)
     transcript.save(out / "transcript.json")
     det = result.detected
-    accuracy = (None if det is not None or not digits
-                else client.evaluate(*refnet.load_digits_split()[2:]))
+    accuracy = None if det is not None or not digits else evaluated(result.steps)["test_accuracy"]
     return {
         **session_summary(result.steps, mode, det, server.losses, spec,
                           PartyFigures.of_party(client.party), PartyFigures.of_status(server)),
-        "malicious": malicious, "test_accuracy": None if accuracy is None else round(accuracy, 4),
+        "malicious": malicious, "test_accuracy": accuracy,
+        "accuracy_curve": curve, "loss_curve": [loss_per_logit(loss, spec) for loss in server.losses],
+        "proofs_by_kind": proofs_by_kind(transcript),
         "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),
         "retries": client.retries, "session_id": str(client.session_id), "server": url,
         "insecure_dev_setup": mode.proves and any(

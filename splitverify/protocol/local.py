@@ -42,6 +42,12 @@ def _means(d: dict[str, list[float]]) -> dict[str, float]:
     return {k: round(sum(v) / len(v), 4) for k, v in d.items() if v}
 
 
+def loss_per_logit(loss: int, spec: SplitSpec) -> float:
+    """A step's proven loss (fixed point, summed over the batch) as the mean squared error per
+    logit."""
+    return round(loss / spec.quant.scale / (spec.batch * spec.classes), 6)
+
+
 def session_summary(steps: int, mode: ProofMode, detected: TamperDetected | None,
                     losses: list[int], spec: SplitSpec, client: PartyFigures,
                     server: PartyFigures) -> dict:
@@ -55,8 +61,7 @@ def session_summary(steps: int, mode: ProofMode, detected: TamperDetected | None
         "detected": det is not None, "detected_step": det.step if det else None,
         "detected_by": det.detected_by if det else None, "reason": det.reason if det else None,
         # mean squared error per logit of the last step (the loss the server proved)
-        "final_loss": (round(losses[-1] / spec.quant.scale / (spec.batch * spec.classes), 6)
-                       if losses else None),
+        "final_loss": loss_per_logit(losses[-1], spec) if losses else None,
         "proofs_verified": {"client": client.verified, "server": server.verified},
         "challenged": {"client": client.challenged, "server": server.challenged},
         "prove_s": {**_means(client.prove_seconds), **_means(server.prove_seconds)},

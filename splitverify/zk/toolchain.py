@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,11 +13,14 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import ToolchainError
+from ..resources import toolchain_manifest_dir
+from .cache import default_cache_dir
 
 ENV_NODE_MODULES = "SPLITVERIFY_NODE_MODULES"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETUP_HINT = (
-    "run `npm ci` in the splitverify checkout (see README, 'Set-up'), or point "
+    "run `splitverify toolchain install` (the pinned npm packages into the user cache; in a "
+    "checkout, `npm ci` there does the same), or point "
     f"${ENV_NODE_MODULES} at a node_modules folder that holds circom2@0.2.23, snarkjs@0.7.6 "
     "and circomlib@2.0.5"
 )
@@ -74,11 +78,36 @@ def tail(proc: subprocess.CompletedProcess, limit: int = 3000) -> str:
     return text[-limit:].strip()
 
 
+# the artifact-cache kind `splitverify toolchain install` writes (splitverify.zk.toolchain_install)
+CACHE_KIND = "toolchain"
+
+
+def lock_digest(manifest_dir: Path) -> str:
+    """The cache key of a toolchain: the sha256 of its lock file."""
+    return hashlib.sha256((manifest_dir / "package-lock.json").read_bytes()).hexdigest()
+
+
+def installed_node_modules(cache_root: Path | None = None) -> Path | None:
+    """Where `splitverify toolchain install` puts the node_modules folder for this package's
+    lock (it exists only once an install completed); None when the package ships no lock.
+    Creates nothing: looking must work with a read-only cache."""
+    manifest_dir = toolchain_manifest_dir()
+    if manifest_dir is None:
+        return None
+    root = cache_root if cache_root is not None else default_cache_dir()
+    return root / CACHE_KIND / lock_digest(manifest_dir) / "node_modules"
+
+
 def _candidates() -> list[Path]:
+    """Where the toolchain is looked for, in order: $SPLITVERIFY_NODE_MODULES alone when set;
+    else a checkout's node_modules, the working folder's, then what `splitverify toolchain
+    install` put in the user cache."""
     env = os.environ.get(ENV_NODE_MODULES)
     if env:
         return [Path(env)]
-    return [REPO_ROOT / "node_modules", Path.cwd() / "node_modules"]
+    installed = installed_node_modules()
+    return [REPO_ROOT / "node_modules", Path.cwd() / "node_modules",
+            *([installed] if installed is not None else [])]
 
 
 @cache

@@ -277,6 +277,12 @@ def test_split_demo_logs_both_parties_statements_on_chain(tmp_path):
     assert abs(chain["gas_total"] - 2 * chain["gas_per_step"]) <= 1 and chain["seconds_total"] > 0
     assert chain["deploy_gas"] > 1_000_000
     assert "6 entries" in out
+    # the tables: headers, one row per proof kind, what was committed and what proven
+    assert "quantity" in out and "Proofs by kind" in out and "committed" in out, out
+    assert '"commit"' not in out and '{"' not in out
+    assert json.loads((tmp_path / "summary.json").read_text())["proofs_by_kind"] == {
+        kind: {"statements": 2, "proven": 0}
+        for kind in ("client_forward", "server_step", "client_backward")}
     # each party's ledger account is its identity, the one that signs its messages
     pinned = json.loads((tmp_path / "transcript.json").read_text())["identities"]
     assert {role: chain["parties"][role]["account"] for role in pinned} == pinned
@@ -285,3 +291,35 @@ def test_split_demo_logs_both_parties_statements_on_chain(tmp_path):
 def test_compare_rejects_a_bad_chain_before_building_keys(tmp_path):
     code, out = invoke("compare", "--quick", "--chain", "ganache", "--out", str(tmp_path))
     assert code == 1 and "ganache" in out
+
+
+def test_split_demo_prints_each_epoch_and_draws_the_curve(tmp_path):
+    """One epoch and a step, proofs off (fast): the epoch's accuracy line, summary.json's
+    curves, training.png."""
+    code, out = invoke("demo", "--steps", "90", "--proof-mode", "off", "--out", str(tmp_path))
+    assert code == 0, out
+    assert "epoch 1 (step 89): test accuracy" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [point["step"] for point in summary["accuracy_curve"]] == [0, 89, 90]
+    assert summary["accuracy_curve"][-1]["test_accuracy"] == summary["test_accuracy"] > 0.7
+    assert len(summary["loss_curve"]) == 90 and summary["loss_curve"][-1] == summary["final_loss"]
+    assert (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_texts_wrap_cleanly_at_80_and_120_columns():
+    """rich wraps help text itself: a line break inside a paragraph would cut a sentence."""
+    import typer
+
+    for path, command in _commands(typer.main.get_command(app)):
+        for text in (command.help or "", *(getattr(p, "help", None) or "" for p in command.params)):
+            assert "\n" not in text.replace("\n\n", ""), (path, text)
+        for width in (80, 120):
+            result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": str(width)})
+            assert result.exit_code == 0, (path, result.output)
+            assert max(map(len, result.output.splitlines())) <= width, (path, width)

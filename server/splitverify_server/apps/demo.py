@@ -23,10 +23,12 @@ from ..loopback import ServerThread
 def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
              progress: Callable[[str], None], on_step: Callable[[int], None],
              backend: str | None = None, chain: str | None = None,
-             verify_on_chain: bool = False) -> dict:
+             verify_on_chain: bool = False, evaluate_every: int = 0,
+             on_evaluate: Callable[[dict], None] = lambda _point: None) -> dict:
     """``splitverify demo``: the server in a thread on a free loopback port, the client against
     it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
-    on one ledger (``verify_on_chain``: with their proofs, verified by the chain)."""
+    on one ledger (``verify_on_chain``: with their proofs, verified by the chain);
+    ``evaluate_every``: the test accuracy every that many steps too (``on_evaluate``)."""
     if steps < 1:
         raise InputError("--steps must be at least 1")
     if malicious is not None:
@@ -35,12 +37,14 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
     with chain_log(chain, verify_on_chain) as log:
         if log is not None:
             progress(f"ledger: SplitLedger deployed on the {chain} chain at {log.ledger.address}")
-        return _demo_session(steps, mode, malicious, out, progress, on_step, backend, log)
+        return _demo_session(steps, mode, malicious, out, progress, on_step, backend, log,
+                             evaluate_every, on_evaluate)
 
 
 def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
                   progress: Callable[[str], None], on_step: Callable[[int], None],
-                  backend: str | None, chain: ChainLog | None) -> dict:
+                  backend: str | None, chain: ChainLog | None, evaluate_every: int,
+                  on_evaluate: Callable[[dict], None]) -> dict:
     spec = SplitSpec.refnet()
     start = time.perf_counter()
     if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
@@ -63,6 +67,7 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
             "; key ceremony: the server's and the client's phase-2 contributions to each "
             "circuit's key, each checked by both sides" if mode.proves else ""))
         summary = run_training(server.url, steps, mode, out, on_step, malicious=malicious,
-                               backend=backend, chain=chain)
+                               backend=backend, chain=chain, evaluate_every=evaluate_every,
+                               on_evaluate=on_evaluate)
     return {**summary, "setup_s": round(setup_s, 2),
             "seconds": round(time.perf_counter() - start, 2)}
