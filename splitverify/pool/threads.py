@@ -10,6 +10,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..circuitgen import SplitCircuits
 from ..errors import InputError
+from ..protocol.policy import proves_later
+from ..protocol.wire import ProofMode
 from . import ProofJob, ProofResult
 
 
@@ -39,3 +41,10 @@ class ThreadPool:
     def close(self) -> None:
         """Finish the jobs already submitted, then stop the threads."""
         self._executor.shutdown(wait=True)
+
+
+def background_pool(mode: ProofMode, circuits: SplitCircuits, backend: str | None = None
+                    ) -> ThreadPool | None:
+    """A party's pool by default: one background prover thread where proofs are made off the
+    critical path (``pipelined:W``); None (the party proves inline) otherwise."""
+    return ThreadPool(circuits, backend) if proves_later(mode) else None

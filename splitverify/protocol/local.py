@@ -148,16 +148,20 @@ def exchange_proofs(client: ClientParty, server: ServerParty, through_step: int)
     client.require_proofs_through(through_step)
 
 
+def rollback_step(failed_step: int, *parties: _Party) -> int:
+    """``pipelined:W``: the end of the last step whose proofs all verified, as ``parties``
+    know it (before ``failed_step``, whose check failed; -1: the initial weights)."""
+    known = [party.first_unverified_step() for party in parties]
+    return first_unverified({failed_step}, *({s} for s in known if s is not None)) - 1
+
+
 def roll_back_both(client: ClientParty, server: ServerParty, exc: TamperDetected) -> int:
-    """Tampering in ``pipelined:W``: both parties go back to the end of the last step whose
-    proofs all verified (recorded in ``exc.rolled_back_to``, which is returned)."""
-    first = first_unverified({exc.step}, *({s} for s in (client.first_unverified_step(),
-                                                        server.first_unverified_step())
-                                           if s is not None))
-    exc.rolled_back_to = first - 1
-    client.roll_back_to(first - 1)
-    server.roll_back_to(first - 1)
-    return first - 1
+    """Tampering in ``pipelined:W`` in one process: both parties go back to the end of the last
+    step whose proofs all verified (recorded in ``exc.rolled_back_to``, which is returned)."""
+    exc.rolled_back_to = rollback_step(exc.step, client, server)
+    client.roll_back_to(exc.rolled_back_to)
+    server.roll_back_to(exc.rolled_back_to)
+    return exc.rolled_back_to
 
 
 def new_transcript(party: ClientParty | ServerParty,

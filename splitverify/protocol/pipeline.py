@@ -116,6 +116,7 @@ class InboundProofs:
     def __init__(self) -> None:
         self.held: dict[Key, dict[str, int]] = {}
         self.verified: set[Key] = set()
+        self.unannounced: set[Key] = set()   # verified, not yet told to the sender
 
     def hold(self, kind: str, step: int, public: dict[str, int]) -> None:
         self.held[(kind, step)] = dict(public)
@@ -128,17 +129,26 @@ class InboundProofs:
     def proven(self, key: Key) -> None:
         self.held.pop(key, None)
         self.verified.add(key)
+        self.unannounced.add(key)
+
+    def announce(self) -> list[Key]:
+        """The statements verified since the sender was last told (it stops offering their
+        proofs; one told twice, or not at all, is offered or acknowledged again)."""
+        news, self.unannounced = sorted(self.unannounced, key=lambda k: (k[1], k[0])), set()
+        return news
 
     def steps(self) -> set[int]:
         return {step for _, step in self.held}
 
     def snapshot(self) -> dict:
         return {"held": [[kind, step, public] for (kind, step), public in self.held.items()],
-                "verified": sorted([kind, step] for kind, step in self.verified)}
+                "verified": sorted([kind, step] for kind, step in self.verified),
+                "unannounced": sorted([kind, step] for kind, step in self.unannounced)}
 
     def restore(self, state: dict) -> None:
         self.held = {(kind, step): public for kind, step, public in state["held"]}
         self.verified = {(kind, step) for kind, step in state["verified"]}
+        self.unannounced = {(kind, step) for kind, step in state["unannounced"]}
 
 
 class Checkpoints:

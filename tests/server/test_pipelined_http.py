@@ -1,0 +1,96 @@
+"""``pipelined:W`` over real HTTP (uvicorn on loopback, the tiny model): proofs follow their
+statements through ``POST /sessions/{id}/proofs``; an honest session ends with every statement
+proven and audits clean; a cheating server is caught within W steps and both parties roll back
+to the reference weights; a client that crashes mid-session resumes from its state folder with
+the proofs it still owed, and the session ends fully proven."""
+
+from __future__ import annotations
+
+import pytest
+
+from splitverify_client import SplitClient
+from splitverify_client.training import merged_transcript
+from splitverify_server import create_app
+from splitverify_server.loopback import ServerThread
+from splitverify.refnet import initial_params
+from splitverify.transcript import audit
+
+from conftest import Interposer, TINY_SPEC, http
+from split_cases import data_batches, reference_weights, same_params
+
+pytestmark = pytest.mark.xdist_group("sessions")
+
+
+class Crash(Exception):
+    """The client process 'dies' here: its object is dropped, its state folder stays."""
+
+
+def test_an_honest_pipelined_session_over_http_audits_clean():
+    with ServerThread(create_app()) as thread:   # the session's own two-party key ceremony
+        client = SplitClient(thread.url, spec=TINY_SPEC, proof_mode="pipelined:2")
+        client.create_session(seed=1)
+        result = client.train(data_batches(TINY_SPEC, 4, seed=3), steps=4)
+        status = client.status()
+        merged = merged_transcript(client.party.transcript, client.transcript_of_server())
+    assert result.detected is None and result.steps == 4
+    assert client.party.verifier.verified == 4 and status.proofs_verified == 8
+    assert not client.party.prover.outbound.jobs and not client.party.verifier.inbound.held
+    report = audit(merged)
+    assert report.valid and report.proofs_verified == 12, report
+    assert "at most 2 steps late" in report.established
+
+
+def test_a_cheating_server_is_caught_within_w_steps_and_both_roll_back(tiny_keys):
+    app = create_app(lambda _spec: tiny_keys, malicious="server:wrong-gradient", ceremony=False)
+    with ServerThread(app) as thread:
+        client = SplitClient(thread.url, spec=TINY_SPEC, proof_mode="pipelined:3",
+                             circuits_for=lambda _s: tiny_keys)
+        client.create_session(seed=1)
+        result = client.train(data_batches(TINY_SPEC, 6, seed=3), steps=6)
+        status = http.get(f"{thread.url}/sessions/{client.session_id}",
+                          headers={"Authorization": f"Bearer {client.token}"}).json()
+        server = app.state.sessions[client.session_id].party
+    detected = result.detected
+    assert detected is not None and (detected.step, detected.detected_by) == (0, "client")
+    assert "server_step proof does not verify" in detected.reason
+    assert result.steps - detected.step <= 3             # caught within W steps
+    # the cheat was at step 0: both go back to the initial weights, the server told so
+    assert detected.rolled_back_to == -1 and status["stopped"]["rolled_back_to"] == -1
+    client_start, server_start = initial_params(TINY_SPEC, 1)
+    assert same_params(client.party.params, client_start)
+    assert same_params(server.params, server_start)
+
+
+def test_a_client_crash_resumes_with_the_proofs_it_owed(tmp_path, tiny_keys):
+    steps, seed, data_seed = 4, 2, 5
+    folder = tmp_path / "client"
+    requests = []
+
+    def crash_on_second_exchange(n, request):
+        requests.append(request.url.path)
+        if request.url.path.endswith("/proofs") and \
+                sum(p.endswith("/proofs") for p in requests) == 3:
+            raise Crash(f"killed before request {n}")
+
+    app = create_app(lambda _spec: tiny_keys, ceremony=False, db=tmp_path / "server.db")
+    data = data_batches(TINY_SPEC, steps, seed=data_seed)
+    with ServerThread(app) as thread:
+        client = SplitClient(thread.url, spec=TINY_SPEC, proof_mode="pipelined:2",
+                             circuits_for=lambda _s: tiny_keys, state_dir=folder,
+                             transport=Interposer(before=crash_on_second_exchange))
+        client.create_session(seed=seed)
+        with pytest.raises(Crash):
+            client.train(data, steps=steps)
+        owed = {(k, s) for k, s, *_ in client.party.snapshot()["outbound"]}
+        assert client.next_step == 2 and owed          # mid-session, proofs still owed
+        resumed = SplitClient.resume(folder, circuits_for=lambda _s: tiny_keys)
+        assert {(k, s) for k, s, *_ in resumed.party.snapshot()["outbound"]} == owed
+        result = resumed.train(data, steps=steps)
+        status = resumed.status()
+        merged = merged_transcript(resumed.party.transcript, resumed.transcript_of_server())
+    assert result.detected is None and result.steps == steps
+    assert status.proofs_verified == 2 * steps and resumed.party.verifier.verified == steps
+    assert all(e.proof is not None for e in merged.entries) and len(merged.entries) == 3 * steps
+    want_client, want_server = reference_weights(TINY_SPEC, steps, seed, data)
+    assert same_params(resumed.party.params, want_client)
+    assert same_params(app.state.sessions[resumed.session_id].party.params, want_server)
