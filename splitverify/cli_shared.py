@@ -43,7 +43,9 @@ def ptau_policy(ptau: Optional[Path], insecure_dev_ptau: bool):
 
 
 PROOF_MODE_HELP = ("every (every message proven), audit:P (a share P challenged), commit "
-                   "(statements without proofs: the blockchain baseline) or off.")
+                   "(statements without proofs: the blockchain baseline), off, or pipelined:W "
+                   "(every message proven in the background, the proof at most W steps late; "
+                   "a cheat rolls both parties back).")
 MaliciousOpt = Annotated[Optional[str], typer.Option(help=scenarios.help_text())]
 ChainOpt = Annotated[str, typer.Option(
     help="Log each statement a party sends on an Ethereum ledger: none, embedded (an "

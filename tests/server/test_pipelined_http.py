@@ -94,3 +94,38 @@ def test_a_client_crash_resumes_with_the_proofs_it_owed(tmp_path, tiny_keys):
     want_client, want_server = reference_weights(TINY_SPEC, steps, seed, data)
     assert same_params(resumed.party.params, want_client)
     assert same_params(app.state.sessions[resumed.session_id].party.params, want_server)
+
+
+def test_both_parties_restart_mid_session_and_the_owed_proofs_still_come(tmp_path, tiny_keys):
+    """The client dies and the server restarts from its store while both owe proofs: each
+    restored party makes its owed proofs again (the store and the state folder hold their
+    inputs and statements), and the session ends fully proven on the reference weights."""
+    steps, seed, data_seed = 4, 3, 6
+    folder, db = tmp_path / "client", tmp_path / "server.db"
+    exchanges = []
+
+    def crash_at_third_exchange(_n, request):
+        exchanges.extend([request.url.path] if request.url.path.endswith("/proofs") else [])
+        if len(exchanges) == 3:
+            raise Crash("killed")
+
+    data = data_batches(TINY_SPEC, steps, seed=data_seed)
+    with ServerThread(create_app(lambda _spec: tiny_keys, ceremony=False, db=db)) as thread:
+        client = SplitClient(thread.url, spec=TINY_SPEC, proof_mode="pipelined:3",
+                             circuits_for=lambda _s: tiny_keys, state_dir=folder,
+                             transport=Interposer(before=crash_at_third_exchange))
+        client.create_session(seed=seed)
+        with pytest.raises(Crash):
+            client.train(data, steps=steps)
+    stored = create_app(lambda _spec: tiny_keys, ceremony=False, db=db)
+    server = stored.state.sessions[client.session_id].party
+    assert server.prover.outbound.jobs and server.verifier.inbound.held   # owed both ways
+    with ServerThread(stored) as thread:
+        resumed = SplitClient.resume(folder, circuits_for=lambda _s: tiny_keys, url=thread.url)
+        result = resumed.train(data, steps=steps)
+        status = resumed.status()
+    assert result.detected is None and status.proofs_verified == 2 * steps
+    assert not server.prover.outbound.jobs and not server.verifier.inbound.held
+    want_client, want_server = reference_weights(TINY_SPEC, steps, seed, data)
+    assert same_params(resumed.party.params, want_client) and same_params(server.params,
+                                                                          want_server)
