@@ -348,7 +348,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
             phase1_s[f"2^{power}"] = phase1_seconds(power, Path(tmp))
     steps = step_seconds(circuits, quick, progress)
     from .bench_pipeline import pipeline_step_seconds
-    pipelined = pipeline_step_seconds(circuits, quick, progress)
+    pipelined = pipeline_step_seconds(
+        circuits, quick, progress, lambda keyed, mode: local_parties(keyed.spec, keyed, mode))
     progress("peer: EZKL on the ClientForward job (its own SRS, setup, prove, verify)")
     from .peers import ezkl_client_forward
     ezkl = ezkl_client_forward(quick=quick)

@@ -21,26 +21,25 @@ def _mean(values: list[float]) -> float:
 
 
 def pipeline_step_seconds(circuits: SplitCircuits, quick: bool,
-                          progress: Callable[[str], None]) -> dict:
+                          progress: Callable[[str], None],
+                          new_parties: Callable[[SplitCircuits, ProofMode], tuple]) -> dict:
     """``step_s``: wall seconds per RefNet step (both parties in this process, ``run_local``;
     in ``pipelined:4`` the session's end — every proof delivered and verified — included, so it
     is verified seconds per step). ``training_loop_s``: the mean wall seconds of one step of the
     loop itself, in ``pipelined:4`` over the first 4 steps (before the lag bound can make it
-    wait for a proof) and over all steps."""
+    wait for a proof) and over all steps. ``new_parties``: a fresh session's (client, server)
+    of ``bench`` (``local_parties``)."""
     from splitverify_client.training import refnet_batches
     from splitverify.protocol import run_local
 
-    from .bench import local_parties
-
-    spec = circuits.spec
     step_s, loop_s = {}, {}
     for text, (full, short) in PIPELINE_RUNS.items():
         n, mode = (short if quick else full), ProofMode.parse(text)
         progress(f"{n} RefNet steps, proof mode {mode}")
-        client, server = local_parties(spec, circuits, mode)
+        client, server = new_parties(circuits, mode)
         for party in (client, server):
             party.prover.pool = background_pool(mode, circuits) or party.prover.pool
-        data = refnet_batches(spec)
+        data = refnet_batches(circuits.spec)
         try:
             result = run_local(client, server, (next(data) for _ in range(n)))
         finally:
