@@ -53,7 +53,9 @@ ChainOpt = Annotated[str, typer.Option(
          "SplitLedger is deployed per run; summary.json gets its gas and seconds.")]
 VerifyOnChainOpt = Annotated[bool, typer.Option(
     "--verify-on-chain",
-    help="With --chain and --proof-mode every: record each statement with its proof "
+    help="With --chain and --proof-mode every (or pipelined:W, where each statement is "
+         "recorded at once and marked verified when its proof lands): record each statement "
+         "with its proof "
          "(recordVerified: the chain runs the Groth16 verifier; ~3-5 s per record on the "
          "embedded chain, whose pairing check is pure Python).")]
 OutOpt = Annotated[Path, typer.Option(help="Folder for summary.json and transcript.json.")]

@@ -156,16 +156,19 @@ class Prover:
         return self.prove(kind, step) if policy.proves_when_sent(self.mode) else None
 
     def late_results(self, through_step: int, timeout: float | None
-                     ) -> list[tuple[ProofResult, dict[str, int]]]:
+                     ) -> list[tuple[ProofResult, dict[str, int], bool]]:
         """``pipelined:W``: the proofs made so far (those of steps up to ``through_step``
-        waited for), each with the public values sent for its statement."""
-        results = self.outbound.ready(through_step, timeout)
-        for result, _ in results:
+        waited for), each with the public values sent for its statement and whether it is
+        handed out for the first time (its proving time is then recorded)."""
+        out = []
+        for result, public in self.outbound.ready(through_step, timeout):
             key = (result.kind, result.step)
-            if key not in self.outbound.timed:
+            first = key not in self.outbound.timed
+            if first:
                 self.outbound.timed.add(key)
                 self.prove_seconds.setdefault(result.kind, []).append(result.seconds)
-        return results
+            out.append((result, public, first))
+        return out
 
     def job(self, kind: str, step: int) -> ProofJob:
         """The proof job of the kept statement of ``kind`` at ``step``."""
@@ -351,11 +354,14 @@ class _Party:
         """This party's proofs made so far (waiting for those of steps up to
         ``through_step``), each signed together with the statement it sent."""
         out = []
-        for result, public in self.prover.late_results(through_step, timeout):
+        for result, public, first in self.prover.late_results(through_step, timeout):
             proof = self.outgoing_proof(result.proof.to_bytes().hex())
             out.append(LateProof(kind=result.kind, step=result.step, proof=proof,
                                  signature=self.identity.sign_statement(
                                      self.session_id, result.step, result.kind, public, proof)))
+            if first and self.on_statement is not None:
+                # the statement's hook sees its proof too (a ledger marks the entry verified)
+                self.on_statement(result.kind, result.step, public, proof)
         return out
 
     def receive_late_proofs(self, proofs: list[LateProof]) -> list[Key]:

@@ -61,26 +61,30 @@ def test_a_cheating_server_is_caught_within_w_steps_and_both_roll_back(tiny_keys
     assert same_params(server.params, server_start)
 
 
+def crashed_client(url: str, mode: str, keys, folder, seed: int, data) -> SplitClient:
+    """A client that dies just before its third proof exchange (mid-session: step 2 begins)."""
+    exchanges = []
+
+    def crash_at_third_exchange(_n, request):
+        exchanges.extend([request.url.path] if request.url.path.endswith("/proofs") else [])
+        if len(exchanges) == 3:
+            raise Crash("killed")
+
+    client = SplitClient(url, spec=TINY_SPEC, proof_mode=mode, circuits_for=lambda _s: keys,
+                         state_dir=folder, transport=Interposer(before=crash_at_third_exchange))
+    client.create_session(seed=seed)
+    with pytest.raises(Crash):
+        client.train(data, steps=len(data))
+    return client
+
+
 def test_a_client_crash_resumes_with_the_proofs_it_owed(tmp_path, tiny_keys):
     steps, seed, data_seed = 4, 2, 5
     folder = tmp_path / "client"
-    requests = []
-
-    def crash_on_second_exchange(n, request):
-        requests.append(request.url.path)
-        if request.url.path.endswith("/proofs") and \
-                sum(p.endswith("/proofs") for p in requests) == 3:
-            raise Crash(f"killed before request {n}")
-
     app = create_app(lambda _spec: tiny_keys, ceremony=False, db=tmp_path / "server.db")
     data = data_batches(TINY_SPEC, steps, seed=data_seed)
     with ServerThread(app) as thread:
-        client = SplitClient(thread.url, spec=TINY_SPEC, proof_mode="pipelined:2",
-                             circuits_for=lambda _s: tiny_keys, state_dir=folder,
-                             transport=Interposer(before=crash_on_second_exchange))
-        client.create_session(seed=seed)
-        with pytest.raises(Crash):
-            client.train(data, steps=steps)
+        client = crashed_client(thread.url, "pipelined:2", tiny_keys, folder, seed, data)
         owed = {(k, s) for k, s, *_ in client.party.snapshot()["outbound"]}
         assert client.next_step == 2 and owed          # mid-session, proofs still owed
         resumed = SplitClient.resume(folder, circuits_for=lambda _s: tiny_keys)
@@ -102,21 +106,9 @@ def test_both_parties_restart_mid_session_and_the_owed_proofs_still_come(tmp_pat
     inputs and statements), and the session ends fully proven on the reference weights."""
     steps, seed, data_seed = 4, 3, 6
     folder, db = tmp_path / "client", tmp_path / "server.db"
-    exchanges = []
-
-    def crash_at_third_exchange(_n, request):
-        exchanges.extend([request.url.path] if request.url.path.endswith("/proofs") else [])
-        if len(exchanges) == 3:
-            raise Crash("killed")
-
     data = data_batches(TINY_SPEC, steps, seed=data_seed)
     with ServerThread(create_app(lambda _spec: tiny_keys, ceremony=False, db=db)) as thread:
-        client = SplitClient(thread.url, spec=TINY_SPEC, proof_mode="pipelined:3",
-                             circuits_for=lambda _s: tiny_keys, state_dir=folder,
-                             transport=Interposer(before=crash_at_third_exchange))
-        client.create_session(seed=seed)
-        with pytest.raises(Crash):
-            client.train(data, steps=steps)
+        client = crashed_client(thread.url, "pipelined:3", tiny_keys, folder, seed, data)
     stored = create_app(lambda _spec: tiny_keys, ceremony=False, db=db)
     server = stored.state.sessions[client.session_id].party
     assert server.prover.outbound.jobs and server.verifier.inbound.held   # owed both ways
