@@ -121,3 +121,24 @@ def test_both_parties_restart_mid_session_and_the_owed_proofs_still_come(tmp_pat
     want_client, want_server = reference_weights(TINY_SPEC, steps, seed, data)
     assert same_params(resumed.party.params, want_client) and same_params(server.params,
                                                                           want_server)
+
+
+@pytest.mark.parametrize("mode", ["every", "pipelined:2"])
+def test_proofs_that_do_not_fit_the_session_are_refused_and_change_nothing(tiny_keys, mode):
+    """/proofs serves pipelined:W only; a proof of a statement the server does not hold is a
+    422 naming it, and the session is as it was."""
+    app = create_app(lambda _spec: tiny_keys, ceremony=False)
+    with ServerThread(app) as thread:
+        client = SplitClient(thread.url, spec=TINY_SPEC, proof_mode=mode,
+                             circuits_for=lambda _s: tiny_keys)
+        client.create_session(seed=1)
+        party = app.state.sessions[client.session_id].party
+        before = party.snapshot()
+        stray = {"kind": "client_forward", "step": 0, "proof": "00" * 256, "signature": "0x00"}
+        answer = http.post(f"{thread.url}/sessions/{client.session_id}/proofs",
+                           json={"proofs": [stray], "through_step": -1},
+                           headers={"Authorization": f"Bearer {client.token}"})
+    assert answer.status_code == 422
+    expected = "pipelined:W only" if mode == "every" else "no such statement waits"
+    assert expected in answer.json()["error"]
+    assert party.snapshot() == before and app.state.sessions[client.session_id].stopped is None
