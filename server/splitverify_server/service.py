@@ -519,9 +519,11 @@ class SessionService:
     def _stop_for_client(self, session: Session, record: StopRecord) -> SessionStopped:
         """The client detected tampering (a proof of ours that failed or did not come): the
         session stops and the server goes back to the step the client went back to."""
-        if record.rolled_back_to is None:
-            raise InputError("a stop reported in pipelined:W names the step the client rolled "
-                             "back to (stopped.rolled_back_to)")
+        kept = sorted(session.party.checkpoints.params)
+        if record.rolled_back_to not in kept:
+            raise InputError(f"a stop reported in pipelined:W names the step the client rolled "
+                             f"back to (stopped.rolled_back_to), one whose weights the server "
+                             f"still keeps: {kept}; got {record.rolled_back_to}")
         session.party.roll_back_to(record.rolled_back_to)
         exc = record.error()
         return self._stop(session, exc)
