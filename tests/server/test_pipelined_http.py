@@ -135,10 +135,14 @@ def test_proofs_that_do_not_fit_the_session_are_refused_and_change_nothing(tiny_
         party = app.state.sessions[client.session_id].party
         before = party.snapshot()
         stray = {"kind": "client_forward", "step": 0, "proof": "00" * 256, "signature": "0x00"}
-        answer = http.post(f"{thread.url}/sessions/{client.session_id}/proofs",
-                           json={"proofs": [stray], "through_step": -1},
-                           headers={"Authorization": f"Bearer {client.token}"})
-    assert answer.status_code == 422
+        auth = {"Authorization": f"Bearer {client.token}"}
+        url = f"{thread.url}/sessions/{client.session_id}/proofs"
+        answer = http.post(url, json={"proofs": [stray], "through_step": -1}, headers=auth)
+        stop = {"detected_step": 3, "detected_by": "client", "reason": "r", "rolled_back_to": 2}
+        unkept = http.post(url, json={"stopped": stop}, headers=auth)
+    assert answer.status_code == 422 and unkept.status_code == 422
     expected = "pipelined:W only" if mode == "every" else "no such statement waits"
     assert expected in answer.json()["error"]
+    if mode != "every":
+        assert "the server still keeps: [-1]; got 2" in unkept.json()["error"]
     assert party.snapshot() == before and app.state.sessions[client.session_id].stopped is None
