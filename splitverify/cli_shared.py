@@ -42,7 +42,9 @@ def ptau_policy(ptau: Optional[Path], insecure_dev_ptau: bool):
 
 
 PROOF_MODE_HELP = ("every (every message proven), audit:P (a share P challenged), commit "
-                   "(statements without proofs: the blockchain baseline) or off.")
+                   "(statements without proofs: the blockchain baseline), off, or pipelined:W "
+                   "(every message proven in the background, the proof at most W steps late; "
+                   "a cheat rolls both parties back).")
 MaliciousOpt = Annotated[Optional[str], typer.Option(help=scenario_catalog.help_text())]
 ChainOpt = Annotated[str, typer.Option(
     help="Log each statement a party sends on an Ethereum ledger: none, embedded (an "
@@ -50,7 +52,9 @@ ChainOpt = Annotated[str, typer.Option(
          "SplitLedger is deployed per run; summary.json gets its gas and seconds.")]
 VerifyOnChainOpt = Annotated[bool, typer.Option(
     "--verify-on-chain",
-    help="With --chain and --proof-mode every: record each statement with its proof "
+    help="With --chain and --proof-mode every (or pipelined:W, where each statement is "
+         "recorded at once and marked verified when its proof lands): record each statement "
+         "with its proof "
          "(recordVerified: the chain runs the Groth16 verifier; ~3-5 s per record on the "
          "embedded chain, whose pairing check is pure Python).")]
 OutOpt = Annotated[Path, typer.Option(help="Folder for summary.json and transcript.json.")]

@@ -69,13 +69,16 @@ class LedgerMismatch(LedgerError):
 
 class TamperDetected(SplitverifyError):
     """The other party's message does not verify: the session must stop. Records the step, the
-    party that detected it (``client``/``server``) and why."""
+    party that detected it (``client``/``server``) and why; in ``pipelined:W``, the step both
+    parties rolled back to (``rolled_back_to``, -1: the initial weights) once they have."""
 
-    def __init__(self, step: int, detected_by: str, reason: str):
+    def __init__(self, step: int, detected_by: str, reason: str,
+                 rolled_back_to: int | None = None):
         super().__init__(f"step {step}: {detected_by} detected tampering: {reason}")
         self.step = step
         self.detected_by = detected_by
         self.reason = reason
+        self.rolled_back_to = rolled_back_to
 
 
 class MalformedAnswer(SplitverifyError):

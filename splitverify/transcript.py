@@ -67,6 +67,18 @@ class Transcript(BaseModel):
             self.entries.append(TranscriptEntry(step=step, kind=kind, public=public, proof=proof,
                                                 signature=signature, challenged=challenged))
 
+    def add_proof(self, kind: str, step: int, proof: str, signature: str | None
+                  ) -> TranscriptEntry:
+        """``pipelined:W``: the proof of a statement recorded earlier has come and verified;
+        its entry holds it now, with the sender's signature of the statement and proof."""
+        for i, entry in enumerate(self.entries):
+            if (entry.kind, entry.step) == (kind, step):
+                self.entries[i] = entry.model_copy(update={"proof": proof,
+                                                           "signature": signature})
+                return self.entries[i]
+        raise InputError(f"the transcript holds no {kind} statement of step {step} to add "
+                         "its proof to")
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.write_text(self.model_dump_json(indent=1))
@@ -148,8 +160,8 @@ def _entry_errors(transcript: Transcript, e: TranscriptEntry, mode: str) -> str 
     if not signed_by(transcript.identities.get(sender), payload, e.signature):
         return (f"the {e.kind} statement is not signed by the {sender}'s pinned identity "
                 f"{transcript.identities.get(sender)}")
-    if mode == "every" and e.proof is None:
-        return f"the {e.kind} statement has no proof, but the proof mode 'every' proves each one"
+    if (mode == "every" or mode.startswith("pipelined:")) and e.proof is None:
+        return f"the {e.kind} statement has no proof, but the proof mode '{mode}' proves each one"
     if mode.startswith("audit:"):
         if e.challenged is None:
             return f"the {e.kind} statement does not record whether its verifier challenged it"
@@ -249,6 +261,10 @@ def _established(mode, steps: int, verified: int, statements: int, keys) -> str:
     if mode.kind == "every":
         return (f"{steps} steps, every statement proven ({verified} proofs) under {keys.describe()}; "
                 f"{signed}")
+    if mode.kind == "pipelined":
+        return (f"{steps} steps, every statement proven ({verified} proofs, each delivered "
+                f"after its statement, at most {mode.lag} steps late: proof mode {mode}) under "
+                f"{keys.describe()}; {signed}")
     if mode.kind == "audit":
         return (f"{steps} steps, {verified} of {statements} statements proven (each one its "
                 f"verifier's draw challenged, P = {mode.probability:g}), the rest committed only; "

@@ -41,9 +41,12 @@ from splitverify.identity import Identity, check_address
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify import model
 from splitverify.model import SplitSpec
-from splitverify.protocol import ClientParty, SessionResult, new_transcript, scenarios
+from splitverify.pool.threads import background_pool
+from splitverify.protocol import ClientParty, SessionResult, new_transcript, policy, scenarios
+from splitverify.protocol.local import rollback_step
 from splitverify.protocol.wire import (ErrorBody, GradientMessage, KeyAccepted, Phase1Accepted,
-                                       Predictions, ProofBody, ProofMode, SessionCreate,
+                                       Predictions, ProofBody, ProofExchange, ProofMode,
+                                       SessionCreate,
                                        SessionCreated, SessionStatus, StepDone, StopRecord,
                                        _Message, parse_answer)
 from splitverify.refnet import initial_params
@@ -233,7 +236,8 @@ class SplitClient:
             info = self._answer(ErrorBody, response, path)
             raise TamperDetected(body["step"] if info.detected_step is None
                                  else info.detected_step,
-                                 info.detected_by or "server", info.reason or "")
+                                 info.detected_by or "server", info.reason or "",
+                                 info.rolled_back_to)
         if response.status_code >= 400:
             raise ServerError(f"{path}: HTTP {response.status_code}: {response.text[:500]}")
         return response.json()
@@ -274,9 +278,11 @@ class SplitClient:
     # -- the surface ------------------------------------------------------------------------
     def _new_party(self) -> ClientParty:
         client_params, _ = initial_params(self.spec, self.seed)
+        circuits = self.circuits_for(self.spec)
         self.party = scenarios.party_class("client", self.malicious)(
-            self.spec, self.session_id, self.mode, client_params, self.circuits_for(self.spec),
-            backend=self.backend, identity=self.identity, peer=self.server_identity)
+            self.spec, self.session_id, self.mode, client_params, circuits,
+            backend=self.backend, identity=self.identity, peer=self.server_identity,
+            pool=background_pool(self.mode, circuits, self.backend))
         return self.party
 
     def _request_body(self) -> dict:
@@ -470,6 +476,8 @@ class SplitClient:
         if step != self.next_step:
             raise InputError(f"the session is at step {self.next_step}, not {step}")
         if self.outbox is None:
+            if policy.proves_later(self.mode):
+                self._exchange_proofs(step - self.mode.lag)
             self._send("forward", party.forward(step, x, labels))
         if self.outbox["kind"] == "forward":
             try:
@@ -496,8 +504,13 @@ class SplitClient:
                     continue
                 self.step(step, x, labels)
                 on_step(self.next_step)
+            if detected is None and policy.proves_later(self.mode):
+                self._exchange_proofs(self.next_step - 1)   # every proof, verified both ways
+                self._exchange_proofs(self.next_step - 1)   # our last acknowledgements
         except TamperDetected as exc:
             detected = exc
+            if policy.proves_later(self.mode):
+                self._roll_back(exc)
             self.detected = StopRecord.of(exc)
             self._save()
         if self.party is not None:                 # the signed end: a cut is then visible
@@ -505,6 +518,59 @@ class SplitClient:
             self._save()
         return SessionResult(self.next_step, [], detected, self.party, None,
                              time.perf_counter() - start, self.party.transcript)
+
+    # -- pipelined:W ----------------------------------------------------------------------
+    def _exchange_proofs(self, through_step: int) -> None:
+        """Deliver our proofs made so far (waiting for those of steps up to ``through_step``)
+        with our acknowledgements of the server's, and verify the server's in its answer; the
+        server's proofs up to ``through_step`` must all be verified then. A server that does
+        not deliver a proof that is due — an error status, a refusal, no answer within
+        ``retry_seconds`` — fails it: tampering at that proof's step."""
+        party, path = self.party, f"/sessions/{self.session_id}/proofs"
+        body = ProofExchange(proofs=party.late_proofs(through_step),
+                             verified=party.verifier.inbound.announce(),
+                             through_step=through_step)
+        self._save()       # what we announced is not announced again (it is re-sent if lost)
+        try:
+            response = self._post(path, body.model_dump())
+            if response.status_code == 409:
+                info = self._answer(ErrorBody, response, path)
+                raise TamperDetected(info.detected_step if info.detected_step is not None
+                                     else through_step, info.detected_by or "server",
+                                     info.reason or "", info.rolled_back_to)
+            if response.status_code >= 400:
+                raise ServerError(f"{path}: HTTP {response.status_code}: {response.text[:300]}")
+            answer = self._answer(ProofExchange, response, "the proof exchange")
+        except (ServerError, MalformedAnswer) as exc:
+            overdue = party.verifier.inbound.overdue(through_step)
+            if overdue is None:
+                raise
+            raise TamperDetected(overdue[1], "client", f"the server did not deliver its proof "
+                                 f"of its {overdue[0]} statement of step {overdue[1]} when it "
+                                 f"was due: {exc}") from exc
+        party.acknowledged(answer.verified)
+        party.receive_late_proofs(answer.proofs)
+        self._save()
+        party.require_proofs_through(through_step)
+
+    def _roll_back(self, exc: TamperDetected) -> None:
+        """Tampering in ``pipelined:W``: back to the last step whose proofs all verified —
+        the step the server named when it detected it, or the one we know of, which we then
+        tell the server (it stops the session and goes back there too)."""
+        party = self.party
+        told_by_server = exc.rolled_back_to is not None
+        if not told_by_server:
+            exc.rolled_back_to = rollback_step(exc.step, party)
+        party.roll_back_to(exc.rolled_back_to)
+        self._save()
+        if told_by_server:
+            return
+        report = ProofExchange(stopped=StopRecord.of(exc))
+        try:
+            self._post(f"/sessions/{self.session_id}/proofs", report.model_dump())
+        except ServerError as failed:
+            # the session stops here all the same; the summary says the server was not told
+            exc.reason += f" (the server could not be told: {failed})"
 
     def _get(self, what: str) -> dict:
         response = self.http.get(f"{self.url}/sessions/{self.session_id}{what}",

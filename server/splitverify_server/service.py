@@ -32,9 +32,12 @@ from splitverify.limits import Limits
 from splitverify.model import SplitSpec
 from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import ServerParty, new_transcript, params_to_lists, scenarios
+from splitverify.pool.threads import background_pool
+from splitverify.protocol import policy
+from splitverify.protocol.local import rollback_step
 from splitverify.protocol.wire import (MAX_PREDICT_ROWS, BackwardMessage, ForwardMessage,
-                                       SessionCreate, SessionCreated, StopRecord, random_field,
-                                       statement_digest)
+                                       ProofExchange, SessionCreate, SessionCreated, StopRecord,
+                                       random_field, statement_digest)
 from splitverify.refnet import initial_params
 from splitverify.transcript import TranscriptEntry
 from splitverify.zk.cache import ArtifactCache
@@ -44,6 +47,10 @@ from .refusals import (AlreadyDone, ProofRequired, Refused, SessionRemoved, Sess
                        TooManySessions)
 from .session import PTAU_RECORD, KeyCeremony, Session, SessionPtau
 from .store import SessionStore, StoredSession, token_digest
+
+
+# pipelined:W: how long the server waits for its own proofs of the steps a client says are due
+PROOF_WAIT_SECONDS = 600.0
 
 
 def need_proof(kind: str, step: int) -> tuple[str, str]:
@@ -98,16 +105,22 @@ class SessionService:
     def new_party(self, request: SessionCreate, session_id: int) -> ServerParty:
         spec = request.spec()
         _, server_params = initial_params(spec, request.seed)
+        circuits = self.circuits_for(spec)
         party = scenarios.party_class("server", self.malicious)(
-            spec, session_id, request.proof_mode, server_params, self.circuits_for(spec),
-            backend=self.backend, identity=self.identity, peer=request.client_identity)
+            spec, session_id, request.proof_mode, server_params, circuits,
+            backend=self.backend, identity=self.identity, peer=request.client_identity,
+            pool=background_pool(request.proof_mode, circuits, self.backend))
         # step 0's weightsCommitment must continue the chain from the declared starting point
         party.client_chain = request.initial_weights_commitment
         if self.on_party is not None:
             self.on_party(party)
         return party
 
-    def persist(self, session: Session, checkpoint: bool = False) -> None:
+    def persist(self, session: Session, checkpoint: bool = False,
+                rewritten: list[TranscriptEntry] = ()) -> None:
+        """Store the session's state and its new transcript entries (``rewritten``: earlier
+        entries changed since, e.g. given their proofs in ``pipelined:W``) in one
+        transaction."""
         if session.removed:
             raise SessionRemoved(f"session {session.id} was deleted or expired while this "
                                  "request was handled; nothing of it was kept")
@@ -117,7 +130,8 @@ class SessionService:
                         request=session.request, state=party.snapshot(),
                         replies=session.replies, keys=session.stored_keys(),
                         stopped=None if session.stopped is None else session.stopped.model_dump(),
-                        entries=[e.model_dump() for e in entries[session.saved_entries:]],
+                        entries=[e.model_dump() for e in
+                                 [*rewritten, *entries[session.saved_entries:]]],
                         checkpoint=((party.next_step - 1, params_to_lists(party.params))
                                     if checkpoint else None))
         session.saved_entries = len(entries)
@@ -179,6 +193,7 @@ class SessionService:
             session.removed = True
             self.sessions.pop(session.id, None)
             self.forget(session.id)
+            session.party.prover.pool.close()     # e.g. the background prover thread
         finally:
             session.lock.release()
         return True
@@ -453,7 +468,11 @@ class SessionService:
             del session.party.transcript.entries[session.saved_entries:]
 
     def _stop(self, session: Session, exc: TamperDetected) -> SessionStopped:
-        """Tampering detected: the session stops, for good (stored); the 409 says where."""
+        """Tampering detected: the session stops, for good (stored); the 409 says where (in
+        ``pipelined:W`` also the step the server rolled back to, for the client to follow)."""
+        if policy.proves_later(session.party.mode) and exc.rolled_back_to is None:
+            exc.rolled_back_to = rollback_step(exc.step, session.party)
+            session.party.roll_back_to(exc.rolled_back_to)
         session.stopped = StopRecord.of(exc)
         if session.party.transcript is not None:
             session.party.transcript.detected = session.stopped
@@ -468,6 +487,46 @@ class SessionService:
             proof, signature = session.party.signed_proof(kind, step)
             self.persist(session)                # the prove time joins the recorded figures
         return {"proof": proof, "signature": signature}
+
+    def exchange_proofs(self, session: Session, body: ProofExchange) -> dict:
+        """``pipelined:W``: verify the client's late proofs, take its acknowledgements of ours,
+        and answer with our proofs made so far (waiting for those of steps up to
+        ``through_step``); or, when the client reports tampering it detected, stop and roll
+        back to the step it names."""
+        party = session.party
+        if not policy.proves_later(party.mode):
+            raise Refused(f"this session's proof mode is {party.mode}: its proofs travel with "
+                          "their messages or on challenge; /proofs serves pipelined:W only")
+        with session.lock:
+            session.require_keys()
+            if body.stopped is not None:
+                raise self._stop_for_client(session, body.stopped)
+            entries = party.transcript.entries
+            before = {(e.kind, e.step): e.proof for e in entries}
+            try:
+                party.acknowledged(body.verified)
+                verified = party.receive_late_proofs(body.proofs)
+                proofs = party.late_proofs(body.through_step, PROOF_WAIT_SECONDS)
+            except TamperDetected as exc:
+                raise self._stop(session, exc) from exc
+            except Exception:
+                self.roll_back(session)
+                raise
+            self.persist(session, rewritten=[e for e in entries[:session.saved_entries]
+                                             if before[(e.kind, e.step)] != e.proof])
+        return {"proofs": proofs, "verified": verified, "through_step": body.through_step}
+
+    def _stop_for_client(self, session: Session, record: StopRecord) -> SessionStopped:
+        """The client detected tampering (a proof of ours that failed or did not come): the
+        session stops and the server goes back to the step the client went back to."""
+        kept = sorted(session.party.checkpoints.params)
+        if record.rolled_back_to not in kept:
+            raise InputError(f"a stop reported in pipelined:W names the step the client rolled "
+                             f"back to (stopped.rolled_back_to), one whose weights the server "
+                             f"still keeps: {kept}; got {record.rolled_back_to}")
+        session.party.roll_back_to(record.rolled_back_to)
+        exc = record.error()
+        return self._stop(session, exc)
 
     # -- status, end, evaluation --------------------------------------------------------------
     def status(self, session: Session) -> dict:

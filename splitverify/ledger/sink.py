@@ -72,9 +72,9 @@ def check_chain_options(backend: str | None, verify_on_chain: bool, mode: ProofM
         raise InputError(f"--chain {backend} with --proof-mode {mode}: that mode sends no "
                          "statements, so there is nothing to record; use --proof-mode commit "
                          "(statements without proofs: the blockchain baseline), audit:P or every")
-    if verify_on_chain and mode.kind != "every":
+    if verify_on_chain and mode.kind not in ("every", "pipelined"):
         raise InputError(f"--verify-on-chain with --proof-mode {mode}: the chain can only verify "
-                         "proofs that are sent with the statements; use --proof-mode every")
+                         "proofs of every statement; use --proof-mode every or pipelined:W")
 
 
 @contextmanager
@@ -130,6 +130,9 @@ class LedgerSink:
     verify_on_chain: bool = False
     role: str = "client"
     proves: bool = False                    # the party's mode makes proofs: its session has keys
+    # pipelined:W: each statement is recorded as it is sent, and its proof, when it comes, is
+    # recorded with recordVerified (superseding the unverified entry) under verify_on_chain
+    proofs_follow: bool = False
     counterpart: Counterpart | None = None  # signs the terms this party proposes
     records: list[ChainRecord] = field(default_factory=list)
     deployments: list[VerifierDeployment] = field(default_factory=list)
@@ -142,12 +145,15 @@ class LedgerSink:
         party.on_statement = self
         self.circuits = party.prover.circuits
         self.role, self.proves = party.role, party.mode.proves
+        self.proofs_follow = party.mode.kind == "pipelined"
         return self
 
     def __call__(self, kind: str, step: int, public: dict[str, int], proof: str | None) -> None:
         session = public.get("session")
         if not isinstance(session, int):
             raise InputError(f"a {kind} statement without a session cannot be recorded")
+        if self.proofs_follow and proof is not None and not self.verify_on_chain:
+            return                  # the statement is on the ledger; its proof is not checked
         verified = self.verify_on_chain and proof is not None
         if verified and self.circuits is None:
             raise InputError("on-chain verification needs the party's circuits: attach() the "

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "wire": ("BackwardMessage", "ErrorBody", "ForwardMessage", "GradientMessage",
-             "KeyAccepted", "MAX_PREDICT_ROWS", "Phase1Accepted", "Predictions", "ProofBody",
+             "KeyAccepted", "LateProof", "MAX_PREDICT_ROWS", "ProofExchange", "Phase1Accepted", "Predictions", "ProofBody",
              "ProofMode", "PredictRequest", "ProveRequest", "SessionCreate", "SessionCreated",
              "SessionDeleted", "SessionStatus", "StepDone", "StopRecord", "parse_answer",
              "random_field", "statement_digest", "_Message"),
@@ -68,10 +68,10 @@ if TYPE_CHECKING:
     from .parties import ClientParty, ProofRequest, Prover, ServerParty, StatementHook, Verifier
     from .state import params_from_lists, params_to_lists
     from .wire import (MAX_PREDICT_ROWS, BackwardMessage, ErrorBody, ForwardMessage,
-                       GradientMessage, KeyAccepted, Phase1Accepted, Predictions, PredictRequest,
-                       ProofBody, ProofMode, ProveRequest, SessionCreate, SessionCreated,
-                       SessionDeleted, SessionStatus, StepDone, StopRecord, _Message,
-                       parse_answer, random_field, statement_digest)
+                       GradientMessage, KeyAccepted, LateProof, Phase1Accepted, Predictions,
+                       PredictRequest, ProofBody, ProofExchange, ProofMode, ProveRequest,
+                       SessionCreate, SessionCreated, SessionDeleted, SessionStatus, StepDone,
+                       StopRecord, _Message, parse_answer, random_field, statement_digest)
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,9 @@ from ..circuitgen.generator import describe
 from ..errors import TamperDetected
 from ..model import SplitSpec
 from ..transcript import Transcript
+from . import policy
 from .parties import ClientParty, ServerParty, _Party
+from .pipeline import first_unverified
 from .wire import ProofMode, SessionStatus, StopRecord, _Message
 
 _M = TypeVar("_M", bound=_Message)
@@ -55,6 +57,12 @@ def session_summary(steps: int, mode: ProofMode, detected: TamperDetected | None
     verdict, where tampering was detected, the last loss, proofs verified and challenged, mean
     prove and verify seconds per circuit."""
     det = detected
+    rollback = {}
+    if det is not None and det.rolled_back_to is not None:
+        # pipelined:W: both parties went back to the end of the last step whose proofs all
+        # verified; the step under way when the tampering surfaced shows how late it was
+        rollback = {"detected_during_step": steps, "rolled_back_to_step": det.rolled_back_to,
+                    "rolled_back_steps": steps - (det.rolled_back_to + 1)}
     return {
         "steps": steps, "proof_mode": str(mode),
         "verified": det is None and mode.proves,
@@ -66,6 +74,7 @@ def session_summary(steps: int, mode: ProofMode, detected: TamperDetected | None
         "challenged": {"client": client.challenged, "server": server.challenged},
         "prove_s": {**_means(client.prove_seconds), **_means(server.prove_seconds)},
         "verify_s": {**_means(client.verify_seconds), **_means(server.verify_seconds)},
+        **rollback,
     }
 
 
@@ -105,23 +114,59 @@ def run_local(client: ClientParty, server: ServerParty, batches,
     def handed(msg: _M) -> _M:
         on_message(msg)
         return msg
+    lag = policy.lag_bound(client.mode)
+    step_start = start
     try:
         for step, (x, labels) in enumerate(batches):
             step_start = time.perf_counter()
             step_seconds.append(0.0)
+            if lag is not None:
+                exchange_proofs(client, server, step - lag)
             forward = handed(client.forward(step, x, labels))
             gradient = handed(server.receive_forward(forward, client.signed_proof))
             backward = handed(client.receive_gradient(gradient, server.signed_proof))
             server.receive_backward(backward, client.signed_proof)
             step_seconds[-1] = time.perf_counter() - step_start
             done = step + 1
+        if lag is not None:              # the session ends with every proof verified
+            exchange_proofs(client, server, done - 1)
+            server.require_proofs_through(done - 1)
     except TamperDetected as exc:
-        step_seconds[-1] = time.perf_counter() - step_start
+        if step_seconds:
+            step_seconds[-1] = time.perf_counter() - step_start
+        if lag is not None:
+            roll_back_both(client, server, exc)
         transcript.detected = StopRecord.of(exc)
         detected = exc
     client.end_session(done)
     return SessionResult(done, server.losses, detected, client, server,
                          time.perf_counter() - start, transcript, step_seconds)
+
+
+def exchange_proofs(client: ClientParty, server: ServerParty, through_step: int) -> None:
+    """``pipelined:W`` in one process: each party's proofs made so far (those of steps up to
+    ``through_step`` waited for) go to the other, which verifies them; the client then requires
+    every server proof up to ``through_step`` (the server does when the next forward message
+    comes). Over HTTP the same exchange is ``POST /sessions/{id}/proofs``."""
+    client.acknowledged(server.receive_late_proofs(client.late_proofs(through_step)))
+    server.acknowledged(client.receive_late_proofs(server.late_proofs(through_step)))
+    client.require_proofs_through(through_step)
+
+
+def rollback_step(failed_step: int, *parties: _Party) -> int:
+    """``pipelined:W``: the end of the last step whose proofs all verified, as ``parties``
+    know it (before ``failed_step``, whose check failed; -1: the initial weights)."""
+    known = [party.first_unverified_step() for party in parties]
+    return first_unverified({failed_step}, *({s} for s in known if s is not None)) - 1
+
+
+def roll_back_both(client: ClientParty, server: ServerParty, exc: TamperDetected) -> int:
+    """Tampering in ``pipelined:W`` in one process: both parties go back to the end of the last
+    step whose proofs all verified (recorded in ``exc.rolled_back_to``, which is returned)."""
+    exc.rolled_back_to = rollback_step(exc.step, client, server)
+    client.roll_back_to(exc.rolled_back_to)
+    server.roll_back_to(exc.rolled_back_to)
+    return exc.rolled_back_to
 
 
 def new_transcript(party: ClientParty | ServerParty,

@@ -25,13 +25,14 @@ from ..circuitgen import SplitCircuits, Statement, statements as st
 from ..errors import InputError, SplitverifyError, TamperDetected
 from ..identity import Identity, end_payload, signed_by, statement_payload
 from ..model import Params, SplitSpec
-from ..pool import InlinePool, ProofJob, ProverPool, checked
+from ..pool import InlinePool, ProofJob, ProofResult, ProverPool, checked
 from ..transcript import Transcript
 from ..zk import Proof
 from . import policy
+from .pipeline import Checkpoints, InboundProofs, Key, OutboundProofs, first_unverified
 from .state import ClientStep, ServerStep, params_from_lists, params_to_lists, tensor
-from .wire import (BackwardMessage, ForwardMessage, GradientMessage, ProofMode, _Message,
-                   random_field)
+from .wire import (BackwardMessage, ForwardMessage, GradientMessage, LateProof, ProofMode,
+                   _Message, random_field)
 
 # (kind, step, public values, proof hex or None) of a statement a party sends
 StatementHook = Callable[[str, int, dict[str, int], str | None], None]
@@ -51,6 +52,8 @@ class Verifier:
     verified: int = 0
     challenged: int = 0
     verify_seconds: dict[str, list[float]] = field(default_factory=dict)
+    # pipelined:W: the other party's statements waiting for their proofs
+    inbound: InboundProofs = field(default_factory=InboundProofs)
 
     decisions: dict[tuple[str, int], bool] = field(default_factory=dict)
     # the statement each open challenge was drawn on (until its proof verifies): the prover
@@ -135,15 +138,37 @@ class Prover:
     prove_seconds: dict[str, list[float]] = field(default_factory=dict)
     # kind -> (step, witness inputs, statement values) of the latest statement of that kind
     kept: dict[str, tuple[int, dict, dict[str, int]]] = field(default_factory=dict)
+    # pipelined:W: the proofs made in the background and not yet verified by the receiver
+    outbound: OutboundProofs = field(default_factory=OutboundProofs)
 
     def attach(self, kind: str, step: int, statement: Statement,
                inputs: Callable[[], dict]) -> str | None:
         """Keep the witness inputs of this statement (built only when a proof may be asked
-        for: ``commit`` and ``off`` never prove) and prove now in ``every`` mode."""
+        for: ``commit`` and ``off`` never prove) and prove now in ``every`` mode; in
+        ``pipelined:W`` the proof is handed to the pool now and delivered when made."""
         if not policy.keeps_witness(self.mode):
+            return None
+        if policy.proves_later(self.mode):
+            self.outbound.submit(self.pool, ProofJob(self.session_id, kind, step, statement,
+                                                     inputs()))
             return None
         self.kept[kind] = (step, inputs(), dict(statement.values))
         return self.prove(kind, step) if policy.proves_when_sent(self.mode) else None
+
+    def late_results(self, through_step: int, timeout: float | None
+                     ) -> list[tuple[ProofResult, dict[str, int], bool]]:
+        """``pipelined:W``: the proofs made so far (those of steps up to ``through_step``
+        waited for), each with the public values sent for its statement and whether it is
+        handed out for the first time (its proving time is then recorded)."""
+        out = []
+        for result, public in self.outbound.ready(through_step, timeout):
+            key = (result.kind, result.step)
+            first = key not in self.outbound.timed
+            if first:
+                self.outbound.timed.add(key)
+                self.prove_seconds.setdefault(result.kind, []).append(result.seconds)
+            out.append((result, public, first))
+        return out
 
     def job(self, kind: str, step: int) -> ProofJob:
         """The proof job of the kept statement of ``kind`` at ``step``."""
@@ -171,6 +196,7 @@ def checking_state(prover: Prover, verifier: Verifier) -> dict:
         "verify_seconds": verifier.verify_seconds,
         "prove_seconds": prover.prove_seconds,
         "kept": {kind: list(kept) for kind, kept in prover.kept.items()},
+        "outbound": prover.outbound.snapshot(), "inbound": verifier.inbound.snapshot(),
     }
 
 
@@ -182,6 +208,10 @@ def restore_checking(prover: Prover, verifier: Verifier, state: dict) -> None:
     prover.prove_seconds = state["prove_seconds"]
     prover.kept = {kind: (step, inputs, public)
                    for kind, (step, inputs, public) in state["kept"].items()}
+    if "outbound" in state:                 # states saved before pipelined:W have neither
+        prover.outbound.restore(state["outbound"], prover.session_id)
+        prover.outbound.resubmit(prover.pool)
+        verifier.inbound.restore(state["inbound"])
 
 
 class _Party:
@@ -205,6 +235,10 @@ class _Party:
         # the public values of the latest statement of each kind this party sent (a challenge
         # of it is answered with the proof signed together with them)
         self.sent_public: dict[str, tuple[int, dict[str, int]]] = {}
+        # pipelined:W: the weights at the end of each step whose proofs may still fail
+        self.checkpoints = Checkpoints()
+        if policy.proves_later(mode):
+            self.checkpoints.keep(-1, params)
 
     # -- persistence: what a restarted party needs to go on with the session -------------------
     def snapshot(self) -> dict:
@@ -215,6 +249,7 @@ class _Party:
             **checking_state(self.prover, self.verifier),
             "sent_public": {kind: [step, public] for kind, (step, public)
                             in self.sent_public.items()},
+            "checkpoints": self.checkpoints.snapshot(),
         }
 
     def restore(self, state: dict) -> None:
@@ -223,6 +258,7 @@ class _Party:
         restore_checking(self.prover, self.verifier, state)
         self.sent_public = {kind: (step, public)
                             for kind, (step, public) in state["sent_public"].items()}
+        self.checkpoints.restore(state.get("checkpoints", {}))
 
     # -- what is sent: the hooks a tamper scenario overrides (honest: unchanged) ---------------
     def outgoing_proof(self, proof: str | None) -> str | None:
@@ -246,6 +282,7 @@ class _Party:
         if msg.public is None:
             return msg
         self.sent_public[kind] = (msg.step, dict(msg.public))
+        self.prover.outbound.record_sent(kind, msg.step, msg.public)
         return msg.model_copy(update={"signature": self.identity.sign_statement(
             self.session_id, msg.step, kind, msg.public, msg.proof)})
 
@@ -305,6 +342,87 @@ class _Party:
             proof = self.verifier.check(kind, step, proof, expected)
         self._record(kind, step, public, proof, signature,
                      challenged if policy.draws_challenges(self.mode) else None)
+        if proof is None and policy.proves_later(self.mode):
+            self.verifier.inbound.hold(kind, step, public)
+
+    # -- pipelined:W: proofs that follow their statements (see :mod:`.pipeline`) ---------------
+    @property
+    def other(self) -> str:
+        return "server" if self.role == "client" else "client"
+
+    def late_proofs(self, through_step: int, timeout: float | None = None) -> list[LateProof]:
+        """This party's proofs made so far (waiting for those of steps up to
+        ``through_step``), each signed together with the statement it sent."""
+        out = []
+        for result, public, first in self.prover.late_results(through_step, timeout):
+            proof = self.outgoing_proof(result.proof.to_bytes().hex())
+            out.append(LateProof(kind=result.kind, step=result.step, proof=proof,
+                                 signature=self.identity.sign_statement(
+                                     self.session_id, result.step, result.kind, public, proof)))
+            if first and self.on_statement is not None:
+                # the statement's hook sees its proof too (a ledger marks the entry verified)
+                self.on_statement(result.kind, result.step, public, proof)
+        return out
+
+    def receive_late_proofs(self, proofs: list[LateProof]) -> list[Key]:
+        """Verify each proof against the statement this party holds for it (and the sender's
+        signature of the two); the transcript entry gains the proof. Returns the statements
+        whose proofs are verified (a proof delivered again is acknowledged again)."""
+        verified = []
+        for late in proofs:
+            key = (late.kind, late.step)
+            if key in self.verifier.inbound.verified:
+                verified.append(key)
+                continue
+            public = self.verifier.inbound.held.get(key)
+            if public is None:
+                raise InputError(f"a proof of the {self.other}'s {late.kind} statement of step "
+                                 f"{late.step} came, but no such statement waits for its proof "
+                                 f"here (waiting: {sorted(self.verifier.inbound.held)})")
+            self._check_signed(late.kind, late.step, public, late.proof, late.signature)
+            self.verifier.check(late.kind, late.step, late.proof, Statement(late.kind, public))
+            if self.transcript is not None:
+                self.transcript.add_proof(late.kind, late.step, late.proof, late.signature)
+            self.verifier.inbound.proven(key)
+            verified.append(key)
+        self._prune_checkpoints()
+        return verified
+
+    def acknowledged(self, keys: list[Key]) -> None:
+        """The other party verified these proofs of this party's statements."""
+        self.prover.outbound.acknowledge([(kind, step) for kind, step in keys])
+        self._prune_checkpoints()
+
+    def require_proofs_through(self, through_step: int) -> None:
+        """The lag bound: every proof of the other party's statements of steps up to
+        ``through_step`` must be verified by now; one that has not come is tampering at its
+        step."""
+        overdue = self.verifier.inbound.overdue(through_step)
+        if overdue is not None:
+            kind, step = overdue
+            raise TamperDetected(step, self.role, f"the {self.other}'s proof of its {kind} "
+                                 f"statement of step {step} did not come within the lag bound "
+                                 f"({self.mode}: due before step {step + self.mode.lag} began)")
+
+    def first_unverified_step(self) -> int | None:
+        """The earliest step with a proof this party has not seen verified (its own not yet
+        acknowledged, or the other's not yet verified)."""
+        return first_unverified(self.verifier.inbound.steps(), self.prover.outbound.steps())
+
+    def roll_back_to(self, step: int) -> int:
+        """Go back to the weights at the end of ``step`` (-1: the initial ones), the last step
+        whose proofs all verified; returns how many steps were undone."""
+        latest = max(self.checkpoints.params)
+        self.params = self.checkpoints.at(step)
+        return latest - step
+
+    def _prune_checkpoints(self) -> None:
+        # the other party may learn of a verification one exchange later than this one, and
+        # roll back to what it knows: keep W + 2 steps beyond what this party knows verified
+        latest = max(self.checkpoints.params, default=-1)
+        first = self.first_unverified_step()
+        self.checkpoints.prune(min(latest if first is None else first - 1,
+                                   latest - self.mode.lag - 2))
 
     def _emit(self, kind: str, msg: _Message) -> None:
         """Hand a statement this party sends to its hook (``off`` sends none)."""
@@ -416,6 +534,8 @@ class ClientParty(_Party):
             proof = self.prover.attach("client_backward", step, statement,
                                        lambda: st.client_backward_inputs(*args))
         self.params = bwd.new_params
+        if policy.proves_later(self.mode):
+            self.checkpoints.keep(step, self.params)
         self.pending = None
         backward = self._signed("client_backward", BackwardMessage(
             session_id=self.session_id, step=step,
@@ -479,6 +599,8 @@ class ServerParty(_Party):
                  "another session?)")
         _require(msg.step == step, step, "server",
                  f"the message is for step {msg.step}, expected step {step} (a replay?)")
+        if policy.proves_later(self.mode):      # the lag bound, before step ``step`` begins
+            self.require_proofs_through(step - self.mode.lag)
         try:
             acts, labels = tensor(msg.activations), tensor(msg.labels)
         except (ValueError, TypeError, RuntimeError) as exc:
@@ -519,6 +641,8 @@ class ServerParty(_Party):
             proof = self.prover.attach("server_step", step, statement,
                                        lambda: st.server_step_inputs(*args))
         self.params = self.next_params(result)
+        if policy.proves_later(self.mode):
+            self.checkpoints.keep(step, self.params)
         gradient, statement = self.outgoing_gradient(result.gradient, salts, statement)
         proof = self.outgoing_proof(proof)
         self.pending = ServerStep(step, public if self.mode.commits else None,

@@ -9,7 +9,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, ValidationError,
+                      model_serializer)
 from pydantic_core import core_schema
 
 from ..errors import InputError, MalformedAnswer, TamperDetected
@@ -29,6 +30,10 @@ class ProofMode:
     - ``every``: every message carries its statement and a proof of it;
     - ``audit:P`` (0 < P ≤ 1): statements travel without proofs; the receiver challenges each
       with probability P and the sender must then prove the statement it already sent;
+    - ``pipelined:W`` (W ≥ 1 an integer): every message carries its statement at once, as in
+      ``commit``; the sender proves every statement in the background (its prover pool) and
+      delivers the proof later, at most W steps late: a party with W steps' proofs unverified
+      waits for them before it goes on (:mod:`.pipeline`);
     - ``commit``: statements travel and chain, nothing is ever proven (a ledger without proofs:
       the blockchain baseline);
     - ``off``: no statements, no proofs (plain split learning through the same code).
@@ -36,8 +41,9 @@ class ProofMode:
     Parsed once where its text enters (a CLI option, a wire model's ``proof_mode`` field, which
     takes the text and holds a ProofMode); ``str()`` gives the text back, and wire models
     serialize it as that text."""
-    kind: Literal["every", "audit", "commit", "off"]
+    kind: Literal["every", "audit", "commit", "off", "pipelined"]
     probability: float = 1.0
+    lag: int = 0            # pipelined:W: W, the most steps a proof may come after its statement
 
     @classmethod
     def parse(cls, text: str) -> "ProofMode":
@@ -50,8 +56,14 @@ class ProofMode:
                 p = -1.0
             if 0.0 < p <= 1.0:
                 return cls("audit", p)
-        raise InputError(f"proof mode {text!r}: use every, off, commit or audit:P with "
-                         "0 < P ≤ 1")
+        if text.startswith("pipelined:"):
+            lag = text.split(":", 1)[1]
+            if lag.isascii() and lag.isdigit() and int(lag) >= 1:
+                return cls("pipelined", 1.0, int(lag))
+            raise InputError(f"proof mode {text!r}: the lag W of pipelined:W must be a whole "
+                             "number of steps ≥ 1 (e.g. pipelined:4)")
+        raise InputError(f"proof mode {text!r}: use every, off, commit, audit:P with "
+                         "0 < P ≤ 1, or pipelined:W with W ≥ 1 an integer")
 
     @classmethod
     def of(cls, mode: "ProofMode | str") -> "ProofMode":
@@ -63,7 +75,8 @@ class ProofMode:
         if isinstance(value, ProofMode):
             return value
         if not isinstance(value, str):
-            raise ValueError("proof mode: give it as text (every, off, commit or audit:P)")
+            raise ValueError("proof mode: give it as text (every, off, commit, audit:P or "
+                             "pipelined:W)")
         try:
             return cls.parse(value)
         except InputError as exc:
@@ -79,10 +92,14 @@ class ProofMode:
     @classmethod
     def __get_pydantic_json_schema__(cls, _schema: Any, _handler: Any) -> dict[str, Any]:
         # the OpenAPI document shows the mode as its text (a plain validator has no schema)
-        return {"type": "string", "examples": ["every", "audit:0.25", "commit", "off"],
-                "description": "every, audit:P (0 < P <= 1), commit or off"}
+        return {"type": "string",
+                "examples": ["every", "audit:0.25", "commit", "off", "pipelined:4"],
+                "description": "every, audit:P (0 < P <= 1), commit, off or pipelined:W "
+                               "(W >= 1 an integer)"}
 
     def __str__(self) -> str:
+        if self.kind == "pipelined":
+            return f"pipelined:{self.lag}"
         return f"audit:{self.probability:g}" if self.kind == "audit" else self.kind
 
     @property
@@ -92,7 +109,7 @@ class ProofMode:
     @property
     def proves(self) -> bool:
         """Whether any proof may be asked for (so the parties need keys)."""
-        return self.kind in ("every", "audit")
+        return self.kind in ("every", "audit", "pipelined")
 
 
 EVERY = ProofMode("every")
@@ -217,13 +234,26 @@ class StopRecord(BaseModel):
     detected_step: int = Field(validation_alias=AliasChoices("detected_step", "step"))
     detected_by: str
     reason: str
+    # pipelined:W: the step whose end both parties went back to (the last step whose proofs all
+    # verified; -1: the initial weights); None in the other modes
+    rolled_back_to: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_rollback_unless_made(self, handler: Any) -> dict[str, Any]:
+        # the record keeps its shape in the modes that never roll back
+        data = handler(self)
+        if data.get("rolled_back_to") is None:
+            data.pop("rolled_back_to", None)
+        return data
 
     @classmethod
     def of(cls, exc: TamperDetected) -> "StopRecord":
-        return cls(detected_step=exc.step, detected_by=exc.detected_by, reason=exc.reason)
+        return cls(detected_step=exc.step, detected_by=exc.detected_by, reason=exc.reason,
+                   rolled_back_to=exc.rolled_back_to)
 
     def error(self) -> TamperDetected:
-        return TamperDetected(self.detected_step, self.detected_by, self.reason)
+        return TamperDetected(self.detected_step, self.detected_by, self.reason,
+                              self.rolled_back_to)
 
 
 class ErrorBody(BaseModel):
@@ -234,6 +264,7 @@ class ErrorBody(BaseModel):
     detected_step: int | None = None
     detected_by: str | None = None
     reason: str | None = None
+    rolled_back_to: int | None = None
     challenge: str | None = None
     step: int | None = None
 
@@ -284,6 +315,30 @@ class ProofBody(BaseModel):
     proof: str = Field(description="256-byte Groth16 proof (EIP-197 order), hex")
     signature: str | None = Field(None, description="The server's signature of the statement "
                                   "with this proof (splitverify.identity).")
+
+
+class LateProof(BaseModel):
+    """``pipelined:W``: the proof of a statement its sender sent earlier (``kind`` at ``step``),
+    with the sender's signature of that statement together with this proof."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: str
+    step: int = Field(ge=0)
+    proof: str = Field(description="256-byte Groth16 proof (EIP-197 order), hex")
+    signature: str
+
+
+class ProofExchange(BaseModel):
+    """``pipelined:W`` (``POST /sessions/{id}/proofs`` and its answer): the sender's proofs
+    made so far, the other party's statements (kind, step) whose proofs the sender has
+    verified (their prover stops offering them), and ``through_step``: every proof of the
+    steps up to it must be delivered now (the lag bound; the answering party waits for its own
+    proofs of those steps). ``stopped``: the client tells the server the tampering it detected
+    and the step both roll back to."""
+    model_config = ConfigDict(extra="forbid")
+    proofs: list[LateProof] = Field(default_factory=list, max_length=4096)
+    verified: list[tuple[str, int]] = Field(default_factory=list, max_length=4096)
+    through_step: int = -1
+    stopped: StopRecord | None = None
 
 
 class Predictions(BaseModel):

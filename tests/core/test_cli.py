@@ -109,8 +109,10 @@ def test_quick_bench_prints_wellformed_json(tmp_path):
     assert set(data["verify_s"]) == {"snarkjs", "native", "py_ecc"}
     assert all(isinstance(v, float) and v > 0 for v in data["verify_s"].values())
     assert isinstance(data["setup_s"]["dev_2^16"], float)
-    assert set(data["step_s"]) == {"off", "every", "audit:0.1"}
+    assert set(data["step_s"]) == {"off", "every", "audit:0.1", "commit", "pipelined:4"}
     assert all(isinstance(v, float) and v > 0 for v in data["step_s"].values())
+    loop = data["training_loop_s"]
+    assert loop["commit"] > 0 and set(loop["pipelined:4"]) == {"before_lag_bound", "all_steps"}
     counts = data["constraints"]
     for kind in REFNET_KINDS:
         assert counts[kind] == sum(data["constraint_breakdown"][kind].values())

@@ -173,3 +173,20 @@ def test_a_state_folder_keeps_the_identity_it_was_made_with(tmp_path):
     with pytest.raises(InputError, match="belongs to identity"):
         SplitClient("http://127.0.0.1:9", state_dir=tmp_path / "state",
                     identity=Identity.generate())
+
+
+def test_signatures_are_made_and_recovered_by_libsecp256k1():
+    """The statements' signatures are on a step's critical path: eth-keys must use its C
+    backend (coincurve), not its pure-Python one (~15 ms per signature or recovery), and the
+    two agree on what a signature is."""
+    from eth_keys.backends import CoinCurveECCBackend, NativeECCBackend, get_backend
+
+    assert isinstance(get_backend(), CoinCurveECCBackend)
+    from eth_keys import KeyAPI
+
+    identity = Identity.generate()
+    assert signed_by(identity.address, end_payload(7, 3), identity.sign(end_payload(7, 3)))
+    digest = bytes(range(32))
+    by_c, by_python = (KeyAPI(backend()).ecdsa_sign(digest, KeyAPI.PrivateKey(
+        identity.private_key)) for backend in (CoinCurveECCBackend, NativeECCBackend))
+    assert by_c == by_python

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from splitverify.protocol.wire import (BackwardMessage, ForwardMessage, GradientMessage, ProofBody,
-                                       ProveRequest, StepDone)
+                                       ProofExchange, ProveRequest, StepDone)
 
 from ..responses import SESSION_ERRORS, errors
 from ..deps import Addressed, Service, with_message
@@ -35,3 +35,13 @@ def backward(sent: Annotated[Addressed[BackwardMessage], with_message(BackwardMe
 def prove(sent: Annotated[Addressed[ProveRequest], with_message(ProveRequest)],
           service: Service):
     return service.prove(sent.session, sent.message.kind, sent.message.step)
+
+
+@router.post("/sessions/{session_id}/proofs", response_model=ProofExchange,
+             responses=errors(*SESSION_ERRORS, 425))
+def proofs(sent: Annotated[Addressed[ProofExchange], with_message(ProofExchange)],
+           service: Service):
+    """``pipelined:W``: the client's late proofs and acknowledgements in, the server's proofs
+    made so far (those of steps up to ``through_step`` waited for) and acknowledgements out;
+    a proof that fails stops the session (409, with the step both parties roll back to)."""
+    return service.exchange_proofs(sent.session, sent.message)

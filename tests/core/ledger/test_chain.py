@@ -246,3 +246,21 @@ def test_a_client_logging_alone_opens_the_session_with_a_stand_in_server(tiny_ci
     assert ledger.entry(result.transcript.session_id, 0, "server_step", party=me) is None
     with pytest.raises(InputError, match="unknown party 'referee'"):
         log.sink("referee")
+
+
+def test_pipelined_statements_are_recorded_at_once_and_verified_when_their_proofs_land(
+        keyed, ledger):
+    """``pipelined:W`` with ``verify_on_chain``: each statement goes on the ledger as it is
+    sent (unverified), and its proof, when it is delivered, is verified on chain and marks the
+    entry verified (recordVerified supersedes the unverified entry); at the end every entry is
+    verified and nothing was refused."""
+    seen = []
+    result, log = logged_session(keyed, "pipelined:1", ledger, 1, verify_on_chain=True)
+    for sink in log.sinks.values():
+        seen += [(r.kind, r.step, r.verified) for r in sink.records]
+    assert result.detected is None and result.steps == 1
+    assert sorted(seen) == sorted([(kind, 0, verified) for kind in KINDS
+                                   for verified in (False, True)])
+    assert_on_chain_as_in_transcript(log, result, verified=True)
+    summary = log.summary()
+    assert summary["verified_entries"] == 3 and summary["refused"] == []
