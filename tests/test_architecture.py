@@ -158,7 +158,8 @@ APPS = "splitverify_server.apps"
 # the modules of apps/ that implement each server command (besides the registrar the entry point
 # names), and the library modules of apps/ that commands share; every module there is one or
 # the other, so that a new module must be placed
-APPS_COMMANDS = {"demo": ("demo", "training_plot"), "bench": ("bench", "bench_report", "peers"),
+APPS_COMMANDS = {"demo": ("demo", "training_plot"),
+                 "bench": ("bench", "bench_report", "bench_pipeline", "peers"),
                  "compare": ("compare", "compare_figure")}
 APPS_LIBRARY = ("measure", "units")
 
