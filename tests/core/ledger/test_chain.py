@@ -34,6 +34,15 @@ def ledger():
 
 
 @pytest.fixture(scope="module")
+def anvil_ledger():
+    """A real anvil node: its pairing precompile is native, where the embedded chain's is
+    pure Python (minutes for a few proofs verified on chain)."""
+    with Ledger.open("anvil") as opened:
+        opened.deploy()
+        yield opened
+
+
+@pytest.fixture(scope="module")
 def keyed(tiny_circuits):
     for kind in ENTRY_FIELDS:
         tiny_circuits.key(kind)
@@ -249,13 +258,13 @@ def test_a_client_logging_alone_opens_the_session_with_a_stand_in_server(tiny_ci
 
 
 def test_pipelined_statements_are_recorded_at_once_and_verified_when_their_proofs_land(
-        keyed, ledger):
+        keyed, anvil_ledger):
     """``pipelined:W`` with ``verify_on_chain``: each statement goes on the ledger as it is
     sent (unverified), and its proof, when it is delivered, is verified on chain and marks the
     entry verified (recordVerified supersedes the unverified entry); at the end every entry is
     verified and nothing was refused."""
     seen = []
-    result, log = logged_session(keyed, "pipelined:1", ledger, 1, verify_on_chain=True)
+    result, log = logged_session(keyed, "pipelined:1", anvil_ledger, 1, verify_on_chain=True)
     for sink in log.sinks.values():
         seen += [(r.kind, r.step, r.verified) for r in sink.records]
     assert result.detected is None and result.steps == 1
