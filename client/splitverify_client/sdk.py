@@ -7,6 +7,10 @@ verified before the client goes on.
     result = client.train(batches, steps=20)
     # … killed? SplitClient.resume("run1").train(batches, steps=20) goes on where it stopped
 
+Your own client half and data: ``SplitClient(url, model=nn.Sequential(...), server_layers=
+nn.Sequential(...) or its layers, batch=8)``, then ``train(data_loader, steps)`` and
+``trained_model()`` (the half as trained, an ``nn.Sequential``).
+
 Transient HTTP failures (connection refused or reset, timeouts, 502/503/504 — e.g. a server
 restarting) are retried with back-off for up to ``retry_seconds``; a step is never applied
 twice: the client re-sends the very same message, and the server answers a message it already
@@ -86,6 +90,9 @@ class SplitClient:
         if model is not None and torch_io.half_layers(model) != self.spec.client:
             raise InputError("the client model's layers are not the spec's client layers: give "
                              "model with server_layers (and no spec)")
+        # encoded now: a weight the fixed point cannot hold is refused before any session
+        self.model_params = (None if model is None
+                             else torch_io.encode_half(self.spec.quant, model))
         self.circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
         self.backend, self.malicious = backend, malicious
         self.http = httpx.Client(timeout=timeout, transport=transport)
@@ -286,8 +293,8 @@ class SplitClient:
 
     # -- the surface ------------------------------------------------------------------------
     def _new_party(self) -> ClientParty:
-        client_params = (torch_io.encode_half(self.spec.quant, self.model)
-                         if self.model is not None else initial_params(self.spec, self.seed)[0])
+        client_params = (self.model_params if self.model_params is not None
+                         else initial_params(self.spec, self.seed)[0])
         self.party = scenarios.party_class("client", self.malicious)(
             self.spec, self.session_id, self.mode, client_params, self.circuits_for(self.spec),
             backend=self.backend, identity=self.identity, peer=self.server_identity)

@@ -10,6 +10,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 from splitverify.cli import app
+from splitverify.errors import InputError
+from splitverify_client import SplitClient
 
 runner = CliRunner()
 NOWHERE = "http://127.0.0.1:9"      # never reached: each case fails before a request
@@ -48,3 +50,12 @@ def test_serve_refuses_a_model_file_that_does_not_load(files):
                                  "--db", str(files / "s.db")])
     assert result.exit_code == 1 and "does not load as a torch-saved" in \
         " ".join(result.output.split())
+
+
+def test_the_sdk_refuses_a_client_weight_out_of_range_before_any_session():
+    module = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    with torch.no_grad():
+        module[0].weight[2, 1] = -70.0
+    with pytest.raises(InputError, match=r"module 0 \(Linear.*parameter w holds -70, outside"):
+        SplitClient("http://127.0.0.1:9", model=module,
+                    server_layers=nn.Sequential(nn.Linear(3, 2)), batch=2)

@@ -106,3 +106,4 @@ def test_batches_from_a_data_loader_are_quantized_and_a_short_one_is_refused():
 def test_the_spec_of_a_client_module_and_the_server_shape():
     spec = torch_io.split_spec(half(), nn.Sequential(nn.Linear(3, 2)), batch=2)
     assert spec == SplitSpec((Dense(4, 3, True),), (Dense(3, 2, False),), 2)
+
