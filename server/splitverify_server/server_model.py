@@ -29,3 +29,8 @@ class ServerHalf:
                              f"asks for {asked}: give these server layers (train "
                              "--server-layers, SplitClient(server_layers=…))")
         return torch_io.encode_half(spec.quant, self.module)
+
+    def trained(self, params: Params) -> torch.nn.Sequential:
+        """The server's half holding a session's (trained) parameters, e.g.
+        ``app.state.service.server_half.trained(app.state.sessions[id].party.params)``."""
+        return torch_io.decode_half(QuantSpec(), self.module, params)

@@ -42,6 +42,8 @@ def test_both_parties_train_their_own_halves_and_the_client_gets_a_module_back(t
     batches = list(torch_io.fixed_point_batches(q, 2, loader))
     want_client, want_server = reference_weights(TINY_SPEC, 2, 0, batches, start=start)
     assert same_params(server_params, want_server)     # the server trained its own weights
+    server_trained = app.state.service.server_half.trained(server_params)
+    assert same_params(torch_io.encode_half(q, server_trained), want_server)
     trained = client.trained_model()
     assert isinstance(trained, nn.Sequential) and isinstance(trained[1], nn.ReLU)
     assert same_params(torch_io.encode_half(q, trained), want_client)
