@@ -105,10 +105,12 @@ def data_batches(spec: SplitSpec, n: int, seed: int = 0) -> list[tuple[torch.Ten
              torch.randint(0, spec.classes, (spec.batch,), generator=g)) for _ in range(n)]
 
 
-def reference_weights(spec: SplitSpec, steps: int, seed: int, batches) -> tuple[Params, Params]:
-    """Both halves' weights after ``steps`` honest steps from ``initial_params(spec, seed)``,
-    from the integer reference (what any correct run of the protocol must end with)."""
-    client, server = initial_params(spec, seed)
+def reference_weights(spec: SplitSpec, steps: int, seed: int, batches, *,
+                      start: tuple[Params, Params] | None = None) -> tuple[Params, Params]:
+    """Both halves' weights after ``steps`` honest steps from ``start`` (default
+    ``initial_params(spec, seed)``), from the integer reference (what any correct run of the
+    protocol must end with)."""
+    client, server = start or initial_params(spec, seed)
     for x, labels in batches[:steps]:
         fwd = model.client_forward(spec, client, x, labels)
         result = model.server_step(spec, server, fwd.output, labels)

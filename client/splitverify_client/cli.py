@@ -54,9 +54,18 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
               help="The client's identity key file (made there on first use; keep it "
                    "private): it signs every message, and the two-party phase 1 made with a "
                    "server is cached under it and reused by the pair's later sessions. Default: "
-                   "client.identity in the user's data folder (splitverify).")] = None) -> None:
-    """The client: train RefNet (or a --client-layers/--server-layers model) with a
-    splitverify server over HTTP. Exit codes as demo."""
+                   "client.identity in the user's data folder (splitverify).")] = None,
+          model: Annotated[Optional[Path], typer.Option(
+              help="Train your own client half: a torch.save-d nn.Sequential of Linear and "
+                   "ReLU modules, its weights the starting point (with --server-layers, the "
+                   "server half's shape). The trained half is written to OUT/client_model.pt.")]
+          = None,
+          data: Annotated[Optional[Path], typer.Option(
+              help="Train on this data instead of the digits: FILE.npz (arrays x, y; "
+                   "optionally x_test, y_test, for the test accuracy) or FILE.csv (features, "
+                   "then the class index, per row).")] = None) -> None:
+    """The client: train RefNet (or a --client-layers/--server-layers model, or your own
+    --model) with a splitverify server over HTTP. Exit codes as demo."""
     from rich.progress import Progress
 
     from splitverify.identity import Identity
@@ -68,6 +77,11 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
     from .training import run_training
 
     try:
+        client_half, spec = _client_model(model, client_layers, server_layers, batch)
+        dataset = None
+        if data is not None:
+            from splitverify.model.torch_io import load_dataset
+            dataset = load_dataset(data)
         backend = parse_chain(chain)
         mode = ProofMode.parse(proof_mode)
         check_chain_options(backend, verify_on_chain, mode)
@@ -79,30 +93,51 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                                    lambda done: bar.update(task, completed=done),
                                    malicious=malicious, seed=seed, retry_seconds=retry_seconds,
                                    chain=log, state_dir=state,
-                                   spec=_layers_spec(client_layers, server_layers, batch),
-                                   ptau=ptau_policy(ptau, insecure_dev_ptau),
-                                   identity=Identity.load_or_create(identity or DEFAULT_IDENTITY))
+                                   spec=spec, ptau=ptau_policy(ptau, insecure_dev_ptau),
+                                   identity=Identity.load_or_create(identity or DEFAULT_IDENTITY),
+                                   model=client_half, dataset=dataset)
     except SplitverifyError as exc:
         fail(exc)
     finish_session(summary, out, f"splitverify train against {server}")
 
 
+def _client_model(model: Optional[Path], client: Optional[list[str]],
+                  server: Optional[list[str]], batch: int):
+    """(the client half of --model or None, the spec to train)."""
+    if model is None:
+        return None, _layers_spec(client, server, batch)
+    from splitverify.model.torch_io import load_half, split_spec
+
+    if client:
+        raise InputError("--model is the client half: leave out --client-layers")
+    if not server:
+        raise InputError("--model needs --server-layers, the server half's shape (e.g. "
+                         "--server-layers 16:3)")
+    half = load_half(model)
+    return half, split_spec(half, tuple(map(_layer, server)), batch)
+
+
 def _layers_spec(client: Optional[list[str]], server: Optional[list[str]], batch: int):
     """RefNet at ``batch``, or the 'layers' model of ``--client-layers``/``--server-layers``."""
-    from splitverify.model import Dense, SplitSpec
+    from splitverify.model import SplitSpec
 
     if not client and not server:
         return SplitSpec.refnet(batch=batch)
     if not client or not server:
         raise InputError("a 'layers' model needs both --client-layers and --server-layers")
 
-    def layer(text: str) -> Dense:
-        parts = text.split(":")
-        try:
-            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "relu"):
-                raise ValueError
-            return Dense(int(parts[0]), int(parts[1]), len(parts) == 3)
-        except ValueError:
-            raise InputError(f"layer {text!r}: write N_IN:N_OUT or N_IN:N_OUT:relu, e.g. "
-                             "4:3:relu") from None
-    return SplitSpec(tuple(map(layer, client)), tuple(map(layer, server)), batch)
+    return SplitSpec(tuple(map(_layer, client)), tuple(map(_layer, server)), batch)
+
+
+def _layer(text: str):
+    """A Dense layer written N_IN:N_OUT or N_IN:N_OUT:relu."""
+    from splitverify.model import Dense
+
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "relu"):
+            raise ValueError
+        return Dense(int(parts[0]), int(parts[1]), len(parts) == 3)
+    except ValueError:
+        raise InputError(f"layer {text!r}: write N_IN:N_OUT or N_IN:N_OUT:relu, e.g. "
+                         "4:3:relu") from None

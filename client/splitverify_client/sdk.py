@@ -7,6 +7,10 @@ verified before the client goes on.
     result = client.train(batches, steps=20)
     # … killed? SplitClient.resume("run1").train(batches, steps=20) goes on where it stopped
 
+Your own client half and data: ``SplitClient(url, model=nn.Sequential(...), server_layers=
+nn.Sequential(...) or its layers, batch=8)``, then ``train(data_loader, steps)`` and
+``trained_model()`` (the half as trained, an ``nn.Sequential``).
+
 Transient HTTP failures (connection refused or reset, timeouts, 502/503/504 — e.g. a server
 restarting) are retried with back-off for up to ``retry_seconds``; a step is never applied
 twice: the client re-sends the very same message, and the server answers a message it already
@@ -40,7 +44,7 @@ from splitverify.errors import InputError, MalformedAnswer, SetupError, Splitver
 from splitverify.identity import Identity, check_address
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify import model
-from splitverify.model import SplitSpec
+from splitverify.model import Layer, SplitSpec, torch_io
 from splitverify.pool.threads import background_pool
 from splitverify.protocol import ClientParty, SessionResult, new_transcript, policy, scenarios
 from splitverify.protocol.local import rollback_step
@@ -69,7 +73,12 @@ class SplitClient:
                  timeout: float = 600.0, retry_seconds: float = 60.0,
                  state_dir: str | Path | None = None,
                  transport: httpx.BaseTransport | None = None, ptau: PtauPolicy | None = None,
-                 identity: Identity | None = None):
+                 identity: Identity | None = None, model: torch.nn.Sequential | None = None,
+                 server_layers: torch.nn.Sequential | tuple[Layer, ...] | None = None):
+        """``model``: the client's half as an ``nn.Sequential`` with its own weights (else
+        ``spec``'s, seeded); ``server_layers``: then the server half's shape (an
+        ``nn.Sequential`` whose weights are not read, or its layers): the server's weights
+        are its own."""
         self.url = url.rstrip("/")
         # which powers of tau this client accepts (None: whatever the server's keys use)
         self.ptau_policy = ptau
@@ -77,7 +86,16 @@ class SplitClient:
         self.ptau: dict = {}
         self.mode = ProofMode.of(proof_mode)       # text from the SDK's caller: parsed once
         scenarios.require_side(malicious, "client")
-        self.spec = spec or SplitSpec.refnet(batch=batch)
+        self.model = model
+        self.spec = (torch_io.split_spec(model, server_layers, batch)
+                     if model is not None and server_layers is not None
+                     else spec or SplitSpec.refnet(batch=batch))
+        if model is not None and torch_io.half_layers(model) != self.spec.client:
+            raise InputError("the client model's layers are not the spec's client layers: give "
+                             "model with server_layers (and no spec)")
+        # encoded now: a weight the fixed point cannot hold is refused before any session
+        self.model_params = (None if model is None
+                             else torch_io.encode_half(self.spec.quant, model))
         self.circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
         self.backend, self.malicious = backend, malicious
         self.http = httpx.Client(timeout=timeout, transport=transport)
@@ -139,17 +157,19 @@ class SplitClient:
                backend: str | None = None, timeout: float = 600.0,
                retry_seconds: float = 60.0, url: str | None = None,
                transport: httpx.BaseTransport | None = None,
-               malicious: str | None = None) -> "SplitClient":
+               malicious: str | None = None,
+               model: torch.nn.Sequential | None = None) -> "SplitClient":
         """The client of the session saved in ``state_dir``, where it stopped (a ceremony that
         was cut short is finished here). ``url``: the server's address if it moved;
-        ``malicious``: the tamper scenario the resumed client plays."""
+        ``malicious``: the tamper scenario the resumed client plays; ``model``: the client
+        half the session started from (for :meth:`trained_model`)."""
         state = StateFolder(state_dir)
         data = state.load()
         request = SessionCreate.model_validate(data["request"])
         client = cls(url or data["url"], proof_mode=request.proof_mode, spec=request.spec(),
                      circuits_for=circuits_for, backend=backend, timeout=timeout,
                      retry_seconds=retry_seconds, state_dir=state_dir, transport=transport,
-                     malicious=malicious)
+                     malicious=malicious, model=model)
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
         client.initial_weights_commitment = request.initial_weights_commitment
@@ -277,7 +297,8 @@ class SplitClient:
 
     # -- the surface ------------------------------------------------------------------------
     def _new_party(self) -> ClientParty:
-        client_params, _ = initial_params(self.spec, self.seed)
+        client_params = (self.model_params if self.model_params is not None
+                         else initial_params(self.spec, self.seed)[0])
         circuits = self.circuits_for(self.spec)
         self.party = scenarios.party_class("client", self.malicious)(
             self.spec, self.session_id, self.mode, client_params, circuits,
@@ -493,11 +514,13 @@ class SplitClient:
     def train(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int,
               on_step: Callable[[int], None] = lambda _s: None) -> SessionResult:
         """Steps ``next_step`` … ``steps − 1`` on the matching batches (a resumed session skips
-        the batches of the steps it has made)."""
+        the batches of the steps it has made). ``batches``: any iterable of ``(x, y)`` or a
+        ``DataLoader``; float features are quantized by the spec, int64 ones are fixed point."""
         start = time.perf_counter()
         detected = None if self.detected is None else self.detected.error()
+        fixed_point = torch_io.fixed_point_batches(self.spec.quant, self.spec.batch, batches)
         try:
-            for step, (x, labels) in enumerate(batches):
+            for step, (x, labels) in enumerate(fixed_point):
                 if step >= steps or detected is not None:
                     break
                 if step < self.next_step:
@@ -571,6 +594,14 @@ class SplitClient:
         except ServerError as failed:
             # the session stops here all the same; the summary says the server was not told
             exc.reason += f" (the server could not be told: {failed})"
+
+    def trained_model(self) -> torch.nn.Sequential:
+        """The client's half as trained so far: a copy of the ``model`` given, holding the
+        session's weights decoded from fixed point."""
+        if self.model is None or self.party is None:
+            raise InputError("trained_model() needs the client half given as model= and a "
+                             "session (create_session() first)")
+        return torch_io.decode_half(self.spec.quant, self.model, self.party.params)
 
     def _get(self, what: str) -> dict:
         response = self.http.get(f"{self.url}/sessions/{self.session_id}{what}",

@@ -14,7 +14,7 @@ from splitverify.ledger.sink import ChainLog
 from splitverify.identity import Identity
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.errors import InputError
-from splitverify.model import SplitSpec
+from splitverify.model import SplitSpec, torch_io
 from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import PartyFigures, ProofMode, scenarios, session_summary
 from splitverify.protocol.local import loss_per_logit
@@ -61,7 +61,9 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  state_dir: Path | None = None, spec: SplitSpec | None = None,
                  ptau: PtauPolicy | None = None, identity: Identity | None = None,
                  evaluate_every: int = 0,
-                 on_evaluate: Callable[[dict], None] = lambda _point: None) -> dict:
+                 on_evaluate: Callable[[dict], None] = lambda _point: None,
+                 model: torch.nn.Sequential | None = None,
+                 dataset: torch_io.Dataset | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
@@ -72,19 +74,25 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     random data, and then not evaluated); ``ptau``: the powers of tau this client accepts;
     ``identity``: the client's signing key (default: one per session); ``evaluate_every``: on
     the digits, also the test accuracy every that many steps (the summary's ``accuracy_curve``,
-    each point handed to ``on_evaluate`` as it is measured)."""
+    each point handed to ``on_evaluate`` as it is measured); ``model``: the client's own half
+    (``spec``'s client layers, its weights the starting point; the trained half is written to
+    ``out``/client_model.pt); ``dataset``: the data to train on instead (evaluated on its test
+    part, if it has one)."""
     from .sdk import SplitClient
     from .state import StateFolder
 
     if steps < 1:
         raise InputError("--steps must be at least 1")
     spec = spec or SplitSpec.refnet()
-    digits = (spec.features, spec.classes) == (64, 10)
+    digits = dataset is None and (spec.features, spec.classes) == (64, 10)
+    if dataset is not None:
+        dataset.check(spec.features, spec.classes, spec.quant)
     malicious = scenarios.played_by(malicious, "client")
     start = time.perf_counter()
     if state_dir is not None and StateFolder(state_dir).exists():
         client = SplitClient.resume(state_dir, circuits_for=circuits_for, backend=backend,
-                                    retry_seconds=retry_seconds, url=url, malicious=malicious)
+                                    retry_seconds=retry_seconds, url=url, malicious=malicious,
+                                    model=model)
         if identity is not None and identity.address != client.identity.address:
             raise InputError(f"--state {state_dir} holds session {client.session_id} of identity "
                              f"{client.identity.address}, not {identity.address}: resume it with "
@@ -98,20 +106,26 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         client = SplitClient(url, proof_mode=mode, batch=spec.batch,
                              circuits_for=circuits_for, backend=backend, malicious=malicious,
                              retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
-                             ptau=ptau, identity=identity)
+                             ptau=ptau, identity=identity, model=model)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     session_s = time.perf_counter() - start
     if chain is not None:
         # the client's identity owns its ledger slots (a sink made earlier keeps its account)
         chain.accounts.setdefault("client", client.identity.private_key)
         chain.sink("client").attach(client.party)
-    data = refnet_batches(spec) if digits else random_batches(spec, seed)
-    test_set = refnet.load_digits_split()[2:] if digits else None
+    if dataset is not None:
+        data = torch_io.epochs_of(dataset, spec.batch)
+        test_set = None if dataset.x_test is None else (dataset.x_test, dataset.y_test)
+        rows = len(dataset.x)
+    else:
+        data = refnet_batches(spec) if digits else random_batches(spec, seed)
+        test_set = refnet.load_digits_split()[2:] if digits else None
+        rows = refnet.N_TRAIN
     curve: list[dict] = []
 
     def evaluated(done: int) -> dict:
         """The test accuracy after ``done`` steps (both halves as trained so far)."""
-        point = {"step": done, "epoch": round(done / (refnet.N_TRAIN // spec.batch), 2),
+        point = {"step": done, "epoch": round(done / (rows // spec.batch), 2),
                  "test_accuracy": round(client.evaluate(*test_set), 4)}
         curve.append(point)
         on_evaluate(point)
@@ -133,7 +147,10 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     transcript.save(out / "transcript.json")
     det = result.detected
-    accuracy = None if det is not None or not digits else evaluated(result.steps)["test_accuracy"]
+    accuracy = (None if det is not None or test_set is None
+                else evaluated(result.steps)["test_accuracy"])
+    if model is not None:
+        torch.save(client.trained_model(), out / "client_model.pt")
     return {
         **session_summary(result.steps, mode, det, server.losses, spec,
                           PartyFigures.of_party(client.party), PartyFigures.of_status(server)),

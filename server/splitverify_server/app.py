@@ -61,6 +61,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -79,6 +80,9 @@ from .refusals import error_response, register_handlers
 from .routes import ROUTERS
 from .service import SessionService
 
+if TYPE_CHECKING:
+    import torch
+
 
 def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None, *,
                backend: str | None = None, malicious: str | None = None,
@@ -86,7 +90,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                ceremony: bool = True, ptau: PtauPolicy | None = None,
                on_party: Callable[[ServerParty], object] | None = None,
                identity: Identity | None = None,
-               dashboard_token: str | None = None) -> FastAPI:
+               dashboard_token: str | None = None,
+               server_model: torch.nn.Sequential | None = None) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
@@ -96,7 +101,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     session keys come from (None: the operator's circuits decide, as in tests and the demo);
     ``identity`` signs what the server sends (default: kept next to the database in
     ``<db>.identity``, or one per process for ``:memory:``); ``dashboard_token``: the token
-    the dashboard at ``/`` requires (None: its pages, public values only, need none)."""
+    the dashboard at ``/`` requires (None: its pages, public values only, need none);
+    ``server_model``: the server's own half as an ``nn.Sequential`` (its weights start every
+    session; None: seeded weights, as the client's request says)."""
     if dashboard_token is not None and not dashboard_token.strip():
         raise InputError("--dashboard-token is empty: give a token, or leave the option out "
                          "for a dashboard without one")
@@ -104,7 +111,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     # the dashboard's event log sees each party after ``on_party`` (it wraps the party's hook)
     service = SessionService(circuits_for, backend=backend, malicious=malicious, limits=limits,
                              db=db, ceremony=ceremony, ptau=ptau,
-                             on_party=dashboard.events.watching(on_party), identity=identity)
+                             on_party=dashboard.events.watching(on_party), identity=identity,
+                             server_model=server_model)
     app = FastAPI(title="splitverify server", version="0.1.0")
     app.state.service = service
     app.state.sessions, app.state.store = service.sessions, service.store

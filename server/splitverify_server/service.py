@@ -45,6 +45,7 @@ from .bodylimit import KEY_PATH
 from .guard import CreationRate, bearer_token, largest_circuit, without_paths
 from .refusals import (AlreadyDone, ProofRequired, Refused, SessionRemoved, SessionStopped,
                        TooManySessions)
+from .server_model import ServerHalf
 from .session import PTAU_RECORD, KeyCeremony, Session, SessionPtau
 from .store import SessionStore, StoredSession, token_digest
 
@@ -65,8 +66,9 @@ class SessionService:
                  backend: str | None, malicious: str | None, limits: Limits, db: str | Path,
                  ceremony: bool, ptau: PtauPolicy | None,
                  on_party: Callable[[ServerParty], object] | None,
-                 identity: Identity | None):
+                 identity: Identity | None, server_model: torch.nn.Sequential | None = None):
         self.limits, self.db = limits, db
+        self.server_half = None if server_model is None else ServerHalf(server_model)
         self.store = SessionStore(db)
         self.sessions: dict[int, Session | None] = {}     # None: a session being made
         self._creating = threading.Lock()    # the session count is checked and raised at once
@@ -104,7 +106,8 @@ class SessionService:
 
     def new_party(self, request: SessionCreate, session_id: int) -> ServerParty:
         spec = request.spec()
-        _, server_params = initial_params(spec, request.seed)
+        server_params = (self.server_half.params_for(spec) if self.server_half is not None
+                         else initial_params(spec, request.seed)[1])
         circuits = self.circuits_for(spec)
         party = scenarios.party_class("server", self.malicious)(
             spec, session_id, request.proof_mode, server_params, circuits,

@@ -5,6 +5,9 @@
 * :mod:`.spec` — :class:`SplitSpec`: the layers cut in two, the batch, the fixed-point spec.
 * :mod:`.reference` — :func:`client_forward`, :func:`server_step`, :func:`client_backward` on
   int64 tensors: what training runs and the circuits prove.
+* :mod:`.torch_io` — a user's own ``nn.Sequential`` halves ↔ layers and fixed-point parameters,
+  model files (``torch.save``-d halves, loaded without running code), NPZ/CSV data, and
+  ``(x, y)`` batches from any iterable or DataLoader.
 """
 
 from __future__ import annotations

@@ -177,5 +177,20 @@ def layer_from_module(index: int, module: torch.nn.Module) -> Layer:
     return build(index, module)
 
 
+def layers_of_modules(modules: list[torch.nn.Module], first_index: int = 0) -> list[Layer]:
+    """The layers a run of Sequential modules stands for, each ReLU folded into the layer
+    before it (``first_index``: the first module's index in the Sequential, for errors)."""
+    layers: list[Layer] = []
+    for i, module in enumerate(modules, start=first_index):
+        if isinstance(module, torch.nn.ReLU):
+            if not layers or layers[-1].relu:
+                raise InputError(f"module {i}: a ReLU must follow a "
+                                 f"{' or '.join(torch_layer_names())}")
+            layers[-1] = layers[-1].with_relu()
+        else:
+            layers.append(layer_from_module(i, module))
+    return layers
+
+
 def torch_layer_names() -> list[str]:
     return [module_type.__name__ for module_type in TORCH_LAYERS]

@@ -9,7 +9,7 @@ import torch
 
 from ..errors import InputError
 from ..quant import QuantSpec
-from .layers import Dense, Layer, layer_from_module, torch_layer_names
+from .layers import Dense, Layer, layers_of_modules
 
 
 @dataclass(frozen=True)
@@ -63,16 +63,7 @@ class SplitSpec:
             raise InputError(f"cut {cut} separates a {type(mods[cut - 1]).__name__} from its "
                              f"ReLU; cut after the ReLU ({cut + 1}) or before the "
                              f"{type(mods[cut - 1]).__name__} ({cut - 1})")
-        halves: list[list[Layer]] = [[], []]
-        for i, mod in enumerate(mods):
-            side = halves[0 if i < cut else 1]
-            if isinstance(mod, torch.nn.ReLU):
-                if not side or side[-1].relu:
-                    raise InputError(f"module {i}: a ReLU must follow a "
-                                     f"{' or '.join(torch_layer_names())}")
-                side[-1] = side[-1].with_relu()
-            else:
-                side.append(layer_from_module(i, mod))
+        halves = (layers_of_modules(mods[:cut]), layers_of_modules(mods[cut:], cut))
         return cls(tuple(halves[0]), tuple(halves[1]), batch, quant_spec or QuantSpec())
 
     @classmethod

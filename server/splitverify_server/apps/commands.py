@@ -115,7 +115,12 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           dashboard_token: Annotated[Optional[str], typer.Option(
               help="Require this token for the live dashboard at / (open /?token=TOKEN once); "
                    "without it the dashboard, public values only, is open to anyone who can "
-                   "reach the server.")] = None) -> None:
+                   "reach the server.")] = None,
+          model: Annotated[Optional[Path], typer.Option(
+              help="The server's own half: a torch.save-d nn.Sequential of Linear and ReLU "
+                   "modules. Every session starts from its weights, which never leave the "
+                   "server; a client must ask for these server layers. Default: seeded "
+                   "weights of the half the client asks for.")] = None) -> None:
     """Run the splitverify server (FastAPI over uvicorn), with its live dashboard at /."""
     import uvicorn
     from splitverify.protocol import scenarios
@@ -129,9 +134,13 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                         nesting=max_nesting, constraints=max_constraints,
                         client_sessions=client_sessions, client_window=client_window,
                         idle_seconds=idle_timeout)
+        server_model = None
+        if model is not None:
+            from splitverify.model.torch_io import load_half
+            server_model = load_half(model)
         application = create_app(db=db, malicious=malicious, limits=limits,
                                  ptau=ptau_policy(ptau, insecure_dev_ptau),
-                                 dashboard_token=dashboard_token)
+                                 dashboard_token=dashboard_token, server_model=server_model)
     except SplitverifyError as exc:
         fail(exc)
     console.print(f"splitverify server on http://{host}:{port} (sessions in {db}); dashboard at "
