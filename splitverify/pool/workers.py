@@ -1,0 +1,150 @@
+"""A prover pool over a fixed number of workers, whatever they are (processes, Ray actors).
+
+One dispatcher thread per worker slot takes jobs from one queue, starts its worker on its first
+job, hands it each key once (then only the witness inputs of each job) and turns its answer into
+a :class:`ProofResult`. A worker that dies with a job in hand is replaced and the job goes back
+on the queue (at most ``retries`` times); any other failure reaches the job's waiter as is.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..circuitgen import SplitCircuits, Statement
+from ..errors import InputError, ProofError, ProverWorkerLost
+from ..zk import CircuitKey, Proof, PublicSignals
+from ..zk.kept_keys import KeyIdent, key_ident
+from . import ProofJob, ProofResult
+
+DEFAULT_RETRIES = 2
+
+
+class Worker(Protocol):
+    """One worker of a pool; ``load`` and ``prove`` raise ProverWorkerLost if it dies."""
+    name: str
+
+    def load(self, ident: KeyIdent, key: CircuitKey) -> None: ...
+
+    def prove(self, ident: KeyIdent, inputs: Mapping[str, object]
+              ) -> tuple[Proof, PublicSignals, float]: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class _Queued:
+    job: ProofJob
+    key: CircuitKey
+    ident: KeyIdent
+    future: Future
+    attempts: int = 0
+
+
+class WorkerPool:
+    """``size`` workers made by ``start_worker(slot)``, started on their first job."""
+
+    def __init__(self, circuits: SplitCircuits, size: int,
+                 start_worker: Callable[[int], Worker], *, retries: int = DEFAULT_RETRIES,
+                 label: str = "prover pool"):
+        if size < 1:
+            raise InputError(f"a {label} needs at least one worker, not {size}")
+        self.circuits, self.size, self.retries, self.label = circuits, size, retries, label
+        self._start_worker = start_worker
+        self._queue: queue.Queue[_Queued | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self.workers: dict[int, Worker] = {}              # slot -> its live worker
+        self.in_flight: dict[tuple[int, str, int], str] = {}  # (session, kind, step) -> worker
+        self.retried = 0                                  # jobs put back after a worker died
+        self.key_loads = 0                                # keys handed to a worker
+
+    def submit(self, job: ProofJob) -> Future[ProofResult]:
+        future: Future[ProofResult] = Future()
+        key = self.circuits.key(job.kind)
+        with self._lock:
+            if self._closed:
+                raise ProofError(f"the {self.label} is closed (its session ended); no job for "
+                                 f"{job.kind} step {job.step} can be proven on it")
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._serve_slot, args=(slot,),
+                                                  name=f"{self.label} slot {slot}", daemon=True)
+                                 for slot in range(self.size)]
+                for thread in self._threads:
+                    thread.start()
+        self._queue.put(_Queued(job, key, key_ident(key), future))
+        return future
+
+    def _serve_slot(self, slot: int) -> None:
+        worker: Worker | None = None
+        loaded: set[KeyIdent] = set()
+        while (item := self._queue.get()) is not None:
+            # a retried job's future is running already (its waiter may not cancel it any more)
+            if item.attempts == 0 and not item.future.set_running_or_notify_cancel():
+                continue
+            job = item.job
+            try:
+                if worker is None:
+                    worker, loaded = self._start_worker(slot), set()
+                    self.workers[slot] = worker
+                self.in_flight[(job.session_id, job.kind, job.step)] = worker.name
+                if item.ident not in loaded:
+                    worker.load(item.ident, item.key)
+                    loaded.add(item.ident)
+                    self.key_loads += 1
+                proof, public, seconds = worker.prove(item.ident, job.inputs)
+                item.future.set_result(ProofResult(
+                    job.session_id, job.kind, job.step, Statement.from_signals(job.kind, public),
+                    proof, seconds, worker.name))
+            except ProverWorkerLost as lost:
+                if worker is not None:
+                    worker.stop()
+                worker = None
+                self.workers.pop(slot, None)
+                self._retry(item, lost)
+            except Exception as exc:  # noqa: BLE001 — handed to the waiter, who re-raises it
+                item.future.set_exception(exc)
+            finally:
+                self.in_flight.pop((job.session_id, job.kind, job.step), None)
+        if worker is not None:
+            worker.stop()
+
+    def _retry(self, item: _Queued, lost: ProverWorkerLost) -> None:
+        item.attempts += 1
+        if item.attempts > self.retries:
+            item.future.set_exception(ProverWorkerLost(
+                f"{lost}; the job for {item.job.kind} step {item.job.step} was tried on "
+                f"{item.attempts} workers of the {self.label} and each died: check the workers' "
+                "memory and logs"))
+            return
+        with self._lock:
+            closed = self._closed
+        if closed:
+            item.future.set_exception(ProofError(f"{lost}, and the {self.label} was closed "
+                                                 "before the job could be retried"))
+            return
+        self.retried += 1
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Stop the workers (after the jobs already queued); later submits are refused."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads = self._threads
+        for _ in threads:
+            self._queue.put(None)
+        for thread in threads:
+            thread.join()
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None and not item.future.done():
+                item.future.set_exception(ProofError(f"the {self.label} was closed before "
+                                                     f"{item.job.kind} step {item.job.step} "
+                                                     "was proven"))
