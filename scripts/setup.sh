@@ -18,7 +18,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; any other version pulls GBs of CUDA.
   .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e ".[test]" -e ./client -e "./server[bench]"
+  # extra `ray`: the Ray prover pool (--ray), which its tests run on a real local cluster
+  .venv/bin/python -m pip install --quiet -e ".[test,ray]" -e ./client -e "./server[bench]"
   echo "$want" > "$stamp"
 fi
 
