@@ -10,8 +10,8 @@ import typer
 from platformdirs import user_data_path
 
 from splitverify.cli_shared import (PROOF_MODE_HELP, InsecureDevPtauOpt, MaliciousOpt, OutOpt,
-                                    PtauOpt, VerifyOnChainOpt, console, fail, finish_session,
-                                    ptau_policy)
+                                    ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console, fail,
+                                    finish_session, pool_choice, ptau_policy)
 from splitverify.errors import InputError, SplitverifyError
 
 # the client's identity key when `train --identity` is not given: one per user of a machine
@@ -54,7 +54,8 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
               help="The client's identity key file (made there on first use; keep it "
                    "private): it signs every message, and the two-party phase 1 made with a "
                    "server is cached under it and reused by the pair's later sessions. Default: "
-                   "client.identity in the user's data folder (splitverify).")] = None) -> None:
+                   "client.identity in the user's data folder (splitverify).")] = None,
+          provers: ProversOpt = 0, ray: RayOpt = None) -> None:
     """The client: train RefNet (or a --client-layers/--server-layers model) with a
     splitverify server over HTTP. Exit codes as demo."""
     from rich.progress import Progress
@@ -72,6 +73,7 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
         mode = ProofMode.parse(proof_mode)
         check_chain_options(backend, verify_on_chain, mode)
         scenarios.require_side(malicious, "client")
+        pools = pool_choice(provers, ray)
         with Progress(console=console, transient=True) as bar, \
                 chain_log(backend, verify_on_chain) as log:
             task = bar.add_task("training", total=steps)
@@ -81,7 +83,8 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                                    chain=log, state_dir=state,
                                    spec=_layers_spec(client_layers, server_layers, batch),
                                    ptau=ptau_policy(ptau, insecure_dev_ptau),
-                                   identity=Identity.load_or_create(identity or DEFAULT_IDENTITY))
+                                   identity=Identity.load_or_create(identity or DEFAULT_IDENTITY),
+                                   prover_pool=pools.make)
     except SplitverifyError as exc:
         fail(exc)
     finish_session(summary, out, f"splitverify train against {server}")

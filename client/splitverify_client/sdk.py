@@ -41,6 +41,7 @@ from splitverify.identity import Identity, check_address
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify import model
 from splitverify.model import SplitSpec
+from splitverify.pool import ProverPool
 from splitverify.protocol import ClientParty, SessionResult, new_transcript, scenarios
 from splitverify.protocol.wire import (ErrorBody, GradientMessage, KeyAccepted, Phase1Accepted,
                                        Predictions, ProofBody, ProofMode, SessionCreate,
@@ -66,7 +67,8 @@ class SplitClient:
                  timeout: float = 600.0, retry_seconds: float = 60.0,
                  state_dir: str | Path | None = None,
                  transport: httpx.BaseTransport | None = None, ptau: PtauPolicy | None = None,
-                 identity: Identity | None = None):
+                 identity: Identity | None = None,
+                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None):
         self.url = url.rstrip("/")
         # which powers of tau this client accepts (None: whatever the server's keys use)
         self.ptau_policy = ptau
@@ -77,6 +79,8 @@ class SplitClient:
         self.spec = spec or SplitSpec.refnet(batch=batch)
         self.circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
         self.backend, self.malicious = backend, malicious
+        # where the party proves (default: its own thread); its pool is closed after ``train``
+        self.prover_pool = prover_pool
         self.http = httpx.Client(timeout=timeout, transport=transport)
         self.retry_seconds = retry_seconds
         self.retries = 0                     # transient failures survived (for the summary)
@@ -136,7 +140,9 @@ class SplitClient:
                backend: str | None = None, timeout: float = 600.0,
                retry_seconds: float = 60.0, url: str | None = None,
                transport: httpx.BaseTransport | None = None,
-               malicious: str | None = None) -> "SplitClient":
+               malicious: str | None = None,
+               prover_pool: Callable[[SplitCircuits], ProverPool] | None = None
+               ) -> "SplitClient":
         """The client of the session saved in ``state_dir``, where it stopped (a ceremony that
         was cut short is finished here). ``url``: the server's address if it moved;
         ``malicious``: the tamper scenario the resumed client plays."""
@@ -146,7 +152,7 @@ class SplitClient:
         client = cls(url or data["url"], proof_mode=request.proof_mode, spec=request.spec(),
                      circuits_for=circuits_for, backend=backend, timeout=timeout,
                      retry_seconds=retry_seconds, state_dir=state_dir, transport=transport,
-                     malicious=malicious)
+                     malicious=malicious, prover_pool=prover_pool)
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
         client.initial_weights_commitment = request.initial_weights_commitment
@@ -274,9 +280,11 @@ class SplitClient:
     # -- the surface ------------------------------------------------------------------------
     def _new_party(self) -> ClientParty:
         client_params, _ = initial_params(self.spec, self.seed)
+        circuits = self.circuits_for(self.spec)
         self.party = scenarios.party_class("client", self.malicious)(
-            self.spec, self.session_id, self.mode, client_params, self.circuits_for(self.spec),
-            backend=self.backend, identity=self.identity, peer=self.server_identity)
+            self.spec, self.session_id, self.mode, client_params, circuits,
+            backend=self.backend, identity=self.identity, peer=self.server_identity,
+            pool=None if self.prover_pool is None else self.prover_pool(circuits))
         return self.party
 
     def _request_body(self) -> dict:
@@ -503,6 +511,7 @@ class SplitClient:
         if self.party is not None:                 # the signed end: a cut is then visible
             self.party.end_session(self.next_step)
             self._save()
+            self.party.prover.pool.close()         # its workers, until a later train needs them
         return SessionResult(self.next_step, [], detected, self.party, None,
                              time.perf_counter() - start, self.party.transcript)
 

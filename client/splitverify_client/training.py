@@ -15,6 +15,7 @@ from splitverify.identity import Identity
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.errors import InputError
 from splitverify.model import SplitSpec
+from splitverify.pool import ProverPool
 from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import PartyFigures, ProofMode, scenarios, session_summary
 from splitverify.transcript import Transcript
@@ -57,7 +58,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  backend: str | None = None, seed: int = 0,
                  retry_seconds: float = 60.0, chain: ChainLog | None = None,
                  state_dir: Path | None = None, spec: SplitSpec | None = None,
-                 ptau: PtauPolicy | None = None, identity: Identity | None = None) -> dict:
+                 ptau: PtauPolicy | None = None, identity: Identity | None = None,
+                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
@@ -66,7 +68,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     one resumes it (after a crash, run the same command again). ``spec``: another model than
     RefNet (trained on the digits when it has their 64 features and 10 classes, else on seeded
     random data, and then not evaluated); ``ptau``: the powers of tau this client accepts;
-    ``identity``: the client's signing key (default: one per session)."""
+    ``identity``: the client's signing key (default: one per session); ``prover_pool``: where
+    the client proves (``PoolChoice.make``; default: its own thread)."""
     from .sdk import SplitClient
     from .state import StateFolder
 
@@ -78,7 +81,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     start = time.perf_counter()
     if state_dir is not None and StateFolder(state_dir).exists():
         client = SplitClient.resume(state_dir, circuits_for=circuits_for, backend=backend,
-                                    retry_seconds=retry_seconds, url=url, malicious=malicious)
+                                    retry_seconds=retry_seconds, url=url, malicious=malicious,
+                                    prover_pool=prover_pool)
         if identity is not None and identity.address != client.identity.address:
             raise InputError(f"--state {state_dir} holds session {client.session_id} of identity "
                              f"{client.identity.address}, not {identity.address}: resume it with "
@@ -92,7 +96,7 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         client = SplitClient(url, proof_mode=mode, batch=spec.batch,
                              circuits_for=circuits_for, backend=backend, malicious=malicious,
                              retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
-                             ptau=ptau, identity=identity)
+                             ptau=ptau, identity=identity, prover_pool=prover_pool)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     session_s = time.perf_counter() - start
     if chain is not None:

@@ -66,6 +66,7 @@ from splitverify.circuitgen import SplitCircuits
 from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.model import SplitSpec
+from splitverify.pool import ProverPool
 from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import ServerParty
 
@@ -81,7 +82,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                limits: Limits = Limits(), db: str | Path = ":memory:",
                ceremony: bool = True, ptau: PtauPolicy | None = None,
                on_party: Callable[[ServerParty], object] | None = None,
-               identity: Identity | None = None) -> FastAPI:
+               identity: Identity | None = None,
+               prover_pool: Callable[[SplitCircuits], ProverPool] | None = None) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
@@ -90,10 +92,12 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     ``LedgerSink.attach``, to log its statements); ``ptau`` which powers of tau the
     session keys come from (None: the operator's circuits decide, as in tests and the demo);
     ``identity`` signs what the server sends (default: kept next to the database in
-    ``<db>.identity``, or one per process for ``:memory:``)."""
+    ``<db>.identity``, or one per process for ``:memory:``); ``prover_pool(circuits)`` gives
+    each session's party the pool it proves on (default: its own thread), closed when the
+    session is removed."""
     service = SessionService(circuits_for, backend=backend, malicious=malicious, limits=limits,
                              db=db, ceremony=ceremony, ptau=ptau, on_party=on_party,
-                             identity=identity)
+                             identity=identity, prover_pool=prover_pool)
     app = FastAPI(title="splitverify server", version="0.1.0")
     app.state.service = service
     app.state.sessions, app.state.store = service.sessions, service.store

@@ -30,6 +30,7 @@ from splitverify.keyexchange import load_final, server_accept, server_contribute
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify.limits import Limits
 from splitverify.model import SplitSpec
+from splitverify.pool import ProverPool
 from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import ServerParty, new_transcript, params_to_lists, scenarios
 from splitverify.protocol.wire import (MAX_PREDICT_ROWS, BackwardMessage, ForwardMessage,
@@ -58,7 +59,8 @@ class SessionService:
                  backend: str | None, malicious: str | None, limits: Limits, db: str | Path,
                  ceremony: bool, ptau: PtauPolicy | None,
                  on_party: Callable[[ServerParty], object] | None,
-                 identity: Identity | None):
+                 identity: Identity | None,
+                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None):
         self.limits, self.db = limits, db
         self.store = SessionStore(db)
         self.sessions: dict[int, Session | None] = {}     # None: a session being made
@@ -67,6 +69,7 @@ class SessionService:
         self._last_sweep = 0.0
         self.circuits_for = circuits_for or SplitCircuits
         self.backend, self.malicious, self.on_party = backend, malicious, on_party
+        self.prover_pool = prover_pool
         self.ceremony, self.ptau = ceremony, ptau
         self._key_folders: dict[int, Path] = {}
         self.identity = identity or (Identity.generate() if self.in_memory
@@ -98,9 +101,11 @@ class SessionService:
     def new_party(self, request: SessionCreate, session_id: int) -> ServerParty:
         spec = request.spec()
         _, server_params = initial_params(spec, request.seed)
+        circuits = self.circuits_for(spec)
         party = scenarios.party_class("server", self.malicious)(
-            spec, session_id, request.proof_mode, server_params, self.circuits_for(spec),
-            backend=self.backend, identity=self.identity, peer=request.client_identity)
+            spec, session_id, request.proof_mode, server_params, circuits,
+            backend=self.backend, identity=self.identity, peer=request.client_identity,
+            pool=None if self.prover_pool is None else self.prover_pool(circuits))
         # step 0's weightsCommitment must continue the chain from the declared starting point
         party.client_chain = request.initial_weights_commitment
         if self.on_party is not None:
@@ -179,6 +184,7 @@ class SessionService:
             session.removed = True
             self.sessions.pop(session.id, None)
             self.forget(session.id)
+            session.party.prover.pool.close()
         finally:
             session.lock.release()
         return True

@@ -46,7 +46,9 @@ class _Queued:
 
 
 class WorkerPool:
-    """``size`` workers made by ``start_worker(slot)``, started on their first job."""
+    """``size`` workers made by ``start_worker(slot)``, started on the first job after the pool
+    was made or closed: ``close`` releases them (a party closes its pool when its session
+    ends), and a later job starts them again."""
 
     def __init__(self, circuits: SplitCircuits, size: int,
                  start_worker: Callable[[int], Worker], *, retries: int = DEFAULT_RETRIES,
@@ -55,10 +57,11 @@ class WorkerPool:
             raise InputError(f"a {label} needs at least one worker, not {size}")
         self.circuits, self.size, self.retries, self.label = circuits, size, retries, label
         self._start_worker = start_worker
-        self._queue: queue.Queue[_Queued | None] = queue.Queue()
         self._lock = threading.Lock()
+        # the running slots' queue and threads (None: stopped); each start has its own queue, so
+        # that close's end marks reach exactly the threads they stop
+        self._queue: queue.Queue[_Queued | None] | None = None
         self._threads: list[threading.Thread] = []
-        self._closed = False
         self.workers: dict[int, Worker] = {}              # slot -> its live worker
         self.in_flight: dict[tuple[int, str, int], str] = {}  # (session, kind, step) -> worker
         self.retried = 0                                  # jobs put back after a worker died
@@ -67,23 +70,23 @@ class WorkerPool:
     def submit(self, job: ProofJob) -> Future[ProofResult]:
         future: Future[ProofResult] = Future()
         key = self.circuits.key(job.kind)
+        item = _Queued(job, key, key_ident(key), future)
         with self._lock:
-            if self._closed:
-                raise ProofError(f"the {self.label} is closed (its session ended); no job for "
-                                 f"{job.kind} step {job.step} can be proven on it")
-            if not self._threads:
-                self._threads = [threading.Thread(target=self._serve_slot, args=(slot,),
+            if self._queue is None:
+                self._queue = queue.Queue()
+                self._threads = [threading.Thread(target=self._serve_slot,
+                                                  args=(slot, self._queue),
                                                   name=f"{self.label} slot {slot}", daemon=True)
                                  for slot in range(self.size)]
                 for thread in self._threads:
                     thread.start()
-        self._queue.put(_Queued(job, key, key_ident(key), future))
+            self._queue.put(item)
         return future
 
-    def _serve_slot(self, slot: int) -> None:
+    def _serve_slot(self, slot: int, jobs: queue.Queue[_Queued | None]) -> None:
         worker: Worker | None = None
         loaded: set[KeyIdent] = set()
-        while (item := self._queue.get()) is not None:
+        while (item := jobs.get()) is not None:
             # a retried job's future is running already (its waiter may not cancel it any more)
             if item.attempts == 0 and not item.future.set_running_or_notify_cancel():
                 continue
@@ -106,15 +109,17 @@ class WorkerPool:
                     worker.stop()
                 worker = None
                 self.workers.pop(slot, None)
-                self._retry(item, lost)
+                self._retry(item, lost, jobs)
             except Exception as exc:  # noqa: BLE001 — handed to the waiter, who re-raises it
                 item.future.set_exception(exc)
             finally:
                 self.in_flight.pop((job.session_id, job.kind, job.step), None)
         if worker is not None:
             worker.stop()
+            self.workers.pop(slot, None)
 
-    def _retry(self, item: _Queued, lost: ProverWorkerLost) -> None:
+    def _retry(self, item: _Queued, lost: ProverWorkerLost,
+               jobs: queue.Queue[_Queued | None]) -> None:
         item.attempts += 1
         if item.attempts > self.retries:
             item.future.set_exception(ProverWorkerLost(
@@ -122,29 +127,23 @@ class WorkerPool:
                 f"{item.attempts} workers of the {self.label} and each died: check the workers' "
                 "memory and logs"))
             return
-        with self._lock:
-            closed = self._closed
-        if closed:
-            item.future.set_exception(ProofError(f"{lost}, and the {self.label} was closed "
-                                                 "before the job could be retried"))
-            return
         self.retried += 1
-        self._queue.put(item)
+        jobs.put(item)      # after close's end marks it is failed by close, not lost
 
     def close(self) -> None:
-        """Stop the workers (after the jobs already queued); later submits are refused."""
+        """Stop the workers once the jobs already submitted are done."""
         with self._lock:
-            if self._closed:
+            jobs, threads = self._queue, self._threads
+            self._queue, self._threads = None, []
+            if jobs is None:
                 return
-            self._closed = True
-            threads = self._threads
-        for _ in threads:
-            self._queue.put(None)
+            for _ in threads:
+                jobs.put(None)
         for thread in threads:
             thread.join()
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
+        while not jobs.empty():
+            item = jobs.get_nowait()
             if item is not None and not item.future.done():
-                item.future.set_exception(ProofError(f"the {self.label} was closed before "
-                                                     f"{item.job.kind} step {item.job.step} "
-                                                     "was proven"))
+                item.future.set_exception(ProofError(
+                    f"the {self.label} was closed before {item.job.kind} step {item.job.step} "
+                    "was proven (its worker had died with it)"))

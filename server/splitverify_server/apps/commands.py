@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 
 from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, InsecureDevPtauOpt, MaliciousOpt,
-                                    OutOpt, PtauOpt, VerifyOnChainOpt, console, fail,
-                                    finish_session, print_breakdown, ptau_policy)
+                                    OutOpt, ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console,
+                                    fail, finish_session, pool_choice, print_breakdown,
+                                    ptau_policy)
 from splitverify.errors import InputError, SplitverifyError
 from splitverify.limits import Limits
 
@@ -29,7 +30,8 @@ def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
          proof_mode: Annotated[str, typer.Option(help=PROOF_MODE_HELP)] = "every",
          malicious: MaliciousOpt = None, chain: ChainOpt = "none",
          verify_on_chain: VerifyOnChainOpt = False,
-         out: OutOpt = Path("splitverify-demo")) -> None:
+         out: OutOpt = Path("splitverify-demo"),
+         provers: ProversOpt = 0, ray: RayOpt = None) -> None:
     """RefNet split training over HTTP on loopback: the server in a thread, the client against
     it, every message verified as the proof mode says; with --chain both parties log the
     statements they send on one ledger. Exit 0 clean, 3 tampering detected."""
@@ -44,12 +46,14 @@ def demo(steps: Annotated[int, typer.Option(help="Training steps.")] = 20,
     try:
         backend = parse_chain(chain)
         mode = ProofMode.parse(proof_mode)
+        pools = pool_choice(provers, ray)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("training", total=steps)
             summary = run_demo(steps, mode, malicious, out,
                                progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
                                on_step=lambda done: bar.update(task, completed=done),
-                               chain=backend, verify_on_chain=verify_on_chain)
+                               chain=backend, verify_on_chain=verify_on_chain,
+                               prover_pool=pools.make)
     except SplitverifyError as exc:
         fail(exc)
     finish_session(summary, out, "splitverify demo: RefNet, split at the cut layer, over HTTP")
@@ -89,7 +93,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           idle_timeout: Annotated[int, typer.Option(
               help="Seconds without a request after which a session and its keys are removed.")]
           = _LIMITS.idle_seconds,
-          ptau: PtauOpt = None, insecure_dev_ptau: InsecureDevPtauOpt = False) -> None:
+          ptau: PtauOpt = None, insecure_dev_ptau: InsecureDevPtauOpt = False,
+          provers: ProversOpt = 0, ray: RayOpt = None) -> None:
     """Run the splitverify server (FastAPI over uvicorn)."""
     import uvicorn
     from splitverify.protocol import scenarios
@@ -104,7 +109,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                         client_sessions=client_sessions, client_window=client_window,
                         idle_seconds=idle_timeout)
         application = create_app(db=db, malicious=malicious, limits=limits,
-                                 ptau=ptau_policy(ptau, insecure_dev_ptau))
+                                 ptau=ptau_policy(ptau, insecure_dev_ptau),
+                                 prover_pool=pool_choice(provers, ray).make)
     except SplitverifyError as exc:
         fail(exc)
     console.print(f"splitverify server on http://{host}:{port} (sessions in {db})")

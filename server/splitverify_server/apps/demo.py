@@ -13,6 +13,7 @@ from splitverify.identity import Identity
 from splitverify.keyexchange import initial
 from splitverify.ledger.sink import ChainLog, chain_log, check_chain_options
 from splitverify.model import SplitSpec
+from splitverify.pool import ProverPool
 from splitverify.protocol import ProofMode, scenarios
 from splitverify_client.training import run_training
 
@@ -23,10 +24,12 @@ from ..loopback import ServerThread
 def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
              progress: Callable[[str], None], on_step: Callable[[int], None],
              backend: str | None = None, chain: str | None = None,
-             verify_on_chain: bool = False) -> dict:
+             verify_on_chain: bool = False,
+             prover_pool: Callable[[SplitCircuits], ProverPool] | None = None) -> dict:
     """``splitverify demo``: the server in a thread on a free loopback port, the client against
     it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
-    on one ledger (``verify_on_chain``: with their proofs, verified by the chain)."""
+    on one ledger (``verify_on_chain``: with their proofs, verified by the chain);
+    ``prover_pool(circuits)`` gives each party the pool it proves on (default: its thread)."""
     if steps < 1:
         raise InputError("--steps must be at least 1")
     if malicious is not None:
@@ -35,12 +38,14 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
     with chain_log(chain, verify_on_chain) as log:
         if log is not None:
             progress(f"ledger: SplitLedger deployed on the {chain} chain at {log.ledger.address}")
-        return _demo_session(steps, mode, malicious, out, progress, on_step, backend, log)
+        return _demo_session(steps, mode, malicious, out, progress, on_step, backend, log,
+                             prover_pool)
 
 
 def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
                   progress: Callable[[str], None], on_step: Callable[[int], None],
-                  backend: str | None, chain: ChainLog | None) -> dict:
+                  backend: str | None, chain: ChainLog | None,
+                  prover_pool: Callable[[SplitCircuits], ProverPool] | None) -> dict:
     spec = SplitSpec.refnet()
     start = time.perf_counter()
     if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
@@ -56,12 +61,12 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
         chain.accounts.setdefault("server", identity.private_key)
     app = create_app(backend=backend, malicious=scenarios.played_by(malicious, "server"),
                      on_party=chain.sink("server").attach if chain is not None else None,
-                     identity=identity)
+                     identity=identity, prover_pool=prover_pool)
     with ServerThread(app) as server:
         progress(f"server on {server.url}" + (
             "; key ceremony: the server's and the client's phase-2 contributions to each "
             "circuit's key, each checked by both sides" if mode.proves else ""))
         summary = run_training(server.url, steps, mode, out, on_step, malicious=malicious,
-                               backend=backend, chain=chain)
+                               backend=backend, chain=chain, prover_pool=prover_pool)
     return {**summary, "setup_s": round(setup_s, 2),
             "seconds": round(time.perf_counter() - start, 2)}
