@@ -1,22 +1,23 @@
 """The local prover pool: worker processes on this machine (issue 18).
 
-Each worker is a process of its own (started on its pool's first jobs, by ``spawn``: no torch,
-no copy of the party's memory) that keeps every key it is given loaded; the mcl prover runs on
+Each worker is a process of its own (a fresh interpreter started on its pool's first jobs: no
+torch, no copy of the party's memory) that keeps every key it is given loaded; the mcl prover runs on
 ``threads`` threads in each (one by default: the pool's parallelism is its processes). A worker
 that dies with a job in hand (killed, out of memory) is started again and the job retried.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection
 
 from ..circuitgen import SplitCircuits
 from ..errors import ProverWorkerLost
 from ..zk import CircuitKey
-from ..zk.kept_keys import KeyIdent, serve
+from ..zk.kept_keys import KeyIdent
 from .workers import DEFAULT_RETRIES, WorkerPool
 
 
@@ -26,29 +27,32 @@ def default_size() -> int:
 
 
 class ProcessWorker:
-    """One worker process and the pipe to it."""
+    """One worker process and the two pipes to it (started as a fresh interpreter that imports
+    the zk layer only: not by multiprocessing, which would import the party's main script)."""
 
     def __init__(self, slot: int, backend: str | None, threads: int):
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(child, backend, threads),
-                                       name=f"splitverify prover {slot}", daemon=True)
-        self.process.start()
-        child.close()
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from splitverify.zk.kept_keys import main; main()",
+                 str(to_child_r), str(from_child_w), backend or "-", str(threads)],
+                pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL)
+        finally:
+            os.close(to_child_r)        # the child's ends: only the child holds them now
+            os.close(from_child_w)
+        self.requests = Connection(to_child_w, readable=False)
+        self.answers = Connection(from_child_r, writable=False)
         self.pid = self.process.pid
         self.name = f"process {slot} (pid {self.pid})"
 
     def _ask(self, request: tuple) -> object:
         try:
-            self.conn.send(request)
-            ready = wait([self.conn, self.process.sentinel])
-            if self.conn not in ready and not self.conn.poll():
-                raise EOFError
-            status, value = self.conn.recv()
+            self.requests.send(request)
+            status, value = self.answers.recv()     # EOF: the worker died
         except (EOFError, OSError) as exc:
-            self.process.join(timeout=5)
             raise ProverWorkerLost(f"prover {self.name} died (exit code "
-                                   f"{self.process.exitcode}) with a job in hand") from exc
+                                   f"{self.process.wait(timeout=10)}) with a job in hand") from exc
         if status == "error":
             raise value
         return value
@@ -59,12 +63,17 @@ class ProcessWorker:
     def prove(self, ident: KeyIdent, inputs: Mapping[str, object]):
         return self._ask(("prove", ident, dict(inputs)))
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def stop(self) -> None:
-        self.conn.close()          # the worker's loop ends on the closed pipe
-        self.process.join(timeout=10)
-        if self.process.is_alive():
+        self.requests.close()          # the worker's loop ends on the closed pipe
+        self.answers.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join()
+            self.process.wait()
 
 
 class LocalPool(WorkerPool):

@@ -81,23 +81,34 @@ class KeptKeysProver:
         return proof, public, time.perf_counter() - start
 
 
-def serve(conn: Connection, backend: str | None, threads: int) -> None:
+def serve(requests: Connection, answers: Connection, backend: str | None, threads: int) -> None:
     """A worker process's loop: ("load", ident, key) and ("prove", ident, inputs) requests, each
     answered ("ok", value) or ("error", exception); ends when the party closes the pipe."""
     prover = KeptKeysProver(backend, threads)
     while True:
         try:
-            request = conn.recv()
+            request = requests.recv()
         except EOFError:
             return
         op, ident, arg = request
         try:
             answer = prover.load(ident, arg) if op == "load" else prover.prove(ident, arg)
         except SplitverifyError as exc:
-            conn.send(("error", exc))
+            answers.send(("error", exc))
             continue
         except Exception as exc:  # noqa: BLE001 — the party raises it; this worker goes on
-            conn.send(("error", ProofError(f"the prover worker (pid {os.getpid()}) failed: "
+            answers.send(("error", ProofError(f"the prover worker (pid {os.getpid()}) failed: "
                                            f"{type(exc).__name__}: {exc}")))
             continue
-        conn.send(("ok", answer))
+        answers.send(("ok", answer))
+
+
+def main() -> None:
+    """``python -c 'from splitverify.zk.kept_keys import main; main()' REQUESTS_FD ANSWERS_FD
+    BACKEND THREADS``: a local pool's worker (started so, not by multiprocessing, so that the
+    party's main script is never imported again in the worker)."""
+    import sys
+
+    requests_fd, answers_fd, backend, threads = sys.argv[1:5]
+    serve(Connection(int(requests_fd), writable=False), Connection(int(answers_fd), readable=False),
+          None if backend == "-" else backend, int(threads))

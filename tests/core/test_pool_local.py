@@ -50,11 +50,11 @@ def test_two_workers_prove_every_kind_loading_each_key_once_per_worker(tiny_keys
         # nine jobs, three keys, two workers: no worker was given a key twice
         assert 3 <= pool.key_loads <= 2 * len(KINDS)
         assert len({r.worker for r in results}) == 2
-        processes = [worker.process for worker in pool.workers.values()]
+        workers = list(pool.workers.values())
     finally:
         pool.close()
     # closed, the pool has stopped its processes; a later job starts a worker again
-    assert pool.workers == {} and not any(process.is_alive() for process in processes)
+    assert pool.workers == {} and not any(worker.alive() for worker in workers)
     try:
         assert checked(jobs[0], pool.submit(jobs[0]).result(timeout=120))
     finally:

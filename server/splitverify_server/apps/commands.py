@@ -127,6 +127,9 @@ def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = Fa
           report: Annotated[Optional[Path], typer.Option(
               help="Also write the result as Markdown to this file: the machine, the targets "
                    "met or missed, ratios, seconds, peers (links the --plot figure).")] = None,
+          ray: Annotated[str, typer.Option(
+              help="The Ray cluster of the pipeline figure: auto (this machine's, started if "
+                   "none runs), a cluster's address, or none to leave Ray out.")] = "auto",
           ) -> None:
     """Benchmarks: prove seconds per backend, verify seconds per verifier, dev setup at 2^16."""
     from .bench import plot_bench, run_bench
@@ -146,7 +149,8 @@ def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = Fa
                 raise InputError(f"{from_json} is not the output of `splitverify bench --json`: "
                                  f"{exc}") from exc
         else:
-            result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
+            result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
+                               ray_address=None if ray == "none" else ray)
         if plot is not None:
             console.print(f"[dim]figure written to {plot_bench(result, plot)}[/]")
         if report is not None:
