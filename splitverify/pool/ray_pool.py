@@ -53,7 +53,8 @@ class ActorWorker:
         self._ray = ray
         self.actor = ray.remote(num_cpus=threads, max_restarts=0)(KeptKeysProver).remote(
             backend, threads)
-        self.pid, self.node = self._call(self.actor.pid.remote()), None
+        self.name = f"ray actor {slot}"
+        self.pid = self._call(self.actor.pid.remote())
         self.name = f"ray actor {slot} (pid {self.pid})"
 
     def _call(self, ref):
@@ -61,8 +62,8 @@ class ActorWorker:
         try:
             return ray.get(ref)
         except ray.exceptions.RayActorError as exc:
-            raise ProverWorkerLost(f"prover {getattr(self, 'name', 'ray actor')} died with a "
-                                   f"job in hand ({type(exc).__name__})") from exc
+            raise ProverWorkerLost(f"prover {self.name} died with a job in hand "
+                                   f"({type(exc).__name__})") from exc
         except ray.exceptions.RayTaskError as exc:
             # the worker's own error (a witness that fails, a key not on its node), as raised
             raise exc.cause from None

@@ -262,6 +262,8 @@ def test_split_demo_rejects_bad_flags(tmp_path):
     (("--verify-on-chain", "--proof-mode", "commit"), "needs a chain"),
     (("--chain", "embedded", "--proof-mode", "commit", "--verify-on-chain"),
      "--proof-mode every"),
+    # the prover pool's flags (issue 18) are refused as early
+    (("--provers", "-1"), "--provers -1"), (("--ray", " "), "--ray needs"),
 ])
 def test_bad_chain_options_exit_1_with_a_clear_message(tmp_path, args, message):
     for command in ("demo", "train"):
