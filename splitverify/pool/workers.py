@@ -45,6 +45,14 @@ class _Queued:
     attempts: int = 0
 
 
+@dataclass
+class _Warm:
+    """An order to every slot: start the worker and give it these keys (``warm``)."""
+    keys: dict[KeyIdent, CircuitKey]
+    all_taken: threading.Barrier     # a slot waits here, so that each takes exactly one order
+    done: Future
+
+
 class WorkerPool:
     """``size`` workers made by ``start_worker(slot)``, started on the first job after the pool
     was made or closed: ``close`` releases them (a party closes its pool when its session
@@ -60,7 +68,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         # the running slots' queue and threads (None: stopped); each start has its own queue, so
         # that close's end marks reach exactly the threads they stop
-        self._queue: queue.Queue[_Queued | None] | None = None
+        self._queue: queue.Queue[_Queued | _Warm | None] | None = None
         self._threads: list[threading.Thread] = []
         self.workers: dict[int, Worker] = {}              # slot -> its live worker
         self.in_flight: dict[tuple[int, str, int], str] = {}  # (session, kind, step) -> worker
@@ -70,7 +78,21 @@ class WorkerPool:
     def submit(self, job: ProofJob) -> Future[ProofResult]:
         future: Future[ProofResult] = Future()
         key = self.circuits.key(job.kind)
-        item = _Queued(job, key, key_ident(key), future)
+        self._put(_Queued(job, key, key_ident(key), future))
+        return future
+
+    def warm(self, kinds: tuple[str, ...]) -> None:
+        """Start every worker and give each the keys of ``kinds`` now, so that no proof's clock
+        pays a start or a key load."""
+        keys = {key_ident(key): key for key in map(self.circuits.key, kinds)}
+        barrier = threading.Barrier(self.size)
+        orders = [_Warm(keys, barrier, Future()) for _ in range(self.size)]
+        for order in orders:
+            self._put(order)
+        for order in orders:
+            order.done.result()
+
+    def _put(self, item: _Queued | _Warm) -> None:
         with self._lock:
             if self._queue is None:
                 self._queue = queue.Queue()
@@ -81,12 +103,26 @@ class WorkerPool:
                 for thread in self._threads:
                     thread.start()
             self._queue.put(item)
-        return future
 
-    def _serve_slot(self, slot: int, jobs: queue.Queue[_Queued | None]) -> None:
+    def _serve_slot(self, slot: int, jobs: queue.Queue[_Queued | _Warm | None]) -> None:
         worker: Worker | None = None
         loaded: set[KeyIdent] = set()
         while (item := jobs.get()) is not None:
+            if isinstance(item, _Warm):
+                try:
+                    if worker is None:
+                        worker, loaded = self._start_worker(slot), set()
+                        self.workers[slot] = worker
+                    for ident in item.keys.keys() - loaded:
+                        worker.load(ident, item.keys[ident])
+                        loaded.add(ident)
+                        self.key_loads += 1
+                    item.all_taken.wait()
+                    item.done.set_result(None)
+                except Exception as exc:  # noqa: BLE001 — handed to warm's caller
+                    item.all_taken.abort()       # the other slots do not wait for this one
+                    item.done.set_exception(exc)
+                continue
             # a retried job's future is running already (its waiter may not cancel it any more)
             if item.attempts == 0 and not item.future.set_running_or_notify_cancel():
                 continue
@@ -119,7 +155,7 @@ class WorkerPool:
             self.workers.pop(slot, None)
 
     def _retry(self, item: _Queued, lost: ProverWorkerLost,
-               jobs: queue.Queue[_Queued | None]) -> None:
+               jobs: queue.Queue[_Queued | _Warm | None]) -> None:
         item.attempts += 1
         if item.attempts > self.retries:
             item.future.set_exception(ProverWorkerLost(
@@ -143,7 +179,7 @@ class WorkerPool:
             thread.join()
         while not jobs.empty():
             item = jobs.get_nowait()
-            if item is not None and not item.future.done():
+            if isinstance(item, _Queued) and not item.future.done():
                 item.future.set_exception(ProofError(
                     f"the {self.label} was closed before {item.job.kind} step {item.job.step} "
                     "was proven (its worker had died with it)"))

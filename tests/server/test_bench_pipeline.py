@@ -16,7 +16,7 @@ def test_pipeline_measures_verified_proofs_on_one_and_two_workers(tiny_keys):
                             ray_address=None)
     local = result["pipeline"]["local"]
     assert local["1"]["proofs"] == 3 and local["2"]["proofs"] == 6
-    # the warm-up gave every worker every key, so the clock counted proofs only
+    # every worker was given every key before the clock started, and never again
     assert local["1"]["key_loads"] == 3 and local["2"]["key_loads"] == 6
     assert result["pipeline_scaling_2_over_1"] == pytest.approx(
         local["2"]["verified_proofs_per_s"] / local["1"]["verified_proofs_per_s"], rel=1e-2)

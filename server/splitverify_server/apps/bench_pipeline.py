@@ -2,8 +2,8 @@
 throughput for N workers built from the measured per-proof costs.
 
 Each pool proves the same training step's three proofs again and again (each job checked against
-its statement and its proof verified, as a party does), after a warm-up in which every worker was
-given every key. Workers prove on one thread each, so N workers use N cores.
+its statement and its proof verified, as a party does), once every worker was started and given
+every key (``WorkerPool.warm``). Workers prove on one thread each, so N workers use N cores.
 """
 
 from __future__ import annotations
@@ -49,24 +49,21 @@ def _prove_all(pool: ProverPool, jobs: list[ProofJob], circuits: SplitCircuits
 def measure_pool(pool, circuits: SplitCircuits, inputs: dict[str, dict],
                  statements: dict[str, Statement], steps: int) -> dict:
     """Verified proofs per second of ``pool`` over ``steps`` repeats of a step's three proofs,
-    after a warm-up that gave each worker each key."""
+    once each worker has each key."""
     def jobs(first: int, count: int) -> list[ProofJob]:
         return [ProofJob(0, kind, first + i, statements[kind], inputs[kind])
                 for i in range(count) for kind in KINDS]
 
-    warm_up = 0
-    while pool.key_loads < pool.size * len(KINDS) and warm_up < 4 * pool.size:
-        _prove_all(pool, jobs(warm_up, pool.size), circuits)
-        warm_up += pool.size
+    pool.warm(KINDS)
     start = time.perf_counter()
-    worker_s, verify_s = _prove_all(pool, jobs(warm_up, steps), circuits)
+    worker_s, verify_s = _prove_all(pool, jobs(0, steps), circuits)
     wall = time.perf_counter() - start
     per_kind = {kind: round(sum(worker_s[i::len(KINDS)]) / steps, 4)
                 for i, kind in enumerate(KINDS)}
     return {"workers": pool.size, "proofs": len(worker_s), "seconds": round(wall, 3),
             "verified_proofs_per_s": round(len(worker_s) / wall, 4),
             "worker_prove_s": per_kind, "verify_s": round(sum(verify_s) / len(verify_s), 5),
-            "warm_up_steps": warm_up, "key_loads": pool.key_loads, "retried": pool.retried}
+            "key_loads": pool.key_loads, "retried": pool.retried}
 
 
 def throughput_model(one: dict, measured: dict[int, dict], cores: int) -> dict:
