@@ -53,6 +53,33 @@ class _Warm:
     done: Future
 
 
+class _Slot:
+    """One slot's worker (started when first needed) and the keys it was given."""
+
+    def __init__(self, pool: "WorkerPool", index: int):
+        self.pool, self.index = pool, index
+        self.worker: Worker | None = None
+        self.loaded: set[KeyIdent] = set()
+
+    def ready(self, keys: Mapping[KeyIdent, CircuitKey]) -> Worker:
+        """The worker, started if none runs, holding ``keys`` (each given once)."""
+        if self.worker is None:
+            self.worker, self.loaded = self.pool._start_worker(self.index), set()
+            self.pool.workers[self.index] = self.worker
+        for ident in keys.keys() - self.loaded:
+            self.worker.load(ident, keys[ident])
+            self.loaded.add(ident)
+            with self.pool._lock:
+                self.pool.key_loads += 1
+        return self.worker
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+            self.pool.workers.pop(self.index, None)
+
+
 class WorkerPool:
     """``size`` workers made by ``start_worker(slot)``, started on the first job after the pool
     was made or closed: ``close`` releases them (a party closes its pool when its session
@@ -104,19 +131,12 @@ class WorkerPool:
                     thread.start()
             self._queue.put(item)
 
-    def _serve_slot(self, slot: int, jobs: queue.Queue[_Queued | _Warm | None]) -> None:
-        worker: Worker | None = None
-        loaded: set[KeyIdent] = set()
+    def _serve_slot(self, index: int, jobs: queue.Queue[_Queued | _Warm | None]) -> None:
+        slot = _Slot(self, index)
         while (item := jobs.get()) is not None:
             if isinstance(item, _Warm):
                 try:
-                    if worker is None:
-                        worker, loaded = self._start_worker(slot), set()
-                        self.workers[slot] = worker
-                    for ident in item.keys.keys() - loaded:
-                        worker.load(ident, item.keys[ident])
-                        loaded.add(ident)
-                        self.key_loads += 1
+                    slot.ready(item.keys)
                     item.all_taken.wait()
                     item.done.set_result(None)
                 except Exception as exc:  # noqa: BLE001 — handed to warm's caller
@@ -128,31 +148,20 @@ class WorkerPool:
                 continue
             job = item.job
             try:
-                if worker is None:
-                    worker, loaded = self._start_worker(slot), set()
-                    self.workers[slot] = worker
+                worker = slot.ready({item.ident: item.key})
                 self.in_flight[(job.session_id, job.kind, job.step)] = worker.name
-                if item.ident not in loaded:
-                    worker.load(item.ident, item.key)
-                    loaded.add(item.ident)
-                    self.key_loads += 1
                 proof, public, seconds = worker.prove(item.ident, job.inputs)
                 item.future.set_result(ProofResult(
                     job.session_id, job.kind, job.step, Statement.from_signals(job.kind, public),
                     proof, seconds, worker.name))
             except ProverWorkerLost as lost:
-                if worker is not None:
-                    worker.stop()
-                worker = None
-                self.workers.pop(slot, None)
+                slot.stop()
                 self._retry(item, lost, jobs)
             except Exception as exc:  # noqa: BLE001 — handed to the waiter, who re-raises it
                 item.future.set_exception(exc)
             finally:
                 self.in_flight.pop((job.session_id, job.kind, job.step), None)
-        if worker is not None:
-            worker.stop()
-            self.workers.pop(slot, None)
+        slot.stop()
 
     def _retry(self, item: _Queued, lost: ProverWorkerLost,
                jobs: queue.Queue[_Queued | _Warm | None]) -> None:
