@@ -9,6 +9,7 @@ every key (``WorkerPool.warm``). Workers prove on one thread each, so N workers 
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,7 +24,10 @@ PREDICT_WORKERS = (8, 32, 128)
 
 
 def step_statements(circuits: SplitCircuits, inputs: dict[str, dict]) -> dict[str, Statement]:
-    """The statement each circuit's inputs make (from their witness, computed here)."""
+    """The statement each circuit's inputs make (from their witness, computed here); the
+    verification keys are made now too, so that no verification's clock pays their export."""
+    for kind in KINDS:
+        circuits.verification_key(kind)
     with tempfile.TemporaryDirectory(prefix="sv-bench-pipeline-") as tmp:
         return {kind: circuits.statement_of(kind, circuits.witness(kind, inputs[kind],
                                                                    Path(tmp) / f"{kind}.wtns"))
@@ -62,7 +66,7 @@ def measure_pool(pool, circuits: SplitCircuits, inputs: dict[str, dict],
                 for i, kind in enumerate(KINDS)}
     return {"workers": pool.size, "proofs": len(worker_s), "seconds": round(wall, 3),
             "verified_proofs_per_s": round(len(worker_s) / wall, 4),
-            "worker_prove_s": per_kind, "verify_s": round(sum(verify_s) / len(verify_s), 5),
+            "worker_prove_s": per_kind, "verify_s": round(statistics.median(verify_s), 5),
             "key_loads": pool.key_loads, "retried": pool.retried}
 
 
