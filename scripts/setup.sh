@@ -22,8 +22,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; any other version pulls GBs of CUDA.
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" -e ./client \
-      -e "./server[bench,test]"
+  # extra `ray`: the Ray prover pool (--ray), which its tests run on a real local cluster
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,ray]" \
+      -e ./client -e "./server[bench,test]"
   echo "$want" > "$stamp"
 fi
 

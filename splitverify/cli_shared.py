@@ -58,6 +58,24 @@ VerifyOnChainOpt = Annotated[bool, typer.Option(
          "(recordVerified: the chain runs the Groth16 verifier; ~3-5 s per record on the "
          "embedded chain, whose pairing check is pure Python).")]
 OutOpt = Annotated[Path, typer.Option(help="Folder for summary.json and transcript.json.")]
+ProversOpt = Annotated[int, typer.Option(
+    help="Prove in this many worker processes per party (one prover thread each; each loads "
+         "the keys once); 0 proves in the party's own thread. With --ray: the number of Ray "
+         "actors (0: one per core here).")]
+RayOpt = Annotated[Optional[str], typer.Option(
+    help="Prove on Ray: auto (join this machine's cluster, or start one) or a cluster's "
+         "address. The keys must be on a path every node reads. Needs "
+         "pip install 'splitverify[ray]'.")]
+
+
+def pool_choice(provers: int, ray: Optional[str]):
+    """The prover pool of --provers/--ray, checked (and the Ray cluster joined) before any
+    session starts: ``make(circuits)`` gives each party its pool."""
+    from .pool.registry import PoolChoice
+
+    choice = PoolChoice(provers=provers, ray=ray)
+    choice.connect()
+    return choice
 
 
 def finish_session(summary: dict, out: Path, title: str) -> None:

@@ -43,6 +43,10 @@ class ProofError(SplitverifyError):
     """A proof could not be produced, or a proof/verification key is malformed."""
 
 
+class ProverWorkerLost(ProofError):
+    """A prover pool's worker (a process, a Ray actor) died or vanished with a job in hand."""
+
+
 class CacheError(SplitverifyError):
     """The artifact cache is unusable (permissions, a corrupt entry that cannot be rebuilt)."""
 

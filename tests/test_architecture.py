@@ -159,7 +159,7 @@ APPS = "splitverify_server.apps"
 # names), and the library modules of apps/ that commands share; every module there is one or
 # the other, so that a new module must be placed
 APPS_COMMANDS = {"demo": ("demo", "training_plot"),
-                 "bench": ("bench", "bench_report", "bench_pipeline", "peers"),
+                 "bench": ("bench", "bench_report", "bench_pipeline", "bench_pool", "peers"),
                  "compare": ("compare", "compare_figure")}
 APPS_LIBRARY = ("measure", "units")
 

@@ -10,8 +10,8 @@ import typer
 from platformdirs import user_data_path
 
 from splitverify.cli_shared import (PROOF_MODE_HELP, InsecureDevPtauOpt, MaliciousOpt, OutOpt,
-                                    PtauOpt, VerifyOnChainOpt, console, fail, finish_session,
-                                    ptau_policy)
+                                    ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console, fail,
+                                    finish_session, pool_choice, ptau_policy)
 from splitverify.errors import InputError, SplitverifyError
 
 # the client's identity key when `train --identity` is not given: one per user of a machine
@@ -63,7 +63,8 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
           data: Annotated[Optional[Path], typer.Option(
               help="Train on this data instead of the digits: FILE.npz (arrays x, y; "
                    "optionally x_test, y_test, for the test accuracy) or FILE.csv (features, "
-                   "then the class index, per row).")] = None) -> None:
+                   "then the class index, per row).")] = None,
+          provers: ProversOpt = 0, ray: RayOpt = None) -> None:
     """The client: train RefNet (or a --client-layers/--server-layers model, or your own
     --model) with a splitverify server over HTTP. Exit codes as demo."""
     from rich.progress import Progress
@@ -86,6 +87,7 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
         mode = ProofMode.parse(proof_mode)
         check_chain_options(backend, verify_on_chain, mode)
         scenarios.require_side(malicious, "client")
+        pools = pool_choice(provers, ray)
         with Progress(console=console, transient=True) as bar, \
                 chain_log(backend, verify_on_chain) as log:
             task = bar.add_task("training", total=steps)
@@ -95,7 +97,7 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                                    chain=log, state_dir=state,
                                    spec=spec, ptau=ptau_policy(ptau, insecure_dev_ptau),
                                    identity=Identity.load_or_create(identity or DEFAULT_IDENTITY),
-                                   model=client_half, dataset=dataset)
+                                   model=client_half, dataset=dataset, prover_pool=pools.factory)
     except SplitverifyError as exc:
         fail(exc)
     finish_session(summary, out, f"splitverify train against {server}")

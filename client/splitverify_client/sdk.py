@@ -45,6 +45,7 @@ from splitverify.identity import Identity, check_address
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify import model
 from splitverify.model import Layer, SplitSpec, torch_io
+from splitverify.pool import ProverPool
 from splitverify.pool.threads import background_pool
 from splitverify.protocol import ClientParty, SessionResult, new_transcript, policy, scenarios
 from splitverify.protocol.local import rollback_step
@@ -74,11 +75,13 @@ class SplitClient:
                  state_dir: str | Path | None = None,
                  transport: httpx.BaseTransport | None = None, ptau: PtauPolicy | None = None,
                  identity: Identity | None = None, model: torch.nn.Sequential | None = None,
-                 server_layers: torch.nn.Sequential | tuple[Layer, ...] | None = None):
+                 server_layers: torch.nn.Sequential | tuple[Layer, ...] | None = None,
+                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None):
         """``model``: the client's half as an ``nn.Sequential`` with its own weights (else
         ``spec``'s, seeded); ``server_layers``: then the server half's shape (an
         ``nn.Sequential`` whose weights are not read, or its layers): the server's weights
-        are its own."""
+        are its own; ``prover_pool(circuits)``: the pool the client proves on (default: its
+        own thread, or a background thread in ``pipelined:W``)."""
         self.url = url.rstrip("/")
         # which powers of tau this client accepts (None: whatever the server's keys use)
         self.ptau_policy = ptau
@@ -98,6 +101,8 @@ class SplitClient:
                              else torch_io.encode_half(self.spec.quant, model))
         self.circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
         self.backend, self.malicious = backend, malicious
+        # where the party proves (default: its own thread); its pool is closed after ``train``
+        self.prover_pool = prover_pool
         self.http = httpx.Client(timeout=timeout, transport=transport)
         self.retry_seconds = retry_seconds
         self.retries = 0                     # transient failures survived (for the summary)
@@ -158,7 +163,9 @@ class SplitClient:
                retry_seconds: float = 60.0, url: str | None = None,
                transport: httpx.BaseTransport | None = None,
                malicious: str | None = None,
-               model: torch.nn.Sequential | None = None) -> "SplitClient":
+               model: torch.nn.Sequential | None = None,
+               prover_pool: Callable[[SplitCircuits], ProverPool] | None = None
+               ) -> "SplitClient":
         """The client of the session saved in ``state_dir``, where it stopped (a ceremony that
         was cut short is finished here). ``url``: the server's address if it moved;
         ``malicious``: the tamper scenario the resumed client plays; ``model``: the client
@@ -169,7 +176,7 @@ class SplitClient:
         client = cls(url or data["url"], proof_mode=request.proof_mode, spec=request.spec(),
                      circuits_for=circuits_for, backend=backend, timeout=timeout,
                      retry_seconds=retry_seconds, state_dir=state_dir, transport=transport,
-                     malicious=malicious, model=model)
+                     malicious=malicious, model=model, prover_pool=prover_pool)
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
         client.initial_weights_commitment = request.initial_weights_commitment
@@ -303,7 +310,8 @@ class SplitClient:
         self.party = scenarios.party_class("client", self.malicious)(
             self.spec, self.session_id, self.mode, client_params, circuits,
             backend=self.backend, identity=self.identity, peer=self.server_identity,
-            pool=background_pool(self.mode, circuits, self.backend))
+            pool=(self.prover_pool(circuits) if self.prover_pool is not None
+                  else background_pool(self.mode, circuits, self.backend)))
         return self.party
 
     def _request_body(self) -> dict:
@@ -539,6 +547,7 @@ class SplitClient:
         if self.party is not None:                 # the signed end: a cut is then visible
             self.party.end_session(self.next_step)
             self._save()
+            self.party.prover.pool.close()         # its workers, until a later train needs them
         return SessionResult(self.next_step, [], detected, self.party, None,
                              time.perf_counter() - start, self.party.transcript)
 

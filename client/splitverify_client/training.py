@@ -15,6 +15,7 @@ from splitverify.identity import Identity
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.errors import InputError
 from splitverify.model import SplitSpec, torch_io
+from splitverify.pool import ProverPool
 from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import PartyFigures, ProofMode, scenarios, session_summary
 from splitverify.protocol.local import loss_per_logit
@@ -63,7 +64,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  evaluate_every: int = 0,
                  on_evaluate: Callable[[dict], None] = lambda _point: None,
                  model: torch.nn.Sequential | None = None,
-                 dataset: torch_io.Dataset | None = None) -> dict:
+                 dataset: torch_io.Dataset | None = None,
+                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
@@ -77,7 +79,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     each point handed to ``on_evaluate`` as it is measured); ``model``: the client's own half
     (``spec``'s client layers, its weights the starting point; the trained half is written to
     ``out``/client_model.pt); ``dataset``: the data to train on instead (evaluated on its test
-    part, if it has one)."""
+    part, if it has one); ``prover_pool``: where the client proves (``PoolChoice.make``;
+    default: its own thread)."""
     from .sdk import SplitClient
     from .state import StateFolder
 
@@ -92,7 +95,7 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     if state_dir is not None and StateFolder(state_dir).exists():
         client = SplitClient.resume(state_dir, circuits_for=circuits_for, backend=backend,
                                     retry_seconds=retry_seconds, url=url, malicious=malicious,
-                                    model=model)
+                                    model=model, prover_pool=prover_pool)
         if identity is not None and identity.address != client.identity.address:
             raise InputError(f"--state {state_dir} holds session {client.session_id} of identity "
                              f"{client.identity.address}, not {identity.address}: resume it with "
@@ -106,7 +109,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         client = SplitClient(url, proof_mode=mode, batch=spec.batch,
                              circuits_for=circuits_for, backend=backend, malicious=malicious,
                              retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
-                             ptau=ptau, identity=identity, model=model)
+                             ptau=ptau, identity=identity, model=model,
+                             prover_pool=prover_pool)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     session_s = time.perf_counter() - start
     if chain is not None:

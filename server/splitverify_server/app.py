@@ -70,6 +70,7 @@ from splitverify.errors import InputError
 from splitverify.identity import Identity
 from splitverify.limits import Limits
 from splitverify.model import SplitSpec
+from splitverify.pool import ProverPool
 from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import ServerParty
 
@@ -91,7 +92,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                on_party: Callable[[ServerParty], object] | None = None,
                identity: Identity | None = None,
                dashboard_token: str | None = None,
-               server_model: torch.nn.Sequential | None = None) -> FastAPI:
+               server_model: torch.nn.Sequential | None = None,
+               prover_pool: Callable[[SplitCircuits], ProverPool] | None = None) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
@@ -103,7 +105,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     ``<db>.identity``, or one per process for ``:memory:``); ``dashboard_token``: the token
     the dashboard at ``/`` requires (None: its pages, public values only, need none);
     ``server_model``: the server's own half as an ``nn.Sequential`` (its weights start every
-    session; None: seeded weights, as the client's request says)."""
+    session; None: seeded weights, as the client's request says); ``prover_pool(circuits)``
+    gives each session's party the pool it proves on (default: its own thread), closed when
+    the session is removed."""
     if dashboard_token is not None and not dashboard_token.strip():
         raise InputError("--dashboard-token is empty: give a token, or leave the option out "
                          "for a dashboard without one")
@@ -112,7 +116,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     service = SessionService(circuits_for, backend=backend, malicious=malicious, limits=limits,
                              db=db, ceremony=ceremony, ptau=ptau,
                              on_party=dashboard.events.watching(on_party), identity=identity,
-                             server_model=server_model)
+                             server_model=server_model, prover_pool=prover_pool)
     app = FastAPI(title="splitverify server", version="0.1.0")
     app.state.service = service
     app.state.sessions, app.state.store = service.sessions, service.store

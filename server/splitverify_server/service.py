@@ -30,6 +30,7 @@ from splitverify.keyexchange import load_final, server_accept, server_contribute
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify.limits import Limits
 from splitverify.model import SplitSpec
+from splitverify.pool import ProverPool
 from splitverify.powersoftau import PtauPolicy
 from splitverify.protocol import ServerParty, new_transcript, params_to_lists, scenarios
 from splitverify.pool.threads import background_pool
@@ -66,7 +67,8 @@ class SessionService:
                  backend: str | None, malicious: str | None, limits: Limits, db: str | Path,
                  ceremony: bool, ptau: PtauPolicy | None,
                  on_party: Callable[[ServerParty], object] | None,
-                 identity: Identity | None, server_model: torch.nn.Sequential | None = None):
+                 identity: Identity | None, server_model: torch.nn.Sequential | None = None,
+                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None):
         self.limits, self.db = limits, db
         self.server_half = None if server_model is None else ServerHalf(server_model)
         self.store = SessionStore(db)
@@ -76,6 +78,7 @@ class SessionService:
         self._last_sweep = 0.0
         self.circuits_for = circuits_for or SplitCircuits
         self.backend, self.malicious, self.on_party = backend, malicious, on_party
+        self.prover_pool = prover_pool
         self.ceremony, self.ptau = ceremony, ptau
         self._key_folders: dict[int, Path] = {}
         self.identity = identity or (Identity.generate() if self.in_memory
@@ -112,7 +115,8 @@ class SessionService:
         party = scenarios.party_class("server", self.malicious)(
             spec, session_id, request.proof_mode, server_params, circuits,
             backend=self.backend, identity=self.identity, peer=request.client_identity,
-            pool=background_pool(request.proof_mode, circuits, self.backend))
+            pool=(self.prover_pool(circuits) if self.prover_pool is not None
+                  else background_pool(request.proof_mode, circuits, self.backend)))
         # step 0's weightsCommitment must continue the chain from the declared starting point
         party.client_chain = request.initial_weights_commitment
         if self.on_party is not None:

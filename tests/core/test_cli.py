@@ -110,6 +110,12 @@ def test_quick_bench_prints_wellformed_json(tmp_path):
     assert all(isinstance(v, float) and v > 0 for v in data["verify_s"].values())
     assert isinstance(data["setup_s"]["dev_2^16"], float)
     assert set(data["step_s"]) == {"off", "every", "audit:0.1", "commit", "pipelined:4"}
+    pipeline = data["pipeline"]                   # issue 18: verified proofs/s on prover pools
+    assert set(pipeline["local"]) == {"1", "2"} and pipeline["ray"]["workers"] == 2
+    assert all(m["verified_proofs_per_s"] > 0 and m["retried"] == 0
+               for m in [*pipeline["local"].values(), pipeline["ray"]])
+    assert data["ratios"]["pipeline_scaling_2_over_1"] > 0
+    assert set(data["throughput_model"]["predictions"]) == {"8", "32", "128"}
     assert all(isinstance(v, float) and v > 0 for v in data["step_s"].values())
     loop = data["training_loop_s"]
     assert loop["commit"] > 0 and set(loop["pipelined:4"]) == {"before_lag_bound", "all_steps"}
@@ -258,6 +264,8 @@ def test_split_demo_rejects_bad_flags(tmp_path):
     (("--verify-on-chain", "--proof-mode", "commit"), "needs a chain"),
     (("--chain", "embedded", "--proof-mode", "commit", "--verify-on-chain"),
      "--proof-mode every"),
+    # the prover pool's flags (issue 18) are refused as early
+    (("--provers", "-1"), "--provers -1"), (("--ray", " "), "--ray needs"),
 ])
 def test_bad_chain_options_exit_1_with_a_clear_message(tmp_path, args, message):
     for command in ("demo", "train"):

@@ -259,7 +259,12 @@ def _per_circuit_ratio(numerator: dict[str, float], denominator: dict[str, float
     return {name: round(numerator[name] / denominator[name], 3) for name in numerator}
 
 
-def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg: None) -> dict:
+PIPELINE_STEPS_PER_WORKER = (3, 1)     # full, quick
+
+
+def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg: None,
+              ray_address: str | None = "auto") -> dict:
+    """The benchmarks; ``ray_address``: the Ray cluster of the ``pipeline`` figure (None: none)."""
     runs = 3 if quick else 7
     refnet_runs = REFNET_RUNS[1] if quick else REFNET_RUNS[0]
     circuits = keyed_circuits(SplitSpec.refnet(), progress)
@@ -316,8 +321,11 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
             phase1_s[f"2^{power}"] = phase1_seconds(power, Path(tmp))
     steps = step_seconds(circuits, quick, progress)
     from .bench_pipeline import pipeline_step_seconds
+    from .bench_pool import pipeline_bench
     pipelined = pipeline_step_seconds(
         circuits, quick, progress, lambda keyed, mode: local_parties(keyed.spec, keyed, mode))
+    pipeline = pipeline_bench(circuits, refnet_step_inputs(circuits.spec),
+                              PIPELINE_STEPS_PER_WORKER[1 if quick else 0], progress, ray_address)
     progress("peer: EZKL on the ClientForward job (its own SRS, setup, prove, verify)")
     from .peers import ezkl_client_forward
     ezkl = ezkl_client_forward(quick=quick)
@@ -335,7 +343,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
                    "wasm_over_node_witness": _per_circuit_ratio(witness_s["wasm"],
                                                                 witness_s["node"]),
                    "native_over_py_ecc_verify": round(verify_s["native"] / verify_s["py_ecc"], 5),
-                   "audit_0.1_over_off_step": round(step_s["audit:0.1"] / step_s["off"], 1)},
+                   "audit_0.1_over_off_step": round(step_s["audit:0.1"] / step_s["off"], 1),
+                   "pipeline_scaling_2_over_1": pipeline["pipeline_scaling_2_over_1"]},
         "bench_circuit": {"name": "SquareChain", "constraints": circuit.info.n_constraints},
         "constraints": {**circuit_counts["constraints"],
                         "square_chain_2^14": circuit.info.n_constraints},
@@ -352,6 +361,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         "phase1_s": phase1_s,
         "step_s": step_s,
         "step_prove_s": steps["step_prove_s"],
+        "pipeline": pipeline["pipeline"],
+        "throughput_model": pipeline["throughput_model"],
         "step_runs": {**{mode: (short if quick else full)
                          for mode, (full, short) in STEP_RUNS.items()}, **pipelined["runs"]},
         # the client's training loop's own seconds per step (pipelined:4: before the lag bound

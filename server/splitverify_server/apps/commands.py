@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 
 from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, InsecureDevPtauOpt, MaliciousOpt,
-                                    OutOpt, PtauOpt, VerifyOnChainOpt, console, fail,
-                                    finish_session, print_breakdown, ptau_policy)
+                                    OutOpt, ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console,
+                                    fail, finish_session, pool_choice, print_breakdown,
+                                    ptau_policy)
 from splitverify.errors import InputError, SplitverifyError
 from splitverify.limits import Limits
 
@@ -36,7 +37,8 @@ def demo(steps: Annotated[int, typer.Option(
          proof_mode: Annotated[str, typer.Option(help=PROOF_MODE_HELP)] = DEMO_PROOF_MODE,
          malicious: MaliciousOpt = None, chain: ChainOpt = "none",
          verify_on_chain: VerifyOnChainOpt = False,
-         out: OutOpt = Path("splitverify-demo")) -> None:
+         out: OutOpt = Path("splitverify-demo"),
+         provers: ProversOpt = 0, ray: RayOpt = None) -> None:
     """RefNet split training over HTTP on loopback: the server in a thread, the client against
     it, every message committed and checked, and proven as the proof mode says; with --chain
     both parties log the statements they send on one ledger. Prints the test accuracy each
@@ -63,13 +65,15 @@ def demo(steps: Annotated[int, typer.Option(
     try:
         backend = parse_chain(chain)
         mode = ProofMode.parse(proof_mode)
+        pools = pool_choice(provers, ray)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("training", total=steps)
             summary = run_demo(steps, mode, malicious, out,
                                progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
                                on_step=lambda done: bar.update(task, completed=done),
                                chain=backend, verify_on_chain=verify_on_chain,
-                               evaluate_every=N_TRAIN // BATCH, on_evaluate=epoch_line)
+                               evaluate_every=N_TRAIN // BATCH, on_evaluate=epoch_line,
+                               prover_pool=pools.factory)
         if summary["loss_curve"] or summary["accuracy_curve"]:
             plot_training(summary, out / "training.png")
     except SplitverifyError as exc:
@@ -120,7 +124,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
               help="The server's own half: a torch.save-d nn.Sequential of Linear and ReLU "
                    "modules. Every session starts from its weights, which never leave the "
                    "server; a client must ask for these server layers. Default: seeded "
-                   "weights of the half the client asks for.")] = None) -> None:
+                   "weights of the half the client asks for.")] = None,
+          provers: ProversOpt = 0, ray: RayOpt = None) -> None:
     """Run the splitverify server (FastAPI over uvicorn), with its live dashboard at /."""
     import uvicorn
     from splitverify.protocol import scenarios
@@ -140,7 +145,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
             server_model = load_half(model)
         application = create_app(db=db, malicious=malicious, limits=limits,
                                  ptau=ptau_policy(ptau, insecure_dev_ptau),
-                                 dashboard_token=dashboard_token, server_model=server_model)
+                                 dashboard_token=dashboard_token, server_model=server_model,
+                                 prover_pool=pool_choice(provers, ray).factory)
     except SplitverifyError as exc:
         fail(exc)
     console.print(f"splitverify server on http://{host}:{port} (sessions in {db}); dashboard at "
@@ -158,6 +164,9 @@ def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = Fa
           report: Annotated[Optional[Path], typer.Option(
               help="Also write the result as Markdown to this file: the machine, the targets "
                    "met or missed, ratios, seconds, peers (links the --plot figure).")] = None,
+          ray: Annotated[str, typer.Option(
+              help="The Ray cluster of the pipeline figure: auto (this machine's, started if "
+                   "none runs), a cluster's address, or none to leave Ray out.")] = "auto",
           ) -> None:
     """Benchmarks: prove seconds per backend, verify seconds per verifier, dev setup at 2^16."""
     from .bench import plot_bench, run_bench
@@ -177,7 +186,8 @@ def bench(quick: Annotated[bool, typer.Option(help="Fewer runs (for CI).")] = Fa
                 raise InputError(f"{from_json} is not the output of `splitverify bench --json`: "
                                  f"{exc}") from exc
         else:
-            result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
+            result = run_bench(quick, progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
+                               ray_address=None if ray == "none" else ray)
         if plot is not None:
             console.print(f"[dim]figure written to {plot_bench(result, plot)}[/]")
         if report is not None:

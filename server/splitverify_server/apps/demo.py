@@ -13,6 +13,7 @@ from splitverify.identity import Identity
 from splitverify.keyexchange import initial
 from splitverify.ledger.sink import ChainLog, chain_log, check_chain_options
 from splitverify.model import SplitSpec
+from splitverify.pool import ProverPool
 from splitverify.protocol import ProofMode, scenarios
 from splitverify_client.training import run_training
 
@@ -24,11 +25,13 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
              progress: Callable[[str], None], on_step: Callable[[int], None],
              backend: str | None = None, chain: str | None = None,
              verify_on_chain: bool = False, evaluate_every: int = 0,
-             on_evaluate: Callable[[dict], None] = lambda _point: None) -> dict:
+             on_evaluate: Callable[[dict], None] = lambda _point: None,
+             prover_pool: Callable[[SplitCircuits], ProverPool] | None = None) -> dict:
     """``splitverify demo``: the server in a thread on a free loopback port, the client against
     it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
     on one ledger (``verify_on_chain``: with their proofs, verified by the chain);
-    ``evaluate_every``: the test accuracy every that many steps too (``on_evaluate``)."""
+    ``evaluate_every``: the test accuracy every that many steps too (``on_evaluate``);
+    ``prover_pool(circuits)`` gives each party the pool it proves on (default: its thread)."""
     if steps < 1:
         raise InputError("--steps must be at least 1")
     if malicious is not None:
@@ -38,13 +41,14 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
         if log is not None:
             progress(f"ledger: SplitLedger deployed on the {chain} chain at {log.ledger.address}")
         return _demo_session(steps, mode, malicious, out, progress, on_step, backend, log,
-                             evaluate_every, on_evaluate)
+                             evaluate_every, on_evaluate, prover_pool)
 
 
 def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
                   progress: Callable[[str], None], on_step: Callable[[int], None],
                   backend: str | None, chain: ChainLog | None, evaluate_every: int,
-                  on_evaluate: Callable[[dict], None]) -> dict:
+                  on_evaluate: Callable[[dict], None],
+                  prover_pool: Callable[[SplitCircuits], ProverPool] | None) -> dict:
     spec = SplitSpec.refnet()
     start = time.perf_counter()
     if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
@@ -60,7 +64,7 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
         chain.accounts.setdefault("server", identity.private_key)
     app = create_app(backend=backend, malicious=scenarios.played_by(malicious, "server"),
                      on_party=chain.sink("server").attach if chain is not None else None,
-                     identity=identity)
+                     identity=identity, prover_pool=prover_pool)
     with ServerThread(app) as server:
         progress(f"server on {server.url} (live dashboard at {server.url}/ while the demo "
                  "runs)" + (
@@ -68,6 +72,6 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
             "circuit's key, each checked by both sides" if mode.proves else ""))
         summary = run_training(server.url, steps, mode, out, on_step, malicious=malicious,
                                backend=backend, chain=chain, evaluate_every=evaluate_every,
-                               on_evaluate=on_evaluate)
+                               on_evaluate=on_evaluate, prover_pool=prover_pool)
     return {**summary, "setup_s": round(setup_s, 2),
             "seconds": round(time.perf_counter() - start, 2)}
