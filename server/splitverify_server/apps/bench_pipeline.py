@@ -13,7 +13,7 @@ from splitverify.protocol import ProofMode
 
 # steps per mode: full, quick (pipelined:4 runs past its lag bound, so that the steady state
 # where the loop waits for proofs shows in the verified seconds per step)
-PIPELINE_RUNS = {"commit": (50, 10), "pipelined:4": (12, 6)}
+PIPELINE_RUNS = {"commit": (50, 10), "pipelined:4": (12, 5)}
 
 
 def _mean(values: list[float]) -> float:
