@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
-import torch
 
 from splitverify.circuitgen import KINDS
 from splitverify.errors import SplitverifyError
 from splitverify.pool import ProofJob, checked
 from splitverify.pool.local import LocalPool
-from splitverify.protocol import ClientParty, ProofMode, ServerParty, random_field, run_local
 
 from conftest import TINY_SPEC
-from split_cases import SESSION, STEP, data_batches, random_case
+from pooled import session_on_pools, wait_for
+from split_cases import SESSION, STEP, random_case
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +25,6 @@ def case():
 
 def job_of(case, kind: str, step: int = STEP) -> ProofJob:
     return ProofJob(SESSION, kind, step, case.statements[kind], case.inputs[kind])
-
-
-def wait_for(condition, what: str, seconds: float = 60.0):
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-    return value
 
 
 def test_two_workers_prove_every_kind_loading_each_key_once_per_worker(tiny_keys, case):
@@ -99,21 +88,4 @@ def test_a_job_the_worker_cannot_prove_fails_with_the_reason_and_the_worker_goes
 
 
 def test_a_tiny_session_in_every_mode_proves_on_the_pool_like_inline(tiny_keys):
-    data = data_batches(TINY_SPEC, 2, seed=3)
-    case = random_case(TINY_SPEC, seed=11)
-    session, mode = random_field(), ProofMode.parse("every")
-    pools = [LocalPool(tiny_keys, 1), LocalPool(tiny_keys, 1)]
-    try:
-        client = ClientParty(TINY_SPEC, session, mode, case.client, tiny_keys, pool=pools[0])
-        server = ServerParty(TINY_SPEC, session, mode, case.server, tiny_keys, pool=pools[1])
-        result = run_local(client, server, data)
-    finally:
-        for pool in pools:
-            pool.close()
-    assert result.detected is None and result.steps == 2
-    assert client.verifier.verified == 2 and server.verifier.verified == 4
-    inline_client = ClientParty(TINY_SPEC, session, ProofMode.parse("off"), case.client, tiny_keys)
-    inline_server = ServerParty(TINY_SPEC, session, ProofMode.parse("off"), case.server, tiny_keys)
-    run_local(inline_client, inline_server, data)
-    for a, b in zip(client.params + server.params, inline_client.params + inline_server.params):
-        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    session_on_pools(tiny_keys, [LocalPool(tiny_keys, 1), LocalPool(tiny_keys, 1)])

@@ -9,16 +9,15 @@ import os
 import signal
 
 import pytest
-import torch
 
 from splitverify.errors import ProofError
 from splitverify.pool import ProofJob, checked
-from splitverify.protocol import ClientParty, ProofMode, ServerParty, random_field, run_local
+from splitverify.protocol import ProofMode
 from splitverify.protocol.parties import Prover
 
 from conftest import TINY_SPEC
-from split_cases import SESSION, STEP, data_batches, random_case
-from test_pool_local import wait_for
+from split_cases import SESSION, STEP, random_case
+from pooled import session_on_pools, wait_for
 
 ray = pytest.importorskip("ray", reason="the Ray prover pool's tests need Ray: "
                                         "pip install 'splitverify[ray]'")
@@ -40,26 +39,11 @@ def case():
 
 
 def test_a_tiny_session_in_every_mode_proves_on_ray(cluster, tiny_keys):
-    data = data_batches(TINY_SPEC, 2, seed=3)
-    case = random_case(TINY_SPEC, seed=11)
-    session, mode = random_field(), ProofMode.parse("every")
-    pools = [RayPool(tiny_keys, 1), RayPool(tiny_keys, 1)]
-    try:
-        client = ClientParty(TINY_SPEC, session, mode, case.client, tiny_keys, pool=pools[0])
-        server = ServerParty(TINY_SPEC, session, mode, case.server, tiny_keys, pool=pools[1])
-        result = run_local(client, server, data)
-        # each actor was given each of its party's keys once, for all the steps
+    def each_actor_took_each_key_once(pools):       # once for all the steps
         assert (pools[0].key_loads, pools[1].key_loads) == (2, 1)
-    finally:
-        for pool in pools:
-            pool.close()
-    assert result.detected is None and result.steps == 2
-    assert client.verifier.verified == 2 and server.verifier.verified == 4
-    plain_client = ClientParty(TINY_SPEC, session, ProofMode.parse("off"), case.client, tiny_keys)
-    plain_server = ServerParty(TINY_SPEC, session, ProofMode.parse("off"), case.server, tiny_keys)
-    run_local(plain_client, plain_server, data)
-    for a, b in zip(client.params + server.params, plain_client.params + plain_server.params):
-        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+    session_on_pools(tiny_keys, [RayPool(tiny_keys, 1), RayPool(tiny_keys, 1)],
+                     each_actor_took_each_key_once)
 
 
 def test_an_actor_killed_with_a_job_in_hand_has_the_job_retried(cluster, tiny_keys, case):
