@@ -23,6 +23,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; any other version pulls GBs of CUDA.
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
   # extra `ray`: the Ray prover pool (--ray), which its tests run on a real local cluster
+  # setuptools prints a generic notice for every editable install; it says nothing about ours
+  PYTHONWARNINGS="ignore:Editable installation" \
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,ray]" \
       -e ./client -e "./server[bench,test]"
   echo "$want" > "$stamp"
