@@ -1,14 +1,16 @@
 """The tamper scenarios as declared: name, side, what each does, whether it needs proofs.
 
 This is what the command line's ``--malicious`` help, ``compare`` and ``demo`` read, so it
-imports neither the parties nor torch; each scenario's party class (the cheat itself) is
-registered under its name in :mod:`.scenarios`, which checks at import that every declaration
-here has exactly one class there.
+imports neither the parties nor torch. A scenario is declared once, by the decorator of its
+party class in :mod:`.scenarios` (``@scenario(name, description, needs_proofs=…)``, literal
+arguments); this module reads those decorators from that file's source without running it.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from ..errors import InputError
@@ -29,14 +31,21 @@ class Declared:
         return "client" if self.name.startswith("client:") else "server"
 
 
-DECLARED: tuple[Declared, ...] = (
-    Declared("server:wrong-gradient", "sends a gradient its proven step did not compute"),
-    Declared("server:forged-proof", "flips one bit of each proof it sends", needs_proofs=True),
-    Declared("server:skip-update", "never applies its SGD update: its weight chain breaks"),
-    Declared("client:poisoned-activation",
-             "sends activations its committed weights and data did not produce"),
-    Declared("client:replay", "re-sends step 0's forward message and proof at every later step"),
-)
+def _declared_in_scenarios() -> tuple[Declared, ...]:
+    """Each ``@scenario(...)`` class decorator of ``scenarios.py``, in source order."""
+    tree = ast.parse(Path(__file__).with_name("scenarios.py").read_text(encoding="utf-8"))
+    found = []
+    for node in tree.body:
+        for decorator in getattr(node, "decorator_list", ()):
+            if (isinstance(node, ast.ClassDef) and isinstance(decorator, ast.Call)
+                    and isinstance(decorator.func, ast.Name) and decorator.func.id == "scenario"):
+                found.append(Declared(*map(ast.literal_eval, decorator.args),
+                                      **{k.arg: ast.literal_eval(k.value)
+                                         for k in decorator.keywords}))
+    return tuple(found)
+
+
+DECLARED: tuple[Declared, ...] = _declared_in_scenarios()
 _BY_NAME = {d.name: d for d in DECLARED}
 
 

@@ -1,8 +1,9 @@
 """The tamper scenarios (``--malicious``): each a subclass of an honest party that overrides
-one of its "what is sent" hooks, registered under the name :mod:`.scenario_catalog` declares
-(with its side and description, readable without loading the parties: the CLI's help). The
-construction of a party (server, client SDK, local runs) reads this registry; adding a scenario
-is its declaration there and one registered class here (and its test).
+one of its "what is sent" hooks, registered by its decorator with its name, description and
+whether it needs proofs. The construction of a party (server, client SDK, local runs) reads
+this registry; :mod:`.scenario_catalog` reads the same decorators from this file's source, so
+the CLI's help needs neither the parties nor torch. Adding a scenario is one registered class
+here (and its expected detection in the tests).
 
 Each cheat is consistent where it can be: what it sends matches the statement it sends, so only
 a proof (of the honest computation, or forged) can tell — or, for a replay and a skipped update,
@@ -40,13 +41,17 @@ class Scenario:
 _REGISTRY: dict[str, Scenario] = {}
 
 
-def scenario(name: str) -> Callable[[type[_Party]], type[_Party]]:
-    """Register the decorated party class as the declared scenario ``name``."""
+def scenario(name: str, description: str, *, needs_proofs: bool = False
+             ) -> Callable[[type[_Party]], type[_Party]]:
+    """Register the decorated party class as scenario ``name`` (``<side>:<what>``; the
+    arguments must be literals: :mod:`.scenario_catalog` reads them from the source)."""
     def register(cls: type[_Party]) -> type[_Party]:
         declared = catalog.get(name)
-        if declared.side != cls.role or name in _REGISTRY:
-            raise ValueError(f"scenario {name!r}: one class per declared scenario, a party of "
-                             f"the side that plays it ({declared.side}, not {cls.role})")
+        if (declared.side != cls.role or name in _REGISTRY
+                or (declared.description, declared.needs_proofs) != (description, needs_proofs)):
+            raise ValueError(f"scenario {name!r}: one class per scenario, a party of the side "
+                             f"that plays it ({declared.side}, not {cls.role}), declared with "
+                             "literal arguments")
         _REGISTRY[name] = Scenario(name, cls.role, declared.description, cls,
                                    declared.needs_proofs)
         return cls
@@ -72,7 +77,7 @@ def party_class(side: Side, name: str | None) -> type[_Party]:
 
 # -- the scenarios --------------------------------------------------------------------------------
 
-@scenario("server:wrong-gradient")
+@scenario("server:wrong-gradient", "sends a gradient its proven step did not compute")
 class WrongGradient(ServerParty):
     def outgoing_gradient(self, gradient: torch.Tensor, salts: st.ServerSalts,
                           statement: Statement | None
@@ -88,7 +93,7 @@ class WrongGradient(ServerParty):
         return gradient, statement
 
 
-@scenario("server:forged-proof")
+@scenario("server:forged-proof", "flips one bit of each proof it sends", needs_proofs=True)
 class ForgedProof(ServerParty):
     def outgoing_proof(self, proof: str | None) -> str | None:
         if proof is None:
@@ -98,13 +103,14 @@ class ForgedProof(ServerParty):
         return raw.hex()
 
 
-@scenario("server:skip-update")
+@scenario("server:skip-update", "never applies its SGD update: its weight chain breaks")
 class SkipUpdate(ServerParty):
     def next_params(self, result: model.ServerResult) -> Params:
         return self.params
 
 
-@scenario("client:poisoned-activation")
+@scenario("client:poisoned-activation",
+          "sends activations its committed weights and data did not produce")
 class PoisonedActivation(ClientParty):
     def outgoing_activations(self, activations: torch.Tensor, labels: torch.Tensor,
                              salts: st.ClientSalts, statement: Statement | None
@@ -119,7 +125,7 @@ class PoisonedActivation(ClientParty):
         return activations, statement
 
 
-@scenario("client:replay")
+@scenario("client:replay", "re-sends step 0's forward message and proof at every later step")
 class Replay(ClientParty):
     first: ForwardMessage | None = None
 
@@ -129,6 +135,6 @@ class Replay(ClientParty):
         return self.first
 
 
-_unclassed = set(names()) - set(_REGISTRY)
-if _unclassed:
-    raise ImportError(f"declared scenarios without a party class: {sorted(_unclassed)}")
+_unread = set(names()) ^ set(_REGISTRY)
+if _unread:
+    raise ImportError(f"scenarios the catalog and the registry disagree on: {sorted(_unread)}")
