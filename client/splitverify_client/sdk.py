@@ -66,6 +66,10 @@ class ServerError(SplitverifyError):
     """The server answered with an error that is not tampering."""
 
 
+class ServerUnreachable(ServerError):
+    """The server did not answer within the retry window (down, or answering 5xx)."""
+
+
 class SplitClient:
     def __init__(self, url: str, *, proof_mode: ProofMode | str = "every", batch: int = 16,
                  spec: SplitSpec | None = None,
@@ -229,7 +233,7 @@ class SplitClient:
             except httpx.TransportError as exc:
                 failure = f"{type(exc).__name__}: {exc}"
             if time.monotonic() + pause > deadline:
-                raise ServerError(f"{path}: the server did not answer within "
+                raise ServerUnreachable(f"{path}: the server did not answer within "
                                   f"{self.retry_seconds:g} s ({failure}); the session can be "
                                   "resumed when it is back")
             self.retries += 1
@@ -557,7 +561,10 @@ class SplitClient:
         with our acknowledgements of the server's, and verify the server's in its answer; the
         server's proofs up to ``through_step`` must all be verified then. A server that does
         not deliver a proof that is due — an error status, a refusal, no answer within
-        ``retry_seconds`` — fails it: tampering at that proof's step."""
+        ``retry_seconds`` — fails it: tampering at that proof's step. While none is due, a
+        server that does not answer only postpones the exchange (its proofs and our
+        acknowledgements go with the next one): stopping then would let a cheater that goes
+        silent end the session before any of its proofs could expose it."""
         party, path = self.party, f"/sessions/{self.session_id}/proofs"
         body = ProofExchange(proofs=party.late_proofs(through_step),
                              verified=party.verifier.inbound.announce(),
@@ -575,6 +582,8 @@ class SplitClient:
             answer = self._answer(ProofExchange, response, "the proof exchange")
         except (ServerError, MalformedAnswer) as exc:
             overdue = party.verifier.inbound.overdue(through_step)
+            if overdue is None and isinstance(exc, ServerUnreachable):
+                return
             if overdue is None:
                 raise
             raise TamperDetected(overdue[1], "client", f"the server did not deliver its proof "
