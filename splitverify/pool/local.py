@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 
 from ..circuitgen import SplitCircuits
 from ..errors import ProverWorkerLost
+from ..priority import DEFAULT_PROVER_NICE, check_nice
 from ..zk import CircuitKey
 from ..zk.kept_keys import KeyIdent
 from .workers import DEFAULT_RETRIES, WorkerPool
@@ -30,13 +31,14 @@ class ProcessWorker:
     """One worker process and the two pipes to it (started as a fresh interpreter that imports
     the zk layer only: not by multiprocessing, which would import the party's main script)."""
 
-    def __init__(self, slot: int, backend: str | None, threads: int):
+    def __init__(self, slot: int, backend: str | None, threads: int, nice: int):
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", "from splitverify.zk.kept_keys import main; main()",
-                 str(to_child_r), str(from_child_w), backend or "-", str(threads)],
+                 str(to_child_r), str(from_child_w), backend or "-", str(threads),
+                 str(nice)],
                 pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL)
         finally:
             os.close(to_child_r)        # the child's ends: only the child holds them now
@@ -77,11 +79,13 @@ class ProcessWorker:
 
 
 class LocalPool(WorkerPool):
-    """``size`` worker processes (default: one per core), ``threads`` prover threads each."""
+    """``size`` worker processes (default: one per core), ``threads`` prover threads each,
+    ``nice`` below the party's priority (:mod:`splitverify.priority`)."""
 
     def __init__(self, circuits: SplitCircuits, size: int | None = None, *,
                  backend: str | None = None, threads: int = 1,
-                 retries: int = DEFAULT_RETRIES):
+                 nice: int = DEFAULT_PROVER_NICE, retries: int = DEFAULT_RETRIES):
+        check_nice(nice)
         super().__init__(circuits, size or default_size(),
-                         lambda slot: ProcessWorker(slot, backend, threads), retries=retries,
-                         label="local prover pool")
+                         lambda slot: ProcessWorker(slot, backend, threads, nice),
+                         retries=retries, label="local prover pool")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from ..circuitgen import SplitCircuits
 from ..errors import InputError, ProverWorkerLost
+from ..priority import DEFAULT_PROVER_NICE, check_nice
 from ..zk import CircuitKey
 from ..zk.kept_keys import KeptKeysProver, KeyIdent
 from .workers import DEFAULT_RETRIES, WorkerPool
@@ -48,11 +49,11 @@ def connect(address: str) -> None:
 class ActorWorker:
     """One Ray actor that keeps its keys (a :class:`KeptKeysProver`)."""
 
-    def __init__(self, slot: int, backend: str | None, threads: int):
+    def __init__(self, slot: int, backend: str | None, threads: int, nice: int):
         ray = _ray()
         self._ray = ray
         self.actor = ray.remote(num_cpus=threads, max_restarts=0)(KeptKeysProver).remote(
-            backend, threads)
+            backend, threads, nice)
         self.name = f"ray actor {slot}"
         self.pid = self._call(self.actor.pid.remote())
         self.name = f"ray actor {slot} (pid {self.pid})"
@@ -80,11 +81,12 @@ class ActorWorker:
 
 class RayPool(WorkerPool):
     """``size`` Ray actors of ``threads`` CPUs (prover threads) each, on the cluster at
-    ``address``."""
+    ``address``, ``nice`` below a normal process's priority (:mod:`splitverify.priority`)."""
 
     def __init__(self, circuits: SplitCircuits, size: int, *, address: str = "auto",
                  backend: str | None = None, threads: int = 1,
-                 retries: int = DEFAULT_RETRIES):
+                 nice: int = DEFAULT_PROVER_NICE, retries: int = DEFAULT_RETRIES):
+        check_nice(nice)
         connect(address)
-        super().__init__(circuits, size, lambda slot: ActorWorker(slot, backend, threads),
+        super().__init__(circuits, size, lambda slot: ActorWorker(slot, backend, threads, nice),
                          retries=retries, label=f"Ray prover pool ({address})")

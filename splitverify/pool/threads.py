@@ -13,17 +13,21 @@ from ..errors import InputError
 from ..protocol.policy import proves_later
 from ..protocol.wire import ProofMode
 from . import ProofJob, ProofResult
+from ..priority import DEFAULT_PROVER_NICE, check_nice, lower_this_thread
 
 
 class ThreadPool:
-    """Proves each job on one of ``workers`` background threads; ``submit`` returns at once."""
+    """Proves each job on one of ``workers`` background threads, ``nice`` below the party's
+    priority (:mod:`.priority`); ``submit`` returns at once."""
 
-    def __init__(self, circuits: SplitCircuits, backend: str | None = None, workers: int = 1):
+    def __init__(self, circuits: SplitCircuits, backend: str | None = None, workers: int = 1,
+                 nice: int = DEFAULT_PROVER_NICE):
         if workers < 1:
             raise InputError(f"a thread pool needs at least one worker thread, not {workers}")
         self.circuits, self.backend = circuits, backend
-        self._executor = ThreadPoolExecutor(max_workers=workers,
-                                            thread_name_prefix="sv-prover")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sv-prover",
+                                            initializer=lower_this_thread,
+                                            initargs=(check_nice(nice),))
         # a circuit's key is made or loaded on first use: once, not by two threads at a time
         self._key_lock = threading.Lock()
 

@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ..errors import InputError, IntegrityError, ProofError, SplitverifyError
+from ..priority import check_nice, lower_this_thread
 from .ceremony import CircuitKey
 from .mcl_prover import ENV_THREADS
 from .models import Proof, PublicSignals
@@ -34,11 +35,13 @@ def key_ident(key: CircuitKey) -> KeyIdent:
 
 
 class KeptKeysProver:
-    """Proves with ``backend`` on ``threads`` threads, with the keys it was given kept loaded."""
+    """Proves with ``backend`` on ``threads`` threads, with the keys it was given kept loaded;
+    made in the thread it proves in, which it lowers by ``nice`` (:mod:`splitverify.priority`)."""
 
-    def __init__(self, backend: str | None, threads: int):
+    def __init__(self, backend: str | None, threads: int, nice: int = 0):
         if threads < 1:
             raise InputError(f"a prover worker needs at least one thread, not {threads}")
+        lower_this_thread(check_nice(nice))
         # this process is the worker's own: its mcl prover (made on first use) takes this many
         os.environ[ENV_THREADS] = str(threads)
         self.backend = backend
@@ -81,10 +84,11 @@ class KeptKeysProver:
         return proof, public, time.perf_counter() - start
 
 
-def serve(requests: Connection, answers: Connection, backend: str | None, threads: int) -> None:
+def serve(requests: Connection, answers: Connection, backend: str | None, threads: int,
+          nice: int = 0) -> None:
     """A worker process's loop: ("load", ident, key) and ("prove", ident, inputs) requests, each
     answered ("ok", value) or ("error", exception); ends when the party closes the pipe."""
-    prover = KeptKeysProver(backend, threads)
+    prover = KeptKeysProver(backend, threads, nice)
     while True:
         try:
             request = requests.recv()
@@ -105,10 +109,10 @@ def serve(requests: Connection, answers: Connection, backend: str | None, thread
 
 def main() -> None:
     """``python -c 'from splitverify.zk.kept_keys import main; main()' REQUESTS_FD ANSWERS_FD
-    BACKEND THREADS``: a local pool's worker (started so, not by multiprocessing, so that the
+    BACKEND THREADS NICE``: a local pool's worker (started so, not by multiprocessing, so that the
     party's main script is never imported again in the worker)."""
     import sys
 
-    requests_fd, answers_fd, backend, threads = sys.argv[1:5]
+    requests_fd, answers_fd, backend, threads, nice = sys.argv[1:6]
     serve(Connection(int(requests_fd), writable=False), Connection(int(answers_fd), readable=False),
-          None if backend == "-" else backend, int(threads))
+          None if backend == "-" else backend, int(threads), int(nice))

@@ -118,6 +118,9 @@ def test_quick_bench_prints_wellformed_json(tmp_path):
     assert data["ratios"]["pipeline_scaling_2_over_1"] > 0
     assert set(data["throughput_model"]["predictions"]) == {"8", "32", "128"}
     assert all(isinstance(v, float) and v > 0 for v in data["step_s"].values())
+    assert data["ratios"]["pipelined_4_over_every_step"] > 0
+    assert data["ratios"]["pipelined_4_loop_over_commit_loop"] > 0
+    assert "pipelined_grid" not in data          # the full bench's (W = 1, 4, 16 × 1, 2 workers)
     loop = data["training_loop_s"]
     assert loop["commit"] > 0 and set(loop["pipelined:4"]) == {"before_lag_bound", "all_steps"}
     counts = data["constraints"]
@@ -197,7 +200,10 @@ def test_bench_report_says_which_targets_are_met(tmp_path):
     met = {line.split("|")[1].strip(): line.split("|")[3].strip()
            for line in text.split("## Ratios")[0].splitlines() if line.startswith("| ")
            and not line.startswith("| target")}
-    assert list(met.values()) == ["**missed**", "met", "**missed**", "**missed**", "met"]
+    assert list(met.values()) == ["**missed**", "met", "**missed**", "**missed**", "met",
+                                  "–", "–", "–", "–"]
+    assert "not in this result (it predates it)" in text
+    assert "The pipelined mode and the prover pools are not in this result" in text
     assert "worst: client_backward" in text and "1.00 s / 8.00 s = 0.125×" in text
     assert "![bench figure](../b.png)" in text
     assert "The dense-layer peer is not in this result" in text
@@ -208,6 +214,46 @@ def test_bench_report_says_which_targets_are_met(tmp_path):
     saved.write_text(json.dumps(broken))
     code, out = invoke("bench", "--from-json", str(saved), "--report", str(report))
     assert code == 1 and "lacks field 'verify_s'" in " ".join(out.split())
+
+
+def test_bench_report_reads_the_pipelined_mode_and_the_pools(tmp_path):
+    """Issue 18's targets and section from a result that has them (made-up figures): commit
+    12 ms (met), pools 1.6× (missed: < 1.7), pipelined:4 / every 0.5 (met), the loop 2.5×
+    commit (missed); the grid, the model's check and its predictions, marked as predictions."""
+    result = _fake_bench_result()
+    result["step_s"].update({"commit": 0.012, "pipelined:4": 10.0})
+    result["ratios"].update({"pipeline_scaling_2_over_1": 1.6, "pipelined_4_over_every_step": 0.5,
+                             "pipelined_4_loop_over_commit_loop": 2.5})
+    result["training_loop_s"] = {"commit": 0.012,
+                                 "pipelined:4": {"before_lag_bound": 0.03, "all_steps": 3.0}}
+    pool = {"workers": 1, "proofs": 3, "seconds": 3.0, "verified_proofs_per_s": 1.0,
+            "retried": 0}
+    result["pipeline"] = {"local": {"1": pool, "2": {**pool, "workers": 2,
+                                                     "verified_proofs_per_s": 1.6}},
+                          "load_average": {"before": [0.5], "after": [1.9]}, "note": "n"}
+    result["pipelined_grid"] = {"pipelined:16": {"2": {
+        "steps": 20, "step_s": 5.0, "verified_steps_per_s": 0.2,
+        "training_loop_s": {"before_lag_bound": 0.02, "all_steps": 1.0}}}}
+    result["throughput_model"] = {
+        "formula": "f", "step_prove_s": 3.0, "verify_s": 0.003, "cores_here": 2,
+        "checked_against_measured": {"1": {"model": 1.0, "measured": 1.0,
+                                           "measured_over_model": 1.0}},
+        "predictions": {"8": {"verified_proofs_per_s": 8.0, "verified_steps_per_s": 2.667}},
+        "predictions_note": "PREDICTIONS, not measured"}
+    saved = tmp_path / "bench.json"
+    saved.write_text(json.dumps(result))
+    report = tmp_path / "BENCH.md"
+    code, out = invoke("bench", "--from-json", str(saved), "--report", str(report))
+    assert code == 0, out
+    text = report.read_text()
+    met = [line.split("|")[3].strip() for line in text.split("## Ratios")[0].splitlines()
+           if line.startswith("| ") and not line.startswith("| target")]
+    assert met[5:] == ["met", "**missed**", "met", "**missed**"]
+    assert "30.0 ms / 12.0 ms = 2.5×" in text and "1.600×" in text
+    assert "## Pipelined proofs and prover pools" in text
+    assert "| local, 2 worker(s) | 3 | 1.6 | 0.533 | 0 |" in text
+    assert "| `pipelined:16` | 2 | 20 | 5 | 0.2 | 0.02 | 1 |" in text
+    assert "**Predictions** (PREDICTIONS, not measured)" in text and "| 8 | 8 | 2.67 |" in text
 
 
 def test_zk_prove_rejects_non_object_inputs_and_missing_setup(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import pytest
 
@@ -89,3 +90,29 @@ def test_a_job_the_worker_cannot_prove_fails_with_the_reason_and_the_worker_goes
 
 def test_a_tiny_session_in_every_mode_proves_on_the_pool_like_inline(tiny_keys):
     session_on_pools(tiny_keys, [LocalPool(tiny_keys, 1), LocalPool(tiny_keys, 1)])
+
+
+def test_provers_run_below_the_partys_priority(tiny_keys, case):
+    """Background proving yields to training: a local pool's worker processes and a thread
+    pool's prover thread run at the party's nice value + 10 (the default) or + what is asked."""
+    from splitverify.pool.threads import ThreadPool
+
+    party_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    pool = LocalPool(tiny_keys, 1, nice=5)
+    try:
+        checked(job_of(case, "client_forward"),
+                pool.submit(job_of(case, "client_forward")).result(timeout=120))
+        assert os.getpriority(os.PRIO_PROCESS, pool.workers[0].pid) == min(19, party_nice + 5)
+    finally:
+        pool.close()
+    threads = ThreadPool(tiny_keys)
+    try:
+        seen = threads._executor.submit(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result(60)
+        assert seen == min(19, party_nice + 10)
+        # the party's own thread is untouched
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == party_nice
+    finally:
+        threads.close()
+    with pytest.raises(SplitverifyError, match="nice value 20"):
+        LocalPool(tiny_keys, 1, nice=20)

@@ -320,7 +320,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         with tempfile.TemporaryDirectory(prefix="sv-bench-phase1-") as tmp:
             phase1_s[f"2^{power}"] = phase1_seconds(power, Path(tmp))
     steps = step_seconds(circuits, quick, progress)
-    from .bench_pipeline import pipeline_step_seconds
+    from .bench_pipeline import pipeline_step_seconds, pipelined_ratios
     from .bench_pool import pipeline_bench
     pipelined = pipeline_step_seconds(
         circuits, quick, progress, lambda keyed, mode: local_parties(keyed.spec, keyed, mode))
@@ -344,7 +344,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
                                                                 witness_s["node"]),
                    "native_over_py_ecc_verify": round(verify_s["native"] / verify_s["py_ecc"], 5),
                    "audit_0.1_over_off_step": round(step_s["audit:0.1"] / step_s["off"], 1),
-                   "pipeline_scaling_2_over_1": pipeline["pipeline_scaling_2_over_1"]},
+                   "pipeline_scaling_2_over_1": pipeline["pipeline_scaling_2_over_1"],
+                   **pipelined_ratios(step_s, pipelined["training_loop_s"])},
         "bench_circuit": {"name": "SquareChain", "constraints": circuit.info.n_constraints},
         "constraints": {**circuit_counts["constraints"],
                         "square_chain_2^14": circuit.info.n_constraints},
@@ -368,6 +369,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         # the client's training loop's own seconds per step (pipelined:4: before the lag bound
         # binds, and over all steps)
         "training_loop_s": pipelined["training_loop_s"],
+        **({"pipelined_grid": pipelined["pipelined_grid"]} if "pipelined_grid" in pipelined
+           else {}),
         "peers": {"ezkl_client_forward_prove_s": ezkl["prove_s"], "ezkl_error": ezkl["error"],
                   "ezkl": ezkl, "dense_layer": dense_peer},
     }

@@ -1,5 +1,5 @@
 """`splitverify bench --report FILE`: a bench result as Markdown — the machine, the targets of
-issue 6 met or missed (ratios first), then the seconds and the peers. Everything is read from
+issues 6, 17 and 18 met or missed (ratios first), then the seconds and the peers. Everything is read from
 the result (``run_bench`` or a saved ``--json``); nothing is typed in by hand.
 """
 
@@ -17,6 +17,12 @@ class Target:
     label: str
     figure: Callable[[dict], tuple[float, str] | None]   # (value, how it reads) or not measured
     limit: float                                         # met when value ≤ limit
+    at_least: bool = False                               # met when value ≥ limit instead
+    # why a result has no figure for it
+    not_measured: Callable[[dict], str] = lambda _r: "not in this result (it predates it)"
+
+    def met(self, value: float) -> bool:
+        return value >= self.limit if self.at_least else value <= self.limit
 
 
 def _worst_native_ratio(r: dict) -> tuple[float, str]:
@@ -34,18 +40,50 @@ def _ezkl_ratio(r: dict) -> tuple[float, str] | None:
     return ours / ezkl, f"{ours:.2f} s / {ezkl:.2f} s = {ours / ezkl:.3f}×"
 
 
+def _ratio(name: str, text: Callable[[dict], str]) -> Callable[[dict], tuple[float, str] | None]:
+    """A ratio of ``ratios`` with how it reads; None (not measured) in a result before it."""
+    def figure(r: dict) -> tuple[float, str] | None:
+        value = r["ratios"].get(name)
+        return None if value is None else (value, text(r))
+    return figure
+
+
+def _commit_step(r: dict) -> tuple[float, str] | None:
+    commit = r["step_s"].get("commit")
+    return None if commit is None else (commit, f"{commit * 1000:.1f} ms")
+
+
+def _loop_text(r: dict) -> str:
+    loop = r["training_loop_s"]
+    return (f"{loop['pipelined:4']['before_lag_bound'] * 1000:.1f} ms / "
+            f"{loop['commit'] * 1000:.1f} ms = {r['ratios']['pipelined_4_loop_over_commit_loop']}×")
+
+
 TARGETS = (
     Target("native prove ≤ 0.25 × snarkjs, every circuit", _worst_native_ratio, 0.25),
     Target("verify ≤ 5 ms (native verifier)",
            lambda r: (r["verify_s"]["native"], f"{r['verify_s']['native'] * 1000:.1f} ms"),
            0.005),
-    Target("ClientForward prove ≤ 0.1 × EZKL prove (same layer)", _ezkl_ratio, 0.1),
+    Target("ClientForward prove ≤ 0.1 × EZKL prove (same layer)", _ezkl_ratio, 0.1,
+           not_measured=lambda r: "not measured (the peer did not run: "
+                                  f"{r['peers'].get('ezkl_error')})"),
     Target("fully proven RefNet step ≤ 2 s (`every`, both parties)",
            lambda r: (r["step_s"]["every"], f"{r['step_s']['every']:.2f} s"), 2.0),
     Target("`audit:0.1` step ≤ 20 × `off` step",
            lambda r: (r["ratios"]["audit_0.1_over_off_step"],
                       f"{r['step_s']['audit:0.1']:.3g} s / {r['step_s']['off']:.3g} s = "
                       f"{r['ratios']['audit_0.1_over_off_step']:.1f}×"), 20.0),
+    Target("statements on the critical path: `commit` step ≤ 20 ms", _commit_step, 0.02),
+    Target("prover pool scales: 2 workers ≥ 1.7 × 1 worker (verified proofs/s)",
+           _ratio("pipeline_scaling_2_over_1",
+                  lambda r: f"{r['ratios']['pipeline_scaling_2_over_1']:.3f}×"), 1.7,
+           at_least=True),
+    Target("`pipelined:4` verified step ≤ `every` step",
+           _ratio("pipelined_4_over_every_step",
+                  lambda r: f"{r['step_s']['pipelined:4']:.2f} s / {r['step_s']['every']:.2f} s"
+                            f" = {r['ratios']['pipelined_4_over_every_step']}×"), 1.0),
+    Target("`pipelined:4` training loop before the lag bound ≤ 2 × `commit`",
+           _ratio("pipelined_4_loop_over_commit_loop", _loop_text), 2.0),
 )
 
 
@@ -70,11 +108,10 @@ def render(result: dict, plot: str | None = None) -> str:
     for target in TARGETS:
         figure = target.figure(r)
         if figure is None:
-            rows.append((target.label, "not measured (the peer did not run: "
-                         f"{r['peers'].get('ezkl_error')})", "–"))
+            rows.append((target.label, target.not_measured(r), "–"))
             continue
         value, text = figure
-        rows.append((target.label, text, "met" if value <= target.limit else "**missed**"))
+        rows.append((target.label, text, "met" if target.met(value) else "**missed**"))
     lines += _table(("target", "figure", "met?"), rows)
     lines += ["## Ratios", ""]
     ratios = r["ratios"]
@@ -119,6 +156,7 @@ def render(result: dict, plot: str | None = None) -> str:
     rows += [(f"development setup at 2^16 ({r['setup_s'].get('dev_2^16_constraints', '?')} "
               "constraints)", _s(r["setup_s"]["dev_2^16"]))]
     lines += _table(("measure", "seconds"), rows)
+    lines += _pipeline_section(r)
     lines += ["## Peers", ""]
     ezkl = r["peers"].get("ezkl") or {}
     if r["peers"].get("ezkl_error"):
@@ -140,6 +178,59 @@ def render(result: dict, plot: str | None = None) -> str:
                           _s(d["prove_s"]["native"]), _s(d["verify_s"]))
                          for name, d in dense.items() if name not in ("job", "ratios")])
     return "\n".join(lines)
+
+
+def _pipeline_section(r: dict) -> list[str]:
+    """Pipelined proofs and prover pools (issue 18): the training loop, the pools' measured
+    throughput, the grid of the full bench, the throughput model and its predictions."""
+    if "pipeline" not in r:
+        return ["The pipelined mode and the prover pools are not in this result (it predates "
+                "them).", ""]
+    lines = ["## Pipelined proofs and prover pools", ""]
+    loop = r.get("training_loop_s", {})
+    rows = [(f"`{mode}`", _s(r["step_s"].get(mode)),
+             _s(value if not isinstance(value, dict) else value["before_lag_bound"]),
+             "–" if not isinstance(value, dict) else _s(value["all_steps"]))
+            for mode, value in loop.items()]
+    lines += ["RefNet sessions, both parties in one process (`pipelined:4` with one background "
+              "prover thread per party):", ""]
+    lines += _table(("mode", "verified seconds per step", "training loop s/step (before the "
+                     "lag bound)", "training loop s/step (all steps)"), rows)
+    pools = r["pipeline"]
+    rows = [(f"local, {n} worker(s)", m["proofs"], _s(m["verified_proofs_per_s"]),
+             _s(m["verified_proofs_per_s"] / len(KINDS)), m["retried"])
+            for n, m in pools["local"].items()]
+    if "ray" in pools:
+        ray = pools["ray"]
+        rows.append((f"Ray ({ray['address']}), {ray['workers']} actors", ray["proofs"],
+                     _s(ray["verified_proofs_per_s"]),
+                     _s(ray["verified_proofs_per_s"] / len(KINDS)), ray["retried"]))
+    load = pools.get("load_average", {})
+    lines += [f"Prover pools, {pools.get('note', '')} (load average {load.get('before')} → "
+              f"{load.get('after')}):", ""]
+    lines += _table(("pool", "proofs", "verified proofs/s", "verified steps/s", "retried"), rows)
+    grid = r.get("pipelined_grid")
+    if grid:
+        lines += ["`pipelined:W` sessions on a local pool shared by both parties:", ""]
+        lines += _table(("mode", "workers", "steps", "verified s/step", "verified steps/s",
+                         "loop s/step before the lag bound", "loop s/step, all"),
+                        [(f"`{mode}`", n, g["steps"], _s(g["step_s"]),
+                          _s(g["verified_steps_per_s"]),
+                          _s(g["training_loop_s"]["before_lag_bound"]),
+                          _s(g["training_loop_s"]["all_steps"]))
+                         for mode, by_workers in grid.items() for n, g in by_workers.items()])
+    model = r.get("throughput_model")
+    if model:
+        lines += [f"Throughput model: `{model['formula']}` (step prove {model['step_prove_s']} "
+                  f"s, verify {model['verify_s']} s). Checked against the measured pools:", ""]
+        lines += _table(("workers", "model proofs/s", "measured", "measured / model"),
+                        [(n, _s(c["model"]), _s(c["measured"]), _s(c["measured_over_model"]))
+                         for n, c in model["checked_against_measured"].items()])
+        lines += [f"**Predictions** ({model['predictions_note']}):", ""]
+        lines += _table(("workers", "verified proofs/s", "verified steps/s"),
+                        [(n, _s(p["verified_proofs_per_s"]), _s(p["verified_steps_per_s"]))
+                         for n, p in model["predictions"].items()])
+    return lines
 
 
 def write_report(result: dict, path: str | Path, plot: str | None = None) -> Path:
