@@ -56,8 +56,12 @@ def build_case(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
 def _params(spec: SplitSpec, layers, g: torch.Generator, scale: float) -> Params:
     """Normal weights with standard deviation scale·2/√fan-in (training-like magnitudes)."""
     q = spec.quant
-    return [(q.encode(torch.randn(d.n_out, d.n_in, generator=g) * scale * 2 / d.n_in ** 0.5),
-             q.encode(torch.randn(d.n_out, generator=g) * scale)) for d in layers]
+    params = []
+    for layer in layers:
+        (_, w_shape), (_, b_shape) = layer.parameter_shapes()   # W: out × fan-in, b: out
+        params.append((q.encode(torch.randn(*w_shape, generator=g) * scale * 2 / w_shape[1] ** 0.5),
+                       q.encode(torch.randn(*b_shape, generator=g) * scale)))
+    return params
 
 
 def random_case(spec: SplitSpec, seed: int) -> StepCase:
