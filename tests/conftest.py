@@ -25,7 +25,7 @@ import pytest
 
 from splitverify import zk
 from splitverify.circuitgen import KINDS, SplitCircuits
-from splitverify.model import Dense, SplitSpec
+from splitverify.model import Conv2d, Dense, SplitSpec
 from splitverify.zk.cache import ENV_CACHE
 from splitverify.zk.curve import R
 from splitverify.zk.wasm_witness import CIRCOM_EXCEPTIONS, CircomWitnessCalculator, _CircomAbort
@@ -332,3 +332,30 @@ def tiny_witnesses(tiny_circuits: SplitCircuits, tiny_case: StepCase,
     d = tmp_path_factory.mktemp("tiny-wtns")
     return {kind: tiny_circuits.witness(kind, tiny_case.inputs[kind], d / f"{kind}.wtns")
             for kind in KINDS}
+
+
+# --- convolutional halves (issue 21) -----------------------------------------------------------
+
+# client Conv2d(1→2, 3×3, padding 1) + ReLU on 4×4 | server Conv2d(2→2, 3×3, stride 2, padding
+# 1) + ReLU, Linear(8→2), batch 2: padding taps, a stride, the client's forward and weight
+# gradient and the server's convolution input gradient (the cut's gradient).
+TINY_CONV_SPEC = SplitSpec((Conv2d(1, 2, 3, 1, 1, 4, 4, True),),
+                           (Conv2d(2, 2, 3, 2, 1, 4, 4, True), Dense(8, 2, False)), batch=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_conv_circuits(isolated_cache: Path) -> SplitCircuits:
+    return SplitCircuits(TINY_CONV_SPEC)
+
+
+@pytest.fixture(scope="session")
+def tiny_conv_case() -> StepCase:
+    return random_case(TINY_CONV_SPEC, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_conv_witnesses(tiny_conv_circuits: SplitCircuits, tiny_conv_case: StepCase,
+                        tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("tiny-conv-wtns")
+    return {kind: tiny_conv_circuits.witness(kind, tiny_conv_case.inputs[kind],
+                                             d / f"{kind}.wtns") for kind in KINDS}
