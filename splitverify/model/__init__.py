@@ -17,9 +17,9 @@ from .layers import (LAYER_TYPES, TORCH_LAYERS, Conv2d, Dense, Layer, LayerParam
 from .reference import (Backward, Forward, Params, ServerResult, backward, check_batch,
                         client_backward, client_forward, encode_params, forward, init_params,
                         onehot, server_step)
-from .spec import SplitSpec
+from .spec import NAMED_MODELS, SplitSpec, named_spec
 
-__all__ = ["LAYER_TYPES", "TORCH_LAYERS", "Backward", "Conv2d", "Dense", "Forward", "Layer", "LayerParams", "Params",
+__all__ = ["LAYER_TYPES", "NAMED_MODELS", "named_spec", "TORCH_LAYERS", "Backward", "Conv2d", "Dense", "Forward", "Layer", "LayerParams", "Params",
            "ServerResult", "SplitSpec", "backward", "check_batch", "client_backward",
            "client_forward", "encode_params", "forward", "init_params", "layer_from_description", "layer_from_module",
            "onehot", "server_step"]
