@@ -38,8 +38,12 @@ def demo(steps: Annotated[int, typer.Option(
          malicious: MaliciousOpt = None, chain: ChainOpt = "none",
          verify_on_chain: VerifyOnChainOpt = False,
          out: OutOpt = Path("splitverify-demo"),
-         provers: ProversOpt = 0, ray: RayOpt = None) -> None:
-    """RefNet split training over HTTP on loopback: the server in a thread, the client against
+         provers: ProversOpt = 0, ray: RayOpt = None,
+         model: Annotated[str, typer.Option(
+             help="The reference model: refnet (Linear 64→32 + ReLU | Linear 32→10) or cnn "
+                  "(Conv2d 1→4, 3×3, stride 2, padding 1 + ReLU + Flatten | Linear "
+                  "64→10).")] = "refnet") -> None:
+    """RefNet (or --model cnn) split training over HTTP on loopback: the server in a thread, the client against
     it, every message committed and checked, and proven as the proof mode says; with --chain
     both parties log the statements they send on one ledger. Prints the test accuracy each
     epoch and a summary; writes summary.json, transcript.json and training.png to --out. Exit 0
@@ -73,12 +77,13 @@ def demo(steps: Annotated[int, typer.Option(
                                on_step=lambda done: bar.update(task, completed=done),
                                chain=backend, verify_on_chain=verify_on_chain,
                                evaluate_every=N_TRAIN // BATCH, on_evaluate=epoch_line,
-                               prover_pool=pools.factory)
+                               prover_pool=pools.factory, model=model)
         if summary["loss_curve"] or summary["accuracy_curve"]:
             plot_training(summary, out / "training.png")
     except SplitverifyError as exc:
         fail(exc)
-    finish_session(summary, out, "splitverify demo: RefNet, split at the cut layer, over HTTP")
+    finish_session(summary, out, f"splitverify demo: {'RefNet' if model == 'refnet' else model}, "
+                   "split at the cut layer, over HTTP")
 
 
 _LIMITS = Limits()       # the server's defaults, shown by `serve --help`
