@@ -192,6 +192,25 @@ def coordinated_cheat(circuit: zk.CompiledCircuit, witness: list[int],
 ASSERT_FAILED = next(code for code, what in CIRCOM_EXCEPTIONS.items() if what == "Assert Failed")
 
 
+def names_in(circuit, index: int) -> set[str]:
+    """The signal names of the wires constraint ``index`` mentions (the constant wire as ``1``)."""
+    from splitverify.zk.r1cs_check import R1csSystem
+
+    wires = {wire for lc in R1csSystem.read(circuit.r1cs).constraints[index]
+             for wire, coef in lc if coef % R}
+    names = {0: "1"}
+    for line in circuit.sym.read_text().splitlines():
+        _label, wire, _component, name = line.split(",", 3)
+        if int(wire) in wires:
+            names.setdefault(int(wire), name.removeprefix("main."))
+    return {names[w] for w in wires}
+
+
+def fails_snarkjs(circuit, values: list[int], path: Path) -> bool:
+    zk.write_witness(path, values)
+    return not zk.check_witness(circuit, path)[0]
+
+
 def witness_despite_asserts(circuit: zk.CompiledCircuit, inputs: dict) -> list[int]:
     """The witness circom's calculator computes for ``inputs`` even where an ``assert`` or
     ``===`` fails (it then stops computing that component's remaining signals, which

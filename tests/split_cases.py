@@ -5,11 +5,12 @@ allows, negative values with non-zero remainders)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from splitverify import model
-from splitverify.circuitgen import Statement
+from splitverify.circuitgen import KINDS, SplitCircuits, Statement
 from splitverify.circuitgen import statements as st
 from splitverify.errors import InputError
 from splitverify.model import Params, SplitSpec
@@ -51,6 +52,14 @@ def build_case(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
                                                         ss.gradient, bwd, cs, SESSION, STEP),
     }
     return StepCase(spec, client, server, x, labels, inputs, statements, fwd, res, bwd)
+
+
+def assert_golden(circuits: SplitCircuits, case, tmp_path: Path) -> None:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for kind in KINDS:
+        wtns = circuits.witness(kind, case.inputs[kind], tmp_path / f"{kind}.wtns")
+        got = circuits.statement_of(kind, wtns)
+        assert got.values == case.statements[kind].values, kind
 
 
 def _params(spec: SplitSpec, layers, g: torch.Generator, scale: float) -> Params:

@@ -14,11 +14,9 @@ from splitverify.circuitgen.emit import conv
 from splitverify.errors import InputError
 from splitverify.model import Conv2d
 
-from conftest import TINY_CONV_SPEC, coordinated_cheat, tamper_witness_many, \
-    witness_despite_asserts, wire_of
-from split_cases import _params, build_case
-from test_circuits_golden import assert_golden
-from test_circuits_soundness import fails_snarkjs, names_in
+from conftest import (TINY_CONV_SPEC, coordinated_cheat, fails_snarkjs, names_in,
+                      tamper_witness_many, witness_despite_asserts, wire_of)
+from split_cases import _params, assert_golden, build_case
 
 
 def test_conv_circuits_equal_the_reference(tiny_conv_circuits, tiny_conv_case, tmp_path):
