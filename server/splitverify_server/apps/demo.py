@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.circuitgen.generator import cost_breakdown
 from splitverify.errors import InputError
 from splitverify.identity import Identity
 from splitverify.keyexchange import initial
@@ -19,6 +21,21 @@ from splitverify_client.training import run_training
 
 from ..app import create_app
 from ..loopback import ServerThread
+
+
+def initial_keys(circuits: SplitCircuits, progress: Callable[[str], None]) -> None:
+    """Every circuit compiled and given its development initial key, two circuits at a time,
+    the largest first: the compiler is a separate process and the setup's curve work runs in C
+    without the GIL, so on two cores one circuit's compile overlaps another's setup."""
+    progress(f"compile and development setup of {', '.join(KINDS)}, two at a time (cached "
+             "after the first run)")
+    by_size = sorted(KINDS, key=lambda kind: sum(cost_breakdown(circuits.spec, kind).values()),
+                     reverse=True)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sv-setup") as workers:
+        for kind, done in zip(by_size, [workers.submit(initial, circuits, kind)
+                                        for kind in by_size]):
+            done.result()
+            progress(f"{kind}: compiled, development key ready")
 
 
 def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
@@ -54,10 +71,7 @@ def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str |
                   prover_pool: Callable[[SplitCircuits], ProverPool] | None) -> dict:
     start = time.perf_counter()
     if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
-        local = SplitCircuits(spec)
-        for kind in KINDS:
-            progress(f"{kind}: compile and development setup (cached after the first run)")
-            initial(local, kind)
+        initial_keys(SplitCircuits(spec), progress)
     setup_s = time.perf_counter() - start
     # each party has its own SplitCircuits: its keys come out of the session's ceremony; the
     # server's identity signs its messages and owns its ledger slots
