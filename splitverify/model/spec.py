@@ -86,7 +86,7 @@ class SplitSpec:
                    quant_spec or QuantSpec())
 
 
-# The reference models by name (`--model` of demo, train and bench): name → spec at a batch.
+# The reference models by name (`--model` of demo and train): name → spec at a batch.
 NAMED_MODELS = {"refnet": SplitSpec.refnet, "cnn": SplitSpec.refcnn}
 
 
