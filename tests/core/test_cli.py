@@ -404,6 +404,12 @@ def test_compare_rejects_a_bad_chain_before_building_keys(tmp_path):
     assert code == 1 and "ganache" in out
 
 
+def test_compare_rejects_an_unknown_model_before_building_keys(tmp_path):
+    code, out = invoke("compare", "--quick", "--model", "lenet", "--out", str(tmp_path))
+    message = " ".join(out.split())
+    assert code == 1 and "no reference model 'lenet'" in message and "cnn" in message
+
+
 def test_split_demo_prints_each_epoch_and_draws_the_curve(tmp_path):
     """One epoch and a step, proofs off (fast): the epoch's accuracy line, summary.json's
     curves, training.png."""
