@@ -318,6 +318,15 @@ def test_a_convolutional_model_rejects_every_single_wire_tamper(kind, tiny_conv_
                                              tiny_conv_witnesses[kind], f"conv, {kind}")
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_pooling_model_rejects_every_single_wire_tamper(kind, tiny_pool_circuits,
+                                                         tiny_pool_witnesses):
+    """TINY_POOL_SPEC: a Conv2d + ReLU, then AvgPool2d(2) at the cut (its sums, its rescale's
+    bit decomposition, its input gradient into the ReLU mask)."""
+    assert_every_single_wire_tamper_rejected(tiny_pool_circuits.circuit(kind),
+                                             tiny_pool_witnesses[kind], f"pool, {kind}")
+
+
 def main_inputs_without_wire(circuit: zk.CompiledCircuit) -> list[str]:
     """Main's inputs that the optimiser removed from the witness (wire −1 in the .sym map): the
     wire sweep cannot tamper them, so each must be accounted for. (Main's intermediate signals
@@ -342,10 +351,12 @@ def test_generated_circuit_drops_only_the_implied_label(kind, tiny_circuits):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_conv_circuit_drops_only_the_implied_label(kind, tiny_conv_circuits):
-    spec = tiny_conv_circuits.spec
+@pytest.mark.parametrize("fixture", ["tiny_conv_circuits", "tiny_pool_circuits"])
+def test_conv_and_pool_circuits_drop_only_the_implied_label(kind, fixture, request):
+    circuits = request.getfixturevalue(fixture)
+    spec = circuits.spec
     implied = [f"labels[{b}][{spec.classes - 1}]" for b in range(spec.batch)]
-    assert main_inputs_without_wire(tiny_conv_circuits.circuit(kind)) == implied
+    assert main_inputs_without_wire(circuits.circuit(kind)) == implied
 
 
 # --- the checker agrees with snarkjs ----------------------------------------------------------
