@@ -8,7 +8,8 @@ from torch import nn
 
 from splitverify.commit import Segment, commit, pack, poseidon, tag
 from splitverify.errors import InputError
-from splitverify.model import AvgPool2d, Conv2d, Dense, SplitSpec, layer_from_description
+from splitverify.model import (AvgPool2d, Conv2d, Dense, SplitSpec,
+                               layer_from_description)
 
 
 def test_refnet_from_sequential():
