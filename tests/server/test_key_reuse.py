@@ -22,7 +22,8 @@ from splitverify.protocol.wire import SessionCreate
 from splitverify.transcript import Transcript, audit
 from splitverify.zk.cache import ArtifactCache
 from splitverify_client import SplitClient
-from splitverify_client.training import merged_transcript
+from splitverify.protocol import ProofMode
+from splitverify_client.training import key_ceremony_line, merged_transcript, run_training
 from splitverify_server import create_app
 from splitverify_server.loopback import ServerThread
 
@@ -162,6 +163,34 @@ def test_fresh_keys_and_changed_cache_bytes_run_the_ceremony(pair):
     one_step(again)
     assert audit(merged_transcript(again.party.transcript,
                                    again.transcript_of_server())).valid
+    # the client's own copy changed: not offered (removed), its ceremony runs
+    mine = keycache.lookup(ArtifactCache(), "client", keycache.KeyPair.of(
+        pair["server"].address, pair["client"].address, initial(circuits, "server_step"),
+        "server_step"))
+    flip(mine.path)
+    third = SplitClient(url, spec=TINY_SPEC, identity=pair["client"])
+    third.create_session(seed=5)
+    assert "blake2b" in third.key_reuse["not_offered"]["server_step"]
+    assert set(third.key_reuse["reused"]) == {"client_forward", "client_backward"}
+
+
+def test_training_says_whether_the_ceremony_ran(pair, tmp_path):
+    """What ``demo`` prints and summarizes (run_training with both identities known)."""
+    lines = []
+    summary = run_training(pair["url"], 1, ProofMode.parse("every"), tmp_path,
+                           lambda _done: None, spec=TINY_SPEC, identity=pair["client"],
+                           server_identity=pair["server"].address,
+                           on_keys=lambda reuse: lines.append(key_ceremony_line(reuse)))
+    assert lines[0].startswith("key ceremony: reused from an earlier session between the same "
+                               "identities"), lines
+    assert summary["key_ceremony"]["ceremony"] == [] and not summary["detected"]
+    fresh = run_training(pair["url"], 1, ProofMode.parse("every"), tmp_path / "fresh",
+                         lambda _done: None, spec=TINY_SPEC, identity=pair["client"],
+                         server_identity=pair["server"].address, fresh_keys=True,
+                         on_keys=lambda reuse: lines.append(key_ceremony_line(reuse)))
+    assert lines[1].startswith("key ceremony: ran"), lines
+    assert fresh["key_ceremony"] == {"reused_from": {}, "ceremony": list(KINDS),
+                                     "declined": {}}
 
 
 def flip(path: Path) -> None:

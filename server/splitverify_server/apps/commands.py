@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, InsecureDevPtauOpt, MaliciousOpt,
+from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, FreshKeysOpt, InsecureDevPtauOpt,
+                                    MaliciousOpt,
                                     OutOpt, ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console,
                                     fail, finish_session, pool_choice, print_breakdown,
                                     ptau_policy)
@@ -38,7 +39,8 @@ def demo(steps: Annotated[int, typer.Option(
          malicious: MaliciousOpt = None, chain: ChainOpt = "none",
          verify_on_chain: VerifyOnChainOpt = False,
          out: OutOpt = Path("splitverify-demo"),
-         provers: ProversOpt = 0, ray: RayOpt = None) -> None:
+         provers: ProversOpt = 0, ray: RayOpt = None,
+         fresh_keys: FreshKeysOpt = False) -> None:
     """RefNet split training over HTTP on loopback: the server in a thread, the client against
     it, every message committed and checked, and proven as the proof mode says; with --chain
     both parties log the statements they send on one ledger. Prints the test accuracy each
@@ -73,7 +75,7 @@ def demo(steps: Annotated[int, typer.Option(
                                on_step=lambda done: bar.update(task, completed=done),
                                chain=backend, verify_on_chain=verify_on_chain,
                                evaluate_every=N_TRAIN // BATCH, on_evaluate=epoch_line,
-                               prover_pool=pools.factory)
+                               prover_pool=pools.factory, fresh_keys=fresh_keys)
         if summary["loss_curve"] or summary["accuracy_curve"]:
             plot_training(summary, out / "training.png")
     except SplitverifyError as exc:
