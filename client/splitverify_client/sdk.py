@@ -569,6 +569,10 @@ class SplitClient:
         the session's ptau, from the origin session the server names; its bytes checked
         against the blake2b recorded when we verified it)."""
         origin = self.key_reuse["reused"][kind]
+        offered = ((self.request or {}).get("key_offers") or {}).get("keys", {}).get(kind, [])
+        if origin not in [offer["origin_session"] for offer in offered]:
+            raise SetupError(f"the server says it reuses the {kind} key of session {origin}, "
+                             "which this client did not offer: refuse the session")
         circuits = self.party.prover.circuits
         pair = keycache.KeyPair.of(self.server_identity, self.identity.address,
                                    initial(circuits, kind), kind)
