@@ -121,6 +121,8 @@ class SplitClient:
         # phase 1 with a server is cached under; kept in the state folder too, so that a resumed
         # client is the same party) and the server's address, pinned when the session is created
         self.identity = self._identity(identity)
+        # a key made here and lost with the process: its finished keys are never cached
+        self.lasting_identity = identity is not None or self.state is not None
         self.server_identity: str | None = None
         self.party: ClientParty | None = None
         self.session_id, self.token, self.seed = 0, "", 0
@@ -349,7 +351,7 @@ class SplitClient:
         one it last met at this URL) for this model's circuits, each checked against its
         recorded blake2b first: a changed one is removed and not offered (said in
         ``key_reuse["not_offered"]``); its circuit then gets a fresh ceremony."""
-        if self.fresh_keys or not self.mode.proves:
+        if self.fresh_keys or not self.mode.proves or not self.lasting_identity:
             return None
         cache = self._cache()
         held = keycache.held_by_client(cache, self.identity.address)
@@ -557,12 +559,17 @@ class SplitClient:
                 self._answer(KeyAccepted, done, f"the {kind} key's upload")
             record["accepted"] = True
             self._save()
-            # verified by us (client_contribute) and taken by the server: reusable later
-            circuits = self.party.prover.circuits
-            keycache.store(self._cache(), "client",
-                           keycache.KeyPair.of(self.server_identity, self.identity.address,
-                                               initial(circuits, kind), kind),
-                           circuits.key(kind), self.session_id, record["signatures"], self.url)
+            if self.lasting_identity:
+                self._keep_key(kind, record["signatures"])
+
+    def _keep_key(self, kind: str, signatures: dict[str, str]) -> None:
+        """Our final key, verified by us (``client_contribute``) and taken by the server:
+        cached for the pair's later sessions."""
+        circuits = self.party.prover.circuits
+        keycache.store(self._cache(), "client",
+                       keycache.KeyPair.of(self.server_identity, self.identity.address,
+                                           initial(circuits, kind), kind),
+                       circuits.key(kind), self.session_id, signatures, self.url)
 
     def _reuse_key(self, kind: str, folder: Path) -> None:
         """The server took our offer for ``kind``: use our own cached copy of that key (under

@@ -88,8 +88,10 @@ class SessionService:
         self.phase1_cache = (ArtifactCache() if ptau is not None and ptau.origin == "two-party"
                              else None)
         self.server_party = self.identity.address if self.phase1_cache is not None else None
-        # finished ceremony keys, reused by later sessions with the same client identity
-        self.key_cache = ArtifactCache() if ceremony else None
+        # finished ceremony keys, reused by later sessions with the same client identity; not
+        # kept by a server whose identity lasts one process (nothing could reuse them)
+        self.lasting_identity = identity is not None or not self.in_memory
+        self.key_cache = ArtifactCache() if ceremony and self.lasting_identity else None
         for stored in self.store.load_all():
             if time.time() - stored.updated > limits.idle_seconds:
                 self.forget(stored.session_id)           # it expired while the server was down
@@ -374,6 +376,10 @@ class SessionService:
         have its recorded blake2b is removed and declined, never used."""
         if offer is None:
             return
+        if self.key_cache is None:
+            session.reuse_declined = {kind: "this server's identity lasts one process: it keeps "
+                                      "no finished keys" for kind in offer.keys}
+            return
         if offer.server_identity != self.identity.address:
             session.reuse_declined = {kind: f"the keys were offered for server "
                                       f"{offer.server_identity}, this server is "
@@ -465,11 +471,13 @@ class SessionService:
                 self.start_transcript(session)
             self.persist(session)
         # verified here, our contribution in it: later sessions with this client may reuse it
-        keycache.store(self.key_cache, "server",
-                       keycache.KeyPair.of(self.identity.address, session.party.peer,
-                                           initial(session.party.prover.circuits, kind), kind),
-                       key, session.id, {"server": ceremony.server_signature,
-                                         "client": client_signature})
+        if self.key_cache is not None:
+            keycache.store(self.key_cache, "server",
+                           keycache.KeyPair.of(self.identity.address, session.party.peer,
+                                               initial(session.party.prover.circuits, kind),
+                                               kind),
+                           key, session.id, {"server": ceremony.server_signature,
+                                             "client": client_signature})
         return {"kind": kind, "accepted": True,
                 "contributions": [c.name for c in key.transcript]}
 
