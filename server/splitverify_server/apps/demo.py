@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.circuitgen.generator import cost_breakdown
 from splitverify.errors import InputError
 from splitverify.identity import Identity
 from splitverify.keyexchange import initial
@@ -28,6 +30,21 @@ def demo_identity(party: str) -> Identity:
     finished key ceremony (sound between the same two identities: README, "Reusing a finished
     key ceremony"). Both are this machine's, as the demo's development ptau is."""
     return Identity.load_or_create(ArtifactCache().root / "demo" / f"{party}.identity")
+
+
+def initial_keys(circuits: SplitCircuits, progress: Callable[[str], None]) -> None:
+    """Every circuit compiled and given its development initial key, two circuits at a time,
+    the largest first: the compiler is a separate process and the setup's curve work runs in C
+    without the GIL, so on two cores one circuit's compile overlaps another's setup."""
+    progress(f"compile and development setup of {', '.join(KINDS)}, two at a time (cached "
+             "after the first run)")
+    by_size = sorted(KINDS, key=lambda kind: sum(cost_breakdown(circuits.spec, kind).values()),
+                     reverse=True)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sv-setup") as workers:
+        for kind, done in zip(by_size, [workers.submit(initial, circuits, kind)
+                                        for kind in by_size]):
+            done.result()
+            progress(f"{kind}: compiled, development key ready")
 
 
 def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
@@ -65,10 +82,7 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
     spec = SplitSpec.refnet()
     start = time.perf_counter()
     if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
-        local = SplitCircuits(spec)
-        for kind in KINDS:
-            progress(f"{kind}: compile and development setup (cached after the first run)")
-            initial(local, kind)
+        initial_keys(SplitCircuits(spec), progress)
     setup_s = time.perf_counter() - start
     # each party has its own SplitCircuits: its keys come out of the session's ceremony; the
     # server's identity signs its messages and owns its ledger slots
