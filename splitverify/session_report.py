@@ -99,8 +99,8 @@ def session_table(summary: dict, title: str) -> Table:
     if keys:
         reused = keys["reused_from"]
         table.add_row("key ceremony", (
-            f"reused from session {', '.join(sorted(set(reused.values())))} (same two "
-            "identities)" if reused and not keys["ceremony"] else
+            f"reused from session {', '.join(sorted({s[:12] + '…' for s in reused.values()}))} "
+            "(same two identities)" if reused and not keys["ceremony"] else
             "ran for " + ", ".join(keys["ceremony"]) + (
                 f"; reused for {', '.join(reused)}" if reused else "")))
     for key, label in (("setup_s", "compile + development keys"),

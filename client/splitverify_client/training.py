@@ -60,7 +60,7 @@ def key_ceremony_line(reuse: dict) -> str:
     """The progress line saying whether the key ceremony ran or was reused."""
     reused = reuse["reused"]
     if reused and set(reused) == set(KINDS):
-        origins = ", ".join(sorted({str(s) for s in reused.values()}))
+        origins = ", ".join(sorted({f"{str(s)[:12]}…" for s in reused.values()}))
         return ("key ceremony: reused from an earlier session between the same identities "
                 f"(session {origins}; no contribution made or checked now)")
     ran = [kind for kind in KINDS if kind not in reused]
