@@ -355,6 +355,7 @@ class SplitClient:
                                              "the server's (server_identity)")
         self.session_id, self.token = info.session_id, info.token
         party.session_id, party.peer = self.session_id, self.server_identity
+        party.shared_server_model = info.shared_model
         self.ceremony = info.ceremony
         self.idle_expiry_s = info.idle_expiry_s
         self._save()

@@ -219,6 +219,10 @@ class _Party:
     role = ""                                   # client | server
     transcript: Transcript | None = None
     on_statement: StatementHook | None = None   # sees each statement this party sends
+    # the server half is shared by several clients' sessions (``serve --shared-model``): its
+    # weight chain runs across them, so a session's ServerStep starts from the shared chain's
+    # head, not from this session's previous ServerStep
+    shared_server_model = False
 
     def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
                  circuits: SplitCircuits, *, backend: str | None = None,
@@ -483,11 +487,13 @@ class ClientParty(_Party):
         forward pass is recomputed on restore: the weights are still those it ran on)."""
         pending = self.pending
         return {**super().snapshot(), "server_chain": self.server_chain,
+                "shared_server_model": self.shared_server_model,
                 "pending": None if pending is None else pending.to_state()}
 
     def restore(self, state: dict) -> None:
         super().restore(state)
         self.server_chain = state["server_chain"]
+        self.shared_server_model = state.get("shared_server_model", False)
         pending = state["pending"]
         self.pending = (None if pending is None
                         else ClientStep.from_state(pending, self.spec, self.params))
@@ -517,7 +523,10 @@ class ClientParty(_Party):
             public = msg.public or {}
             expected = Statement("server_step", {
                 "messageCommitment": pending.statement.values["messageCommitment"],
+                # a shared server half moves with other clients' steps in between: the chain
+                # across sessions is the server's published one, checked by its audit
                 "weightsBefore": (self.server_chain if self.server_chain is not None
+                                  and not self.shared_server_model
                                   else public.get("weightsBefore", -1)),
                 "loss": public.get("loss", -1), "weightsAfter": public.get("weightsAfter", -1),
                 "gradientCommitment": st.gradient_commitment(spec, gradient, msg.gradient_salt),

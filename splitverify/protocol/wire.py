@@ -281,6 +281,9 @@ class SessionCreated(BaseModel):
     # phase 1 is to be made, {"origin": "two-party", "phase1": true, "power": p}
     ptau: dict | None = None
     server_party: str | None = None   # the server's party id (two-party phase 1): its address
+    # the server half is shared with other clients' sessions (``serve --shared-model``): its
+    # ServerSteps start from the server's chain head, which other clients' steps move
+    shared_model: bool = False
 
 
 class ProveRequest(BaseModel):

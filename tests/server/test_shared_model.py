@@ -1,0 +1,110 @@
+"""One server half trained by several clients (``create_app(shared_model=True)``, ``serve
+--shared-model``) over real HTTP, the tiny model: clients at once in threads make one linked
+chain of ServerSteps; a server restart in the middle keeps it; each client's step starts from
+the head the chain had when the server took it."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from splitverify_client import SplitClient
+from splitverify_server import create_app
+from splitverify_server.loopback import ServerThread
+from splitverify.circuitgen import statements as st
+
+from conftest import TINY_SPEC, http
+from split_cases import data_batches
+
+pytestmark = pytest.mark.xdist_group("sessions")
+
+
+@pytest.fixture(scope="module")
+def keys(tiny_circuits):
+    for kind in ("client_forward", "server_step", "client_backward"):
+        tiny_circuits.key(kind)
+    return tiny_circuits
+
+
+def shared_app(keys, db=":memory:"):
+    # the operator's keys: the per-session ceremony is the same as without a shared model
+    return create_app(lambda _spec: keys, ceremony=False, db=db, shared_model=True)
+
+
+def client_of(url, keys, mode="every", **options):
+    return SplitClient(url, spec=TINY_SPEC, proof_mode=mode, circuits_for=lambda _s: keys,
+                       **options)
+
+
+def assert_linked(chain: dict) -> None:
+    """One sequence: indices 0..n-1, each entry starting where the one before ended."""
+    entries = chain["entries"]
+    assert [e["index"] for e in entries] == list(range(len(entries)))
+    heads = [chain["initial_weights_commitment"]] + [e["weights_after"] for e in entries]
+    assert [e["weights_before"] for e in entries] == heads[:-1]
+    assert chain["head"] == heads[-1]
+
+
+def server_steps(client: SplitClient) -> list[tuple[int, int, int]]:
+    return [(e.step, e.public["weightsBefore"], e.public["weightsAfter"])
+            for e in client.party.transcript.entries if e.kind == "server_step"]
+
+
+def test_clients_at_once_train_one_chain(keys):
+    app = shared_app(keys)
+    with ServerThread(app) as server:
+        clients = [client_of(server.url, keys) for _ in range(3)]
+        for i, client in enumerate(clients):
+            client.create_session(seed=i)
+
+        def train(i):
+            return clients[i].train(data_batches(TINY_SPEC, 3, seed=10 + i), steps=3)
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(train, range(3)))
+        chain = http.get(f"{server.url}/chain").json()
+    assert all(r.detected is None and r.steps == 3 for r in results)
+    assert len(chain["entries"]) == 9
+    assert_linked(chain)
+    for client in clients:
+        # the client's ServerSteps are its session's chain entries, in its step order
+        mine = [(e["step"], e["weights_before"], e["weights_after"]) for e in chain["entries"]
+                if e["session"] == str(client.session_id)]
+        assert mine == server_steps(client)
+        assert client.party.verifier.verified == 3
+    shared = app.state.service.shared
+    assert chain["head"] == st.weights_commitment(TINY_SPEC, shared.params, shared.salt)
+
+
+def test_restart_in_the_middle_keeps_the_chain(keys, tmp_path):
+    db = tmp_path / "sessions.db"
+    states = [tmp_path / f"client{i}" for i in range(2)]
+    with ServerThread(shared_app(keys, db)) as server:
+        clients = [client_of(server.url, keys, state_dir=states[i]) for i in range(2)]
+        for i, client in enumerate(clients):
+            client.create_session(seed=i)
+        clients[0].train(data_batches(TINY_SPEC, 2, seed=20), steps=2)
+        clients[1].train(data_batches(TINY_SPEC, 1, seed=21), steps=1)
+        before = http.get(f"{server.url}/chain").json()
+    assert len(before["entries"]) == 3
+    with ServerThread(shared_app(keys, db)) as server:
+        again = http.get(f"{server.url}/chain").json()
+        assert again == before                 # nothing acknowledged lost or reordered
+        resumed = [SplitClient.resume(states[i], url=server.url, circuits_for=lambda _s: keys)
+                   for i in range(2)]
+        with ThreadPoolExecutor(2) as pool:
+            # each goes on to 4 steps (train skips the batches of the steps made)
+            results = list(pool.map(lambda i: resumed[i].train(
+                data_batches(TINY_SPEC, 4, seed=20 + i), steps=4), range(2)))
+        after = http.get(f"{server.url}/chain").json()
+    assert all(r.detected is None for r in results)
+    assert after["entries"][:3] == before["entries"]
+    assert len(after["entries"]) == 3 + 2 + 3
+    assert_linked(after)
+
+
+def test_a_proof_mode_that_cannot_join_is_refused(keys):
+    with ServerThread(shared_app(keys)) as server:
+        client = client_of(server.url, keys, mode="pipelined:2")
+        with pytest.raises(Exception, match="shared server half"):
+            client.create_session(seed=0)
