@@ -14,8 +14,6 @@ weights and the chain from the store.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 
 from splitverify.circuitgen import statements as st
@@ -24,18 +22,13 @@ from splitverify.model import Params, SplitSpec
 from splitverify.protocol import ServerParty, params_from_lists, params_to_lists
 from splitverify.protocol.wire import ProofMode, random_field
 from splitverify.refnet import initial_params
+from splitverify.shared_chain import statement_sha256
 
 from .server_model import ServerHalf
 from .store import SessionStore
 
 # the seed of the shared server half's initial weights when the server has no model of its own
 SHARED_SEED = 0
-
-
-def statement_sha256(public: dict[str, int]) -> str:
-    """The SHA-256 of a statement's public values as canonical JSON (sorted names)."""
-    return hashlib.sha256(json.dumps(public, sort_keys=True, separators=(",", ":")).encode()
-                          ).hexdigest()
 
 
 def server_half_key(spec: SplitSpec) -> str:

@@ -108,3 +108,63 @@ def test_a_proof_mode_that_cannot_join_is_refused(keys):
         client = client_of(server.url, keys, mode="pipelined:2")
         with pytest.raises(Exception, match="shared server half"):
             client.create_session(seed=0)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, tiny_circuits):
+    """``demo --clients 3`` on the tiny model: three clients at once, each its own session and
+    key ceremony, two steps each, every proof."""
+    from splitverify.protocol import ProofMode
+    from splitverify_server.apps.demo import run_shared_demo
+
+    out = tmp_path_factory.mktemp("shared-demo")
+    summary = run_shared_demo(3, 2, ProofMode.parse("every"), out, progress=lambda _m: None,
+                              on_step=lambda _d: None, spec=TINY_SPEC)
+    return out, summary
+
+
+def test_demo_clients_make_one_chain_that_audits(demo_run):
+    from typer.testing import CliRunner
+    from splitverify.cli import app
+
+    out, summary = demo_run
+    assert not summary["detected"] and summary["steps"] == 6
+    assert summary["chain"] == {**summary["chain"], "entries": 6, "linked": True}
+    assert [row["steps"] for row in summary["per_client"]] == [2, 2, 2]
+    transcripts = [str(out / f"client-{i}" / "transcript.json") for i in range(3)]
+    result = CliRunner().invoke(app, ["audit", "--chain", str(out / "chain.json"),
+                                      *transcripts])
+    assert result.exit_code == 0, result.output
+    assert "one chain of 6 ServerSteps from 3 client sessions" in result.output
+    # one client's transcript alone audits too, and says what it cannot check by itself
+    alone = CliRunner().invoke(app, ["audit", transcripts[0]])
+    assert alone.exit_code == 0 and "shared with other clients" in alone.output
+
+
+@pytest.mark.parametrize("change,reason", [
+    ("dropped", "the chain is broken"), ("reordered", "the chain is broken"),
+    # the last entry dropped leaves a linked chain: the transcripts show the step missing
+    ("last dropped", "missing from the chain"),
+    ("transcript missing", "no given transcript holds")])
+def test_chain_audit_fails_on_a_changed_chain(demo_run, change, reason):
+    from splitverify.shared_chain import audit_chain, load_chain
+    from splitverify.transcript import Transcript
+
+    out, _summary = demo_run
+    chain = load_chain(out / "chain.json")
+    transcripts = [Transcript.load(out / f"client-{i}" / "transcript.json") for i in range(3)]
+    entries = chain["entries"]
+    if change == "dropped":      # renumbered, so only the link and completeness can tell
+        del entries[2]
+        for i, entry in enumerate(entries):
+            entry["index"] = i
+    elif change == "reordered":
+        entries[1], entries[2] = ({**entries[2], "index": 1}, {**entries[1], "index": 2})
+    elif change == "last dropped":
+        entries.pop()
+        chain["head"] = entries[-1]["weights_after"]
+    else:
+        transcripts.pop()
+    report = audit_chain(chain, transcripts)
+    assert not report.valid
+    assert reason in report.reason, report.reason

@@ -1,10 +1,15 @@
 """`splitverify demo`: RefNet split training between a server (uvicorn on a free loopback port,
-in a thread) and a client, over real HTTP, with proofs as the proof mode says."""
+in a thread) and a client, over real HTTP, with proofs as the proof mode says; with
+``--clients K`` (:func:`run_shared_demo`), K clients at once, each its own client half,
+identity and transcript, training one shared server half whose chain the server publishes."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from splitverify.circuitgen import KINDS, SplitCircuits
@@ -15,6 +20,7 @@ from splitverify.ledger.sink import ChainLog, chain_log, check_chain_options
 from splitverify.model import SplitSpec
 from splitverify.pool import ProverPool
 from splitverify.protocol import ProofMode, scenarios
+from splitverify.shared_chain import chain_errors
 from splitverify_client.training import run_training
 
 from ..app import create_app
@@ -44,6 +50,15 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
                              evaluate_every, on_evaluate, prover_pool)
 
 
+def prepare_keys(spec: SplitSpec, mode: ProofMode, progress: Callable[[str], None]) -> None:
+    """What every party's key ceremony starts from (cached after one run)."""
+    if mode.proves:
+        local = SplitCircuits(spec)
+        for kind in KINDS:
+            progress(f"{kind}: compile and development setup (cached after the first run)")
+            initial(local, kind)
+
+
 def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
                   progress: Callable[[str], None], on_step: Callable[[int], None],
                   backend: str | None, chain: ChainLog | None, evaluate_every: int,
@@ -51,11 +66,7 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
                   prover_pool: Callable[[SplitCircuits], ProverPool] | None) -> dict:
     spec = SplitSpec.refnet()
     start = time.perf_counter()
-    if mode.proves:      # what both parties' key ceremonies start from (cached after one run)
-        local = SplitCircuits(spec)
-        for kind in KINDS:
-            progress(f"{kind}: compile and development setup (cached after the first run)")
-            initial(local, kind)
+    prepare_keys(spec, mode, progress)
     setup_s = time.perf_counter() - start
     # each party has its own SplitCircuits: its keys come out of the session's ceremony; the
     # server's identity signs its messages and owns its ledger slots
@@ -75,3 +86,71 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
                                on_evaluate=on_evaluate, prover_pool=prover_pool)
     return {**summary, "setup_s": round(setup_s, 2),
             "seconds": round(time.perf_counter() - start, 2)}
+
+
+def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
+                    progress: Callable[[str], None], on_step: Callable[[int], None],
+                    backend: str | None = None,
+                    prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
+                    spec: SplitSpec | None = None) -> dict:
+    """``splitverify demo --clients K``: one server (a thread, loopback HTTP) training one shared
+    server half (``create_app(shared_model=True)``), and K clients at once, each in its own
+    thread with its own client half, identity, session (and key ceremony), shard of the digits
+    and transcript (``out/client-i/``). The server's chain is written to ``out/chain.json``
+    (``splitverify audit --chain out/chain.json out/client-*/transcript.json`` checks the
+    whole run). ``on_step`` sees the steps made by all clients together. ``spec``: another
+    model than RefNet (random data, as ``train --model``)."""
+    if clients < 1:
+        raise InputError("--clients must be at least 1")
+    if steps < 1:
+        raise InputError("--steps must be at least 1")
+    spec = spec or SplitSpec.refnet()
+    start = time.perf_counter()
+    prepare_keys(spec, mode, progress)
+    setup_s = time.perf_counter() - start
+    app = create_app(backend=backend, identity=Identity.generate(), prover_pool=prover_pool,
+                     shared_model=True)
+    done, counting = [0], threading.Lock()
+
+    def stepped(_done: int) -> None:
+        with counting:
+            done[0] += 1
+            on_step(done[0])
+
+    def client(i: int) -> dict:
+        return run_training(server.url, steps, mode, out / f"client-{i}", stepped, seed=i,
+                            backend=backend, prover_pool=prover_pool, spec=spec,
+                            shard=(i, clients))
+
+    with ServerThread(app) as server:
+        progress(f"server on {server.url}, one shared server half; {clients} clients at once, "
+                 "each with its own session and key ceremony")
+        train_start = time.perf_counter()
+        with ThreadPoolExecutor(clients, thread_name_prefix="sv-client") as pool:
+            summaries = list(pool.map(client, range(clients)))
+        train_s = time.perf_counter() - train_start
+        chain = app.state.service.shared.published()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "chain.json").write_text(json.dumps(chain, indent=1))
+    for i, summary in enumerate(summaries):
+        (out / f"client-{i}" / "summary.json").write_text(json.dumps(summary, indent=2))
+    detected = [{"client": i, "session_id": s["session_id"], "step": s["detected_step"],
+                 "detected_by": s["detected_by"], "reason": s["reason"]}
+                for i, s in enumerate(summaries) if s["detected"]]
+    steps_made = sum(s["steps"] for s in summaries)
+    return {
+        "clients": clients, "proof_mode": str(mode), "steps_per_client": steps,
+        "steps": steps_made, "detected": bool(detected), "detections": detected,
+        "chain": {"entries": len(chain["entries"]), "head": str(chain["head"]),
+                  "linked": chain_errors(chain) is None, "file": "chain.json"},
+        "per_client": [{
+            "client": i, "session_id": s["session_id"], "steps": s["steps"],
+            "detected": s["detected"], "test_accuracy": s["test_accuracy"],
+            "final_loss": s["final_loss"], "proofs_verified": s["proofs_verified"],
+            "train_s": s["train_s"], "step_s": s["step_s"], "out": f"client-{i}"}
+            for i, s in enumerate(summaries)],
+        "setup_s": round(setup_s, 2), "train_s": round(train_s, 2),
+        # wall time for all clients together: the server takes their steps one at a time
+        "steps_per_s": round(steps_made / max(train_s, 1e-9), 4),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
