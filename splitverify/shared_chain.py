@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, TamperDetected
 from .transcript import Transcript, audit
 
 
@@ -127,3 +127,53 @@ def audit_chain(chain: dict, transcripts: list[Transcript], verifier: str = "nat
         f"linked step to step ({proven} of them proven, each in its transcript's audit), every "
         "ServerStep of the transcripts in it once, all signed by the server "
         f"{next(iter(servers))}"))
+
+
+def prefix_sha256(entries: list[dict]) -> str:
+    """One digest of a chain's entries (canonical JSON): what a client keeps of the chain it
+    saw, to check that a later chain extends it."""
+    return hashlib.sha256(json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()
+                          ).hexdigest()
+
+
+def check_served(chain: dict, seen: tuple[int, str] | None, session_id: int, step: int,
+                 public: dict[str, int]) -> tuple[int, str]:
+    """A client of a shared server half, after its ServerStep ``public`` of ``step`` came
+    (checked and verified): the server's published chain must extend the chain this client
+    saw before (``seen``: its length and :func:`prefix_sha256`; no fork, no rewritten
+    history), hold this ServerStep (same statement) once, and that entry must start from the
+    head published before it (the weights the entry before it ended with). Returns what the
+    client has seen now; a failure is :class:`TamperDetected` at ``step``."""
+    entries = chain.get("entries")
+    if not isinstance(entries, list):
+        raise TamperDetected(step, "client", "the server's published chain (GET /chain) is "
+                             "not a chain: it has no entries")
+    if seen is not None:
+        length, digest = seen
+        if len(entries) < length or prefix_sha256(entries[:length]) != digest:
+            raise TamperDetected(step, "client", "the server's published chain does not extend "
+                                 f"the {length} entries it published before: its history was "
+                                 "rewritten (a fork)")
+    mine = [i for i, e in enumerate(entries)
+            if e.get("session") == str(session_id) and e.get("step") == step]
+    if len(mine) != 1:
+        raise TamperDetected(step, "client", f"the server's step {step} of this session is "
+                             f"{'not' if not mine else 'more than once'} in its published "
+                             "chain: it was served from weights outside the shared model's "
+                             "published chain (a forked model)")
+    index = mine[0]
+    entry = entries[index]
+    head = (entries[index - 1].get("weights_after") if index > 0
+            else chain.get("initial_weights_commitment"))
+    if entry.get("index") != index or entry.get("weights_before") != head:
+        raise TamperDetected(step, "client", f"the server's step {step} of this session is "
+                             f"entry {index} of its published chain, which does not start from "
+                             "the head published before it (a forked model)")
+    if (entry.get("weights_before"), entry.get("weights_after"),
+            entry.get("statement_sha256")) != (public["weightsBefore"], public["weightsAfter"],
+                                               statement_sha256(public)):
+        raise TamperDetected(step, "client", f"the server's step {step} of this session "
+                             f"differs from entry {index} of its published chain: the chain "
+                             "shows other weights than the ones this client was served from "
+                             "(a forked model)")
+    return len(entries), prefix_sha256(entries)

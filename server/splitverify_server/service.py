@@ -466,7 +466,7 @@ class SessionService:
             raise
         session.replies[kind] = {"step": msg.step, "digest": statement_digest(msg),
                                  "response": response}
-        if not shared:
+        if not shared or not session.party.publishes_step():
             self.persist(session, checkpoint=kind == "backward")
             return response
         model, entry = self.shared.step_taken(session.party, session.id, msg.step,

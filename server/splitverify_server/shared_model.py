@@ -89,7 +89,7 @@ class SharedModel:
     def load_into(self, party: ServerParty) -> None:
         """The session's party computes its next step on the shared head (caller holds
         :attr:`lock`)."""
-        party.params, party.weights_salt = self.params, self.salt
+        party.params, party.weights_salt = party.step_from(self.params), self.salt
 
     def step_taken(self, party: ServerParty, session_id: int, step: int,
                    public: dict[str, int]) -> tuple[dict, dict]:

@@ -168,3 +168,27 @@ def test_chain_audit_fails_on_a_changed_chain(demo_run, change, reason):
     report = audit_chain(chain, transcripts)
     assert not report.valid
     assert reason in report.reason, report.reason
+
+
+@pytest.mark.parametrize("mode", ["every", "commit"])
+def test_a_forked_model_is_caught_by_the_client_it_serves(keys, mode):
+    """server:forked-model serves each session from its step 1 on from a private copy of the
+    weights and publishes only its step 0: the client served the fork catches it at step 1,
+    before its backward message leaves (commitments alone suffice: the chain does not hold
+    the step); the chain stays one linked sequence for everyone else."""
+    app = create_app(lambda _spec: keys, ceremony=False, shared_model=True,
+                     malicious="server:forked-model")
+    with ServerThread(app) as server:
+        clients = [client_of(server.url, keys, mode) for _ in range(2)]
+        for i, client in enumerate(clients):
+            client.create_session(seed=i)
+        first = clients[0].train(data_batches(TINY_SPEC, 1, seed=40), steps=1)
+        second = clients[1].train(data_batches(TINY_SPEC, 3, seed=41), steps=3)
+        chain = http.get(f"{server.url}/chain").json()
+    assert first.detected is None and first.steps == 1
+    assert second.detected is not None
+    assert (second.detected.step, second.detected.detected_by) == (1, "client")
+    assert "forked model" in second.detected.reason
+    assert second.steps == 1 and clients[1].detected is not None
+    assert len(chain["entries"]) == 2
+    assert_linked(chain)
