@@ -192,3 +192,23 @@ def test_a_forked_model_is_caught_by_the_client_it_serves(keys, mode):
     assert second.steps == 1 and clients[1].detected is not None
     assert len(chain["entries"]) == 2
     assert_linked(chain)
+
+
+def test_demo_clients_names_the_clients_a_forked_model_served(tmp_path, tiny_circuits):
+    """``demo --clients 2 --malicious server:forked-model``: exit 3, each client served the
+    fork named with the step it caught it at."""
+    from typer.testing import CliRunner
+    from splitverify.cli import app
+    from splitverify.protocol import ProofMode
+    from splitverify_server.apps.demo import run_shared_demo
+
+    summary = run_shared_demo(2, 2, ProofMode.parse("commit"), tmp_path / "run",
+                              progress=lambda _m: None, on_step=lambda _d: None,
+                              spec=TINY_SPEC, malicious="server:forked-model")
+    assert summary["detected"]
+    assert [(d["client"], d["step"], d["detected_by"]) for d in summary["detections"]] == [
+        (0, 1, "client"), (1, 1, "client")]
+    assert summary["chain"]["entries"] == 2 and summary["chain"]["linked"]
+    refused = CliRunner().invoke(app, ["demo", "--clients", "2", "--malicious",
+                                       "client:replay", "--out", str(tmp_path / "no")])
+    assert refused.exit_code != 0 and "client:replay is a client scenario" in refused.output

@@ -102,10 +102,10 @@ def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | Non
     from .demo import run_shared_demo
 
     try:
-        if malicious is not None or chain != "none" or verify_on_chain:
-            raise InputError("--clients K trains a shared server half without --malicious, "
-                             "--chain or --verify-on-chain (not built for several clients): "
-                             "leave those out")
+        if chain != "none" or verify_on_chain:
+            raise InputError("--clients K trains a shared server half without --chain or "
+                             "--verify-on-chain (not built for several clients): leave those "
+                             "out")
         mode = ProofMode.parse(proof_mode)
         pools = pool_choice(provers, ray)
         with Progress(console=console, transient=True) as bar:
@@ -113,7 +113,7 @@ def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | Non
             summary = run_shared_demo(clients, steps, mode, out,
                                       progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
                                       on_step=lambda done: bar.update(task, completed=done),
-                                      prover_pool=pools.factory)
+                                      prover_pool=pools.factory, malicious=malicious)
     except SplitverifyError as exc:
         fail(exc)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -92,16 +92,19 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
                     progress: Callable[[str], None], on_step: Callable[[int], None],
                     backend: str | None = None,
                     prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-                    spec: SplitSpec | None = None) -> dict:
+                    spec: SplitSpec | None = None, malicious: str | None = None) -> dict:
     """``splitverify demo --clients K``: one server (a thread, loopback HTTP) training one shared
     server half (``create_app(shared_model=True)``), and K clients at once, each in its own
     thread with its own client half, identity, session (and key ceremony), shard of the digits
     and transcript (``out/client-i/``). The server's chain is written to ``out/chain.json``
     (``splitverify audit --chain out/chain.json out/client-*/transcript.json`` checks the
     whole run). ``on_step`` sees the steps made by all clients together. ``spec``: another
-    model than RefNet (random data, as ``train --model``)."""
+    model than RefNet (random data, as ``train --model``); ``malicious``: a server scenario
+    the server plays against every client (e.g. ``server:forked-model``)."""
     if clients < 1:
         raise InputError("--clients must be at least 1")
+    if malicious is not None:
+        scenarios.require_side(malicious, "server")
     if steps < 1:
         raise InputError("--steps must be at least 1")
     spec = spec or SplitSpec.refnet()
@@ -109,7 +112,7 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     prepare_keys(spec, mode, progress)
     setup_s = time.perf_counter() - start
     app = create_app(backend=backend, identity=Identity.generate(), prover_pool=prover_pool,
-                     shared_model=True)
+                     shared_model=True, malicious=malicious)
     done, counting = [0], threading.Lock()
 
     def stepped(_done: int) -> None:
@@ -140,6 +143,7 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     steps_made = sum(s["steps"] for s in summaries)
     return {
         "clients": clients, "proof_mode": str(mode), "steps_per_client": steps,
+        "malicious": malicious,
         "steps": steps_made, "detected": bool(detected), "detections": detected,
         "chain": {"entries": len(chain["entries"]), "head": str(chain["head"]),
                   "linked": chain_errors(chain) is None, "file": "chain.json"},
