@@ -442,7 +442,6 @@ class SessionService:
             if self.shared is None or kind != "forward":
                 return self._handle_alone(session, kind, msg, run)
             with self.shared.lock:
-                self.shared.load_into(session.party)
                 return self._handle_alone(session, kind, msg, run, shared=True)
 
     def _handle_alone(self, session: Session, kind: str, msg: BaseModel,
@@ -453,6 +452,8 @@ class SessionService:
         if kind == "forward" and session.party.next_step >= self.limits.steps:
             raise Refused(f"the session has made the {self.limits.steps} steps this server "
                           "allows per session (--max-steps); start a new session")
+        if shared:                    # a new step (not a re-sent one) runs on the chain's head
+            self.shared.load_into(session.party)
         try:
             response = run()
         except ProofRequired:

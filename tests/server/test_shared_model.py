@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from splitverify_client import SplitClient
+from splitverify_client.sdk import ServerError
 from splitverify_server import create_app
 from splitverify_server.loopback import ServerThread
 from splitverify.circuitgen import statements as st
@@ -106,7 +107,7 @@ def test_restart_in_the_middle_keeps_the_chain(keys, tmp_path):
 def test_a_proof_mode_that_cannot_join_is_refused(keys):
     with ServerThread(shared_app(keys)) as server:
         client = client_of(server.url, keys, mode="pipelined:2")
-        with pytest.raises(Exception, match="shared server half"):
+        with pytest.raises(ServerError, match="HTTP 422.*shared server half"):
             client.create_session(seed=0)
 
 
@@ -212,3 +213,49 @@ def test_demo_clients_names_the_clients_a_forked_model_served(tmp_path, tiny_cir
     refused = CliRunner().invoke(app, ["demo", "--clients", "2", "--malicious",
                                        "client:replay", "--out", str(tmp_path / "no")])
     assert refused.exit_code != 0 and "client:replay is a client scenario" in refused.output
+
+
+def test_server_killed_mid_step_keeps_the_chain(tmp_path):
+    """`serve --shared-model` as a process, two clients at once (proof mode commit: the
+    chain is one of commitments; the proven chain is the demo test's); the server is SIGKILLed after answering client 0's step-1 forward message (its
+    ServerStep committed, the backward message not yet sent) and restarted on the same
+    database: both sessions finish, the chain holds all 6 ServerSteps linked, and the whole run
+    audits (chain + both transcripts)."""
+    import json
+    import httpx
+    from splitverify_client.training import merged_transcript
+    from splitverify_server.loopback import free_port
+    from splitverify.shared_chain import audit_chain
+    from splitverify.transcript import Transcript
+    from conftest import Interposer
+    from serve_process import ServeProcess
+
+    server = ServeProcess(tmp_path / "shared.db", free_port(), "--shared-model").start()
+    restarts = []
+
+    def restart_after_step_1_forward(_n: int, request: httpx.Request) -> None:
+        if request.url.path.endswith("/forward") and json.loads(request.content)["step"] == 1:
+            server.kill()
+            server.start()
+            restarts.append(1)
+    try:
+        clients = [SplitClient(server.url, spec=TINY_SPEC, retry_seconds=120, proof_mode="commit",
+                               transport=Interposer(after=restart_after_step_1_forward)
+                               if i == 0 else None) for i in range(2)]
+        for i, client in enumerate(clients):
+            client.create_session(seed=i)
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda i: clients[i].train(
+                data_batches(TINY_SPEC, 3, seed=50 + i), steps=3), range(2)))
+        chain = http.get(f"{server.url}/chain").json()
+        merged = [merged_transcript(c.party.transcript,
+                                    Transcript.model_validate(c.server_transcript()))
+                  for c in clients]
+    finally:
+        server.kill()
+    assert restarts == [1]
+    assert all(r.detected is None and r.steps == 3 for r in results)
+    assert len(chain["entries"]) == 6
+    assert_linked(chain)
+    report = audit_chain(chain, merged)
+    assert report.valid, report.reason
