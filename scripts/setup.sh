@@ -10,6 +10,46 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The three parts are independent: the npm toolchain and chromium install in the background
+# while pip installs the Python side (on a fresh machine this saves the shorter two's time).
+background=$(mktemp -d)
+trap 'rm -rf "$background"' EXIT
+jobs_started=()
+in_background() {       # NAME COMMAND...: run COMMAND in the background, its output kept
+  local name=$1; shift
+  "$@" >"$background/$name.log" 2>&1 &
+  jobs_started+=("$!:$name")
+}
+
+install_toolchain() {
+  local lock_hash
+  lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+  if [ ! -f node_modules/.splitverify-lock ] || \
+     [ "$(cat node_modules/.splitverify-lock)" != "$lock_hash" ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$lock_hash" > node_modules/.splitverify-lock
+  fi
+}
+
+# Debian's chromium, for the dashboard's browser test (tests/server/test_dashboard.py): apt as
+# root (CI), through sudo otherwise; skipped once installed.
+install_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: chromium is not installed and there is no apt-get here: install a chromium at" \
+         "/usr/bin/chromium, or the dashboard's browser test fails" >&2
+    return 0
+  fi
+  local as_root=""
+  [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends \
+    chromium >/dev/null
+}
+
+in_background toolchain install_toolchain
+in_background chromium install_chromium
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
@@ -30,23 +70,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
-if [ ! -f node_modules/.splitverify-lock ] || [ "$(cat node_modules/.splitverify-lock)" != "$lock_hash" ]; then
-  npm ci --no-audit --no-fund --loglevel=error
-  echo "$lock_hash" > node_modules/.splitverify-lock
-fi
-
-# Debian's chromium, for the dashboard's browser test (tests/server/test_dashboard.py): apt as
-# root (CI), through sudo otherwise; skipped once installed.
-if ! command -v chromium >/dev/null 2>&1; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: chromium is not installed and there is no apt-get here: install a chromium at" \
-         "/usr/bin/chromium, or the dashboard's browser test fails" >&2
+failed=0
+for started in "${jobs_started[@]}"; do
+  pid=${started%%:*} name=${started#*:}
+  if wait "$pid"; then
+    cat "$background/$name.log"
   else
-    as_root=""
-    [ "$(id -u)" -eq 0 ] || as_root="sudo"
-    $as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends \
-      chromium >/dev/null
+    echo "setup: installing the $name failed:" >&2
+    cat "$background/$name.log" >&2
+    failed=1
   fi
-fi
+done
+exit "$failed"

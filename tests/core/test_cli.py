@@ -243,8 +243,10 @@ def test_bench_report_reads_the_pipelined_mode_and_the_pools(tmp_path):
     saved = tmp_path / "bench.json"
     saved.write_text(json.dumps(result))
     report = tmp_path / "BENCH.md"
-    code, out = invoke("bench", "--from-json", str(saved), "--report", str(report))
+    code, out = invoke("bench", "--from-json", str(saved), "--report", str(report),
+                       "--plot", str(tmp_path / "b.png"))
     assert code == 0, out
+    assert (tmp_path / "b.png").stat().st_size > 10_000      # with the throughput curve
     text = report.read_text()
     met = [line.split("|")[3].strip() for line in text.split("## Ratios")[0].splitlines()
            if line.startswith("| ") and not line.startswith("| target")]

@@ -388,8 +388,11 @@ def plot_bench(result: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")  # files only: no display on a server or in CI
     import matplotlib.pyplot as plt
 
-    fig, (prove_ax, witness_ax, step_ax) = plt.subplots(1, 3, figsize=(15, 4.8),
-                                                         gridspec_kw={"width_ratios": [4, 3, 3]})
+    model = result.get("throughput_model")
+    panels = 4 if model else 3
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.8),
+                             gridspec_kw={"width_ratios": [4, 3, 3, 3][:panels]})
+    prove_ax, witness_ax, step_ax = axes[:3]
     _grouped_bars(prove_ax, result["prove_s"], PLOT_CIRCUITS,
                   "prove from a .wtns (s)", result["ratios"]["native_over_snarkjs_prove"])
     _grouped_bars(witness_ax, result["witness_s"], KINDS, "witness (s)",
@@ -401,12 +404,33 @@ def plot_bench(result: dict, path: str | Path) -> Path:
     for i, mode in enumerate(modes):
         step_ax.annotate(f"{result['step_s'][mode]:.3g}", (i, result["step_s"][mode]),
                          ha="center", va="bottom", fontsize=8)
+    if model:
+        _throughput_curve(axes[3], model)
     fig.suptitle(f"splitverify bench — {result['machine']}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _throughput_curve(ax, model: dict) -> None:
+    """Verified RefNet steps per second against prover workers: the measured pools (points),
+    the model through them and its predictions (dashed, marked as such)."""
+    measured = model["checked_against_measured"]
+    predicted = model["predictions"]
+    workers = sorted([*map(int, measured), *map(int, predicted)])
+    steps_per_s = {int(n): c["model"] / len(KINDS) for n, c in measured.items()}
+    steps_per_s.update({int(n): p["verified_steps_per_s"] for n, p in predicted.items()})
+    ax.plot(workers, [steps_per_s[n] for n in workers], "--", color="tab:gray",
+            label="model (predictions past the measured)")
+    ax.plot([int(n) for n in measured], [c["measured"] / len(KINDS) for c in measured.values()],
+            "o", color="tab:blue", label="measured (local workers)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("prover workers")
+    ax.set_title("verified RefNet steps/s")
+    ax.legend(fontsize=8)
 
 
 def _grouped_bars(ax, seconds: dict[str, dict[str, float]], circuits: tuple[str, ...],

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.circuitgen.generator import cost_breakdown
 from splitverify.errors import InputError
 from splitverify.identity import Identity
 from splitverify.keyexchange import initial
@@ -25,6 +26,21 @@ from splitverify_client.training import run_training
 
 from ..app import create_app
 from ..loopback import ServerThread
+
+
+def initial_keys(circuits: SplitCircuits, progress: Callable[[str], None]) -> None:
+    """Every circuit compiled and given its development initial key, two circuits at a time,
+    the largest first: the compiler is a separate process and the setup's curve work runs in C
+    without the GIL, so on two cores one circuit's compile overlaps another's setup."""
+    progress(f"compile and development setup of {', '.join(KINDS)}, two at a time (cached "
+             "after the first run)")
+    by_size = sorted(KINDS, key=lambda kind: sum(cost_breakdown(circuits.spec, kind).values()),
+                     reverse=True)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sv-setup") as workers:
+        for kind, done in zip(by_size, [workers.submit(initial, circuits, kind)
+                                        for kind in by_size]):
+            done.result()
+            progress(f"{kind}: compiled, development key ready")
 
 
 def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
@@ -53,10 +69,7 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
 def prepare_keys(spec: SplitSpec, mode: ProofMode, progress: Callable[[str], None]) -> None:
     """What every party's key ceremony starts from (cached after one run)."""
     if mode.proves:
-        local = SplitCircuits(spec)
-        for kind in KINDS:
-            progress(f"{kind}: compile and development setup (cached after the first run)")
-            initial(local, kind)
+        initial_keys(SplitCircuits(spec), progress)
 
 
 def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
