@@ -77,6 +77,27 @@ def test_clients_at_once_train_one_chain(keys):
     assert chain["head"] == st.weights_commitment(TINY_SPEC, shared.params, shared.salt)
 
 
+def test_audit_challenges_on_a_shared_chain(keys):
+    """audit:1: each forward message is answered 428 and re-sent with its proof; the step the
+    server then takes runs on the head as it is at the re-send (other clients' steps may have
+    moved it), and the chain stays one sequence."""
+    app = shared_app(keys)
+    with ServerThread(app) as server:
+        clients = [client_of(server.url, keys, "audit:1") for _ in range(2)]
+        for i, client in enumerate(clients):
+            client.create_session(seed=i)
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda i: clients[i].train(
+                data_batches(TINY_SPEC, 2, seed=60 + i), steps=2), range(2)))
+        chain = http.get(f"{server.url}/chain").json()
+    assert all(r.detected is None and r.steps == 2 for r in results)
+    assert len(chain["entries"]) == 4
+    assert_linked(chain)
+    for client in clients:
+        server_party = app.state.sessions[client.session_id].party
+        assert server_party.verifier.verified == 4 and client.party.verifier.verified == 2
+
+
 def test_restart_in_the_middle_keeps_the_chain(keys, tmp_path):
     db = tmp_path / "sessions.db"
     states = [tmp_path / f"client{i}" for i in range(2)]
