@@ -530,7 +530,8 @@ class ClientParty(_Party):
             expected = Statement("server_step", {
                 "messageCommitment": pending.statement.values["messageCommitment"],
                 # a shared server half moves with other clients' steps in between: the chain
-                # across sessions is the server's published one, checked by its audit
+                # across sessions is the server's published one (the SDK checks this step in
+                # it, shared_chain.check_served; audit --chain checks all of it)
                 "weightsBefore": (self.server_chain if self.server_chain is not None
                                   and not self.shared_server_model
                                   else public.get("weightsBefore", -1)),
