@@ -39,11 +39,15 @@ def demo(steps: Annotated[int, typer.Option(
          verify_on_chain: VerifyOnChainOpt = False,
          out: OutOpt = Path("splitverify-demo"),
          provers: ProversOpt = 0, ray: RayOpt = None,
+         model: Annotated[str, typer.Option(
+             help="The reference model: refnet (Linear 64→32 + ReLU | Linear 32→10) or cnn "
+                  "(Conv2d 1→4, 3×3, stride 2, padding 1 + ReLU + Flatten | Linear "
+                  "64→10).")] = "refnet",
          clients: Annotated[int, typer.Option(
              help="Clients training one shared server half at once (each its own client "
                   "half, identity, session, shard of the digits and transcript in "
                   "--out/client-i/; the server's chain in --out/chain.json).")] = 1) -> None:
-    """RefNet split training over HTTP on loopback: the server in a thread, the client against
+    """RefNet (or --model cnn) split training over HTTP on loopback: the server in a thread, the client against
     it, every message committed and checked, and proven as the proof mode says; with --chain
     both parties log the statements they send on one ledger. Prints the test accuracy each
     epoch and a summary; writes summary.json, transcript.json and training.png to --out. With
@@ -69,7 +73,7 @@ def demo(steps: Annotated[int, typer.Option(
 
     if clients != 1:
         _shared_demo(clients, steps, proof_mode, malicious, chain, verify_on_chain, out,
-                     provers, ray)
+                     provers, ray, model)
         return
     try:
         backend = parse_chain(chain)
@@ -82,21 +86,23 @@ def demo(steps: Annotated[int, typer.Option(
                                on_step=lambda done: bar.update(task, completed=done),
                                chain=backend, verify_on_chain=verify_on_chain,
                                evaluate_every=N_TRAIN // BATCH, on_evaluate=epoch_line,
-                               prover_pool=pools.factory)
+                               prover_pool=pools.factory, model=model)
         if summary["loss_curve"] or summary["accuracy_curve"]:
             plot_training(summary, out / "training.png")
     except SplitverifyError as exc:
         fail(exc)
-    finish_session(summary, out, "splitverify demo: RefNet, split at the cut layer, over HTTP")
+    finish_session(summary, out, f"splitverify demo: {'RefNet' if model == 'refnet' else model}, "
+                   "split at the cut layer, over HTTP")
 
 
 def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | None,
                  chain: str, verify_on_chain: bool, out: Path, provers: int,
-                 ray: str | None) -> None:
+                 ray: str | None, model: str) -> None:
     """``demo --clients K``: see :func:`.demo.run_shared_demo`."""
     from rich.progress import Progress
     from rich.table import Table
 
+    from splitverify.model import named_spec
     from splitverify.protocol import ProofMode
 
     from .demo import run_shared_demo
@@ -113,7 +119,8 @@ def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | Non
             summary = run_shared_demo(clients, steps, mode, out,
                                       progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
                                       on_step=lambda done: bar.update(task, completed=done),
-                                      prover_pool=pools.factory, malicious=malicious)
+                                      prover_pool=pools.factory, malicious=malicious,
+                                      spec=named_spec(model))
     except SplitverifyError as exc:
         fail(exc)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

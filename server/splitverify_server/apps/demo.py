@@ -1,7 +1,8 @@
-"""`splitverify demo`: RefNet split training between a server (uvicorn on a free loopback port,
-in a thread) and a client, over real HTTP, with proofs as the proof mode says; with
-``--clients K`` (:func:`run_shared_demo`), K clients at once, each its own client half,
-identity and transcript, training one shared server half whose chain the server publishes."""
+"""`splitverify demo`: RefNet (or the reference CNN) split training between a server (uvicorn on
+a free loopback port, in a thread) and a client, over real HTTP, with proofs as the proof mode
+says; with ``--clients K`` (:func:`run_shared_demo`), K clients at once, each its own client
+half, identity and transcript, training one shared server half whose chain the server
+publishes."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from splitverify.errors import InputError
 from splitverify.identity import Identity
 from splitverify.keyexchange import initial
 from splitverify.ledger.sink import ChainLog, chain_log, check_chain_options
-from splitverify.model import SplitSpec
+from splitverify.model import SplitSpec, named_spec
 from splitverify.pool import ProverPool
 from splitverify.protocol import ProofMode, scenarios
 from splitverify.shared_chain import chain_errors
@@ -48,22 +49,25 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
              backend: str | None = None, chain: str | None = None,
              verify_on_chain: bool = False, evaluate_every: int = 0,
              on_evaluate: Callable[[dict], None] = lambda _point: None,
-             prover_pool: Callable[[SplitCircuits], ProverPool] | None = None) -> dict:
+             prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
+             model: str = "refnet") -> dict:
     """``splitverify demo``: the server in a thread on a free loopback port, the client against
     it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
     on one ledger (``verify_on_chain``: with their proofs, verified by the chain);
     ``evaluate_every``: the test accuracy every that many steps too (``on_evaluate``);
-    ``prover_pool(circuits)`` gives each party the pool it proves on (default: its thread)."""
+    ``prover_pool(circuits)`` gives each party the pool it proves on (default: its thread);
+    ``model``: the reference model trained (``splitverify.model.NAMED_MODELS``)."""
     if steps < 1:
         raise InputError("--steps must be at least 1")
     if malicious is not None:
         scenarios.get(malicious)            # an unknown scenario is refused before anything runs
     check_chain_options(chain, verify_on_chain, mode)
+    spec = named_spec(model)
     with chain_log(chain, verify_on_chain) as log:
         if log is not None:
             progress(f"ledger: SplitLedger deployed on the {chain} chain at {log.ledger.address}")
-        return _demo_session(steps, mode, malicious, out, progress, on_step, backend, log,
-                             evaluate_every, on_evaluate, prover_pool)
+        return _demo_session(spec, steps, mode, malicious, out, progress, on_step, backend,
+                             log, evaluate_every, on_evaluate, prover_pool)
 
 
 def prepare_keys(spec: SplitSpec, mode: ProofMode, progress: Callable[[str], None]) -> None:
@@ -72,12 +76,12 @@ def prepare_keys(spec: SplitSpec, mode: ProofMode, progress: Callable[[str], Non
         initial_keys(SplitCircuits(spec), progress)
 
 
-def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
+def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str | None,
+                  out: Path,
                   progress: Callable[[str], None], on_step: Callable[[int], None],
                   backend: str | None, chain: ChainLog | None, evaluate_every: int,
                   on_evaluate: Callable[[dict], None],
                   prover_pool: Callable[[SplitCircuits], ProverPool] | None) -> dict:
-    spec = SplitSpec.refnet()
     start = time.perf_counter()
     prepare_keys(spec, mode, progress)
     setup_s = time.perf_counter() - start
@@ -96,7 +100,7 @@ def _demo_session(steps: int, mode: ProofMode, malicious: str | None, out: Path,
             "circuit's key, each checked by both sides" if mode.proves else ""))
         summary = run_training(server.url, steps, mode, out, on_step, malicious=malicious,
                                backend=backend, chain=chain, evaluate_every=evaluate_every,
-                               on_evaluate=on_evaluate, prover_pool=prover_pool)
+                               on_evaluate=on_evaluate, prover_pool=prover_pool, spec=spec)
     return {**summary, "setup_s": round(setup_s, 2),
             "seconds": round(time.perf_counter() - start, 2)}
 
