@@ -138,7 +138,11 @@ def mse_onehot(spec: QuantSpec, logits: torch.Tensor, labels: torch.Tensor):
 
 def input_gradient(spec: QuantSpec, grad_y: torch.Tensor, w: torch.Tensor):
     """(dX, acc): acc = dY·W (Freivalds-checked), dX = floor(acc / 2^s)."""
-    acc = grad_y @ w
+    return rescale_input_gradient(spec, grad_y @ w)
+
+
+def rescale_input_gradient(spec: QuantSpec, acc: torch.Tensor):
+    """(dX, acc): dX = floor(acc / 2^s) of a checked input-gradient accumulator, in range."""
     dx, _ = rescale(acc, spec.frac_bits)
     spec.check_range(dx, "an activation gradient")
     return dx, acc

@@ -1,5 +1,6 @@
-"""RefNet on scikit-learn's digits (REFERENCE.md): data, and training in float32 and in the
-fixed-point reference (proofs off), with the same seed, epochs, batch and learning rate."""
+"""RefNet (and the reference CNN) on scikit-learn's digits (REFERENCE.md): data, and training
+in float32 and in the fixed-point reference (proofs off), with the same seed, epochs, batch and
+learning rate."""
 
 from __future__ import annotations
 
@@ -64,6 +65,38 @@ def train_float(seed: int, epochs: int, lr: float) -> float:
     return float((logits.argmax(1) == yte).float().mean())
 
 
+def train_float_cnn(seed: int, epochs: int, lr: float) -> float:
+    """float32 reference CNN (``SplitSpec.refcnn``) with torch's conv2d and autograd, the same
+    MSE on one-hot targets (½·Σ(logits − onehot)², gradient logits − onehot) and plain SGD,
+    from the float initial weights the fixed-point run encodes (``initial_params``)."""
+    spec = SplitSpec.refcnn(BATCH)
+    (conv,), (dense,) = spec.client, spec.server
+    xtr, ytr, xte, yte = load_digits_split()
+    w1, b1 = conv.init(torch.Generator().manual_seed(seed))
+    w2, b2 = dense.init(torch.Generator().manual_seed(seed + 1))
+    params = [t.float().clone().requires_grad_() for t in (w1, b1, w2, b2)]
+
+    def logits_of(x: torch.Tensor) -> torch.Tensor:
+        w1, b1, w2, b2 = params
+        image = x.reshape(len(x), conv.in_channels, conv.height, conv.width)
+        kernels = w1.reshape(conv.out_channels, conv.in_channels, conv.kernel, conv.kernel)
+        h = torch.relu(torch.nn.functional.conv2d(image, kernels, b1, stride=conv.stride,
+                                                  padding=conv.padding)).flatten(1)
+        return h @ w2.T + b2
+
+    xtr, xte = xtr.float(), xte.float()
+    for _ in range(epochs):
+        for i in range(0, N_TRAIN - BATCH + 1, BATCH):
+            x, y = xtr[i:i + BATCH], ytr[i:i + BATCH]
+            loss = 0.5 * ((logits_of(x) - torch.nn.functional.one_hot(y, 10).float()) ** 2).sum()
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, g in zip(params, grads):
+                    p -= lr * g
+    with torch.no_grad():
+        return float((logits_of(xte).argmax(1) == yte).float().mean())
+
+
 def fixed_params(spec: SplitSpec, seed: int) -> tuple[Params, Params]:
     """RefNet's initial weights, encoded: (client half, server half)."""
     p = init_params(seed)
@@ -89,12 +122,15 @@ def accuracy(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
     return float((logits.argmax(1) == y).float().mean())
 
 
-def train_fixed(seed: int, epochs: int, quant_spec: QuantSpec) -> float:
+def train_fixed(seed: int, epochs: int, quant_spec: QuantSpec, model_name: str = "refnet"
+                ) -> float:
     """The same training through the split step of ``splitverify.model`` (what the circuits
-    prove): client forward, server step, client backward per batch."""
-    spec = SplitSpec.refnet(BATCH, quant_spec)
+    prove): client forward, server step, client backward per batch (``model_name``: a
+    reference model of ``splitverify.model.NAMED_MODELS``, its initial weights
+    :func:`initial_params`)."""
+    spec = model.named_spec(model_name, BATCH, quant_spec)
     xtr, ytr, xte, yte = load_digits_split()
-    client, server = fixed_params(spec, seed)
+    client, server = initial_params(spec, seed)
     qtr = quant_spec.encode(xtr, data=True)
     for _ in range(epochs):
         for i in range(0, N_TRAIN - BATCH + 1, BATCH):

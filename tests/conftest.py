@@ -25,7 +25,7 @@ import pytest
 
 from splitverify import zk
 from splitverify.circuitgen import KINDS, SplitCircuits
-from splitverify.model import Dense, SplitSpec
+from splitverify.model import Conv2d, Dense, SplitSpec
 from splitverify.zk.cache import ENV_CACHE
 from splitverify.zk.curve import R
 from splitverify.zk.wasm_witness import CIRCOM_EXCEPTIONS, CircomWitnessCalculator, _CircomAbort
@@ -192,6 +192,25 @@ def coordinated_cheat(circuit: zk.CompiledCircuit, witness: list[int],
 ASSERT_FAILED = next(code for code, what in CIRCOM_EXCEPTIONS.items() if what == "Assert Failed")
 
 
+def names_in(circuit, index: int) -> set[str]:
+    """The signal names of the wires constraint ``index`` mentions (the constant wire as ``1``)."""
+    from splitverify.zk.r1cs_check import R1csSystem
+
+    wires = {wire for lc in R1csSystem.read(circuit.r1cs).constraints[index]
+             for wire, coef in lc if coef % R}
+    names = {0: "1"}
+    for line in circuit.sym.read_text().splitlines():
+        _label, wire, _component, name = line.split(",", 3)
+        if int(wire) in wires:
+            names.setdefault(int(wire), name.removeprefix("main."))
+    return {names[w] for w in wires}
+
+
+def fails_snarkjs(circuit, values: list[int], path: Path) -> bool:
+    zk.write_witness(path, values)
+    return not zk.check_witness(circuit, path)[0]
+
+
 def witness_despite_asserts(circuit: zk.CompiledCircuit, inputs: dict) -> list[int]:
     """The witness circom's calculator computes for ``inputs`` even where an ``assert`` or
     ``===`` fails (it then stops computing that component's remaining signals, which
@@ -332,3 +351,30 @@ def tiny_witnesses(tiny_circuits: SplitCircuits, tiny_case: StepCase,
     d = tmp_path_factory.mktemp("tiny-wtns")
     return {kind: tiny_circuits.witness(kind, tiny_case.inputs[kind], d / f"{kind}.wtns")
             for kind in KINDS}
+
+
+# --- convolutional halves (issue 21) -----------------------------------------------------------
+
+# client Conv2d(1→2, 3×3, padding 1) + ReLU on 4×4 | server Conv2d(2→2, 3×3, stride 2, padding
+# 1) + ReLU, Linear(8→2), batch 2: padding taps, a stride, the client's forward and weight
+# gradient and the server's convolution input gradient (the cut's gradient).
+TINY_CONV_SPEC = SplitSpec((Conv2d(1, 2, 3, 1, 1, 4, 4, True),),
+                           (Conv2d(2, 2, 3, 2, 1, 4, 4, True), Dense(8, 2, False)), batch=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_conv_circuits(isolated_cache: Path) -> SplitCircuits:
+    return SplitCircuits(TINY_CONV_SPEC)
+
+
+@pytest.fixture(scope="session")
+def tiny_conv_case() -> StepCase:
+    return random_case(TINY_CONV_SPEC, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_conv_witnesses(tiny_conv_circuits: SplitCircuits, tiny_conv_case: StepCase,
+                        tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("tiny-conv-wtns")
+    return {kind: tiny_conv_circuits.witness(kind, tiny_conv_case.inputs[kind],
+                                             d / f"{kind}.wtns") for kind in KINDS}

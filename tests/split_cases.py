@@ -5,11 +5,12 @@ allows, negative values with non-zero remainders)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from splitverify import model
-from splitverify.circuitgen import Statement
+from splitverify.circuitgen import KINDS, SplitCircuits, Statement
 from splitverify.circuitgen import statements as st
 from splitverify.errors import InputError
 from splitverify.model import Params, SplitSpec
@@ -53,11 +54,23 @@ def build_case(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor,
     return StepCase(spec, client, server, x, labels, inputs, statements, fwd, res, bwd)
 
 
+def assert_golden(circuits: SplitCircuits, case, tmp_path: Path) -> None:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for kind in KINDS:
+        wtns = circuits.witness(kind, case.inputs[kind], tmp_path / f"{kind}.wtns")
+        got = circuits.statement_of(kind, wtns)
+        assert got.values == case.statements[kind].values, kind
+
+
 def _params(spec: SplitSpec, layers, g: torch.Generator, scale: float) -> Params:
     """Normal weights with standard deviation scale·2/√fan-in (training-like magnitudes)."""
     q = spec.quant
-    return [(q.encode(torch.randn(d.n_out, d.n_in, generator=g) * scale * 2 / d.n_in ** 0.5),
-             q.encode(torch.randn(d.n_out, generator=g) * scale)) for d in layers]
+    params = []
+    for layer in layers:
+        (_, w_shape), (_, b_shape) = layer.parameter_shapes()   # W: out × fan-in, b: out
+        params.append((q.encode(torch.randn(*w_shape, generator=g) * scale * 2 / w_shape[1] ** 0.5),
+                       q.encode(torch.randn(*b_shape, generator=g) * scale)))
+    return params
 
 
 def random_case(spec: SplitSpec, seed: int) -> StepCase:

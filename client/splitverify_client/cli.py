@@ -59,7 +59,8 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
           model: Annotated[Optional[Path], typer.Option(
               help="Train your own client half: a torch.save-d nn.Sequential of Linear and "
                    "ReLU modules, its weights the starting point (with --server-layers, the "
-                   "server half's shape). The trained half is written to OUT/client_model.pt.")]
+                   "server half's shape). The trained half is written to OUT/client_model.pt. "
+                   "Or a reference model by name: refnet, cnn.")]
           = None,
           data: Annotated[Optional[Path], typer.Option(
               help="Train on this data instead of the digits: FILE.npz (arrays x, y; "
@@ -111,6 +112,13 @@ def _client_model(model: Optional[Path], client: Optional[list[str]],
     """(the client half of --model or None, the spec to train)."""
     if model is None:
         return None, _layers_spec(client, server, batch)
+    from splitverify.model import NAMED_MODELS, named_spec
+
+    if str(model) in NAMED_MODELS and not model.exists():     # a reference model by name
+        if client or server:
+            raise InputError(f"--model {model} is a whole reference model: leave out "
+                             "--client-layers and --server-layers")
+        return None, named_spec(str(model), batch)
     from splitverify.model.torch_io import load_half, split_spec
 
     if client:

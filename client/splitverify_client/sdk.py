@@ -48,6 +48,7 @@ from splitverify import model
 from splitverify.model import Layer, SplitSpec, torch_io
 from splitverify.pool import ProverPool
 from splitverify.pool.threads import background_pool
+from splitverify.shared_chain import check_served
 from splitverify.protocol import ClientParty, SessionResult, new_transcript, policy, scenarios
 from splitverify.protocol.local import rollback_step
 from splitverify.protocol.wire import (MAX_OFFERS_PER_KIND, ErrorBody, GradientMessage,
@@ -408,6 +409,7 @@ class SplitClient:
                                              "the server's (server_identity)")
         self.session_id, self.token = info.session_id, info.token
         party.session_id, party.peer = self.session_id, self.server_identity
+        party.shared_server_model = info.shared_model
         self.ceremony = info.ceremony
         self.idle_expiry_s = info.idle_expiry_s
         self.key_reuse["reused"] = dict(info.reused_keys)
@@ -613,10 +615,30 @@ class SplitClient:
             except ValidationError as exc:
                 raise TamperDetected(step, "client", "the server's answer is not a gradient "
                                      f"message: {exc.errors()[:3]}") from exc
-            self._send("backward", party.receive_gradient(gradient, self._server_proof))
+            backward = party.receive_gradient(gradient, self._server_proof)
+            if party.shared_server_model and party.mode.commits:
+                self._check_published_chain(step, gradient.public)
+            self._send("backward", backward)
         parse_answer(StepDone, self._deliver(), f"the backward message of step {step}")
         self.next_step, self.outbox = step + 1, None
         self._save()
+
+    def _check_published_chain(self, step: int, public: dict[str, int]) -> None:
+        """A shared server half: the ServerStep just received (checked and verified) must be in
+        the server's published chain, starting from the head published before it, and that
+        chain must extend the one seen before (``shared_chain.check_served``)."""
+        response = self._request("GET", "/chain", auth=False)
+        if response.status_code != 200:
+            raise TamperDetected(step, "client", "the server trains a shared server half but "
+                                 f"does not publish its chain (GET /chain: HTTP "
+                                 f"{response.status_code})")
+        try:
+            chain = response.json()
+        except ValueError as exc:
+            raise TamperDetected(step, "client", "the server's published chain is not JSON"
+                                 ) from exc
+        self.party.chain_seen = check_served(chain, self.party.chain_seen, self.session_id,
+                                             step, public)
 
     def train(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int,
               on_step: Callable[[int], None] = lambda _s: None) -> SessionResult:

@@ -23,10 +23,17 @@ from splitverify.session_report import proofs_by_kind
 from splitverify.transcript import Transcript
 
 
-def refnet_batches(spec: SplitSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def refnet_batches(spec: SplitSpec, shard: tuple[int, int] = (0, 1)
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """RefNet's training set in order, batch by batch, epoch after epoch (loaded now, so
-    loading is not counted as training time)."""
+    loading is not counted as training time); ``shard`` (i, n): the rows i, i + n, i + 2n, …
+    only (client i of n training one shared server half, each on its own rows)."""
+    index, count = shard
     xtr, ytr, _, _ = refnet.load_digits_split()
+    xtr, ytr = xtr[index::count], ytr[index::count]
+    if len(xtr) < spec.batch:
+        raise InputError(f"shard {index} of {count} holds {len(xtr)} training rows, fewer than "
+                         f"a batch of {spec.batch}: use fewer clients")
     q = spec.quant.encode(xtr, data=True)
 
     def batches():
@@ -92,6 +99,7 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  model: torch.nn.Sequential | None = None,
                  dataset: torch_io.Dataset | None = None,
                  prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
+                 shard: tuple[int, int] = (0, 1),
                  fresh_keys: bool = False, server_identity: str | None = None,
                  on_keys: Callable[[dict], None] = lambda _reuse: None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
@@ -108,11 +116,12 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     (``spec``'s client layers, its weights the starting point; the trained half is written to
     ``out``/client_model.pt); ``dataset``: the data to train on instead (evaluated on its test
     part, if it has one); ``prover_pool``: where the client proves (``PoolChoice.make``;
-    default: its own thread); ``fresh_keys``: run the key ceremony even where a finished key
-    of an earlier session with the same server identity could be reused; ``server_identity``:
-    the server's address when known (the keys offered for reuse are that server's);
-    ``on_keys``: told, once the session's keys are final, what became of key reuse
-    (``SplitClient.key_reuse``)."""
+    default: its own thread); ``shard`` (i, n): on the digits, train on every n-th row from
+    row i (one of n clients of a shared server half); ``fresh_keys``: run the key ceremony
+    even where a finished key of an earlier session with the same server identity could be
+    reused; ``server_identity``: the server's address when known (the keys offered for reuse
+    are that server's); ``on_keys``: told, once the session's keys are final, what became of
+    key reuse (``SplitClient.key_reuse``)."""
     from .sdk import SplitClient
     from .state import StateFolder
 
@@ -156,7 +165,7 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         test_set = None if dataset.x_test is None else (dataset.x_test, dataset.y_test)
         rows = len(dataset.x)
     else:
-        data = refnet_batches(spec) if digits else random_batches(spec, seed)
+        data = refnet_batches(spec, shard) if digits else random_batches(spec, seed)
         test_set = refnet.load_digits_split()[2:] if digits else None
         rows = refnet.N_TRAIN
     curve: list[dict] = []

@@ -49,6 +49,7 @@ from .guard import CreationRate, bearer_token, largest_circuit, without_paths
 from .refusals import (AlreadyDone, ProofRequired, Refused, SessionRemoved, SessionStopped,
                        TooManySessions)
 from .server_model import ServerHalf
+from .shared_model import SharedModel
 from .session import PTAU_RECORD, KeyCeremony, Session, SessionPtau
 from .store import SessionStore, StoredSession, token_digest
 
@@ -70,10 +71,13 @@ class SessionService:
                  ceremony: bool, ptau: PtauPolicy | None,
                  on_party: Callable[[ServerParty], object] | None,
                  identity: Identity | None, server_model: torch.nn.Sequential | None = None,
-                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None):
+                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
+                 shared_model: bool = False):
         self.limits, self.db = limits, db
         self.server_half = None if server_model is None else ServerHalf(server_model)
         self.store = SessionStore(db)
+        # one server half for every session (its chain of ServerSteps), or one per session
+        self.shared = SharedModel(self.store, self.server_half) if shared_model else None
         self.sessions: dict[int, Session | None] = {}     # None: a session being made
         self._creating = threading.Lock()    # the session count is checked and raised at once
         self.creation_rate = CreationRate(limits.client_sessions, limits.client_window)
@@ -115,7 +119,10 @@ class SessionService:
 
     def new_party(self, request: SessionCreate, session_id: int) -> ServerParty:
         spec = request.spec()
-        server_params = (self.server_half.params_for(spec) if self.server_half is not None
+        if self.shared is not None:
+            self.shared.admit(spec, request.proof_mode)
+        server_params = (self.shared.params if self.shared is not None
+                         else self.server_half.params_for(spec) if self.server_half is not None
                          else initial_params(spec, request.seed)[1])
         circuits = self.circuits_for(spec)
         party = scenarios.party_class("server", self.malicious)(
@@ -125,15 +132,17 @@ class SessionService:
                   else background_pool(request.proof_mode, circuits, self.backend)))
         # step 0's weightsCommitment must continue the chain from the declared starting point
         party.client_chain = request.initial_weights_commitment
+        party.shared_server_model = self.shared is not None
         if self.on_party is not None:
             self.on_party(party)
         return party
 
     def persist(self, session: Session, checkpoint: bool = False,
-                rewritten: list[TranscriptEntry] = ()) -> None:
+                rewritten: list[TranscriptEntry] = (),
+                shared: tuple[dict, dict] | None = None) -> None:
         """Store the session's state and its new transcript entries (``rewritten``: earlier
-        entries changed since, e.g. given their proofs in ``pipelined:W``) in one
-        transaction."""
+        entries changed since, e.g. given their proofs in ``pipelined:W``; ``shared``: the
+        shared model's new state and chain entry) in one transaction."""
         if session.removed:
             raise SessionRemoved(f"session {session.id} was deleted or expired while this "
                                  "request was handled; nothing of it was kept")
@@ -146,7 +155,8 @@ class SessionService:
                         entries=[e.model_dump() for e in
                                  [*rewritten, *entries[session.saved_entries:]]],
                         checkpoint=((party.next_step - 1, params_to_lists(party.params))
-                                    if checkpoint else None))
+                                    if checkpoint else None),
+                        shared=shared)
         session.saved_entries = len(entries)
 
     def start_transcript(self, session: Session) -> None:
@@ -295,7 +305,8 @@ class SessionService:
                               ptau=self._announced_ptau(session),
                               server_party=self.server_party,
                               reused_keys=session.reused_keys,
-                              key_reuse_declined=session.reuse_declined)
+                              key_reuse_declined=session.reuse_declined,
+                              shared_model=self.shared is not None)
 
     def _announced_ptau(self, session: Session) -> dict | None:
         """What the server tells the client of the session's powers of tau: a phase 1 to make
@@ -494,18 +505,25 @@ class SessionService:
 
     def handle(self, session: Session, kind: str, msg: BaseModel, run: Callable[[], dict]
                ) -> dict:
-        """Run one message against the party; commit the outcome before answering."""
+        """Run one message against the party; commit the outcome before answering. With a
+        shared model a forward message runs on the chain's head, one at a time across sessions,
+        and its ServerStep joins the chain in the message's transaction."""
         with session.lock:
-            return self._handle_alone(session, kind, msg, run)
+            if self.shared is None or kind != "forward":
+                return self._handle_alone(session, kind, msg, run)
+            with self.shared.lock:
+                return self._handle_alone(session, kind, msg, run, shared=True)
 
     def _handle_alone(self, session: Session, kind: str, msg: BaseModel,
-                      run: Callable[[], dict]) -> dict:
+                      run: Callable[[], dict], shared: bool = False) -> dict:
         session.require_keys()
         if (again := self._handled_again(session, kind, msg)) is not None:
             return again
         if kind == "forward" and session.party.next_step >= self.limits.steps:
             raise Refused(f"the session has made the {self.limits.steps} steps this server "
                           "allows per session (--max-steps); start a new session")
+        if shared:                    # a new step (not a re-sent one) runs on the chain's head
+            self.shared.load_into(session.party)
         try:
             response = run()
         except ProofRequired:
@@ -519,7 +537,17 @@ class SessionService:
             raise
         session.replies[kind] = {"step": msg.step, "digest": statement_digest(msg),
                                  "response": response}
-        self.persist(session, checkpoint=kind == "backward")
+        if not shared or not session.party.publishes_step():
+            self.persist(session, checkpoint=kind == "backward")
+            return response
+        model, entry = self.shared.step_taken(session.party, session.id, msg.step,
+                                              response["public"])
+        try:
+            self.persist(session, shared=(model, entry))
+        except Exception:
+            self.roll_back(session)
+            raise
+        self.shared.advance(session.party, entry)
         return response
 
     @staticmethod
@@ -620,10 +648,9 @@ class SessionService:
             raise SessionRemoved(f"no session {session.id} (it was removed meanwhile)")
         return {"session_id": session.id, "deleted": True}
 
-    @staticmethod
-    def predict(session: Session, activations: list[list[int]]) -> dict:
+    def predict(self, session: Session, activations: list[list[int]]) -> dict:
         """The server half's predictions for cut-layer activations (nothing is learned or
-        proven)."""
+        proven); with a shared model, its current weights."""
         spec = session.party.spec
         try:
             acts = torch.tensor(activations, dtype=torch.int64)
@@ -634,5 +661,6 @@ class SessionService:
                              f"{MAX_PREDICT_ROWS}); got {tuple(acts.shape)}")
         spec.quant.check_range(acts, "the activations")
         full = SplitSpec(spec.client, spec.server, len(acts), spec.quant)
-        logits = model.forward(full, spec.server, session.party.params, acts).output
+        params = session.party.params if self.shared is None else self.shared.params
+        logits = model.forward(full, spec.server, params, acts).output
         return {"classes": logits.argmax(1).tolist()}

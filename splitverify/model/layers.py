@@ -16,6 +16,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import ClassVar
 
 import torch
@@ -140,7 +141,9 @@ class Dense(Layer):
                 quant.sgd_update(quant_spec, b, grad_y.sum(dim=0), quant_spec.lr_shift))
 
     @classmethod
-    def from_module(cls, index: int, module: torch.nn.Linear) -> "Dense":
+    def from_module(cls, index: int, module: torch.nn.Linear,
+                    image: tuple[int, int, int] | None = None) -> "Dense":
+        """(``image``, the input's image shape, does not matter: a Linear reads it flat.)"""
         if module.bias is None:
             raise InputError(f"module {index}: Linear layers need a bias")
         return cls(module.in_features, module.out_features, False)
@@ -148,8 +151,194 @@ class Dense(Layer):
 
 _DENSE_DESCRIPTION = re.compile(r"(?P<n_in>\d+)->(?P<n_out>\d+)(?P<relu>\+relu)?")
 
+
+@lru_cache(maxsize=None)
+def _patch_index(channels: int, height: int, width: int, kernel: int, stride: int,
+                 padding: int) -> torch.Tensor:
+    """The im2col view of one sample: entry [p, c·k² + i·k + j] is the flat NCHW index of the
+    input that tap (i, j) of channel c reads at output position p, −1 where it reads padding."""
+    out_h = (height + 2 * padding - kernel) // stride + 1
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    index = torch.full((out_h * out_w, channels * kernel * kernel), -1, dtype=torch.int64)
+    for py in range(out_h):
+        for px in range(out_w):
+            for c in range(channels):
+                for i in range(kernel):
+                    for j in range(kernel):
+                        y, x = py * stride - padding + i, px * stride - padding + j
+                        if 0 <= y < height and 0 <= x < width:
+                            index[py * out_w + px, (c * kernel + i) * kernel + j] = \
+                                (c * height + y) * width + x
+    return index
+
+
+@dataclass(frozen=True)
+class Conv2d(Layer):
+    """``Conv2d(in_channels, out_channels, kernel, stride, padding)`` with a bias on a fixed
+    input height × width. Per sample its input and output are flat NCHW (so torch's Flatten
+    after it is the identity); W is out_channels × (in_channels·kernel²), the im2col layout of
+    torch's out×in×k×k weight, b is out_channels. The arithmetic is Dense's on the im2col view:
+    patches (batch·positions × in·k²) × Wᵀ, so rescales and updates are the shared ones."""
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    padding: int
+    height: int
+    width: int
+    relu: bool
+
+    emitter: ClassVar[str] = "conv"
+
+    @property
+    def out_height(self) -> int:
+        return (self.height + 2 * self.padding - self.kernel) // self.stride + 1
+
+    @property
+    def out_width(self) -> int:
+        return (self.width + 2 * self.padding - self.kernel) // self.stride + 1
+
+    @property
+    def positions(self) -> int:
+        """Output positions per channel (out_height · out_width)."""
+        return self.out_height * self.out_width
+
+    @property
+    def patch_size(self) -> int:
+        return self.in_channels * self.kernel * self.kernel
+
+    @property
+    def n_in(self) -> int:
+        return self.in_channels * self.height * self.width
+
+    @property
+    def n_out(self) -> int:
+        return self.out_channels * self.positions
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        return self.out_channels, self.out_height, self.out_width
+
+    def patch_index(self) -> torch.Tensor:
+        """positions × patch_size: flat input index per im2col entry, −1 for padding (the one
+        map from the layer's geometry to its wiring: the reference and the emitter read it)."""
+        return _patch_index(self.in_channels, self.height, self.width, self.kernel,
+                            self.stride, self.padding)
+
+    def parameter_shapes(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return (("w", (self.out_channels, self.patch_size)), ("b", (self.out_channels,)))
+
+    def check(self, quant_spec: QuantSpec, batch: int) -> None:
+        if min(self.in_channels, self.kernel, self.stride, self.height, self.width) < 1 \
+                or self.padding < 0:
+            raise InputError(f"Conv2d {self.describe()}: channels, kernel, stride, height and "
+                             "width must be ≥ 1 and padding ≥ 0")
+        if self.out_channels < 2 or self.patch_size < 2:
+            raise InputError(f"Conv2d {self.describe()}: needs at least 2 output channels and "
+                             "2 inputs per patch (in_channels·kernel²)")
+        if self.padding >= self.kernel or self.out_height < 1 or self.out_width < 1:
+            raise InputError(f"Conv2d {self.describe()}: the kernel must fit the padded input "
+                             "and padding must be smaller than the kernel")
+        if batch * self.positions < 2:
+            raise InputError(f"Conv2d {self.describe()}: batch × output positions must be ≥ 2")
+        # an input no kernel tap reads has a gradient row of constant zeros: refused (crop it)
+        last_y = (self.out_height - 1) * self.stride - self.padding + self.kernel - 1
+        last_x = (self.out_width - 1) * self.stride - self.padding + self.kernel - 1
+        if last_y < self.height - 1 or last_x < self.width - 1:
+            raise InputError(f"Conv2d {self.describe()}: the stride leaves the last input "
+                             "rows or columns unread; crop the input or change the stride")
+        fan_in = max(self.patch_size, self.out_channels * self.kernel * self.kernel)
+        quant_spec.check_no_wraparound(fan_in, batch * self.positions)
+
+    def describe(self) -> str:
+        return (f"conv{self.in_channels}x{self.height}x{self.width}->{self.out_channels}"
+                f"k{self.kernel}s{self.stride}p{self.padding}{'+relu' if self.relu else ''}")
+
+    @classmethod
+    def from_description(cls, text: str) -> "Conv2d | None":
+        m = _CONV_DESCRIPTION.fullmatch(text)
+        if m is None:
+            return None
+        return cls(int(m["c"]), int(m["o"]), int(m["k"]), int(m["s"]), int(m["p"]),
+                   int(m["h"]), int(m["w"]), bool(m["relu"]))
+
+    def init(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        # torch's default for Conv2d (kaiming_uniform with a = √5): Uniform(±1/√fan-in)
+        bound = 1 / self.patch_size ** 0.5
+        w = torch.empty(self.out_channels, self.patch_size).uniform_(-bound, bound,
+                                                                     generator=generator)
+        b = torch.empty(self.out_channels).uniform_(-bound, bound, generator=generator)
+        return w.double(), b.double()
+
+    # -- the im2col views ----------------------------------------------------------------
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch·positions) × patch_size: the im2col view of x (batch × n_in), 0 at padding."""
+        index = self.patch_index()
+        padded = torch.cat([x, torch.zeros(len(x), 1, dtype=x.dtype)], dim=1)
+        return padded[:, torch.where(index < 0, self.n_in, index)].reshape(-1, self.patch_size)
+
+    def rows(self, t: torch.Tensor) -> torch.Tensor:
+        """batch × (out_channels·positions), NCHW → (batch·positions) × out_channels."""
+        return t.reshape(len(t), self.out_channels, self.positions).transpose(1, 2) \
+            .reshape(-1, self.out_channels)
+
+    def nchw(self, rows: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`rows`."""
+        return rows.reshape(-1, self.positions, self.out_channels).transpose(1, 2) \
+            .reshape(-1, self.n_out)
+
+    def forward(self, quant_spec, x, params):
+        w, b = params
+        y, acc = quant.dense_forward(quant_spec, self.patches(x), w, b)
+        return self.nchw(y), self.nchw(acc)
+
+    def weight_gradient(self, grad_y, x):
+        return self.rows(grad_y).T @ self.patches(x)
+
+    def input_gradient(self, quant_spec, grad_y, params):
+        # col2im of dY·W: each patch entry's gradient added to the input it was read from
+        columns = (self.rows(grad_y) @ params[0]).reshape(len(grad_y), -1)
+        index = self.patch_index().reshape(-1)
+        index = torch.where(index < 0, self.n_in, index).expand(len(grad_y), -1)
+        acc = torch.zeros(len(grad_y), self.n_in + 1, dtype=columns.dtype)
+        acc = acc.scatter_add(1, index, columns)[:, :self.n_in]
+        return quant.rescale_input_gradient(quant_spec, acc)
+
+    def update(self, quant_spec, params, weight_grad_acc, grad_y):
+        w, b = params
+        return (quant.sgd_update(quant_spec, w, weight_grad_acc, quant_spec.weight_update_shift),
+                quant.sgd_update(quant_spec, b, self.rows(grad_y).sum(dim=0),
+                                 quant_spec.lr_shift))
+
+    @classmethod
+    def from_module(cls, index: int, module: torch.nn.Conv2d,
+                    image: tuple[int, int, int] | None) -> "Conv2d":
+        """``image``: (channels, height, width) of the module's input."""
+        if image is None:
+            raise InputError(f"module {index} (Conv2d): its input image's shape is unknown; "
+                             "give input_shape=(channels, height, width) for the model's input "
+                             "(a Conv2d must come first or after another Conv2d)")
+        if module.bias is None:
+            raise InputError(f"module {index}: Conv2d layers need a bias")
+        kh, kw = module.kernel_size
+        sh, sw = module.stride
+        ph, pw = module.padding if not isinstance(module.padding, str) else (-1, -1)
+        if kh != kw or sh != sw or ph != pw or ph < 0 or module.dilation != (1, 1) \
+                or module.groups != 1 or module.padding_mode != "zeros":
+            raise InputError(f"module {index} ({module}): splitverify proves square kernels "
+                             "with equal strides and numeric zero padding, no dilation or groups")
+        if module.in_channels != image[0]:
+            raise InputError(f"module {index}: Conv2d expects {module.in_channels} channels, "
+                             f"its input has {image[0]}")
+        return cls(module.in_channels, module.out_channels, kh, sh, ph, image[1], image[2],
+                   False)
+
+
+_CONV_DESCRIPTION = re.compile(r"conv(?P<c>\d+)x(?P<h>\d+)x(?P<w>\d+)->(?P<o>\d+)"
+                               r"k(?P<k>\d+)s(?P<s>\d+)p(?P<p>\d+)(?P<relu>\+relu)?")
+
 # Every layer type, for reading a model's description back.
-LAYER_TYPES: tuple[type[Layer], ...] = (Dense,)
+LAYER_TYPES: tuple[type[Layer], ...] = (Dense, Conv2d)
 
 
 def layer_from_description(text: str) -> Layer:
@@ -162,34 +351,58 @@ def layer_from_description(text: str) -> Layer:
 
 
 # The one map from a user's torch modules to layers (nn.ReLU is folded into the layer before
-# it by SplitSpec.from_sequential): module type → builder(module index, module).
-TORCH_LAYERS: dict[type[torch.nn.Module], Callable[[int, torch.nn.Module], Layer]] = {
+# it, nn.Flatten is the identity on the flat NCHW layout: layers_of_modules): module type →
+# builder(module index, module, input image shape or None when the input is flat).
+TORCH_LAYERS: dict[type[torch.nn.Module],
+                   Callable[[int, torch.nn.Module, tuple[int, int, int] | None], Layer]] = {
     torch.nn.Linear: Dense.from_module,
+    torch.nn.Conv2d: Conv2d.from_module,
 }
 
 
-def layer_from_module(index: int, module: torch.nn.Module) -> Layer:
-    """The layer torch module ``index`` of a Sequential stands for (not a ReLU)."""
+def layer_from_module(index: int, module: torch.nn.Module,
+                      image: tuple[int, int, int] | None = None) -> Layer:
+    """The layer torch module ``index`` of a Sequential stands for (not a ReLU or Flatten);
+    ``image``: its input's (channels, height, width), None when flat."""
     build = TORCH_LAYERS.get(type(module))
     if build is None:
         raise InputError(f"module {index} is a {type(module).__name__}; splitverify proves "
-                         f"{', '.join(torch_layer_names())} and ReLU layers only")
-    return build(index, module)
+                         f"{', '.join(torch_layer_names())}, ReLU and Flatten layers only")
+    return build(index, module, image)
 
 
-def layers_of_modules(modules: list[torch.nn.Module], first_index: int = 0) -> list[Layer]:
+def layers_of_modules(modules: list[torch.nn.Module], first_index: int = 0,
+                      input_shape: tuple[int, int, int] | None = None) -> list[Layer]:
     """The layers a run of Sequential modules stands for, each ReLU folded into the layer
-    before it (``first_index``: the first module's index in the Sequential, for errors)."""
+    before it (``first_index``: the first module's index in the Sequential, for errors;
+    ``input_shape``: (channels, height, width) of the input when a Conv2d reads it)."""
+    return layers_and_output_image(modules, first_index, input_shape)[0]
+
+
+def layers_and_output_image(modules: list[torch.nn.Module], first_index: int = 0,
+                            input_shape: tuple[int, int, int] | None = None
+                            ) -> tuple[list[Layer], tuple[int, int, int] | None]:
+    """:func:`layers_of_modules` and the (channels, height, width) of the run's output when it
+    is an image (a Conv2d's, not flattened), else None."""
     layers: list[Layer] = []
+    image = input_shape
     for i, module in enumerate(modules, start=first_index):
         if isinstance(module, torch.nn.ReLU):
             if not layers or layers[-1].relu:
                 raise InputError(f"module {i}: a ReLU must follow a "
                                  f"{' or '.join(torch_layer_names())}")
             layers[-1] = layers[-1].with_relu()
+        elif isinstance(module, torch.nn.Flatten):
+            # samples are already flat (NCHW): only the per-sample flatten is the identity
+            if (module.start_dim, module.end_dim) != (1, -1):
+                raise InputError(f"module {i}: only Flatten(start_dim=1, end_dim=-1) is "
+                                 "supported (the per-sample flatten)")
+            image = None
         else:
-            layers.append(layer_from_module(i, module))
-    return layers
+            layer = layer_from_module(i, module, image)
+            layers.append(layer)
+            image = layer.output_shape if isinstance(layer, Conv2d) else None
+    return layers, image
 
 
 def torch_layer_names() -> list[str]:

@@ -9,7 +9,7 @@ import torch
 
 from ..errors import InputError
 from ..quant import QuantSpec
-from .layers import Dense, Layer, layers_of_modules
+from .layers import Conv2d, Dense, Layer, layers_and_output_image, layers_of_modules
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,13 @@ class SplitSpec:
 
     @classmethod
     def from_sequential(cls, model: torch.nn.Sequential, cut: int, batch: int,
-                        quant_spec: QuantSpec | None = None) -> "SplitSpec":
+                        quant_spec: QuantSpec | None = None, *,
+                        input_shape: tuple[int, int, int] | None = None) -> "SplitSpec":
         """``model[:cut]`` is the client's half, ``model[cut:]`` the server's. Only the modules
-        of :data:`~.layers.TORCH_LAYERS` and ReLU, a ReLU only right after such a layer, and
-        the cut between layers (not between a layer and its ReLU)."""
+        of :data:`~.layers.TORCH_LAYERS`, ReLU and the per-sample Flatten, a ReLU only right
+        after such a layer, and the cut between layers (not between a layer and its ReLU).
+        ``input_shape``: (channels, height, width) of a sample when the model starts with a
+        Conv2d (data stays flat NCHW per sample)."""
         mods = list(model)
         if not 0 < cut < len(mods):
             raise InputError(f"cut {cut} must split the {len(mods)} modules into two non-empty "
@@ -63,7 +66,8 @@ class SplitSpec:
             raise InputError(f"cut {cut} separates a {type(mods[cut - 1]).__name__} from its "
                              f"ReLU; cut after the ReLU ({cut + 1}) or before the "
                              f"{type(mods[cut - 1]).__name__} ({cut - 1})")
-        halves = (layers_of_modules(mods[:cut]), layers_of_modules(mods[cut:], cut))
+        client, image = layers_and_output_image(mods[:cut], input_shape=input_shape)
+        halves = (client, layers_of_modules(mods[cut:], cut, image))
         return cls(tuple(halves[0]), tuple(halves[1]), batch, quant_spec or QuantSpec())
 
     @classmethod
@@ -71,3 +75,23 @@ class SplitSpec:
         """REFERENCE.md's RefNet: client Linear(64→32)+ReLU | server Linear(32→10)."""
         return cls((Dense(64, 32, True),), (Dense(32, 10, False),), batch,
                    quant_spec or QuantSpec())
+
+    @classmethod
+    def refcnn(cls, batch: int = 16, quant_spec: QuantSpec | None = None) -> "SplitSpec":
+        """The reference CNN on the 8×8 digits: client Conv2d(1→4, 3×3, stride 2, padding 1) +
+        ReLU + Flatten (4×4×4 = 64 activations) | server Linear(64→10). The stride keeps the
+        server's circuit under the default 2^18 constraints: at stride 1 (144 activations)
+        server_step needs 309,401."""
+        return cls((Conv2d(1, 4, 3, 2, 1, 8, 8, True),), (Dense(64, 10, False),), batch,
+                   quant_spec or QuantSpec())
+
+
+# The reference models by name (`--model` of demo and train): name → spec at a batch.
+NAMED_MODELS = {"refnet": SplitSpec.refnet, "cnn": SplitSpec.refcnn}
+
+
+def named_spec(name: str, batch: int = 16, quant_spec: QuantSpec | None = None) -> SplitSpec:
+    build = NAMED_MODELS.get(name)
+    if build is None:
+        raise InputError(f"no reference model {name!r}; one of {', '.join(NAMED_MODELS)}")
+    return build(batch, quant_spec)

@@ -198,4 +198,5 @@ def new_transcript(party: ClientParty | ServerParty,
         # makes one per circuit, recorded in key_origin only
         ptau=ptaus[0] if ptaus and all(p == ptaus[0] for p in ptaus) else None,
         identities={"client": mine if party.role == "client" else theirs,
-                    "server": mine if party.role == "server" else theirs})
+                    "server": mine if party.role == "server" else theirs},
+        shared_server_model=party.shared_server_model)

@@ -16,7 +16,7 @@ from pydantic_core import core_schema
 from ..errors import InputError, MalformedAnswer, TamperDetected
 from ..identity import ADDRESS_PATTERN
 from ..limits import Limits
-from ..model import Dense, Layer, SplitSpec
+from ..model import Dense, Layer, SplitSpec, named_spec
 from ..zk.curve import R
 
 MAX_PREDICT_ROWS = 4096
@@ -144,8 +144,9 @@ class KeyReuseOffer(BaseModel):
 class SessionCreate(BaseModel):
     """What a client asks for when it opens a session (``POST /sessions``)."""
     model_config = ConfigDict(extra="forbid")
-    model: Literal["refnet", "layers"] = Field(
-        "refnet", description="'refnet' (REFERENCE.md) or 'layers'")
+    model: Literal["refnet", "cnn", "layers"] = Field(
+        "refnet", description="'refnet' (REFERENCE.md), 'cnn' (the reference CNN) or 'layers' "
+                              "(Linear layers)")
     client_layers: list[tuple[int, int, bool]] | None = None   # (n_in, n_out, relu) for 'layers'
     server_layers: list[tuple[int, int, bool]] | None = None
     batch: int = Field(16, ge=1, description="At most the server's dimension limit.")
@@ -178,6 +179,11 @@ class SessionCreate(BaseModel):
                  "client_identity": client_identity}
         if spec == SplitSpec.refnet(batch=spec.batch):
             return cls(batch=spec.batch, proof_mode=mode, seed=seed, **bound)
+        if spec == SplitSpec.refcnn(batch=spec.batch):
+            return cls(model="cnn", batch=spec.batch, proof_mode=mode, seed=seed, **bound)
+        if not all(isinstance(layer, Dense) for layer in spec.client + spec.server):
+            raise InputError("a session's model travels as 'refnet', 'cnn' or Linear layers; "
+                             "other convolutional models are not yet supported over HTTP")
         return cls(model="layers", batch=spec.batch, proof_mode=mode, seed=seed,
                    client_layers=[(d.n_in, d.n_out, d.relu) for d in spec.client],
                    server_layers=[(d.n_in, d.n_out, d.relu) for d in spec.server], **bound)
@@ -187,13 +193,13 @@ class SessionCreate(BaseModel):
 
     def layers(self) -> tuple[tuple[Layer, ...], tuple[Layer, ...]]:
         """The client's and the server's layers as asked for (not yet checked as a model)."""
-        if self.model == "refnet":
-            refnet = SplitSpec.refnet(batch=1)
-            return refnet.client, refnet.server
+        if self.model in ("refnet", "cnn"):
+            named = named_spec(self.model, batch=1)
+            return named.client, named.server
         if self.model == "layers" and self.client_layers and self.server_layers:
             return (tuple(Dense(*d) for d in self.client_layers),
                     tuple(Dense(*d) for d in self.server_layers))
-        raise InputError("model must be 'refnet', or 'layers' with client_layers and "
+        raise InputError("model must be 'refnet', 'cnn', or 'layers' with client_layers and "
                          "server_layers")
 
     def within(self, limits: Limits) -> None:
@@ -308,6 +314,9 @@ class SessionCreated(BaseModel):
     reused_keys: dict[str, int] = Field(default_factory=dict)
     # kind → why an offered key was not taken (the ceremony runs for it)
     key_reuse_declined: dict[str, str] = Field(default_factory=dict)
+    # the server half is shared with other clients' sessions (``serve --shared-model``): its
+    # ServerSteps start from the server's chain head, which other clients' steps move
+    shared_model: bool = False
 
 
 class ProveRequest(BaseModel):

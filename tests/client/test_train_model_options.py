@@ -3,6 +3,8 @@ naming the file and what to do, before any session is made (no server needed).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -35,6 +37,7 @@ def files(tmp_path):
     (["--model", "client.pt", "--server-layers", "3:2", "--data", "data.npz"],
      "the features are (8, 5); the model's first layer takes 4"),
     (["--data", "data.txt"], "give a .npz"),
+    (["--model", "cnn", "--server-layers", "64:10"], "cnn is a whole reference model"),
 ])
 def test_train_refuses_a_model_or_data_that_does_not_fit(files, monkeypatch, args, message):
     monkeypatch.chdir(files)
@@ -59,3 +62,15 @@ def test_the_sdk_refuses_a_client_weight_out_of_range_before_any_session():
     with pytest.raises(InputError, match=r"module 0 \(Linear.*parameter w holds -70, outside"):
         SplitClient("http://127.0.0.1:9", model=module,
                     server_layers=nn.Sequential(nn.Linear(3, 2)), batch=2)
+
+
+def test_train_takes_a_reference_model_by_name(files, monkeypatch):
+    """--model cnn (no such file): the reference CNN's spec; a file of that name stays a file."""
+    from splitverify.model import SplitSpec
+    from splitverify_client.cli import _client_model
+
+    monkeypatch.chdir(files)
+    assert _client_model(Path("cnn"), None, None, 16) == (None, SplitSpec.refcnn(16))
+    torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), files / "cnn")
+    half, spec = _client_model(Path("cnn"), None, ["3:2"], 4)
+    assert half is not None and spec.features == 4

@@ -292,6 +292,19 @@ def test_split_demo_over_http_without_proofs(tmp_path):
     assert (tmp_path / "transcript.json").is_file()
 
 
+def test_split_demo_trains_the_reference_cnn(tmp_path):
+    """--model cnn: the convolutional client half over HTTP, every statement committed and
+    signed, none proven (proof mode commit: no keys, fast); `every` is run by hand (README)."""
+    code, out = invoke("demo", "--model", "cnn", "--steps", "2", "--proof-mode", "commit",
+                       "--out", str(tmp_path))
+    assert code == 0, out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["detected"] is False
+    assert "demo: cnn" in out
+    code, out = invoke("demo", "--model", "vgg", "--steps", "1", "--out", str(tmp_path))
+    assert code != 0 and "no reference model 'vgg'; one of refnet, cnn" in out
+
+
 def test_split_demo_detects_a_replay_and_exits_3(tmp_path):
     code, out = invoke("demo", "--steps", "3", "--proof-mode", "off", "--malicious",
                        "client:replay", "--out", str(tmp_path))

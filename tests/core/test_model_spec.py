@@ -8,7 +8,7 @@ from torch import nn
 
 from splitverify.commit import Segment, commit, pack, poseidon, tag
 from splitverify.errors import InputError
-from splitverify.model import Dense, SplitSpec
+from splitverify.model import Conv2d, Dense, SplitSpec
 
 
 def test_refnet_from_sequential():
@@ -20,7 +20,8 @@ def test_refnet_from_sequential():
     (nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), 1, "separates a Linear"),
     (nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), 3, "non-empty"),
     (nn.Sequential(nn.ReLU(), nn.Linear(4, 3), nn.Linear(3, 2)), 2, "must follow a Linear"),
-    (nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)), 2, "Linear and ReLU"),
+    (nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)), 2,
+     "module 1 is a Tanh; splitverify proves Linear, Conv2d, ReLU and Flatten layers only"),
     (nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2, bias=False)), 1, "need a bias"),
     (nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2), nn.ReLU()), 1, "must not end in ReLU"),
     (nn.Sequential(nn.Linear(4, 3), nn.Linear(2, 2)), 1, "do not chain"),
@@ -28,6 +29,37 @@ def test_refnet_from_sequential():
 def test_unsupported_models_are_named(net, cut, match):
     with pytest.raises(InputError, match=match):
         SplitSpec.from_sequential(net, cut=cut, batch=4)
+
+
+def test_a_convolutional_client_half_is_accepted():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))
+    spec = SplitSpec.from_sequential(net, cut=3, batch=2, input_shape=(1, 8, 8))
+    assert spec.client == (Conv2d(1, 4, 3, 1, 0, 8, 8, True),)
+    assert spec.features == 64 and spec.cut_width == 144
+    # a Conv2d on the server reads the client's output image (no Flatten at the cut)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, stride=2),
+                        nn.Flatten(), nn.Linear(2, 2))
+    spec = SplitSpec.from_sequential(net, cut=2, batch=2, input_shape=(1, 3, 3))
+    assert spec.server[0] == Conv2d(2, 2, 3, 2, 0, 3, 3, False)
+
+
+@pytest.mark.parametrize("net,shape,match", [
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 2)), (1, 5, 5),
+     "module 1 is a MaxPool2d; splitverify proves Linear, Conv2d, ReLU and Flatten layers only"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(18, 2)), None,
+     "input image's shape is unknown; give input_shape"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(0), nn.Linear(18, 2)), (1, 5, 5),
+     r"only Flatten\(start_dim=1, end_dim=-1\)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3, dilation=2), nn.Flatten(), nn.Linear(2, 2)), (1, 5, 5),
+     "no dilation or groups"),
+    (nn.Sequential(nn.Conv2d(2, 2, 3), nn.Flatten(), nn.Linear(18, 2)), (1, 5, 5),
+     "expects 2 channels, its input has 1"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3, stride=3), nn.Flatten(), nn.Linear(8, 2)), (1, 7, 7),
+     "leaves the last input rows or columns unread"),
+])
+def test_unsupported_convolutional_models_are_named(net, shape, match):
+    with pytest.raises(InputError, match=match):
+        SplitSpec.from_sequential(net, cut=2, batch=2, input_shape=shape)
 
 
 def test_bad_batches_are_rejected():

@@ -9,7 +9,7 @@ import torch
 from splitverify import quant
 from splitverify.errors import InputError
 from splitverify.quant import QuantSpec
-from splitverify.refnet import train_fixed, train_float
+from splitverify.refnet import train_fixed, train_float, train_float_cnn
 from splitverify.zk.curve import R
 
 
@@ -65,4 +65,14 @@ def test_fixed_point_refnet_meets_the_accuracy_bar():
     float_acc = train_float(seed=0, epochs=epochs, lr=spec.lr)
     fixed_acc = train_fixed(seed=0, epochs=epochs, quant_spec=spec)
     assert float_acc > 0.85
+    assert abs(float_acc - fixed_acc) <= 0.02, (float_acc, fixed_acc)
+
+
+def test_fixed_point_cnn_meets_the_accuracy_bar():
+    """The reference CNN (SplitSpec.refcnn): fixed point within 2 points of float32 (torch's
+    conv2d and autograd) with the same seed, epochs, batch and lr (seconds: 10 epochs)."""
+    epochs, spec = 10, QuantSpec()
+    float_acc = train_float_cnn(seed=0, epochs=epochs, lr=spec.lr)
+    fixed_acc = train_fixed(seed=0, epochs=epochs, quant_spec=spec, model_name="cnn")
+    assert float_acc > 0.8
     assert abs(float_acc - fixed_acc) <= 0.02, (float_acc, fixed_acc)

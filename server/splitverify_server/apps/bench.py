@@ -17,7 +17,8 @@ from pathlib import Path
 
 from splitverify import zk
 from splitverify.circuitgen import KINDS, SplitCircuits, circuit_path, generator, statements
-from splitverify.model import SplitSpec
+from splitverify.circuitgen.emit import conv
+from splitverify.model import Conv2d, SplitSpec
 from splitverify.zk.devsetup import dev_setup
 from splitverify.zk.r1cs import read_r1cs
 
@@ -51,7 +52,30 @@ def circuit_constraints(circuits: SplitCircuits) -> dict:
                                           params=list(DENSE_SHAPE), optimize="O2"
                                           ).info.n_constraints
     counts["dense_optimized_over_naive"] = round(counts["dense_optimized"] / counts["dense_naive"], 4)
+    counts.update(cnn_constraints())
     return {"constraints": counts, "constraint_breakdown": breakdown}
+
+
+# batch, and the convolution of the naive-vs-optimized comparison: 16 kernels of 3×3 on a 28×28
+# image (MNIST's usual first layer); the ratio is ≈ 1/out_channels + 1/(in_channels·k²)
+CONV_BENCH_BATCH = 16
+CONV_BENCH_LAYER = Conv2d(1, 16, 3, 1, 0, 28, 28, False)
+
+
+def cnn_constraints() -> dict[str, int | float]:
+    """From the cost model (equal to the compiled circuits: tests/core/circuitgen), nothing
+    compiled or proven: the reference CNN's three circuits, and one convolution with one
+    constraint per product (circomlib-ml's Conv2D) against its Freivalds check (with the
+    challenge's Poseidon seed and powers) — at CONV_BENCH_LAYER and at the CNN's own layer."""
+    spec = SplitSpec.refcnn()
+    counts: dict[str, int | float] = {
+        f"cnn_{kind}": sum(generator.cost_breakdown(spec, kind).values()) for kind in KINDS}
+    for prefix, layer, batch in (("conv", CONV_BENCH_LAYER, CONV_BENCH_BATCH),
+                                 ("cnn_conv", spec.client[0], spec.batch)):
+        naive, optimized = conv.conv_naive_cost(layer, batch), conv.conv_optimized_cost(layer, batch)
+        counts.update({f"{prefix}_naive": naive, f"{prefix}_optimized": optimized,
+                       f"{prefix}_optimized_over_naive": round(optimized / naive, 4)})
+    return counts
 
 
 def refnet_step_inputs(spec: SplitSpec) -> dict[str, dict]:

@@ -19,9 +19,9 @@ from types import ModuleType
 
 from ...errors import InputError
 from ...model import Layer
-from . import dense
+from . import conv, dense
 
-EMITTERS: dict[str, ModuleType] = {"dense": dense}
+EMITTERS: dict[str, ModuleType] = {"dense": dense, "conv": conv}
 
 
 def emitter_of(layer: Layer) -> ModuleType:

@@ -3,25 +3,16 @@ the reference's statement (commitments of every tensor it produces, the loss), b
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 
 from splitverify import model
-from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.circuitgen import SplitCircuits
 from splitverify.errors import WitnessError
 from splitverify.model import Dense, SplitSpec
 
-from split_cases import edge_case, random_case
-
-
-def assert_golden(circuits: SplitCircuits, case, tmp_path: Path) -> None:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    for kind in KINDS:
-        wtns = circuits.witness(kind, case.inputs[kind], tmp_path / f"{kind}.wtns")
-        got = circuits.statement_of(kind, wtns)
-        assert got.values == case.statements[kind].values, kind
+from split_cases import assert_golden, edge_case, random_case
 
 
 def test_tiny_circuits_equal_the_reference(tiny_circuits, tiny_case, tmp_path):

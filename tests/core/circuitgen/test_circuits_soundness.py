@@ -7,7 +7,6 @@ test (one wire edited alone would only break the equation that computed it)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -16,31 +15,13 @@ from splitverify.circuitgen import compile_template
 from splitverify.commit import poseidon
 from splitverify.zk.curve import R
 
-from splitverify.zk.r1cs_check import R1csSystem
 
-from conftest import (TINY_SPEC, bits_edits, coordinated_cheat, tamper_witness_many,
-                      witness_despite_asserts, wire_of)
+from conftest import (TINY_SPEC, bits_edits, coordinated_cheat, fails_snarkjs, names_in,
+                      tamper_witness_many, witness_despite_asserts, wire_of)
 
 
 def signed(v: int) -> int:
     return v - R if v > R // 2 else v
-
-
-def names_in(circuit, index: int) -> set[str]:
-    """The signal names of the wires constraint ``index`` mentions (the constant wire as ``1``)."""
-    wires = {wire for lc in R1csSystem.read(circuit.r1cs).constraints[index]
-             for wire, coef in lc if coef % R}
-    names = {0: "1"}
-    for line in circuit.sym.read_text().splitlines():
-        _label, wire, _component, name = line.split(",", 3)
-        if int(wire) in wires:
-            names.setdefault(int(wire), name.removeprefix("main."))
-    return {names[w] for w in wires}
-
-
-def fails_snarkjs(circuit, values: list[int], path: Path) -> bool:
-    zk.write_witness(path, values)
-    return not zk.check_witness(circuit, path)[0]
 
 
 def test_honest_witnesses_pass(tiny_circuits, tiny_witnesses):

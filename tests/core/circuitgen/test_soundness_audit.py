@@ -286,6 +286,15 @@ def test_a_deeper_model_rejects_every_single_wire_tamper(kind, deeper_witnesses)
                                              f"2+2 layers, {kind}")
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_convolutional_model_rejects_every_single_wire_tamper(kind, tiny_conv_circuits,
+                                                                tiny_conv_witnesses):
+    """TINY_CONV_SPEC: im2col wiring with padding and a stride, the convolution's forward,
+    weight-gradient and input-gradient checks, its bias update over positions."""
+    assert_every_single_wire_tamper_rejected(tiny_conv_circuits.circuit(kind),
+                                             tiny_conv_witnesses[kind], f"conv, {kind}")
+
+
 def main_inputs_without_wire(circuit: zk.CompiledCircuit) -> list[str]:
     """Main's inputs that the optimiser removed from the witness (wire −1 in the .sym map): the
     wire sweep cannot tamper them, so each must be accounted for. (Main's intermediate signals
@@ -307,6 +316,13 @@ def test_generated_circuit_drops_only_the_implied_label(kind, tiny_circuits):
     spec = tiny_circuits.spec
     implied = [f"labels[{b}][{spec.classes - 1}]" for b in range(spec.batch)]
     assert main_inputs_without_wire(tiny_circuits.circuit(kind)) == implied
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_conv_circuit_drops_only_the_implied_label(kind, tiny_conv_circuits):
+    spec = tiny_conv_circuits.spec
+    implied = [f"labels[{b}][{spec.classes - 1}]" for b in range(spec.batch)]
+    assert main_inputs_without_wire(tiny_conv_circuits.circuit(kind)) == implied
 
 
 # --- the checker agrees with snarkjs ----------------------------------------------------------

@@ -103,3 +103,15 @@ def test_the_model_limits_come_from_the_asked_model_s_layers():
         tiny.within(Limits(params=22))
     with pytest.raises(InputError, match="'layers' with client_layers"):
         SessionCreate(model="layers", client_layers=[(4, 3, True)]).within(Limits())
+
+
+def test_the_reference_cnn_travels_by_name_and_other_conv_models_are_refused():
+    from splitverify.model import Conv2d, Dense, SplitSpec
+    cnn = SplitSpec.refcnn(batch=8)
+    asked = SessionCreate.of(cnn, ProofMode.parse("off"), seed=1)
+    assert asked.model == "cnn" and asked.spec() == cnn
+    asked.within(Limits())                          # 64 wide in and out, 690 parameters
+    with pytest.raises(InputError, match="other convolutional models are not yet supported"):
+        SessionCreate.of(SplitSpec((Conv2d(1, 2, 3, 1, 1, 4, 4, True),),
+                                   (Dense(32, 2, False),), batch=2),
+                         ProofMode.parse("off"), seed=1)

@@ -1,0 +1,166 @@
+"""Convolutional layers (issue 21) in the generated circuits: golden (circuit == integer
+reference, bit for bit, random and edge values), the reference against torch's autograd, cheats
+in every claimed product and in the update failing the constraint check, and the cost model
+against the compiled circuits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from splitverify import zk
+from splitverify.circuitgen import KINDS, generator
+from splitverify.circuitgen.emit import conv
+from splitverify.errors import InputError
+from splitverify.model import Conv2d
+
+from conftest import (TINY_CONV_SPEC, coordinated_cheat, fails_snarkjs, names_in,
+                      tamper_witness_many, witness_despite_asserts, wire_of)
+from split_cases import _params, assert_golden, build_case
+
+
+def test_conv_circuits_equal_the_reference(tiny_conv_circuits, tiny_conv_case, tmp_path):
+    assert_golden(tiny_conv_circuits, tiny_conv_case, tmp_path)
+
+
+def conv_edge_case(spec, seed: int):
+    """A zero data sample, data at both ends of the input range, a client channel whose
+    pre-activation is the most negative the spec allows (its ReLU output and masks are 0), a
+    server weight at 2^value_bits − 1 (reading that channel), negative accumulators with
+    non-zero remainders; the rest drawn until the step stays inside the spec's bounds."""
+    q = spec.quant
+    g = torch.Generator().manual_seed(seed)
+    top_x, top_v = (1 << q.input_bits) - 1, (1 << q.value_bits) - 1
+    for _ in range(200):
+        x = q.encode(torch.rand(spec.batch, spec.features, generator=g) * 2 - 1, data=True)
+        x[0] = 0
+        x[-1, 0], x[-1, 5] = top_x, -top_x - 1
+        client = _params(spec, spec.client, g, 0.3)
+        server = _params(spec, spec.server, g, 0.3)
+        (w1, b1), (w2, _) = client[0], server[0]
+        w1[0], b1[0] = 0, -top_v
+        w2[0, 0] = top_v
+        labels = torch.full((spec.batch,), spec.classes - 1)
+        try:
+            case = build_case(spec, client, server, x, labels)
+        except InputError:
+            continue
+        acc = case.forward.acc[0]
+        if bool(((acc < 0) & (acc % q.scale != 0)).any()):
+            return case
+    raise AssertionError("no edge case inside the bounds")
+
+
+def test_conv_edge_values_equal_the_reference(tiny_conv_circuits, tmp_path):
+    spec = TINY_CONV_SPEC
+    case = conv_edge_case(spec, seed=2)
+    q, top = spec.quant, (1 << spec.quant.value_bits) - 1
+    assert int(case.x[0].abs().sum()) == 0
+    assert int(case.x.max()) == (1 << q.input_bits) - 1 and int(case.x.min()) == -(1 << q.input_bits)
+    assert int(case.forward.pre[0].min()) == -top and int(case.server[0][0].max()) == top
+    assert_golden(tiny_conv_circuits, case, tmp_path)
+
+
+def test_conv_reference_equals_autograd(tiny_conv_case):
+    """The integer accumulators are torch's conv2d and its autograd gradients in float64,
+    exactly (every value is an integer times a power of two below 2^53): the client's forward
+    and weight gradient, the server convolution's input gradient (what the cut receives, before
+    its rescale)."""
+    case, s = tiny_conv_case, float(TINY_CONV_SPEC.quant.scale)
+    layer, server_conv = TINY_CONV_SPEC.client[0], TINY_CONV_SPEC.server[0]
+
+    def image(t, layer_):
+        return t.double().reshape(len(t), layer_.in_channels, layer_.height, layer_.width) / s
+
+    def kernels(w, layer_):
+        return (w.double() / s).reshape(layer_.out_channels, layer_.in_channels, layer_.kernel,
+                                        layer_.kernel).requires_grad_()
+
+    (w, b), = case.client
+    wk = kernels(w, layer)
+    y = torch.nn.functional.conv2d(image(case.x, layer), wk, b.double() / s,
+                                   stride=layer.stride, padding=layer.padding)
+    assert torch.equal(y.reshape(len(y), -1) * s * s, case.forward.acc[0].double())
+    y.backward(case.backward.grad_y[0].double().reshape(y.shape) / s)
+    assert torch.equal(wk.grad.reshape(w.shape) * s * s, case.backward.weight_grad_acc[0].double())
+
+    ws, _ = case.server[0]
+    h = image(case.forward.output, server_conv).requires_grad_()
+    z = torch.nn.functional.conv2d(h, kernels(ws, server_conv), stride=server_conv.stride,
+                                   padding=server_conv.padding)
+    z.backward(case.server_result.backward.grad_y[0].double().reshape(z.shape) / s)
+    assert torch.equal(h.grad.reshape(len(h.grad), -1) * s * s,
+                       case.server_result.backward.input_grad_acc[0].double())
+
+
+def test_honest_conv_witnesses_pass(tiny_conv_circuits, tiny_conv_witnesses):
+    for kind, wtns in tiny_conv_witnesses.items():
+        ok, report = zk.check_witness(tiny_conv_circuits.circuit(kind), wtns)
+        assert ok, (kind, report)
+
+
+@pytest.mark.parametrize("kind,claim", [
+    ("client_forward", "acc0"),      # a wrong output entry of the convolution
+    ("client_backward", "gw0"),      # a wrong weight gradient
+    ("server_step", "gx0"),          # a wrong input gradient (the server's convolution)
+    ("server_step", "gw0")])
+def test_a_wrong_conv_product_fails_only_its_freivalds_identity(
+        tiny_conv_circuits, tiny_conv_case, tiny_conv_witnesses, tmp_path, kind, claim):
+    """As the dense test: the cheating prover computes around the wrong claim (transcript,
+    challenge, every product); only one Freivalds identity is left violated."""
+    c = tiny_conv_circuits.circuit(kind)
+    inputs = dict(tiny_conv_case.inputs[kind])
+    claimed = [row[:] for row in inputs[claim]]
+    claimed[1][1] += 1
+    inputs[claim] = claimed
+    honest = zk.read_witness(tiny_conv_witnesses[kind])
+    cheat, violated = coordinated_cheat(c, witness_despite_asserts(c, inputs))
+    assert sum(a != b for a, b in zip(cheat, honest)) > 100      # the challenge moved
+    [identity] = violated
+    names = names_in(c, identity)
+    assert not any("bits" in n or "Chain" in n for n in names)   # no range check, no hash
+    assert fails_snarkjs(c, cheat, tmp_path / "t.wtns")
+
+
+def _conv_step_bit(circuit, entry: int) -> int:
+    for bit in range(22, 39):
+        try:
+            return wire_of(circuit, f"stepW0[{entry}].bits.out[{bit}]")
+        except AssertionError:
+            continue
+    raise AssertionError("no step bit kept as a wire")
+
+
+@pytest.mark.parametrize("kind", ["server_step", "client_backward"])
+def test_conv_weights_after_not_the_update(tiny_conv_circuits, tiny_conv_witnesses, tmp_path,
+                                           kind):
+    """A different SGD step for one convolution weight (one bit of the step flipped)."""
+    c = tiny_conv_circuits.circuit(kind)
+    w = _conv_step_bit(c, 1)
+    values = zk.read_witness(tiny_conv_witnesses[kind])
+    ok, _ = tamper_witness_many(c, tiny_conv_witnesses[kind], {w: 1 - values[w]},
+                                tmp_path / "t.wtns")
+    assert not ok
+
+
+def test_conv_cost_model_equals_compiled_circuits(tiny_conv_circuits):
+    for kind in KINDS:
+        breakdown = generator.cost_breakdown(TINY_CONV_SPEC, kind)
+        assert sum(breakdown.values()) == tiny_conv_circuits.circuit(kind).info.n_constraints, \
+            kind
+
+
+def test_conv_naive_cost_counts_one_constraint_per_product():
+    layer = Conv2d(1, 4, 3, 1, 0, 8, 8, False)
+    assert conv.conv_naive_cost(layer, 16) == 16 * 36 * 4 * 9
+    # padding taps are no products: per axis 4 positions × 3 taps, 2 of them outside
+    padded = Conv2d(1, 2, 3, 1, 1, 4, 4, False)
+    assert conv.conv_naive_cost(padded, 1) == 2 * 10 * 10
+
+
+def test_conv_optimized_meets_the_ratio_on_a_28x28_image():
+    """The forward check against one constraint per product, at a 28×28 image with 16 kernels
+    of 3×3 (MNIST's usual first layer), batch 16: the ratio ≈ 1/out + 1/(in·k²)."""
+    layer = Conv2d(1, 16, 3, 1, 0, 28, 28, False)
+    ratio = conv.conv_optimized_cost(layer, 16) / conv.conv_naive_cost(layer, 16)
+    assert ratio <= 0.2, ratio
