@@ -249,7 +249,8 @@ def toolchain_install() -> None:
 
 
 @app.command()
-def audit(transcript: Annotated[Path, typer.Argument(help="A session's transcript.json.")],
+def audit(transcripts: Annotated[list[Path], typer.Argument(
+              help="A session's transcript.json (with --chain: every client's).")],
           verifier: Annotated[str, typer.Option(help="native, snarkjs or py_ecc.")] = "native",
           ptau: Annotated[Optional[list[Path]], typer.Option(
               help="The ptau the keys were made from (checked against the sha256 the "
@@ -260,20 +261,42 @@ def audit(transcript: Annotated[Path, typer.Argument(help="A session's transcrip
               help="The client's address, if you know it: the transcript must pin it.")] = None,
           server: Annotated[Optional[str], typer.Option(
               help="The server's address, if you know it: the transcript must pin it.")] = None,
+          chain: Annotated[Optional[Path], typer.Option(
+              help="A shared server half's chain (GET /chain, demo --clients' chain.json): "
+                   "audit it with the transcripts of all its clients.")] = None,
           ) -> None:
     """Establish the keys from the recorded ceremony, then re-verify every signature, proof and
-    the chain of commitments of a transcript, offline. Exit 0 if valid, 3 if not (with the
-    first bad step or key and why)."""
+    the chain of commitments of a transcript, offline; with --chain, a shared server half's
+    chain against its clients' transcripts (each audited, each chain entry one of their
+    ServerSteps, linked, none missing). Exit 0 if valid, 3 if not (with the first bad step or
+    key and why)."""
     from .identity import check_address
+    from .shared_chain import audit_chain, load_chain
     from .transcript import Transcript
     from .transcript import audit as run_audit
 
     try:
         if verifier not in zk.VERIFIER_NAMES:
             raise InputError(f"unknown verifier {verifier!r}; one of {list(zk.VERIFIER_NAMES)}")
+        if chain is not None:
+            if client is not None or server is not None:
+                raise InputError("--client/--server name one session's parties; with --chain "
+                                 "the transcripts are of several clients (their server must be "
+                                 "one): audit a transcript alone to pin its parties")
+            found = audit_chain(load_chain(chain), [Transcript.load(t) for t in transcripts],
+                                verifier, tuple(ptau or ()))
+            if found.valid:
+                console.print(f"[green]valid[/]: {found.established}", soft_wrap=True)
+                return
+            console.print(f"[red]invalid[/]: {found.reason}", soft_wrap=True)
+            raise typer.Exit(3)
+        if len(transcripts) != 1:
+            raise InputError(f"{len(transcripts)} transcripts given: audit one, or give the "
+                             "shared server half's chain (--chain CHAIN.json) with all of them")
         expected = {party: check_address(address, f"--{party}") for party, address
                     in (("client", client), ("server", server)) if address is not None}
-        report = run_audit(Transcript.load(transcript), verifier, tuple(ptau or ()), expected)
+        report = run_audit(Transcript.load(transcripts[0]), verifier, tuple(ptau or ()),
+                           expected)
     except SplitverifyError as exc:
         fail(exc)
     if report.valid:

@@ -59,6 +59,9 @@ class Transcript(BaseModel):
     identities: dict[str, str | None] = {}
     # the client's signed end of the session: {"steps": n, "signature": hex}
     end: dict[str, Any] | None = None
+    # the server half was shared with other clients' sessions (``serve --shared-model``): its
+    # ServerSteps continue the server's chain across sessions, not this session's own
+    shared_server_model: bool = False
 
     def record(self, kind: str, step: int, public: dict[str, int] | None,
                proof: str | None, *, signature: str | None = None,
@@ -106,8 +109,9 @@ class AuditReport:
 
 
 def _chain_errors(entries: dict[tuple[int, str], TranscriptEntry], step: int,
-                  session_id: int) -> str | None:
-    """The commitments that must agree within step ``step`` and with step − 1."""
+                  session_id: int, shared_server_model: bool = False) -> str | None:
+    """The commitments that must agree within step ``step`` and with step − 1 (the server's
+    weights only within the session when its server half is not shared)."""
     get = entries.get
     cf, ss, cb = (get((step, k)) for k in KINDS)
     for kind, e in zip(KINDS, (cf, ss, cb)):
@@ -133,7 +137,7 @@ def _chain_errors(entries: dict[tuple[int, str], TranscriptEntry], step: int,
     if prev_cb is not None:
         pairs.append((cf.public["weightsCommitment"], prev_cb.public["weightsAfter"],
                       "the client's weights are not its previous step's updated weights"))
-    if prev_ss is not None:
+    if prev_ss is not None and not shared_server_model:
         pairs.append((ss.public["weightsBefore"], prev_ss.public["weightsAfter"],
                       "the server's weights are not its previous step's updated weights"))
     for got, want, reason in pairs:
@@ -229,7 +233,8 @@ def audit(transcript: Transcript, verifier: str = "native",
         return AuditReport(False, len(steps), 0, None, reason)
     verified = 0
     for step in steps:
-        reason = _chain_errors(entries, step, transcript.session_id)
+        reason = _chain_errors(entries, step, transcript.session_id,
+                               transcript.shared_server_model)
         if reason:
             return AuditReport(False, len(steps), verified, step, reason)
         for kind in KINDS:
@@ -252,8 +257,12 @@ def audit(transcript: Transcript, verifier: str = "native",
                 return AuditReport(False, len(steps), verified, step,
                                    f"the {kind} proof does not verify")
             verified += 1
-    return AuditReport(True, len(steps), verified,
-                       established=_established(mode, len(steps), verified, len(entries), keys))
+    established = _established(mode, len(steps), verified, len(entries), keys)
+    if transcript.shared_server_model:
+        established += ("; the server half is shared with other clients' sessions: this "
+                        "transcript does not link its ServerSteps to each other (the server's "
+                        "chain across sessions does: audit it with --chain)")
+    return AuditReport(True, len(steps), verified, established=established)
 
 
 def _established(mode, steps: int, verified: int, statements: int, keys) -> str:

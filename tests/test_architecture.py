@@ -159,6 +159,7 @@ APPS = "splitverify_server.apps"
 # names), and the library modules of apps/ that commands share; every module there is one or
 # the other, so that a new module must be placed
 APPS_COMMANDS = {"demo": ("demo", "training_plot"),
+                 "_shared_demo": ("demo",),          # demo --clients K
                  "bench": ("bench", "bench_report", "bench_pipeline", "bench_pool", "peers"),
                  "compare": ("compare", "compare_figure")}
 APPS_LIBRARY = ("measure", "units")

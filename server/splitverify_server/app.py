@@ -13,6 +13,8 @@ server's half of each session and speaks the protocol of :mod:`splitverify.proto
     GET  /sessions/{id}                 status
     DELETE /sessions/{id}               end the session: its state and keys are removed
     GET  /sessions/{id}/transcript      what the server received and checked
+    GET  /chain                         the shared server half's chain of ServerSteps (public;
+                                        with ``shared_model=True``, ``serve --shared-model``)
     GET  /                              the live dashboard (public values only; see
                                         :mod:`.routes.dashboard`)
 
@@ -93,7 +95,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                identity: Identity | None = None,
                dashboard_token: str | None = None,
                server_model: torch.nn.Sequential | None = None,
-               prover_pool: Callable[[SplitCircuits], ProverPool] | None = None) -> FastAPI:
+               prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
+               shared_model: bool = False) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
@@ -107,7 +110,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     ``server_model``: the server's own half as an ``nn.Sequential`` (its weights start every
     session; None: seeded weights, as the client's request says); ``prover_pool(circuits)``
     gives each session's party the pool it proves on (default: its own thread), closed when
-    the session is removed."""
+    the session is removed; ``shared_model``: one server half trained by every session in
+    turn, its chain of ServerSteps published at ``GET /chain`` (:mod:`.shared_model`)."""
     if dashboard_token is not None and not dashboard_token.strip():
         raise InputError("--dashboard-token is empty: give a token, or leave the option out "
                          "for a dashboard without one")
@@ -116,7 +120,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     service = SessionService(circuits_for, backend=backend, malicious=malicious, limits=limits,
                              db=db, ceremony=ceremony, ptau=ptau,
                              on_party=dashboard.events.watching(on_party), identity=identity,
-                             server_model=server_model, prover_pool=prover_pool)
+                             server_model=server_model, prover_pool=prover_pool,
+                             shared_model=shared_model)
     app = FastAPI(title="splitverify server", version="0.1.0")
     app.state.service = service
     app.state.sessions, app.state.store = service.sessions, service.store

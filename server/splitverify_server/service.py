@@ -24,9 +24,10 @@ from starlette.types import Scope
 from splitverify import model, powersoftau, zk
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.circuitgen.generator import describe
-from splitverify.errors import InputError, SplitverifyError, TamperDetected
+from splitverify.errors import InputError, IntegrityError, SplitverifyError, TamperDetected
 from splitverify.identity import Identity, check_address
-from splitverify.keyexchange import load_final, server_accept, server_contribute
+from splitverify import keycache
+from splitverify.keyexchange import initial, load_final, server_accept, server_contribute
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify.limits import Limits
 from splitverify.model import SplitSpec
@@ -37,8 +38,9 @@ from splitverify.pool.threads import background_pool
 from splitverify.protocol import policy
 from splitverify.protocol.local import rollback_step
 from splitverify.protocol.wire import (MAX_PREDICT_ROWS, BackwardMessage, ForwardMessage,
-                                       ProofExchange, SessionCreate, SessionCreated, StopRecord,
-                                       random_field, statement_digest)
+                                       KeyReuseOffer, ProofExchange, SessionCreate,
+                                       SessionCreated, StopRecord, random_field,
+                                       statement_digest)
 from splitverify.refnet import initial_params
 from splitverify.transcript import TranscriptEntry
 from splitverify.zk.cache import ArtifactCache
@@ -47,6 +49,7 @@ from .guard import CreationRate, bearer_token, largest_circuit, without_paths
 from .refusals import (AlreadyDone, ProofRequired, Refused, SessionRemoved, SessionStopped,
                        TooManySessions)
 from .server_model import ServerHalf
+from .shared_model import SharedModel
 from .session import PTAU_RECORD, KeyCeremony, Session, SessionPtau
 from .store import SessionStore, StoredSession, token_digest
 
@@ -68,10 +71,13 @@ class SessionService:
                  ceremony: bool, ptau: PtauPolicy | None,
                  on_party: Callable[[ServerParty], object] | None,
                  identity: Identity | None, server_model: torch.nn.Sequential | None = None,
-                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None):
+                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
+                 shared_model: bool = False):
         self.limits, self.db = limits, db
         self.server_half = None if server_model is None else ServerHalf(server_model)
         self.store = SessionStore(db)
+        # one server half for every session (its chain of ServerSteps), or one per session
+        self.shared = SharedModel(self.store, self.server_half) if shared_model else None
         self.sessions: dict[int, Session | None] = {}     # None: a session being made
         self._creating = threading.Lock()    # the session count is checked and raised at once
         self.creation_rate = CreationRate(limits.client_sessions, limits.client_window)
@@ -86,6 +92,10 @@ class SessionService:
         self.phase1_cache = (ArtifactCache() if ptau is not None and ptau.origin == "two-party"
                              else None)
         self.server_party = self.identity.address if self.phase1_cache is not None else None
+        # finished ceremony keys, reused by later sessions with the same client identity; not
+        # kept by a server whose identity lasts one process (nothing could reuse them)
+        self.lasting_identity = identity is not None or not self.in_memory
+        self.key_cache = ArtifactCache() if ceremony and self.lasting_identity else None
         for stored in self.store.load_all():
             if time.time() - stored.updated > limits.idle_seconds:
                 self.forget(stored.session_id)           # it expired while the server was down
@@ -109,7 +119,10 @@ class SessionService:
 
     def new_party(self, request: SessionCreate, session_id: int) -> ServerParty:
         spec = request.spec()
-        server_params = (self.server_half.params_for(spec) if self.server_half is not None
+        if self.shared is not None:
+            self.shared.admit(spec, request.proof_mode)
+        server_params = (self.shared.params if self.shared is not None
+                         else self.server_half.params_for(spec) if self.server_half is not None
                          else initial_params(spec, request.seed)[1])
         circuits = self.circuits_for(spec)
         party = scenarios.party_class("server", self.malicious)(
@@ -119,15 +132,17 @@ class SessionService:
                   else background_pool(request.proof_mode, circuits, self.backend)))
         # step 0's weightsCommitment must continue the chain from the declared starting point
         party.client_chain = request.initial_weights_commitment
+        party.shared_server_model = self.shared is not None
         if self.on_party is not None:
             self.on_party(party)
         return party
 
     def persist(self, session: Session, checkpoint: bool = False,
-                rewritten: list[TranscriptEntry] = ()) -> None:
+                rewritten: list[TranscriptEntry] = (),
+                shared: tuple[dict, dict] | None = None) -> None:
         """Store the session's state and its new transcript entries (``rewritten``: earlier
-        entries changed since, e.g. given their proofs in ``pipelined:W``) in one
-        transaction."""
+        entries changed since, e.g. given their proofs in ``pipelined:W``; ``shared``: the
+        shared model's new state and chain entry) in one transaction."""
         if session.removed:
             raise SessionRemoved(f"session {session.id} was deleted or expired while this "
                                  "request was handled; nothing of it was kept")
@@ -140,7 +155,8 @@ class SessionService:
                         entries=[e.model_dump() for e in
                                  [*rewritten, *entries[session.saved_entries:]]],
                         checkpoint=((party.next_step - 1, params_to_lists(party.params))
-                                    if checkpoint else None))
+                                    if checkpoint else None),
+                        shared=shared)
         session.saved_entries = len(entries)
 
     def start_transcript(self, session: Session) -> None:
@@ -148,7 +164,7 @@ class SessionService:
         signatures = {kind: {"server": ceremony.server_signature,
                              "client": ceremony.client_signature}
                       for kind, ceremony in session.keys.items()}
-        party.transcript = new_transcript(party, signatures)
+        party.transcript = new_transcript(party, signatures, session.reused_keys)
         if party.mode.proves:
             powersoftau.record_in(party.transcript, session.ptau.record
                                   or powersoftau.record_of(party.prover.circuits))
@@ -287,7 +303,10 @@ class SessionService:
                               idle_expiry_s=limits.idle_seconds,
                               server_identity=self.identity.address,
                               ptau=self._announced_ptau(session),
-                              server_party=self.server_party)
+                              server_party=self.server_party,
+                              reused_keys=session.reused_keys,
+                              key_reuse_declined=session.reuse_declined,
+                              shared_model=self.shared is not None)
 
     def _announced_ptau(self, session: Session) -> dict | None:
         """What the server tells the client of the session's powers of tau: a phase 1 to make
@@ -305,8 +324,16 @@ class SessionService:
         session = Session(token_digest(token), body.model_dump(), party)
         if self.ceremony and party.mode.proves:   # the server's half of each key's ceremony
             session.ptau = self._choose_ptau(body, party, session_id)
-            if not session.ptau.waits_for_client:
+            if session.ptau.waits_for_client:
+                offered = body.key_offers.keys if body.key_offers is not None else {}
+                session.reuse_declined = {kind: "the two-party phase 1 with this client is made "
+                                          "in this session, so its keys are new"
+                                          for kind in offered}
+            else:
+                self._reuse_keys(session, body.key_offers)
                 self._contribute_keys(session)
+            if session.keys_ready:               # every key reused: no ceremony to wait for
+                self.start_transcript(session)
         else:
             self.start_transcript(session)
         self.persist(session)
@@ -352,9 +379,55 @@ class SessionService:
         ptau.record = powersoftau.ptau_record(prepared, "two-party")
         return ptau
 
+    def _reuse_keys(self, session: Session, offer: KeyReuseOffer | None) -> None:
+        """Take each offered key this server holds itself — the identical finished key (same
+        blake2b and origin session) of a ceremony with this very client identity, which this
+        server verified with its own contribution in it — into the session; the others are
+        declined with the reason (their ceremony runs). A cached key whose bytes no longer
+        have its recorded blake2b is removed and declined, never used."""
+        if offer is None:
+            return
+        if self.key_cache is None:
+            session.reuse_declined = {kind: "this server's identity lasts one process: it keeps "
+                                      "no finished keys" for kind in offer.keys}
+            return
+        if offer.server_identity != self.identity.address:
+            session.reuse_declined = {kind: f"the keys were offered for server "
+                                      f"{offer.server_identity}, this server is "
+                                      f"{self.identity.address}" for kind in offer.keys}
+            return
+        circuits, folder = session.party.prover.circuits, self.key_folder(session.id)
+        for kind, offers in offer.keys.items():
+            pair = keycache.KeyPair.of(self.identity.address, session.party.peer,
+                                       initial(circuits, kind), kind)
+            mine = keycache.lookup(self.key_cache, "server", pair)
+            if mine is None or not any((o.blake2b, o.origin_session)
+                                       == (mine.blake2b, mine.origin_session) for o in offers):
+                session.reuse_declined[kind] = ("this server holds no finished key with that "
+                                                "blake2b from a ceremony with this client "
+                                                "identity for this circuit and ptau")
+                continue
+            path = keycache.use_in(mine, folder / f"{kind}_final.zkey")
+            try:
+                load_final(circuits, kind, path, mine.blake2b, mine.transcript)
+            except IntegrityError:
+                path.unlink(missing_ok=True)
+                keycache.forget(mine)
+                session.reuse_declined[kind] = ("the server's cached key no longer has its "
+                                                "recorded blake2b (changed on disk): removed")
+                continue
+            session.keys[kind] = KeyCeremony(
+                server=str(path), server_hash=mine.transcript[0]["hash"],
+                server_signature=mine.signatures["server"], final=str(path),
+                blake2b=mine.blake2b, transcript=mine.transcript,
+                client_signature=mine.signatures["client"], reused_from=mine.origin_session)
+
     def _contribute_keys(self, session: Session) -> None:
+        """The server's contribution to each key not reused from an earlier session."""
         folder = self.key_folder(session.id)
         for kind in KINDS:
+            if kind in session.keys:
+                continue
             key, contribution = server_contribute(session.party.prover.circuits, kind, folder)
             session.keys[kind] = KeyCeremony(
                 server=str(key.zkey), server_hash=contribution,
@@ -408,6 +481,14 @@ class SessionService:
             if session.keys_ready:
                 self.start_transcript(session)
             self.persist(session)
+        # verified here, our contribution in it: later sessions with this client may reuse it
+        if self.key_cache is not None:
+            keycache.store(self.key_cache, "server",
+                           keycache.KeyPair.of(self.identity.address, session.party.peer,
+                                               initial(session.party.prover.circuits, kind),
+                                               kind),
+                           key, session.id, {"server": ceremony.server_signature,
+                                             "client": client_signature})
         return {"kind": kind, "accepted": True,
                 "contributions": [c.name for c in key.transcript]}
 
@@ -424,18 +505,25 @@ class SessionService:
 
     def handle(self, session: Session, kind: str, msg: BaseModel, run: Callable[[], dict]
                ) -> dict:
-        """Run one message against the party; commit the outcome before answering."""
+        """Run one message against the party; commit the outcome before answering. With a
+        shared model a forward message runs on the chain's head, one at a time across sessions,
+        and its ServerStep joins the chain in the message's transaction."""
         with session.lock:
-            return self._handle_alone(session, kind, msg, run)
+            if self.shared is None or kind != "forward":
+                return self._handle_alone(session, kind, msg, run)
+            with self.shared.lock:
+                return self._handle_alone(session, kind, msg, run, shared=True)
 
     def _handle_alone(self, session: Session, kind: str, msg: BaseModel,
-                      run: Callable[[], dict]) -> dict:
+                      run: Callable[[], dict], shared: bool = False) -> dict:
         session.require_keys()
         if (again := self._handled_again(session, kind, msg)) is not None:
             return again
         if kind == "forward" and session.party.next_step >= self.limits.steps:
             raise Refused(f"the session has made the {self.limits.steps} steps this server "
                           "allows per session (--max-steps); start a new session")
+        if shared:                    # a new step (not a re-sent one) runs on the chain's head
+            self.shared.load_into(session.party)
         try:
             response = run()
         except ProofRequired:
@@ -449,7 +537,17 @@ class SessionService:
             raise
         session.replies[kind] = {"step": msg.step, "digest": statement_digest(msg),
                                  "response": response}
-        self.persist(session, checkpoint=kind == "backward")
+        if not shared or not session.party.publishes_step():
+            self.persist(session, checkpoint=kind == "backward")
+            return response
+        model, entry = self.shared.step_taken(session.party, session.id, msg.step,
+                                              response["public"])
+        try:
+            self.persist(session, shared=(model, entry))
+        except Exception:
+            self.roll_back(session)
+            raise
+        self.shared.advance(session.party, entry)
         return response
 
     @staticmethod
@@ -550,10 +648,9 @@ class SessionService:
             raise SessionRemoved(f"no session {session.id} (it was removed meanwhile)")
         return {"session_id": session.id, "deleted": True}
 
-    @staticmethod
-    def predict(session: Session, activations: list[list[int]]) -> dict:
+    def predict(self, session: Session, activations: list[list[int]]) -> dict:
         """The server half's predictions for cut-layer activations (nothing is learned or
-        proven)."""
+        proven); with a shared model, its current weights."""
         spec = session.party.spec
         try:
             acts = torch.tensor(activations, dtype=torch.int64)
@@ -564,5 +661,6 @@ class SessionService:
                              f"{MAX_PREDICT_ROWS}); got {tuple(acts.shape)}")
         spec.quant.check_range(acts, "the activations")
         full = SplitSpec(spec.client, spec.server, len(acts), spec.quant)
-        logits = model.forward(full, spec.server, session.party.params, acts).output
+        params = session.party.params if self.shared is None else self.shared.params
+        logits = model.forward(full, spec.server, params, acts).output
         return {"classes": logits.argmax(1).tolist()}

@@ -10,6 +10,11 @@ lost, since each handled message is committed (one transaction) before the answe
     entries      the transcript: per step and proof kind, the public statement, the proof, the
                  sender's signature and the audit draw
     checkpoints  the server's weights after each completed step
+    shared_model the server half that several clients' sessions train (``--shared-model``):
+                 its spec, current weights and salt (one row)
+    chain        its chain of ServerSteps, append-only, in the order they were applied: per
+                 entry the session and step that caused it, the weights' commitments before
+                 and after, the statement's SHA-256 (saved in the transaction of its step)
 """
 
 from __future__ import annotations
@@ -51,6 +56,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     step INTEGER NOT NULL,
     params TEXT NOT NULL,
     PRIMARY KEY (session_id, step)
+);
+CREATE TABLE IF NOT EXISTS shared_model (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    model TEXT NOT NULL      -- JSON: server spec, weights, salt, initial commitment
+);
+CREATE TABLE IF NOT EXISTS chain (
+    idx INTEGER PRIMARY KEY,
+    entry TEXT NOT NULL      -- JSON: index, session, step, weights_before/after, statement
 );
 """
 
@@ -99,9 +112,11 @@ class SessionStore:
 
     def save(self, session_id: int, *, token_sha256: str, request: dict, state: dict,
              replies: dict, keys: dict, stopped: dict | None,
-             entries: list[dict] = (), checkpoint: tuple[int, list] | None = None) -> None:
+             entries: list[dict] = (), checkpoint: tuple[int, list] | None = None,
+             shared: tuple[dict, dict] | None = None) -> None:
         """Commit a session's state with the transcript rows and checkpoint it produced, all or
-        nothing."""
+        nothing; ``shared``: the shared model's new state and the chain entry its step added
+        (refused if that index is taken: the chain is append-only)."""
         now = time.time()
         sid = str(session_id)
         with self._lock:
@@ -123,10 +138,32 @@ class SessionStore:
                 if checkpoint is not None:
                     db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?)",
                                (sid, checkpoint[0], json.dumps(checkpoint[1])))
+                if shared is not None:
+                    model, entry = shared
+                    self._save_shared(model)
+                    db.execute("INSERT INTO chain VALUES (?,?)",
+                               (entry["index"], json.dumps(entry)))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _save_shared(self, model: dict) -> None:
+        self._db.execute("INSERT INTO shared_model VALUES (0, ?) ON CONFLICT(id) DO UPDATE SET "
+                         "model=excluded.model", (json.dumps(model),))
+
+    def save_shared(self, model: dict) -> None:
+        """The shared model as it starts (before any step: its chain is empty)."""
+        with self._lock:
+            self._save_shared(model)
+
+    def load_shared(self) -> tuple[dict | None, list[dict]]:
+        """The shared model's state (None: none yet) and its chain, in order."""
+        with self._lock:
+            row = self._db.execute("SELECT model FROM shared_model WHERE id=0").fetchone()
+            chain = [json.loads(entry) for (entry,) in self._db.execute(
+                "SELECT entry FROM chain ORDER BY idx")]
+        return (None if row is None else json.loads(row[0])), chain
 
     def load_all(self) -> list[StoredSession]:
         return self._load("", ())

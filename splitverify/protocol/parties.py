@@ -219,6 +219,10 @@ class _Party:
     role = ""                                   # client | server
     transcript: Transcript | None = None
     on_statement: StatementHook | None = None   # sees each statement this party sends
+    # the server half is shared by several clients' sessions (``serve --shared-model``): its
+    # weight chain runs across them, so a session's ServerStep starts from the shared chain's
+    # head, not from this session's previous ServerStep
+    shared_server_model = False
 
     def __init__(self, spec: SplitSpec, session_id: int, mode: ProofMode, params: Params,
                  circuits: SplitCircuits, *, backend: str | None = None,
@@ -438,6 +442,9 @@ class ClientParty(_Party):
         super().__init__(*args, **kwargs)
         self.server_chain: int | None = None      # the server's last proven weightsAfter
         self.pending: ClientStep | None = None    # the forward step waiting for its gradient
+        # a shared server half: how much of the server's published chain this client has seen
+        # (its length and digest, splitverify.shared_chain.check_served)
+        self.chain_seen: tuple[int, str] | None = None
 
     def weights_commitment(self) -> int:
         """The commitment of the client's current weights: before step 0, what the session's
@@ -483,11 +490,16 @@ class ClientParty(_Party):
         forward pass is recomputed on restore: the weights are still those it ran on)."""
         pending = self.pending
         return {**super().snapshot(), "server_chain": self.server_chain,
+                "shared_server_model": self.shared_server_model,
+                "chain_seen": None if self.chain_seen is None else list(self.chain_seen),
                 "pending": None if pending is None else pending.to_state()}
 
     def restore(self, state: dict) -> None:
         super().restore(state)
         self.server_chain = state["server_chain"]
+        self.shared_server_model = state.get("shared_server_model", False)
+        seen = state.get("chain_seen")
+        self.chain_seen = None if seen is None else (seen[0], seen[1])
         pending = state["pending"]
         self.pending = (None if pending is None
                         else ClientStep.from_state(pending, self.spec, self.params))
@@ -517,7 +529,11 @@ class ClientParty(_Party):
             public = msg.public or {}
             expected = Statement("server_step", {
                 "messageCommitment": pending.statement.values["messageCommitment"],
+                # a shared server half moves with other clients' steps in between: the chain
+                # across sessions is the server's published one (the SDK checks this step in
+                # it, shared_chain.check_served; audit --chain checks all of it)
                 "weightsBefore": (self.server_chain if self.server_chain is not None
+                                  and not self.shared_server_model
                                   else public.get("weightsBefore", -1)),
                 "loss": public.get("loss", -1), "weightsAfter": public.get("weightsAfter", -1),
                 "gradientCommitment": st.gradient_commitment(spec, gradient, msg.gradient_salt),
@@ -581,6 +597,16 @@ class ServerParty(_Party):
         return pending is None and self.next_step == step + 1
 
     # -- what is sent (hooks) -------------------------------------------------------------------
+    def step_from(self, head: Params) -> Params:
+        """A shared server half (``serve --shared-model``): the weights this session's next
+        step runs on, given the head of the published chain."""
+        return head
+
+    def publishes_step(self) -> bool:
+        """A shared server half: whether the step just taken joins the published chain (and
+        becomes its head)."""
+        return True
+
     def next_params(self, result: model.ServerResult) -> Params:
         """The weights the server goes on with after its step."""
         return result.backward.new_params

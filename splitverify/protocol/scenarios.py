@@ -109,6 +109,19 @@ class SkipUpdate(ServerParty):
         return self.params
 
 
+@scenario("server:forked-model",
+          "shared server half: serves each session from step 1 on from a private fork of the "
+          "weights, not its published chain")
+class ForkedModel(ServerParty):
+    # only a shared server half has a published chain to fork from: in a session with a
+    # server half of its own these hooks are not called, and the run is the honest one
+    def step_from(self, head: Params) -> Params:
+        return head if self.next_step == 0 else self.params
+
+    def publishes_step(self) -> bool:
+        return self.next_step == 0       # the step being taken is still next_step here
+
+
 @scenario("client:poisoned-activation",
           "sends activations its committed weights and data did not produce")
 class PoisonedActivation(ClientParty):

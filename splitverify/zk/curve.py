@@ -52,9 +52,18 @@ class _Group:
         return 2 * self.coord
 
 
-@cache
+_loaded_mcl = []          # the initialised library, once
+
+
 def _mcl():
+    # Initialised exactly once: a second mclBn_init while another thread multiplies points
+    # resets the curve under it (a segfault with several sessions' ceremonies at once); a
+    # functools.cache would let two first callers both initialise.
+    if _loaded_mcl:
+        return _loaded_mcl[0]
     with _init_lock:
+        if _loaded_mcl:
+            return _loaded_mcl[0]
         try:
             from mclbn256 import mclbn256 as mcl_module
         except (ImportError, OSError) as exc:  # pragma: no cover - dependency is pinned
@@ -72,6 +81,7 @@ def _mcl():
         q = int(buf.value)
         if (q, r) != (Q, R):
             raise ToolchainError(f"mcl reports a curve other than alt_bn128 (q={q}, r={r})")
+        _loaded_mcl.append(lib)
         return lib
 
 

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, InsecureDevPtauOpt, MaliciousOpt,
+from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, FreshKeysOpt, InsecureDevPtauOpt,
+                                    MaliciousOpt,
                                     OutOpt, ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console,
                                     fail, finish_session, pool_choice, print_breakdown,
                                     ptau_policy)
@@ -43,12 +44,18 @@ def demo(steps: Annotated[int, typer.Option(
          verify_on_chain: VerifyOnChainOpt = False,
          out: OutOpt = Path("splitverify-demo"),
          provers: ProversOpt = 0, ray: RayOpt = None,
-         model: Annotated[str, typer.Option(help=MODEL_HELP)] = "refnet") -> None:
+         model: Annotated[str, typer.Option(help=MODEL_HELP)] = "refnet",
+         clients: Annotated[int, typer.Option(
+             help="Clients training one shared server half at once (each its own client "
+                  "half, identity, session, shard of the digits and transcript in "
+                  "--out/client-i/; the server's chain in --out/chain.json).")] = 1,
+         fresh_keys: FreshKeysOpt = False) -> None:
     """RefNet (or --model cnn) split training over HTTP on loopback: the server in a thread, the client against
     it, every message committed and checked, and proven as the proof mode says; with --chain
     both parties log the statements they send on one ledger. Prints the test accuracy each
-    epoch and a summary; writes summary.json, transcript.json and training.png to --out. Exit 0
-    clean, 3 tampering detected."""
+    epoch and a summary; writes summary.json, transcript.json and training.png to --out. With
+    --clients K > 1, K clients train one shared server half (summary.json, chain.json and each
+    client's folder). Exit 0 clean, 3 tampering detected."""
     import time
 
     from rich.progress import Progress
@@ -67,6 +74,10 @@ def demo(steps: Annotated[int, typer.Option(
                       f"{100 * point['test_accuracy']:.1f} % "
                       f"[dim]({time.perf_counter() - started:.0f} s in)[/]")
 
+    if clients != 1:
+        _shared_demo(clients, steps, proof_mode, malicious, chain, verify_on_chain, out,
+                     provers, ray, model)
+        return
     try:
         backend = parse_chain(chain)
         mode = ProofMode.parse(proof_mode)
@@ -78,13 +89,72 @@ def demo(steps: Annotated[int, typer.Option(
                                on_step=lambda done: bar.update(task, completed=done),
                                chain=backend, verify_on_chain=verify_on_chain,
                                evaluate_every=N_TRAIN // BATCH, on_evaluate=epoch_line,
-                               prover_pool=pools.factory, model=model)
+                               prover_pool=pools.factory, model=model,
+                               fresh_keys=fresh_keys)
         if summary["loss_curve"] or summary["accuracy_curve"]:
             plot_training(summary, out / "training.png")
     except SplitverifyError as exc:
         fail(exc)
     finish_session(summary, out, f"splitverify demo: {'RefNet' if model == 'refnet' else model}, "
                    "split at the cut layer, over HTTP")
+
+
+def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | None,
+                 chain: str, verify_on_chain: bool, out: Path, provers: int,
+                 ray: str | None, model: str) -> None:
+    """``demo --clients K``: see :func:`.demo.run_shared_demo`."""
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from splitverify.model import named_spec
+    from splitverify.protocol import ProofMode
+
+    from .demo import run_shared_demo
+
+    try:
+        if chain != "none" or verify_on_chain:
+            raise InputError("--clients K trains a shared server half without --chain or "
+                             "--verify-on-chain (not built for several clients): leave those "
+                             "out")
+        mode = ProofMode.parse(proof_mode)
+        pools = pool_choice(provers, ray)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("training", total=clients * steps)
+            summary = run_shared_demo(clients, steps, mode, out,
+                                      progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
+                                      on_step=lambda done: bar.update(task, completed=done),
+                                      prover_pool=pools.factory, malicious=malicious,
+                                      spec=named_spec(model))
+    except SplitverifyError as exc:
+        fail(exc)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    table = Table(title=f"splitverify demo: {clients} clients, one shared server half, "
+                        f"proof mode {summary['proof_mode']}")
+    for column in ("client", "session", "steps", "verdict", "test accuracy", "final loss",
+                   "step s"):
+        table.add_column(column)
+    for row in summary["per_client"]:
+        detected = next((d for d in summary["detections"] if d["client"] == row["client"]), None)
+        verdict = ("clean" if detected is None else
+                   f"TAMPERING at step {detected['step']} ({detected['detected_by']})")
+        accuracy = row["test_accuracy"]
+        table.add_row(str(row["client"]), row["session_id"][:12] + "…", str(row["steps"]),
+                      verdict, "-" if accuracy is None else f"{100 * accuracy:.1f} %",
+                      "-" if row["final_loss"] is None else f"{row['final_loss']:.4f}",
+                      str(row["step_s"]))
+    Console().print(table)
+    chain_line = summary["chain"]
+    console.print(f"server chain: {chain_line['entries']} ServerSteps, "
+                  f"{'one linked sequence' if chain_line['linked'] else 'NOT LINKED'}; "
+                  f"{summary['steps']} steps in {summary['train_s']} s "
+                  f"({summary['steps_per_s']} steps/s for all clients); audit the whole run: "
+                  f"splitverify audit --chain {out / 'chain.json'} "
+                  f"{out}/client-*/transcript.json")
+    for found in summary["detections"]:
+        console.print(f"[red]client {found['client']}[/] (session {found['session_id']}) "
+                      f"detected tampering at step {found['step']}: {found['reason']}")
+    if summary["detected"] or not chain_line["linked"]:
+        raise typer.Exit(3)
 
 
 _LIMITS = Limits()       # the server's defaults, shown by `serve --help`
@@ -131,7 +201,12 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                    "modules. Every session starts from its weights, which never leave the "
                    "server; a client must ask for these server layers. Default: seeded "
                    "weights of the half the client asks for.")] = None,
-          provers: ProversOpt = 0, ray: RayOpt = None) -> None:
+          provers: ProversOpt = 0, ray: RayOpt = None,
+          shared_model: Annotated[bool, typer.Option(
+              help="Train ONE server half with every client's session in turn (SplitFed-V2): "
+                   "each ServerStep starts from the shared chain's head; the chain is "
+                   "published at GET /chain. Proof modes every, audit:P and commit.")] = False
+          ) -> None:
     """Run the splitverify server (FastAPI over uvicorn), with its live dashboard at /."""
     import uvicorn
     from splitverify.protocol import scenarios
@@ -152,7 +227,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         application = create_app(db=db, malicious=malicious, limits=limits,
                                  ptau=ptau_policy(ptau, insecure_dev_ptau),
                                  dashboard_token=dashboard_token, server_model=server_model,
-                                 prover_pool=pool_choice(provers, ray).factory)
+                                 prover_pool=pool_choice(provers, ray).factory,
+                                 shared_model=shared_model)
     except SplitverifyError as exc:
         fail(exc)
     console.print(f"splitverify server on http://{host}:{port} (sessions in {db}); dashboard at "

@@ -30,9 +30,13 @@ CAUGHT = {
     "server:skip-update": {"every": (1, "client"), "commit": (1, "client")},
     "client:poisoned-activation": {"every": (0, "server"), "commit": None},
     "client:replay": {"every": (1, "server"), "commit": (1, "server")},
+    # only a shared server half has a published chain to fork from: a session with a server
+    # half of its own runs honestly; with a shared one each served client catches it at its
+    # step 1 (tests/server/test_shared_model.py)
+    "server:forked-model": {"every": None, "commit": None},
 }
 HOOKS = {"outgoing_activations", "outgoing_forward", "outgoing_gradient", "outgoing_proof",
-         "next_params"}
+         "next_params", "step_from", "publishes_step"}
 
 
 def flat(text: str) -> str:
