@@ -1,6 +1,7 @@
 """AvgPool2d (issue 21): sum-pool then its rescale by log2(kernel²). The integer reference
 against torch's avg_pool2d and autograd, golden (circuit == reference bit for bit), a wrong
-pooled entry failing the constraint check, the cost model against the compiled circuits."""
+pooled entry failing the constraint check, the cost model against the compiled circuits, and
+a pooled model's proven protocol steps."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import torch
 from splitverify import zk
 from splitverify.circuitgen import KINDS, generator
 from splitverify.model import AvgPool2d
+from splitverify.protocol import ProofMode, random_field, run_local, scenarios
 from splitverify.quant import QuantSpec
 
 from conftest import TINY_POOL_SPEC, bits_edits, tamper_witness, tamper_witness_many, wire_of
-from split_cases import assert_golden
+from split_cases import assert_golden, data_batches, random_case
 
 
 def test_pool_reference_is_torch_sum_pool_floored():
@@ -61,3 +63,23 @@ def test_a_wrong_pooled_entry_fails(tiny_pool_circuits, tiny_pool_witnesses, tmp
     ok, _ = tamper_witness_many(circuit, wtns, {wire: values[wire] + 1, **rebits},
                                 tmp_path / "bits.wtns")
     assert not ok
+
+
+def test_a_pooled_model_trains_with_every_step_proven(tiny_pool_circuits):
+    """Both parties in one process (run_local: the protocol's messages and checks): two honest
+    steps with every proof verified; the server's wrong gradient caught at step 0."""
+    for kind in KINDS:
+        tiny_pool_circuits.key(kind)
+    case = random_case(TINY_POOL_SPEC, seed=11)
+
+    def run(malicious: str | None):
+        session = random_field()
+        client, server = (scenarios.party_class(side, malicious)(
+            TINY_POOL_SPEC, session, ProofMode.parse("every"), params, tiny_pool_circuits)
+            for side, params in (("client", case.client), ("server", case.server)))
+        return run_local(client, server, data_batches(TINY_POOL_SPEC, 2, seed=1)), client
+    honest, client = run(None)
+    assert honest.detected is None and honest.steps == 2 and client.verifier.verified == 2
+    cheated, _ = run("server:wrong-gradient")
+    assert cheated.detected is not None and cheated.detected.step == 0
+    assert cheated.detected.detected_by == "client"
