@@ -35,6 +35,8 @@ class KeyCeremony:
         if self.final is None:
             for name in FINAL_KEY_FIELDS:
                 del record[name]
+        if self.reused_from is None:        # a key of this session's ceremony: stored as before
+            del record["reused_from"]
         return record
 
 
