@@ -142,3 +142,8 @@ def test_a_tampered_witness_fails_the_constraints(table_circuits, honest_wtns, s
     honest = zk.read_witness(honest_wtns)[wire]
     ok, _report = tamper_witness(circuit, honest_wtns, wire, honest + 1, tmp_path / "t.wtns")
     assert not ok
+
+
+def test_cost_model_equals_the_compiled_table_step(table_circuits):
+    breakdown = generator.cost_breakdown(TINY_SPEC, "server_step", table_circuits.label_table_depth)
+    assert sum(breakdown.values()) == table_circuits.circuit("server_step").info.n_constraints

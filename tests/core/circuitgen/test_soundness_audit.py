@@ -31,7 +31,7 @@ from splitverify.zk.curve import R
 from splitverify.zk.r1cs_check import R1csSystem
 
 from conftest import tamper_witness
-from split_cases import random_case
+from split_cases import random_case, table_case
 
 pytestmark = pytest.mark.xdist_group("soundaudit")
 
@@ -293,6 +293,17 @@ def test_a_convolutional_model_rejects_every_single_wire_tamper(kind, tiny_conv_
     weight-gradient and input-gradient checks, its bias update over positions."""
     assert_every_single_wire_tamper_rejected(tiny_conv_circuits.circuit(kind),
                                              tiny_conv_witnesses[kind], f"conv, {kind}")
+
+
+def test_a_label_table_server_step_rejects_every_single_wire_tamper(tiny_case, isolated_cache,
+                                                                   tmp_path):
+    """--labels server: the ids, the one-hot labels as Merkle leaves, the paths (MerkleRoot's
+    Num2Bits and side selection), the table root and its commitment."""
+    case = table_case(tiny_case, table_size=5, seed=3)
+    circuits = SplitCircuits(tiny_case.spec, label_table_depth=case.table.depth)
+    wtns = circuits.witness("server_step", case.inputs, tmp_path / "table.wtns")
+    assert_every_single_wire_tamper_rejected(circuits.circuit("server_step"), wtns,
+                                             "labels from a server table, server_step")
 
 
 def main_inputs_without_wire(circuit: zk.CompiledCircuit) -> list[str]:
