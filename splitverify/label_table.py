@@ -11,6 +11,8 @@ that commitment.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .commit import native, poseidon_chain, tag
@@ -70,3 +72,17 @@ class LabelTable:
         self.check_ids(ids)
         return [[self.levels[level][(int(i) >> level) ^ 1] for level in range(self.depth)]
                 for i in ids]
+
+
+@dataclass(frozen=True)
+class SampleIds:
+    """What a client names its batch's rows by under --labels server (instead of labels): the
+    rows' sample ids, committed in ``depth`` bits each (the table's depth)."""
+    ids: torch.Tensor
+    depth: int
+
+    def __post_init__(self):
+        ids = torch.as_tensor(self.ids)
+        if ids.dim() != 1 or (ids.numel() and (int(ids.min()) < 0
+                                               or int(ids.max()) >= 1 << self.depth)):
+            raise InputError(f"sample ids must be a row of integers in [0, 2^{self.depth})")

@@ -13,7 +13,7 @@ from splitverify import model
 from splitverify.circuitgen import KINDS, SplitCircuits, Statement
 from splitverify.circuitgen import statements as st
 from splitverify.errors import InputError
-from splitverify.label_table import LabelTable
+from splitverify.label_table import LabelTable, SampleIds
 from splitverify.model import Params, SplitSpec
 from splitverify.refnet import initial_params
 
@@ -140,14 +140,15 @@ def same_params(a: Params, b: Params) -> bool:
 
 @dataclass
 class TableCase:
-    """ServerStep of ``base`` under --labels server: the server's table holds ``base.labels``
-    at ``ids`` (other rows hold other labels); the server's witness inputs and the statement
-    the client expects (activations, the ids it named, the session's table commitment)."""
+    """The step of ``base`` under --labels server: the server's table holds ``base.labels`` at
+    ``ids`` (other rows hold other labels); each circuit's witness inputs and the statement its
+    verifier expects (the client's name the ids, not the labels; ServerStep's, the ids and the
+    session's table commitment)."""
     base: StepCase
     table: LabelTable
     ids: torch.Tensor
-    inputs: dict
-    statement: Statement
+    inputs: dict[str, dict]
+    statements: dict[str, Statement]
 
 
 TABLE_SALT = 7777
@@ -163,10 +164,20 @@ def table_case(base: StepCase, table_size: int, seed: int) -> TableCase:
                                                        generator=g)) % spec.classes
     table_labels[ids] = base.labels
     table = LabelTable(table_labels, spec.classes, TABLE_SALT)
-    h, res = base.forward.output, base.server_result
-    inputs = st.server_step_table_inputs(spec, base.server, h, ids, table, CLIENT_SALTS.message,
-                                         res, SERVER_SALTS, SESSION, STEP)
-    statement = st.server_step_table_statement(spec, base.server, h, ids, table.depth,
-                                               table.commitment, CLIENT_SALTS.message, res,
-                                               SERVER_SALTS, SESSION, STEP)
-    return TableCase(base, table, ids, inputs, statement)
+    h, res, g = base.forward.output, base.server_result, base.server_result.gradient
+    cs, ss, rows = CLIENT_SALTS, SERVER_SALTS, SampleIds(ids, table.depth)
+    fwd_args = (spec, base.client, base.x, rows, base.forward, cs, SESSION, STEP)
+    bwd_args = (spec, base.client, base.x, rows, base.forward, g, ss.gradient, base.backward, cs,
+                SESSION, STEP)
+    inputs = {
+        "client_forward": st.client_forward_inputs(*fwd_args),
+        "server_step": st.server_step_table_inputs(spec, base.server, h, ids, table, cs.message,
+                                                   res, ss, SESSION, STEP),
+        "client_backward": st.client_backward_inputs(*bwd_args)}
+    statements = {
+        "client_forward": st.client_forward_statement(*fwd_args),
+        "server_step": st.server_step_table_statement(spec, base.server, h, ids, table.depth,
+                                                      table.commitment, cs.message, res, ss,
+                                                      SESSION, STEP),
+        "client_backward": st.client_backward_statement(*bwd_args)}
+    return TableCase(base, table, ids, inputs, statements)

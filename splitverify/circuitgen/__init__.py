@@ -59,8 +59,9 @@ class SplitCircuits:
     def __init__(self, spec: SplitSpec, *, cache: zk.ArtifactCache | None = None,
                  ptau: zk.PtauFile | None = None, contributors: tuple[str, ...] = ("splitverify",),
                  label_table_depth: int = 0):
-        """``label_table_depth`` > 0: --labels server, ServerStep reads its labels from the
-        server's committed table of that depth (the client circuits are not built so)."""
+        """``label_table_depth`` > 0: --labels server, the client's circuits commit sample ids
+        (that many bits) for labels and ServerStep reads the labels at those ids from the
+        server's committed table of that depth."""
         self.spec = spec
         self.label_table_depth = label_table_depth
         self.cache = cache
@@ -92,7 +93,10 @@ class SplitCircuits:
         return self._circuits[kind]
 
     def signal_names(self, kind: str) -> tuple[str, ...]:
-        return statements.signal_names(kind, bool(self.label_table_depth))
+        return statements.signal_names(kind, self._reads_table(kind))
+
+    def _reads_table(self, kind: str) -> bool:
+        return bool(self.label_table_depth) and kind == "server_step"
 
     def key(self, kind: str) -> zk.CircuitKey:
         if kind not in self._keys:
@@ -121,12 +125,12 @@ class SplitCircuits:
         circuit = self.circuit(kind)
         return Statement.from_signals(kind, zk.witness.public_signals(circuit,
                                                                       zk.read_witness(wtns)),
-                                      bool(self.label_table_depth))
+                                      self._reads_table(kind))
 
     def prove(self, kind: str, inputs: Mapping[str, object], backend: str | None = None
               ) -> tuple[zk.Proof, Statement]:
         proof, public = zk.prove(self.key(kind), inputs, backend)
-        return proof, Statement.from_signals(kind, public, bool(self.label_table_depth))
+        return proof, Statement.from_signals(kind, public, self._reads_table(kind))
 
     def verify(self, kind: str, proof: zk.Proof, expected: Statement,
                verifier: str = "native") -> bool:

@@ -37,7 +37,7 @@ TEMPLATE_NAMES = {"client_forward": "ClientForward", "server_step": "ServerStep"
                   "client_backward": "ClientBackward"}
 # dense.circom holds the Freivalds machinery every circuit uses (ChallengePowers, MatMulCheck)
 INCLUDES = ("fixedpoint.circom", "commit.circom", "dense.circom", "loss.circom", "update.circom")
-LABEL_TABLE_INCLUDE = "labels.circom"   # only ServerStep with --labels server
+LABEL_TABLE_INCLUDE = "labels.circom"   # only with --labels server
 TRANSCRIPT_DOMAIN = {"client_forward": 101, "server_step": 102, "client_backward": 103}
 COST_CATEGORIES = ("products", "range_checks", "commitments", "transcript")
 
@@ -264,15 +264,24 @@ class _Main:
                     segments.append(Slots(t, v + 2, 1 << (v + 1)))
         return segments
 
-    def data_commitment(self) -> tuple[Tensor, Tensor]:
-        """The client's data batch and one-hot labels, range-checked and committed: the same
-        commitment in ClientForward and ClientBackward (the verifier checks they are equal)."""
-        spec = self.spec
+    def data_commitment(self) -> tuple[Tensor, Slots]:
+        """The client's data batch and what names its rows, range-checked and committed: the
+        same commitment in ClientForward and ClientBackward (the verifier checks they are
+        equal). The rows are one-hot labels, or under --labels server the sample ids (each
+        bounded to the table's depth in bits by Num2Bits)."""
+        spec, depth = self.spec, self.label_table_depth
         x = self.input("x", spec.batch, spec.features)
-        labels = self.input("labels", spec.batch, spec.classes)
+        if depth:
+            ids = self.input("ids", spec.batch)
+            self.decl.append(f"component idBits[{spec.batch}];")
+            self.loop(spec.batch, f"idBits[k] = Num2Bits({depth});", f"idBits[k].in <== ids[k];")
+            self.cost["range_checks"] += spec.batch * depth
+            rows = Slots(ids, depth, 0)
+        else:
+            rows = self.one_hot_rows(self.input("labels", spec.batch, spec.classes))
         self.commitment("dataCommitment", "data", self.input("dataSalt").name,
-                        [self.signed_range(x, self.q.input_bits), self.one_hot_rows(labels)])
-        return x, labels
+                        [self.signed_range(x, self.q.input_bits), rows])
+        return x, rows
 
     def table_labels(self, h: Tensor, labels: Tensor, depth: int) -> None:
         """``--labels server``: the message commits the activations and the rows' sample ids;
@@ -332,18 +341,18 @@ def describe(spec: SplitSpec) -> str:
             f"lr {q.lr_num}/2^{q.lr_shift}")
 
 
-def _client_forward(spec: SplitSpec) -> _Main:
-    m = _Main(spec, "client_forward")
+def _client_forward(spec: SplitSpec, label_table_depth: int = 0) -> _Main:
+    m = _Main(spec, "client_forward", label_table_depth)
     q = spec.quant
     m.input("session")
     m.input("step")
-    x, labels = m.data_commitment()
+    x, rows = m.data_commitment()
     m.commitment("weightsCommitment", "weights", m.input("weightsSalt").name,
                  m.weights(spec.client))
     outs, masks = m.forward(spec.client, x, "a")
     v = q.value_bits
     m.commitment("messageCommitment", "message", m.input("messageSalt").name,
-                 [Slots(outs[-1], v + 1, 1 << v), Slots(labels, 1, 0)])
+                 [Slots(outs[-1], v + 1, 1 << v), rows])
     state = [Slots(mask, 1, 0) for mask in masks if mask]
     state += [Slots(t, v + 1, 1 << v) for t in outs[:-1]]
     m.commitment("stateCommitment", "state", m.input("stateSalt").name, state)
@@ -384,15 +393,15 @@ def _server_step(spec: SplitSpec, label_table_depth: int = 0) -> _Main:
     return m
 
 
-def _client_backward(spec: SplitSpec) -> _Main:
-    m = _Main(spec, "client_backward")
+def _client_backward(spec: SplitSpec, label_table_depth: int = 0) -> _Main:
+    m = _Main(spec, "client_backward", label_table_depth)
     q, batch, v = spec.quant, spec.batch, spec.quant.value_bits
     m.input("session")
     m.input("step")
     grad = m.input("gradient", batch, spec.cut_width)
     m.commitment("gradientCommitment", "gradient", m.input("gradientSalt").name,
                  [m.signed_range(grad, v)])
-    x, labels = m.data_commitment()
+    x, _rows = m.data_commitment()
     masks: list[Tensor | None] = []
     state = []
     for i, layer in enumerate(spec.client):
@@ -421,15 +430,10 @@ _BUILDERS = {"client_forward": _client_forward, "server_step": _server_step,
 def _build(spec: SplitSpec, kind: str, label_table_depth: int = 0) -> _Main:
     if kind not in _BUILDERS:
         raise ValueError(f"unknown circuit {kind!r}; one of {KINDS}")
-    if not label_table_depth:
-        return _BUILDERS[kind](spec)
-    if kind != "server_step":
-        raise InputError(f"labels from a server table (--labels server) are built for "
-                         f"server_step only; {kind} with sample ids instead of labels is not "
-                         "built yet (use --labels client)")
-    if label_table_depth < 1:
-        raise InputError(f"a label table's depth must be ≥ 1, not {label_table_depth}")
-    return _server_step(spec, label_table_depth)
+    if label_table_depth < 0:
+        raise InputError(f"a label table's depth must be ≥ 1 (0: labels from the client), not "
+                         f"{label_table_depth}")
+    return _BUILDERS[kind](spec, label_table_depth)
 
 
 def generate(spec: SplitSpec, kind: str, label_table_depth: int = 0) -> str:

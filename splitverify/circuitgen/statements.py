@@ -14,7 +14,7 @@ import torch
 
 from ..commit import Segment, commit, pack
 from ..errors import InputError
-from ..label_table import LabelTable
+from ..label_table import LabelTable, SampleIds
 from ..model import (Backward, Forward, Layer, Params, ServerResult, SplitSpec,
                      client_backward, client_forward, onehot, server_step)
 from ..quant import to_field
@@ -90,9 +90,26 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1)
 
 
-def data_commitment(spec: SplitSpec, x: torch.Tensor, labels: torch.Tensor, salt: int) -> int:
+# A batch's rows are named by their labels (class indices, committed one-hot) or, under
+# --labels server, by their sample ids (SampleIds, committed in the table's depth in bits).
+Rows = torch.Tensor | SampleIds
+
+
+def _rows_segment(spec: SplitSpec, rows: Rows) -> Segment:
+    if isinstance(rows, SampleIds):
+        return Segment.unsigned(_flat(rows.ids), rows.depth)
+    return Segment.unsigned(_flat(onehot(rows, spec.classes)), 1)
+
+
+def _rows_inputs(spec: SplitSpec, rows: Rows) -> dict:
+    if isinstance(rows, SampleIds):
+        return {"ids": [int(i) for i in rows.ids]}
+    return {"labels": _field(onehot(rows, spec.classes))}
+
+
+def data_commitment(spec: SplitSpec, x: torch.Tensor, labels: Rows, salt: int) -> int:
     return commit("data", [Segment.signed(_flat(x), spec.quant.input_bits),
-                           Segment.unsigned(_flat(onehot(labels, spec.classes)), 1)], salt)
+                           _rows_segment(spec, labels)], salt)
 
 
 def weight_segments(spec: SplitSpec, params: Params) -> list[Segment]:
@@ -104,10 +121,10 @@ def weights_commitment(spec: SplitSpec, params: Params, salt: int) -> int:
     return commit("weights", weight_segments(spec, params), salt)
 
 
-def message_commitment(spec: SplitSpec, activations: torch.Tensor, labels: torch.Tensor,
+def message_commitment(spec: SplitSpec, activations: torch.Tensor, labels: Rows,
                        salt: int) -> int:
     return commit("message", [Segment.signed(_flat(activations), spec.quant.value_bits),
-                              Segment.unsigned(_flat(onehot(labels, spec.classes)), 1)], salt)
+                              _rows_segment(spec, labels)], salt)
 
 
 def gradient_commitment(spec: SplitSpec, gradient: torch.Tensor, salt: int) -> int:
@@ -159,17 +176,17 @@ class ServerSalts:
 
 
 def client_forward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
-                          labels: torch.Tensor, fwd: Forward, salts: ClientSalts,
+                          labels: Rows, fwd: Forward, salts: ClientSalts,
                           session: int, step: int) -> dict:
     return {"session": session, "step": step, "x": _field(x),
-            "labels": _field(onehot(labels, spec.classes)), "dataSalt": salts.data,
+            **_rows_inputs(spec, labels), "dataSalt": salts.data,
             **_params_inputs(spec.client, params), "weightsSalt": salts.weights,
             **{f"acc{i}": _field(a) for i, a in enumerate(fwd.acc)},
             "messageSalt": salts.message, "stateSalt": salts.state}
 
 
 def client_forward_statement(spec: SplitSpec, params: Params, x: torch.Tensor,
-                             labels: torch.Tensor, fwd: Forward, salts: ClientSalts,
+                             labels: Rows, fwd: Forward, salts: ClientSalts,
                              session: int, step: int) -> Statement:
     return Statement("client_forward", {
         "dataCommitment": data_commitment(spec, x, labels, salts.data),
@@ -212,13 +229,6 @@ def _server_step_outcome(spec: SplitSpec, params: Params, result: ServerResult,
             "session": session, "step": step}
 
 
-def message_commitment_of_ids(spec: SplitSpec, activations: torch.Tensor, ids: torch.Tensor,
-                              depth: int, salt: int) -> int:
-    """--labels server: the message holds the rows' sample ids (``depth`` bits) for labels."""
-    return commit("message", [Segment.signed(_flat(activations), spec.quant.value_bits),
-                              Segment.unsigned(_flat(ids), depth)], salt)
-
-
 def server_step_table_inputs(spec: SplitSpec, params: Params, activations: torch.Tensor,
                              ids: torch.Tensor, table: LabelTable, message_salt: int,
                              result: ServerResult, salts: ServerSalts, session: int,
@@ -239,21 +249,21 @@ def server_step_table_statement(spec: SplitSpec, params: Params, activations: to
     """What a client expects of ServerStep under --labels server: its activations and the ids
     it named, the table commitment the session published; the client never sees the labels."""
     return Statement("server_step", {
-        "messageCommitment": message_commitment_of_ids(spec, activations, ids, table_depth,
-                                                       message_salt),
+        "messageCommitment": message_commitment(spec, activations,
+                                                SampleIds(ids, table_depth), message_salt),
         "labelTable": table_commitment,
         **_server_step_outcome(spec, params, result, salts, session, step)})
 
 
 def client_backward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
-                           labels: torch.Tensor, fwd: Forward, gradient: torch.Tensor,
+                           labels: Rows, fwd: Forward, gradient: torch.Tensor,
                            gradient_salt: int, bwd: Backward, salts: ClientSalts,
                            session: int, step: int) -> dict:
     masks, acts = client_state(spec, fwd)
     relu_layers = [i for i, layer in enumerate(spec.client) if layer.relu]
     inputs = {"session": session, "step": step, "gradient": _field(gradient),
               "gradientSalt": gradient_salt, "x": _field(x),
-              "labels": _field(onehot(labels, spec.classes)), "dataSalt": salts.data,
+              **_rows_inputs(spec, labels), "dataSalt": salts.data,
               **{f"maskIn{i}": _field(m) for i, m in zip(relu_layers, masks)},
               **{f"act{i + 1}": _field(a) for i, a in enumerate(acts)},
               "stateSalt": salts.state, "weightsSalt": salts.weights}
@@ -273,7 +283,7 @@ def client_backward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
 
 
 def client_backward_statement(spec: SplitSpec, params: Params, x: torch.Tensor,
-                              labels: torch.Tensor, fwd: Forward, gradient: torch.Tensor,
+                              labels: Rows, fwd: Forward, gradient: torch.Tensor,
                               gradient_salt: int, bwd: Backward, salts: ClientSalts,
                               session: int, step: int) -> Statement:
     return Statement("client_backward", {

@@ -34,7 +34,7 @@ def case(tiny_case):
 
 @pytest.fixture(scope="module")
 def honest_wtns(table_circuits, case, tmp_path_factory):
-    return table_circuits.witness("server_step", case.inputs,
+    return table_circuits.witness("server_step", case.inputs["server_step"],
                                   tmp_path_factory.mktemp("table") / "honest.wtns")
 
 
@@ -58,14 +58,31 @@ def test_default_circuits_do_not_change(tiny_circuits):
         assert "MerkleRoot" not in tiny_circuits.source(kind)
 
 
-def test_client_circuits_with_ids_are_not_built():
-    with pytest.raises(InputError, match="server_step only"):
-        generator.generate(TINY_SPEC, "client_forward", label_table_depth=3)
+def test_a_negative_depth_is_refused():
+    with pytest.raises(InputError, match="depth"):
+        generator.generate(TINY_SPEC, "client_forward", label_table_depth=-1)
+
+
+@pytest.mark.parametrize("kind", ["client_forward", "client_backward"])
+def test_client_circuits_with_ids_equal_the_reference(kind, table_circuits, case, tmp_path):
+    """The client's circuits commit the rows' sample ids where they committed labels: no label
+    in any client statement or witness."""
+    assert "labels" not in case.inputs[kind] and "ids" in case.inputs[kind]
+    wtns = table_circuits.witness(kind, case.inputs[kind], tmp_path / f"{kind}.wtns")
+    assert table_circuits.statement_of(kind, wtns).values == case.statements[kind].values
+
+
+def test_an_id_past_the_depth_cannot_be_committed(table_circuits, case, tmp_path):
+    ids = list(case.inputs["client_forward"]["ids"])
+    ids[0] = 1 << case.table.depth
+    with pytest.raises(WitnessError, match="Num2Bits"):
+        table_circuits.witness("client_forward", {**case.inputs["client_forward"], "ids": ids},
+                               tmp_path / "wide-id.wtns")
 
 
 def test_table_step_equals_the_reference(table_circuits, case, honest_wtns):
     got = table_circuits.statement_of("server_step", honest_wtns)
-    assert got.values == case.statement.values
+    assert got.values == case.statements["server_step"].values
     # same labels as the client-labels step, so the same loss, update and gradient, bit for bit
     client_mode = case.base.statements["server_step"].values
     for name in ("loss", "weightsBefore", "weightsAfter", "gradientCommitment"):
@@ -80,36 +97,36 @@ def test_labels_not_in_the_table_cannot_be_witnessed(table_circuits, case, tmp_p
     res = model.server_step(base.spec, base.server, base.forward.output, other)
     inputs = st.server_step_inputs(base.spec, base.server, base.forward.output, other,
                                    CLIENT_SALTS.message, res, SERVER_SALTS, SESSION, STEP)
-    inputs.update({k: case.inputs[k] for k in ("ids", "labelRoot", "labelSalt",
+    inputs.update({k: case.inputs["server_step"][k] for k in ("ids", "labelRoot", "labelSalt",
                                                 "labelSiblings")})
     with pytest.raises(WitnessError, match="ServerStep"):
         table_circuits.witness("server_step", inputs, tmp_path / "other-labels.wtns")
 
 
 def test_a_wrong_path_cannot_be_witnessed(table_circuits, case, tmp_path):
-    siblings = [row[:] for row in case.inputs["labelSiblings"]]
+    siblings = [row[:] for row in case.inputs["server_step"]["labelSiblings"]]
     siblings[0][1] += 1
     with pytest.raises(WitnessError, match="ServerStep"):
-        table_circuits.witness("server_step", {**case.inputs, "labelSiblings": siblings},
+        table_circuits.witness("server_step", {**case.inputs["server_step"], "labelSiblings": siblings},
                                tmp_path / "wrong-path.wtns")
     # another row's id with the batch row's path (and label)
-    ids = list(case.inputs["ids"])
+    ids = list(case.inputs["server_step"]["ids"])
     ids[0] = next(i for i in range(TABLE_SIZE) if i not in ids)
     with pytest.raises(WitnessError, match="ServerStep"):
-        table_circuits.witness("server_step", {**case.inputs, "ids": ids},
+        table_circuits.witness("server_step", {**case.inputs["server_step"], "ids": ids},
                                tmp_path / "wrong-id.wtns")
 
 
 def test_an_id_past_the_table_cannot_be_witnessed(table_circuits, case, tmp_path):
     """Padding leaves hold `classes`: no one-hot label reaches them, whatever the path."""
     padded = TABLE_SIZE + 1
-    ids = list(case.inputs["ids"])
+    ids = list(case.inputs["server_step"]["ids"])
     ids[0] = padded
-    siblings = [row[:] for row in case.inputs["labelSiblings"]]
+    siblings = [row[:] for row in case.inputs["server_step"]["labelSiblings"]]
     table = case.table
     siblings[0] = [table.levels[level][(padded >> level) ^ 1] for level in range(table.depth)]
     with pytest.raises(WitnessError, match="ServerStep"):
-        table_circuits.witness("server_step", {**case.inputs, "ids": ids,
+        table_circuits.witness("server_step", {**case.inputs["server_step"], "ids": ids,
                                                "labelSiblings": siblings},
                                tmp_path / "padded.wtns")
 
@@ -128,8 +145,8 @@ def test_a_server_with_another_table_is_detected(table_circuits, case, tmp_path)
                                          SESSION, STEP)
     got = table_circuits.statement_of("server_step", table_circuits.witness(
         "server_step", inputs, tmp_path / "other-table.wtns"))
-    assert got.values["labelTable"] != case.statement.values["labelTable"]
-    assert got.values != case.statement.values
+    assert got.values["labelTable"] != case.statements["server_step"].values["labelTable"]
+    assert got.values != case.statements["server_step"].values
 
 
 @pytest.mark.parametrize("signal", ["labels[0][0]", "labelSiblings[1][2]", "ids[1]",
@@ -144,6 +161,7 @@ def test_a_tampered_witness_fails_the_constraints(table_circuits, honest_wtns, s
     assert not ok
 
 
-def test_cost_model_equals_the_compiled_table_step(table_circuits):
-    breakdown = generator.cost_breakdown(TINY_SPEC, "server_step", table_circuits.label_table_depth)
-    assert sum(breakdown.values()) == table_circuits.circuit("server_step").info.n_constraints
+@pytest.mark.parametrize("kind", generator.KINDS)
+def test_cost_model_equals_the_compiled_table_circuits(kind, table_circuits):
+    breakdown = generator.cost_breakdown(TINY_SPEC, kind, table_circuits.label_table_depth)
+    assert sum(breakdown.values()) == table_circuits.circuit(kind).info.n_constraints

@@ -295,15 +295,17 @@ def test_a_convolutional_model_rejects_every_single_wire_tamper(kind, tiny_conv_
                                              tiny_conv_witnesses[kind], f"conv, {kind}")
 
 
-def test_a_label_table_server_step_rejects_every_single_wire_tamper(tiny_case, isolated_cache,
-                                                                   tmp_path):
-    """--labels server: the ids, the one-hot labels as Merkle leaves, the paths (MerkleRoot's
-    Num2Bits and side selection), the table root and its commitment."""
+@pytest.mark.parametrize("kind", KINDS)
+def test_label_table_circuits_reject_every_single_wire_tamper(kind, tiny_case, isolated_cache,
+                                                              tmp_path):
+    """--labels server: the ids (Num2Bits in the client's, MerkleRoot's in ServerStep), the
+    one-hot labels as Merkle leaves, the paths' side selection, the table root and its
+    commitment."""
     case = table_case(tiny_case, table_size=5, seed=3)
     circuits = SplitCircuits(tiny_case.spec, label_table_depth=case.table.depth)
-    wtns = circuits.witness("server_step", case.inputs, tmp_path / "table.wtns")
-    assert_every_single_wire_tamper_rejected(circuits.circuit("server_step"), wtns,
-                                             "labels from a server table, server_step")
+    wtns = circuits.witness(kind, case.inputs[kind], tmp_path / f"{kind}.wtns")
+    assert_every_single_wire_tamper_rejected(circuits.circuit(kind), wtns,
+                                             f"labels from a server table, {kind}")
 
 
 def main_inputs_without_wire(circuit: zk.CompiledCircuit) -> list[str]:
