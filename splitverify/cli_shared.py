@@ -66,6 +66,10 @@ RayOpt = Annotated[Optional[str], typer.Option(
     help="Prove on Ray: auto (join this machine's cluster, or start one) or a cluster's "
          "address. The keys must be on a path every node reads. Needs "
          "pip install 'splitverify[ray]'.")]
+FreshKeysOpt = Annotated[bool, typer.Option(
+    "--fresh-keys",
+    help="Run the key ceremony for this session even where a finished key of an earlier "
+         "session between the same two identities could be reused (the default reuses it).")]
 
 
 def pool_choice(provers: int, ray: Optional[str]):

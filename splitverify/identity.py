@@ -114,7 +114,10 @@ class Identity:
                                  f"digits): {exc}; restore it or delete it to make a new identity"
                                  ) from exc
         identity = cls.generate()
-        identity.save(path)
+        try:
+            identity.save(path)
+        except FileExistsError:          # another process made it meanwhile: that one is ours
+            return cls.load_or_create(path)
         return identity
 
     def save(self, path: str | Path) -> None:

@@ -10,7 +10,10 @@ contribution hash. ``check_keys`` establishes each verification key:
 1. γ is the generator and δ ≠ γ (what ``snarkjs zkey new`` writes, and what a key anyone can
    forge for would break);
 2. exactly the server's then the client's contribution, each signed by that party's pinned
-   identity for this session and circuit, each hash following from its points;
+   identity for this session and circuit, each hash following from its points; a key reused
+   from an earlier session of the same two identities (``key_origin[kind].reused_from_session``,
+   issue 19) has both contributions signed for that origin session — by the identities pinned
+   in THIS transcript, so a key is reused only between the same pair;
 3. the δ chain: each contribution's proof of knowledge and δ step hold, from the initial δ (the
    generator) to the last one (``phase2``'s own checks), and the key's δ2 has the last δ1's
    discrete logarithm;
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +158,7 @@ class KeysVerdict:
     rederived: list[str]          # circuits whose initial key was re-derived from the ptau given
     ptaus: dict[str, dict]        # per circuit, its recorded ptau
     identities: dict[str, str | None]
+    reused: dict[str, int] = field(default_factory=dict)   # circuit → its key's origin session
 
     @property
     def insecure(self) -> bool:
@@ -167,10 +171,14 @@ class KeysVerdict:
                     f"client {self.identities.get('client')}")
         ptau = ("the INSECURE development ptau" if self.insecure else
                 f"the {'/'.join(origins)} ptau {', '.join(names)}")
+        reused = "".join(
+            f" ({', '.join(k for k, s in self.reused.items() if s == origin)} key reused from "
+            f"session {origin}, signed then by the same two identities)"
+            for origin in sorted(set(self.reused.values())))
         if len(self.rederived) == len(self.ptaus):
-            return f"keys from {ceremony} on {ptau} (initial keys re-derived from it)"
-        return (f"keys from {ceremony} on {ptau}; the ptau was not given (--ptau), so the "
-                "initial keys were not re-derived: the keys' trapdoor may be known, and the "
+            return f"keys from {ceremony}{reused} on {ptau} (initial keys re-derived from it)"
+        return (f"keys from {ceremony}{reused} on {ptau}; the ptau was not given (--ptau), so "
+                "the initial keys were not re-derived: the keys' trapdoor may be known, and the "
                 "transcript proves consistency only")
 
 
@@ -181,7 +189,7 @@ def check_keys(transcript, ptau_files: list[Path] | tuple[Path, ...] = ()) -> Ke
     identities = transcript.identities or {}
     given = {sha256_file(p): Path(p) for p in ptau_files}
     used: set[str] = set()
-    ptaus, rederived = {}, []
+    ptaus, rederived, reused = {}, [], {}
     spec = None
     for kind in KINDS:
         vk_json = transcript.verification_keys.get(kind)
@@ -201,7 +209,10 @@ def check_keys(transcript, ptau_files: list[Path] | tuple[Path, ...] = ()) -> Ke
         if transcript.ptau is not None and transcript.ptau != origin["ptau"]:
             raise KeyRefused(kind, "its ptau is not the one the transcript records for all keys")
         ptaus[kind] = origin["ptau"]
-        last_delta1 = _check_ceremony(transcript, kind, origin, identities)
+        signed_for = _signed_for(transcript, kind, origin)
+        if signed_for != transcript.session_id:
+            reused[kind] = signed_for
+        last_delta1 = _check_ceremony(transcript, kind, origin, identities, signed_for)
         _check_metadata(kind, vk_json, transcript.ceremony.get(kind, []))
         _check_delta(kind, vk, last_delta1)
         ptau_path = given.get(origin["ptau"].get("sha256"))
@@ -215,12 +226,26 @@ def check_keys(transcript, ptau_files: list[Path] | tuple[Path, ...] = ()) -> Ke
         raise InputError(f"{', '.join(unused)}: no key of this transcript was made from it (its "
                          f"sha256 is none of {sorted({p.get('sha256') for p in ptaus.values()})}); "
                          "give the ptau the session used")
-    return KeysVerdict(rederived, ptaus, identities)
+    return KeysVerdict(rederived, ptaus, identities, reused)
 
 
-def _check_ceremony(transcript, kind: str, origin: dict, identities: dict) -> bytes:
-    """The contributions: the server's then the client's, signed, hashes from their points,
-    the δ chain from the generator. Returns the last δ1."""
+def _signed_for(transcript, kind: str, origin: dict) -> int:
+    """The session the key's contributions were signed for: this one, or the origin session
+    of a reused key (the signatures must still be those of THIS transcript's pinned
+    identities: :func:`_check_ceremony`)."""
+    if "reused_from_session" not in origin:
+        return transcript.session_id
+    session = origin["reused_from_session"]
+    if type(session) is not int or session < 0:
+        raise KeyRefused(kind, f"its reused_from_session {session!r} is not a session id")
+    return session
+
+
+def _check_ceremony(transcript, kind: str, origin: dict, identities: dict, signed_for: int
+                    ) -> bytes:
+    """The contributions: the server's then the client's, each signed for ``signed_for`` by
+    the party pinned in this transcript, hashes from their points, the δ chain from the
+    generator. Returns the last δ1."""
     records = transcript.ceremony.get(kind, [])
     names = [r.get("name") for r in records]
     if names != list(CONTRIBUTORS):
@@ -232,9 +257,11 @@ def _check_ceremony(transcript, kind: str, origin: dict, identities: dict) -> by
         if record.get("index") != index or c.hash != record.get("hash"):
             raise KeyRefused(kind, f"contribution #{index} ({party}): its recorded hash is not "
                                    "the hash of its points")
-        if not contribution_signed(identities.get(party), transcript.session_id, kind, index,
+        if not contribution_signed(identities.get(party), signed_for, kind, index,
                                    party, c.hash, record.get("signature")):
-            raise KeyRefused(kind, f"contribution #{index} ({party}) is not signed by the "
+            where = ("" if signed_for == transcript.session_id
+                     else f" for session {signed_for}, the key's origin")
+            raise KeyRefused(kind, f"contribution #{index} ({party}) is not signed{where} by the "
                                    f"{party}'s pinned identity {identities.get(party)}")
         contributions.append(c)
     try:

@@ -95,6 +95,14 @@ def session_table(summary: dict, title: str) -> Table:
                "[green]clean[/]: every required proof verified" if summary["verified"]
                else "clean (no proofs required)")
     table.add_row("verdict", verdict)
+    keys = summary.get("key_ceremony")
+    if keys:
+        reused = keys["reused_from"]
+        table.add_row("key ceremony", (
+            f"reused from session {', '.join(sorted({s[:12] + '…' for s in reused.values()}))} "
+            "(same two identities)" if reused and not keys["ceremony"] else
+            "ran for " + ", ".join(keys["ceremony"]) + (
+                f"; reused for {', '.join(reused)}" if reused else "")))
     for key, label in (("setup_s", "compile + development keys"),
                        ("session_s", "session + key ceremony"), ("train_s", "training"),
                        ("step_s", "per step"), ("seconds", "total")):

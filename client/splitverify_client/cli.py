@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 from platformdirs import user_data_path
 
-from splitverify.cli_shared import (PROOF_MODE_HELP, InsecureDevPtauOpt, MaliciousOpt, OutOpt,
+from splitverify.cli_shared import (PROOF_MODE_HELP, FreshKeysOpt, InsecureDevPtauOpt,
+                                    MaliciousOpt, OutOpt,
                                     ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console, fail,
                                     finish_session, pool_choice, ptau_policy)
 from splitverify.errors import InputError, SplitverifyError
@@ -65,7 +66,8 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
               help="Train on this data instead of the digits: FILE.npz (arrays x, y; "
                    "optionally x_test, y_test, for the test accuracy) or FILE.csv (features, "
                    "then the class index, per row).")] = None,
-          provers: ProversOpt = 0, ray: RayOpt = None) -> None:
+          provers: ProversOpt = 0, ray: RayOpt = None,
+          fresh_keys: FreshKeysOpt = False) -> None:
     """The client: train RefNet (or a --client-layers/--server-layers model, or your own
     --model) with a splitverify server over HTTP. Exit codes as demo."""
     from rich.progress import Progress
@@ -98,7 +100,8 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                                    chain=log, state_dir=state,
                                    spec=spec, ptau=ptau_policy(ptau, insecure_dev_ptau),
                                    identity=Identity.load_or_create(identity or DEFAULT_IDENTITY),
-                                   model=client_half, dataset=dataset, prover_pool=pools.factory)
+                                   model=client_half, dataset=dataset, prover_pool=pools.factory,
+                                   fresh_keys=fresh_keys)
     except SplitverifyError as exc:
         fail(exc)
     finish_session(summary, out, f"splitverify train against {server}")

@@ -37,10 +37,11 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from splitverify.circuitgen import KINDS, SplitCircuits
-from splitverify.keyexchange import client_contribute, load_final
-from splitverify import powersoftau, zk
+from splitverify.keyexchange import client_contribute, initial, load_final
+from splitverify import keycache, powersoftau, zk
 from splitverify.powersoftau import PtauPolicy
-from splitverify.errors import InputError, MalformedAnswer, SetupError, SplitverifyError, TamperDetected
+from splitverify.errors import (InputError, IntegrityError, MalformedAnswer, SetupError,
+                               SplitverifyError, TamperDetected)
 from splitverify.identity import Identity, check_address
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify import model
@@ -50,7 +51,8 @@ from splitverify.pool.threads import background_pool
 from splitverify.shared_chain import check_served
 from splitverify.protocol import ClientParty, SessionResult, new_transcript, policy, scenarios
 from splitverify.protocol.local import rollback_step
-from splitverify.protocol.wire import (ErrorBody, GradientMessage, KeyAccepted, Phase1Accepted,
+from splitverify.protocol.wire import (MAX_OFFERS_PER_KIND, ErrorBody, GradientMessage,
+                                       KeyAccepted, KeyReuseOffer, Phase1Accepted,
                                        Predictions, ProofBody, ProofExchange, ProofMode,
                                        SessionCreate,
                                        SessionCreated, SessionStatus, StepDone, StopRecord,
@@ -81,12 +83,16 @@ class SplitClient:
                  transport: httpx.BaseTransport | None = None, ptau: PtauPolicy | None = None,
                  identity: Identity | None = None, model: torch.nn.Sequential | None = None,
                  server_layers: torch.nn.Sequential | tuple[Layer, ...] | None = None,
-                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None):
+                 prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
+                 fresh_keys: bool = False, server_identity: str | None = None):
         """``model``: the client's half as an ``nn.Sequential`` with its own weights (else
         ``spec``'s, seeded); ``server_layers``: then the server half's shape (an
         ``nn.Sequential`` whose weights are not read, or its layers): the server's weights
         are its own; ``prover_pool(circuits)``: the pool the client proves on (default: its
-        own thread, or a background thread in ``pipelined:W``)."""
+        own thread, or a background thread in ``pipelined:W``). Finished ceremony keys are
+        reused between the same two identities (:mod:`splitverify.keycache`) unless
+        ``fresh_keys``; ``server_identity``: the server's address when known in advance (the
+        keys offered are this server's; otherwise those of the server last met at ``url``)."""
         self.url = url.rstrip("/")
         # which powers of tau this client accepts (None: whatever the server's keys use)
         self.ptau_policy = ptau
@@ -116,6 +122,8 @@ class SplitClient:
         # phase 1 with a server is cached under; kept in the state folder too, so that a resumed
         # client is the same party) and the server's address, pinned when the session is created
         self.identity = self._identity(identity)
+        # a key made here and lost with the process: its finished keys are never cached
+        self.lasting_identity = identity is not None or self.state is not None
         self.server_identity: str | None = None
         self.party: ClientParty | None = None
         self.session_id, self.token, self.seed = 0, "", 0
@@ -124,6 +132,12 @@ class SplitClient:
         self.ceremony = False                # the server runs a key ceremony per session
         self.idle_expiry_s = 0               # the server removes the session after this idle
         self.keys: dict[str, dict] = {}      # per circuit: our final key (path, blake2b, …)
+        self.fresh_keys = fresh_keys
+        self.expected_server = (None if server_identity is None else
+                                check_address(server_identity, "server_identity"))
+        # what became of key reuse: kind → origin session ("reused"), or why not ("declined" by
+        # the server, "not_offered" by us)
+        self.key_reuse: dict[str, dict] = {"reused": {}, "declined": {}, "not_offered": {}}
         self.next_step = 0
         # the message being delivered ({kind, body}), kept until the server's answer is handled
         self.outbox: dict | None = None
@@ -155,7 +169,7 @@ class SplitClient:
             "url": self.url, "request": self.request, "session_id": self.session_id,
             "token": self.token, "server_identity": self.server_identity,
             "ceremony": self.ceremony, "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
-            "ptau": self.ptau,
+            "ptau": self.ptau, "key_reuse": self.key_reuse,
             "detected": None if self.detected is None else self.detected.model_dump(),
             "party": None if party is None else party.snapshot(),
             "transcript": (None if party is None or party.transcript is None
@@ -187,6 +201,7 @@ class SplitClient:
         client.initial_weights_commitment = request.initial_weights_commitment
         client.request = data["request"]
         client.ceremony, client.keys = data["ceremony"], data["keys"]
+        client.key_reuse = data.get("key_reuse", client.key_reuse)
         client.server_identity = data["server_identity"]
         client.next_step = data["next_step"]
         client.outbox = data["outbox"]
@@ -329,7 +344,39 @@ class SplitClient:
             request.ptau = self.ptau_policy.announce()
         if self.ptau_policy is None or self.ptau_policy.origin == "two-party":
             request.party_id = self.identity.address
+        request.key_offers = self._key_offers()
         return request.model_dump(exclude_none=True)
+
+    def _key_offers(self) -> KeyReuseOffer | None:
+        """The finished keys this client holds with the server (``server_identity``, or the
+        one it last met at this URL) for this model's circuits, each checked against its
+        recorded blake2b first: a changed one is removed and not offered (said in
+        ``key_reuse["not_offered"]``); its circuit then gets a fresh ceremony."""
+        if self.fresh_keys or not self.mode.proves or not self.lasting_identity:
+            return None
+        cache = self._cache()
+        held = keycache.held_by_client(cache, self.identity.address)
+        server = self.expected_server or next(
+            (key.pair.server for key in held if key.url == self.url), None)
+        if server is None:
+            return None
+        circuits = self.party.prover.circuits
+        offers: dict[str, list[dict]] = {}
+        for key in held:
+            kind = key.pair.kind
+            if (key.pair.server != server or kind not in KINDS
+                    or len(offers.get(kind, ())) >= MAX_OFFERS_PER_KIND
+                    or key.pair.circuit != circuits.circuit(kind).key):
+                continue
+            try:
+                key.check_integrity()
+            except IntegrityError as exc:
+                keycache.forget(key)
+                self.key_reuse["not_offered"][kind] = f"{exc}; removed, the ceremony runs"
+                continue
+            offers.setdefault(kind, []).append({"blake2b": key.blake2b,
+                                                "origin_session": key.origin_session})
+        return KeyReuseOffer(server_identity=server, keys=offers) if offers else None
 
     def _contribution_signatures(self) -> dict[str, dict[str, str]]:
         return {kind: record["signatures"] for kind, record in self.keys.items()}
@@ -348,6 +395,12 @@ class SplitClient:
             self.initial_weights_commitment = party.weights_commitment()
         self.request = self._request_body()
         response = self._post("/sessions", self.request, auth=False)
+        if response.status_code == 422 and "key_offers" in self.request and (
+                "key_offers" in response.text):
+            # a server from before key reuse forbids the field: ask it again without
+            self.key_reuse["declined"] = {kind: "the server does not know key reuse" for kind
+                                          in self.request.pop("key_offers")["keys"]}
+            response = self._post("/sessions", self.request, auth=False)
         if response.status_code != 201:
             raise ServerError(f"creating a session failed: HTTP {response.status_code}: "
                               f"{response.text[:500]}")
@@ -359,6 +412,8 @@ class SplitClient:
         party.shared_server_model = info.shared_model
         self.ceremony = info.ceremony
         self.idle_expiry_s = info.idle_expiry_s
+        self.key_reuse["reused"] = dict(info.reused_keys)
+        self.key_reuse["declined"].update(info.key_reuse_declined)
         self._save()
         if self.mode.proves and (self.ptau_policy is not None or info.ptau):
             # kept first: a client restarted in the middle of the phase 1 picks it up again
@@ -451,7 +506,9 @@ class SplitClient:
 
     def _start_transcript(self) -> None:
         party = self.party
-        party.transcript = new_transcript(party, self._contribution_signatures())
+        party.transcript = new_transcript(party, self._contribution_signatures(), {
+            kind: record["reused_from"] for kind, record in self.keys.items()
+            if record.get("reused_from") is not None})
         if party.mode.proves:
             powersoftau.record_in(party.transcript, self.ptau.get("record")
                                   or powersoftau.record_of(party.prover.circuits))
@@ -465,6 +522,9 @@ class SplitClient:
         for kind in KINDS:
             path = f"/sessions/{self.session_id}/keys/{kind}"
             record = self.keys.get(kind)
+            if record is None and kind in self.key_reuse["reused"]:
+                self._reuse_key(kind, folder)
+                continue
             if record is None:
                 response = self._request("GET", path)
                 if response.status_code != 200:
@@ -501,6 +561,41 @@ class SplitClient:
                 self._answer(KeyAccepted, done, f"the {kind} key's upload")
             record["accepted"] = True
             self._save()
+            if self.lasting_identity:
+                self._keep_key(kind, record["signatures"])
+
+    def _keep_key(self, kind: str, signatures: dict[str, str]) -> None:
+        """Our final key, verified by us (``client_contribute``) and taken by the server:
+        cached for the pair's later sessions."""
+        circuits = self.party.prover.circuits
+        keycache.store(self._cache(), "client",
+                       keycache.KeyPair.of(self.server_identity, self.identity.address,
+                                           initial(circuits, kind), kind),
+                       circuits.key(kind), self.session_id, signatures, self.url)
+
+    def _reuse_key(self, kind: str, folder: Path) -> None:
+        """The server took our offer for ``kind``: use our own cached copy of that key (under
+        the session's ptau, from the origin session the server names; its bytes checked
+        against the blake2b recorded when we verified it)."""
+        origin = self.key_reuse["reused"][kind]
+        offered = ((self.request or {}).get("key_offers") or {}).get("keys", {}).get(kind, [])
+        if origin not in [offer["origin_session"] for offer in offered]:
+            raise SetupError(f"the server says it reuses the {kind} key of session {origin}, "
+                             "which this client did not offer: refuse the session")
+        circuits = self.party.prover.circuits
+        pair = keycache.KeyPair.of(self.server_identity, self.identity.address,
+                                   initial(circuits, kind), kind)
+        mine = keycache.lookup(self._cache(), "client", pair)
+        if mine is None or mine.origin_session != origin:
+            raise SetupError(f"the server reuses the {kind} key of session {origin}, which this "
+                             "client does not hold for this session's ptau (its cache changed "
+                             "meanwhile?): start a new session, or pass --fresh-keys")
+        key_path = keycache.use_in(mine, folder / f"{kind}_final.zkey")
+        load_final(circuits, kind, key_path, mine.blake2b, mine.transcript)
+        self.keys[kind] = {"path": str(key_path), "blake2b": mine.blake2b,
+                           "transcript": mine.transcript, "accepted": True,
+                           "signatures": mine.signatures, "reused_from": origin}
+        self._save()
 
     def step(self, step: int, x: torch.Tensor, labels: torch.Tensor) -> None:
         """One training step. After a restart the step in flight is finished with the data it

@@ -52,6 +52,32 @@ def random_batches(spec: SplitSpec, seed: int) -> Iterator[tuple[torch.Tensor, t
                torch.randint(0, spec.classes, (spec.batch,), generator=g))
 
 
+def key_ceremony_summary(reuse: dict, mode: ProofMode) -> dict | None:
+    """The summary's record of the session's keys: reused from which earlier session of the
+    same two identities, or made by this session's ceremony (and why an offer was not
+    taken)."""
+    if not mode.proves:
+        return None
+    reused = {kind: str(session) for kind, session in reuse["reused"].items()}
+    return {"reused_from": reused, "ceremony": [kind for kind in KINDS if kind not in reused],
+            "declined": {**reuse["not_offered"], **reuse["declined"]}}
+
+
+def key_ceremony_line(reuse: dict) -> str:
+    """The progress line saying whether the key ceremony ran or was reused."""
+    reused = reuse["reused"]
+    if reused and set(reused) == set(KINDS):
+        origins = ", ".join(sorted({f"{str(s)[:12]}…" for s in reused.values()}))
+        return ("key ceremony: reused from an earlier session between the same identities "
+                f"(session {origins}; no contribution made or checked now)")
+    ran = [kind for kind in KINDS if kind not in reused]
+    line = ("key ceremony: ran (the server's and the client's phase-2 contributions to the "
+            f"{', '.join(ran)} keys, each checked by both sides)")
+    if reused:
+        line += f"; {', '.join(reused)} reused from an earlier session between the same identities"
+    return line
+
+
 def merged_transcript(client: Transcript, server: Transcript) -> Transcript:
     """The client's record (server steps it verified) and the server's (client messages it
     verified) as one transcript, in protocol order."""
@@ -73,7 +99,9 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  model: torch.nn.Sequential | None = None,
                  dataset: torch_io.Dataset | None = None,
                  prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-                 shard: tuple[int, int] = (0, 1)) -> dict:
+                 shard: tuple[int, int] = (0, 1),
+                 fresh_keys: bool = False, server_identity: str | None = None,
+                 on_keys: Callable[[dict], None] = lambda _reuse: None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
@@ -89,7 +117,11 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     ``out``/client_model.pt); ``dataset``: the data to train on instead (evaluated on its test
     part, if it has one); ``prover_pool``: where the client proves (``PoolChoice.make``;
     default: its own thread); ``shard`` (i, n): on the digits, train on every n-th row from
-    row i (one of n clients of a shared server half)."""
+    row i (one of n clients of a shared server half); ``fresh_keys``: run the key ceremony
+    even where a finished key of an earlier session with the same server identity could be
+    reused; ``server_identity``: the server's address when known (the keys offered for reuse
+    are that server's); ``on_keys``: told, once the session's keys are final, what became of
+    key reuse (``SplitClient.key_reuse``)."""
     from .sdk import SplitClient
     from .state import StateFolder
 
@@ -119,8 +151,10 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                              circuits_for=circuits_for, backend=backend, malicious=malicious,
                              retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
                              ptau=ptau, identity=identity, model=model,
-                             prover_pool=prover_pool)
+                             prover_pool=prover_pool, fresh_keys=fresh_keys,
+                             server_identity=server_identity)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
+    on_keys(client.key_reuse)
     session_s = time.perf_counter() - start
     if chain is not None:
         # the client's identity owns its ledger slots (a sink made earlier keeps its account)
@@ -172,6 +206,7 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         "proofs_by_kind": proofs_by_kind(transcript),
         "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),
         "retries": client.retries, "session_id": str(client.session_id), "server": url,
+        "key_ceremony": key_ceremony_summary(client.key_reuse, mode),
         "insecure_dev_setup": mode.proves and any(
             origin["ptau"].get("origin") == "development"
             for origin in transcript.key_origin.values()),

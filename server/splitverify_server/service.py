@@ -24,9 +24,10 @@ from starlette.types import Scope
 from splitverify import model, powersoftau, zk
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.circuitgen.generator import describe
-from splitverify.errors import InputError, SplitverifyError, TamperDetected
+from splitverify.errors import InputError, IntegrityError, SplitverifyError, TamperDetected
 from splitverify.identity import Identity, check_address
-from splitverify.keyexchange import load_final, server_accept, server_contribute
+from splitverify import keycache
+from splitverify.keyexchange import initial, load_final, server_accept, server_contribute
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify.limits import Limits
 from splitverify.model import SplitSpec
@@ -37,8 +38,9 @@ from splitverify.pool.threads import background_pool
 from splitverify.protocol import policy
 from splitverify.protocol.local import rollback_step
 from splitverify.protocol.wire import (MAX_PREDICT_ROWS, BackwardMessage, ForwardMessage,
-                                       ProofExchange, SessionCreate, SessionCreated, StopRecord,
-                                       random_field, statement_digest)
+                                       KeyReuseOffer, ProofExchange, SessionCreate,
+                                       SessionCreated, StopRecord, random_field,
+                                       statement_digest)
 from splitverify.refnet import initial_params
 from splitverify.transcript import TranscriptEntry
 from splitverify.zk.cache import ArtifactCache
@@ -90,6 +92,10 @@ class SessionService:
         self.phase1_cache = (ArtifactCache() if ptau is not None and ptau.origin == "two-party"
                              else None)
         self.server_party = self.identity.address if self.phase1_cache is not None else None
+        # finished ceremony keys, reused by later sessions with the same client identity; not
+        # kept by a server whose identity lasts one process (nothing could reuse them)
+        self.lasting_identity = identity is not None or not self.in_memory
+        self.key_cache = ArtifactCache() if ceremony and self.lasting_identity else None
         for stored in self.store.load_all():
             if time.time() - stored.updated > limits.idle_seconds:
                 self.forget(stored.session_id)           # it expired while the server was down
@@ -158,7 +164,7 @@ class SessionService:
         signatures = {kind: {"server": ceremony.server_signature,
                              "client": ceremony.client_signature}
                       for kind, ceremony in session.keys.items()}
-        party.transcript = new_transcript(party, signatures)
+        party.transcript = new_transcript(party, signatures, session.reused_keys)
         if party.mode.proves:
             powersoftau.record_in(party.transcript, session.ptau.record
                                   or powersoftau.record_of(party.prover.circuits))
@@ -298,6 +304,8 @@ class SessionService:
                               server_identity=self.identity.address,
                               ptau=self._announced_ptau(session),
                               server_party=self.server_party,
+                              reused_keys=session.reused_keys,
+                              key_reuse_declined=session.reuse_declined,
                               shared_model=self.shared is not None)
 
     def _announced_ptau(self, session: Session) -> dict | None:
@@ -316,8 +324,16 @@ class SessionService:
         session = Session(token_digest(token), body.model_dump(), party)
         if self.ceremony and party.mode.proves:   # the server's half of each key's ceremony
             session.ptau = self._choose_ptau(body, party, session_id)
-            if not session.ptau.waits_for_client:
+            if session.ptau.waits_for_client:
+                offered = body.key_offers.keys if body.key_offers is not None else {}
+                session.reuse_declined = {kind: "the two-party phase 1 with this client is made "
+                                          "in this session, so its keys are new"
+                                          for kind in offered}
+            else:
+                self._reuse_keys(session, body.key_offers)
                 self._contribute_keys(session)
+            if session.keys_ready:               # every key reused: no ceremony to wait for
+                self.start_transcript(session)
         else:
             self.start_transcript(session)
         self.persist(session)
@@ -363,9 +379,55 @@ class SessionService:
         ptau.record = powersoftau.ptau_record(prepared, "two-party")
         return ptau
 
+    def _reuse_keys(self, session: Session, offer: KeyReuseOffer | None) -> None:
+        """Take each offered key this server holds itself — the identical finished key (same
+        blake2b and origin session) of a ceremony with this very client identity, which this
+        server verified with its own contribution in it — into the session; the others are
+        declined with the reason (their ceremony runs). A cached key whose bytes no longer
+        have its recorded blake2b is removed and declined, never used."""
+        if offer is None:
+            return
+        if self.key_cache is None:
+            session.reuse_declined = {kind: "this server's identity lasts one process: it keeps "
+                                      "no finished keys" for kind in offer.keys}
+            return
+        if offer.server_identity != self.identity.address:
+            session.reuse_declined = {kind: f"the keys were offered for server "
+                                      f"{offer.server_identity}, this server is "
+                                      f"{self.identity.address}" for kind in offer.keys}
+            return
+        circuits, folder = session.party.prover.circuits, self.key_folder(session.id)
+        for kind, offers in offer.keys.items():
+            pair = keycache.KeyPair.of(self.identity.address, session.party.peer,
+                                       initial(circuits, kind), kind)
+            mine = keycache.lookup(self.key_cache, "server", pair)
+            if mine is None or not any((o.blake2b, o.origin_session)
+                                       == (mine.blake2b, mine.origin_session) for o in offers):
+                session.reuse_declined[kind] = ("this server holds no finished key with that "
+                                                "blake2b from a ceremony with this client "
+                                                "identity for this circuit and ptau")
+                continue
+            path = keycache.use_in(mine, folder / f"{kind}_final.zkey")
+            try:
+                load_final(circuits, kind, path, mine.blake2b, mine.transcript)
+            except IntegrityError:
+                path.unlink(missing_ok=True)
+                keycache.forget(mine)
+                session.reuse_declined[kind] = ("the server's cached key no longer has its "
+                                                "recorded blake2b (changed on disk): removed")
+                continue
+            session.keys[kind] = KeyCeremony(
+                server=str(path), server_hash=mine.transcript[0]["hash"],
+                server_signature=mine.signatures["server"], final=str(path),
+                blake2b=mine.blake2b, transcript=mine.transcript,
+                client_signature=mine.signatures["client"], reused_from=mine.origin_session)
+
     def _contribute_keys(self, session: Session) -> None:
+        """The server's contribution to each key not reused from an earlier session."""
         folder = self.key_folder(session.id)
         for kind in KINDS:
+            if kind in session.keys:
+                continue
             key, contribution = server_contribute(session.party.prover.circuits, kind, folder)
             session.keys[kind] = KeyCeremony(
                 server=str(key.zkey), server_hash=contribution,
@@ -419,6 +481,14 @@ class SessionService:
             if session.keys_ready:
                 self.start_transcript(session)
             self.persist(session)
+        # verified here, our contribution in it: later sessions with this client may reuse it
+        if self.key_cache is not None:
+            keycache.store(self.key_cache, "server",
+                           keycache.KeyPair.of(self.identity.address, session.party.peer,
+                                               initial(session.party.prover.circuits, kind),
+                                               kind),
+                           key, session.id, {"server": ceremony.server_signature,
+                                             "client": client_signature})
         return {"kind": kind, "accepted": True,
                 "contributions": [c.name for c in key.transcript]}
 

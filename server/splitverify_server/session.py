@@ -26,6 +26,9 @@ class KeyCeremony:
     blake2b: str | None = None
     transcript: list[dict] | None = None  # the key's contributions
     client_signature: str | None = None   # the client's signature of its contribution
+    # a finished key reused from this earlier session of the same two identities (issue 19):
+    # no ceremony ran for it in this session; the signatures above were made for that session
+    reused_from: int | None = None
 
     def as_record(self) -> dict:
         record = asdict(self)
@@ -72,6 +75,8 @@ class Session:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     last_request: float = field(default_factory=time.time)     # for idle expiry
     removed: bool = False                        # deleted or expired: nothing more is stored
+    # kind → why a key the client offered to reuse was not taken (the creation's answer only)
+    reuse_declined: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> int:
@@ -81,6 +86,12 @@ class Session:
     def keys_ready(self) -> bool:
         return not self.ptau.waits_for_client and all(
             ceremony.final for ceremony in self.keys.values())
+
+    @property
+    def reused_keys(self) -> dict[str, int]:
+        """Kind → the session whose finished key this one reuses."""
+        return {kind: ceremony.reused_from for kind, ceremony in self.keys.items()
+                if ceremony.reused_from is not None}
 
     def stored_keys(self) -> dict[str, dict]:
         """The key records and the ptau record, as the store keeps them."""

@@ -171,12 +171,14 @@ def roll_back_both(client: ClientParty, server: ServerParty, exc: TamperDetected
 
 
 def new_transcript(party: ClientParty | ServerParty,
-                   contribution_signatures: dict[str, dict[str, str]] | None = None
-                   ) -> Transcript:
+                   contribution_signatures: dict[str, dict[str, str]] | None = None,
+                   reused_from: dict[str, int] | None = None) -> Transcript:
     """The session's transcript as ``party`` starts it: the keys with their ceremony records
     (each contribution's points and its contributor's signature, from
     ``contribution_signatures``: circuit → contributor name → signature) and where their
-    ptau came from, and both parties' pinned identities."""
+    ptau came from, and both parties' pinned identities. ``reused_from``: circuit → the
+    earlier session of the same two identities whose finished key this session reuses (its
+    contributions were signed for that session: ``key_origin[kind].reused_from_session``)."""
     from ..keyorigin import ceremony_record, key_origin
 
     circuits = party.prover.circuits
@@ -184,6 +186,8 @@ def new_transcript(party: ClientParty | ServerParty,
     signatures = contribution_signatures or {}
     mine, theirs = party.identity.address, party.peer
     origins = {kind: key_origin(circuits, kind) for kind in kinds}
+    for kind, origin_session in (reused_from or {}).items():
+        origins[kind]["reused_from_session"] = origin_session
     ptaus = [o["ptau"] for o in origins.values()]
     return Transcript(
         session_id=party.session_id, spec=describe(party.spec), proof_mode=party.mode,

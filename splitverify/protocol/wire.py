@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, ValidationError,
                       model_serializer)
@@ -20,6 +20,7 @@ from ..model import Dense, Layer, SplitSpec, named_spec
 from ..zk.curve import R
 
 MAX_PREDICT_ROWS = 4096
+MAX_OFFERS_PER_KIND = 8       # finished keys a client may offer per circuit (one per ptau)
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
@@ -120,6 +121,26 @@ def random_field() -> int:
     return secrets.randbits(250)
 
 
+class OfferedKey(BaseModel):
+    """A finished ceremony key the client holds for this server identity (issue 19)."""
+    model_config = ConfigDict(extra="forbid")
+    blake2b: str = Field(..., pattern=r"^[0-9a-f]{128}$")
+    origin_session: int = Field(..., ge=0, lt=R)
+
+
+class KeyReuseOffer(BaseModel):
+    """The finished keys a client offers to reuse, per circuit kind: the server takes a kind
+    only if its own cache holds the identical key (same blake2b, verified by the server, its
+    own contribution in it) for this very pair of identities; every other kind runs the
+    ceremony."""
+    model_config = ConfigDict(extra="forbid")
+    server_identity: str = Field(..., pattern=ADDRESS_PATTERN,
+                                 description="The server identity the keys were made with.")
+    keys: dict[Literal["client_forward", "server_step", "client_backward"],
+               Annotated[list[OfferedKey], Field(max_length=MAX_OFFERS_PER_KIND)]] = Field(
+        default_factory=dict)
+
+
 class SessionCreate(BaseModel):
     """What a client asks for when it opens a session (``POST /sessions``)."""
     model_config = ConfigDict(extra="forbid")
@@ -147,6 +168,8 @@ class SessionCreate(BaseModel):
     # use ({"origin", "sha256"}); a server using another one refuses the session
     party_id: str | None = None
     ptau: dict[str, str | None] | None = None
+    # finished ceremony keys the client offers to reuse (absent: the ceremony runs for all)
+    key_offers: KeyReuseOffer | None = None
 
     @classmethod
     def of(cls, spec: SplitSpec, mode: ProofMode, seed: int,
@@ -290,6 +313,10 @@ class SessionCreated(BaseModel):
     # phase 1 is to be made, {"origin": "two-party", "phase1": true, "power": p}
     ptau: dict | None = None
     server_party: str | None = None   # the server's party id (two-party phase 1): its address
+    # kind → the session whose finished key this session reuses (no ceremony for that kind)
+    reused_keys: dict[str, int] = Field(default_factory=dict)
+    # kind → why an offered key was not taken (the ceremony runs for it)
+    key_reuse_declined: dict[str, str] = Field(default_factory=dict)
     # the server half is shared with other clients' sessions (``serve --shared-model``): its
     # ServerSteps start from the server's chain head, which other clients' steps move
     shared_model: bool = False

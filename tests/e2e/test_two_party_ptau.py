@@ -313,7 +313,8 @@ def tiny_compiled(tiny_circuits, isolated_cache: Path) -> Path:
 
 def test_serve_and_train_on_two_machines_with_a_two_party_phase1(tmp_path, tiny_compiled):
     """Separate caches, no shared file: the first session runs the phase 1 (both sides hold the
-    same prepared ptau, neither alone knows τ), a second session of the pair reuses it."""
+    same prepared ptau, neither alone knows τ), a second session of the pair reuses it, and the
+    first session's finished keys."""
     server_cache = _machine(tmp_path / "server-cache", tiny_compiled)
     client_cache = _machine(tmp_path / "client-cache", tiny_compiled)
     server = serve(tmp_path, server_cache)
@@ -326,6 +327,10 @@ def test_serve_and_train_on_two_machines_with_a_two_party_phase1(tmp_path, tiny_
         server.stop()
     record = _check_session(tmp_path / "first", "two-party")
     assert _check_session(tmp_path / "second", "two-party") == record
+    # the second session of the pair also reuses the first one's finished keys (issue 19)
+    first_id = json.loads((tmp_path / "first" / "summary.json").read_text())["session_id"]
+    keys = json.loads((tmp_path / "second" / "summary.json").read_text())["key_ceremony"]
+    assert keys["ceremony"] == [] and set(keys["reused_from"].values()) == {first_id}, keys
     prepared = {side: list((cache / "phase1").glob("*/prepared.ptau"))
                 for side, cache in (("server", server_cache), ("client", client_cache))}
     assert len(prepared["server"]) == len(prepared["client"]) == 1      # made once, reused

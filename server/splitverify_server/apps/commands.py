@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, InsecureDevPtauOpt, MaliciousOpt,
+from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, FreshKeysOpt, InsecureDevPtauOpt,
+                                    MaliciousOpt,
                                     OutOpt, ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console,
                                     fail, finish_session, pool_choice, print_breakdown,
                                     ptau_policy)
@@ -46,7 +47,8 @@ def demo(steps: Annotated[int, typer.Option(
          clients: Annotated[int, typer.Option(
              help="Clients training one shared server half at once (each its own client "
                   "half, identity, session, shard of the digits and transcript in "
-                  "--out/client-i/; the server's chain in --out/chain.json).")] = 1) -> None:
+                  "--out/client-i/; the server's chain in --out/chain.json).")] = 1,
+         fresh_keys: FreshKeysOpt = False) -> None:
     """RefNet (or --model cnn) split training over HTTP on loopback: the server in a thread, the client against
     it, every message committed and checked, and proven as the proof mode says; with --chain
     both parties log the statements they send on one ledger. Prints the test accuracy each
@@ -86,7 +88,8 @@ def demo(steps: Annotated[int, typer.Option(
                                on_step=lambda done: bar.update(task, completed=done),
                                chain=backend, verify_on_chain=verify_on_chain,
                                evaluate_every=N_TRAIN // BATCH, on_evaluate=epoch_line,
-                               prover_pool=pools.factory, model=model)
+                               prover_pool=pools.factory, model=model,
+                               fresh_keys=fresh_keys)
         if summary["loss_curve"] or summary["accuracy_curve"]:
             plot_training(summary, out / "training.png")
     except SplitverifyError as exc:

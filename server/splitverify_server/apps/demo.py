@@ -23,10 +23,19 @@ from splitverify.model import SplitSpec, named_spec
 from splitverify.pool import ProverPool
 from splitverify.protocol import ProofMode, scenarios
 from splitverify.shared_chain import chain_errors
-from splitverify_client.training import run_training
+from splitverify.zk.cache import ArtifactCache
+from splitverify_client.training import key_ceremony_line, run_training
 
 from ..app import create_app
 from ..loopback import ServerThread
+
+
+def demo_identity(party: str) -> Identity:
+    """The demo's ``party`` ("server" or "client") keeps its identity from run to run, in
+    ``$SPLITVERIFY_CACHE/demo/`` beside the keys: so a second demo reuses the first one's
+    finished key ceremony (sound between the same two identities: README, "Reusing a finished
+    key ceremony"). Both are this machine's, as the demo's development ptau is."""
+    return Identity.load_or_create(ArtifactCache().root / "demo" / f"{party}.identity")
 
 
 def initial_keys(circuits: SplitCircuits, progress: Callable[[str], None]) -> None:
@@ -50,13 +59,15 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
              verify_on_chain: bool = False, evaluate_every: int = 0,
              on_evaluate: Callable[[dict], None] = lambda _point: None,
              prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-             model: str = "refnet") -> dict:
+             model: str = "refnet", fresh_keys: bool = False) -> dict:
     """``splitverify demo``: the server in a thread on a free loopback port, the client against
     it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
     on one ledger (``verify_on_chain``: with their proofs, verified by the chain);
     ``evaluate_every``: the test accuracy every that many steps too (``on_evaluate``);
     ``prover_pool(circuits)`` gives each party the pool it proves on (default: its thread);
-    ``model``: the reference model trained (``splitverify.model.NAMED_MODELS``)."""
+    ``model``: the reference model trained (``splitverify.model.NAMED_MODELS``);
+    ``fresh_keys``: run the key ceremony even when an earlier demo's finished keys could be
+    reused (the demo's two parties keep their identities: :func:`demo_identity`)."""
     if steps < 1:
         raise InputError("--steps must be at least 1")
     if malicious is not None:
@@ -67,7 +78,7 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
         if log is not None:
             progress(f"ledger: SplitLedger deployed on the {chain} chain at {log.ledger.address}")
         return _demo_session(spec, steps, mode, malicious, out, progress, on_step, backend,
-                             log, evaluate_every, on_evaluate, prover_pool)
+                             log, evaluate_every, on_evaluate, prover_pool, fresh_keys)
 
 
 def prepare_keys(spec: SplitSpec, mode: ProofMode, progress: Callable[[str], None]) -> None:
@@ -81,13 +92,14 @@ def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str |
                   progress: Callable[[str], None], on_step: Callable[[int], None],
                   backend: str | None, chain: ChainLog | None, evaluate_every: int,
                   on_evaluate: Callable[[dict], None],
-                  prover_pool: Callable[[SplitCircuits], ProverPool] | None) -> dict:
+                  prover_pool: Callable[[SplitCircuits], ProverPool] | None,
+                  fresh_keys: bool) -> dict:
     start = time.perf_counter()
     prepare_keys(spec, mode, progress)
     setup_s = time.perf_counter() - start
     # each party has its own SplitCircuits: its keys come out of the session's ceremony; the
     # server's identity signs its messages and owns its ledger slots
-    identity = Identity.generate()
+    identity, client_identity = demo_identity("server"), demo_identity("client")
     if chain is not None:
         chain.accounts.setdefault("server", identity.private_key)
     app = create_app(backend=backend, malicious=scenarios.played_by(malicious, "server"),
@@ -95,12 +107,14 @@ def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str |
                      identity=identity, prover_pool=prover_pool)
     with ServerThread(app) as server:
         progress(f"server on {server.url} (live dashboard at {server.url}/ while the demo "
-                 "runs)" + (
-            "; key ceremony: the server's and the client's phase-2 contributions to each "
-            "circuit's key, each checked by both sides" if mode.proves else ""))
+                 "runs)")
         summary = run_training(server.url, steps, mode, out, on_step, malicious=malicious,
                                backend=backend, chain=chain, evaluate_every=evaluate_every,
-                               on_evaluate=on_evaluate, prover_pool=prover_pool, spec=spec)
+                               on_evaluate=on_evaluate, prover_pool=prover_pool, spec=spec,
+                               identity=client_identity, server_identity=identity.address,
+                               fresh_keys=fresh_keys,
+                               on_keys=lambda reuse: progress(key_ceremony_line(reuse))
+                               if mode.proves else None)
     return {**summary, "setup_s": round(setup_s, 2),
             "seconds": round(time.perf_counter() - start, 2)}
 

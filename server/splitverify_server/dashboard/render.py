@@ -122,6 +122,8 @@ def _ceremony(record: dict) -> str:
         chain = "; ".join(f'{escape(str(c["name"]))} ({escape(str(c["kind"]))}) '
                           f'<code>{escape(str(c["hash"])[:16])}…</code>'
                           for c in key["contributions"])
+        if key.get("reused_from") is not None:
+            chain += f" (key reused from session {escape(str(key['reused_from']))})"
         rows.append(f"<tr><td>{escape(kind)}</td><td>{_ptau(key['ptau'])}</td>"
                     f'<td><code>{escape(str(key["server_contribution"])[:16])}…</code></td>'
                     f'<td>{escape(", ".join(key["signed_by"]))}</td>'

@@ -172,6 +172,7 @@ def ceremony(session: Session) -> dict:
         "keys": {kind: {"ptau": _ptau(origins.get(kind, {}).get("ptau")),
                         "server_contribution": record.server_hash,
                         "final_blake2b": record.blake2b,
+                        "reused_from": record.reused_from,
                         "signed_by": [who for who, signature in
                                       (("server", record.server_signature),
                                        ("client", record.client_signature)) if signature],
