@@ -11,7 +11,9 @@ import torch
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.keyexchange import local_ceremony
 from splitverify.label_table import LabelTable
-from splitverify.protocol import ProofMode, random_field, run_local, scenarios
+from splitverify.errors import InputError
+from splitverify.protocol import (ClientParty, ProofMode, ServerParty, random_field, run_local,
+                                  scenarios)
 from splitverify.protocol.wire import ForwardMessage
 from splitverify.transcript import audit
 
@@ -72,9 +74,11 @@ def test_server_labels_run_verifies_without_sending_labels(table_circuits, tiny_
     result = run(table_circuits, by_id, table=table, ceremony_dir=tmp_path,
                  on_message=lambda m: forwards.append(m) if isinstance(m, ForwardMessage) else 0)
     assert result.detected is None and result.steps == STEPS
-    assert result.client.verifier.verified == STEPS and result.server.verifier.verified == 2 * STEPS
+    assert result.client.verifier.verified == STEPS
+    assert result.server.verifier.verified == 2 * STEPS
     assert len(forwards) == STEPS
-    assert all(m.labels is None and m.ids == ids.tolist() for m, (_, ids) in zip(forwards, by_id))
+    assert all(m.labels is None and m.ids == ids.tolist()
+               for m, (_, ids) in zip(forwards, by_id))
     assert result.transcript.label_table == table.commitment
     assert all(e.public["labelTable"] == table.commitment
                for e in result.transcript.entries if e.kind == "server_step")
@@ -117,3 +121,27 @@ def test_a_server_using_other_labels_is_detected(table_circuits, mode):
     assert (result.detected.step, result.detected.detected_by) == expected
     assert "server_step" in result.detected.reason and "proof" in result.detected.reason
     print(result.detected.reason)
+
+
+def test_a_forward_message_must_carry_what_the_session_holds(table_circuits, tiny_keys):
+    """Ids to a server without a table, labels (or both) to one with a table: refused, with
+    nothing changed (the server is still at step 0)."""
+    labelled, by_id, table = vertical_split(seed=6)
+    case, session = random_case(TINY_SPEC, seed=11), random_field()
+    mode = ProofMode.parse("commit")
+    plain = ServerParty(TINY_SPEC, session, mode, case.server, tiny_keys)
+    held = ServerParty(TINY_SPEC, session, mode, case.server, table_circuits, label_table=table)
+    client = ClientParty(TINY_SPEC, session, mode, case.client, table_circuits,
+                         label_table=(table.commitment, table.depth))
+    client.peer = plain.peer = held.peer = None
+    msg = client.forward(0, *by_id[0])
+    labels = labelled[0][1].tolist()
+    only_labels = msg.model_copy(update={"ids": None, "labels": labels})
+    both = msg.model_copy(update={"labels": labels})
+    for server, bad in ((plain, msg), (held, only_labels), (held, both)):
+        with pytest.raises(InputError, match="this session's forward messages carry"):
+            server.receive_forward(bad, client.signed_proof)
+        assert server.next_step == 0 and server.losses == []
+    with pytest.raises(InputError, match="sample ids"):
+        held.receive_forward(msg.model_copy(update={"ids": [0, len(table.labels)]}),
+                             client.signed_proof)
