@@ -107,7 +107,8 @@ def test_a_wrong_path_cannot_be_witnessed(table_circuits, case, tmp_path):
     siblings = [row[:] for row in case.inputs["server_step"]["labelSiblings"]]
     siblings[0][1] += 1
     with pytest.raises(WitnessError, match="ServerStep"):
-        table_circuits.witness("server_step", {**case.inputs["server_step"], "labelSiblings": siblings},
+        table_circuits.witness("server_step",
+                               {**case.inputs["server_step"], "labelSiblings": siblings},
                                tmp_path / "wrong-path.wtns")
     # another row's id with the batch row's path (and label)
     ids = list(case.inputs["server_step"]["ids"])
