@@ -10,10 +10,11 @@ import torch
 
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.keyexchange import local_ceremony
-from splitverify.label_table import LabelTable
+from splitverify.label_table import LabelTable, SampleIds
 from splitverify.errors import InputError
 from splitverify.protocol import (ClientParty, ProofMode, ServerParty, random_field, run_local,
                                   scenarios)
+from splitverify.protocol.state import ClientStep
 from splitverify.protocol.wire import ForwardMessage
 from splitverify.transcript import audit
 
@@ -145,3 +146,25 @@ def test_a_forward_message_must_carry_what_the_session_holds(table_circuits, tin
     with pytest.raises(InputError, match="sample ids"):
         held.receive_forward(msg.model_copy(update={"ids": [0, len(table.labels)]}),
                              client.signed_proof)
+
+
+@pytest.mark.parametrize("mode", ["pipelined:1", "audit:0.5"])
+def test_server_labels_in_the_other_proof_modes(table_circuits, mode):
+    """Proofs that follow their statements (the pool proves the table ServerStep) and proofs on
+    challenge verify as in `every`."""
+    _, by_id, table = vertical_split(seed=7)
+    result = run(table_circuits, by_id, table=table, mode=mode)
+    assert result.detected is None and result.steps == STEPS, result.detected
+
+
+def test_a_pending_forward_step_with_ids_survives_a_restart(table_circuits):
+    _, by_id, table = vertical_split(seed=8)
+    case, session = random_case(TINY_SPEC, seed=11), random_field()
+    client = ClientParty(TINY_SPEC, session, ProofMode.parse("commit"), case.client,
+                         table_circuits, label_table=(table.commitment, table.depth))
+    client.forward(0, *by_id[0])
+    restored = ClientStep.from_state(client.pending.to_state(), TINY_SPEC, client.params)
+    assert isinstance(restored.labels, SampleIds) and restored.labels.depth == table.depth
+    assert torch.equal(restored.labels.ids, by_id[0][1])
+    assert torch.equal(restored.fwd.output, client.pending.fwd.output)
+    assert restored.statement == client.pending.statement
