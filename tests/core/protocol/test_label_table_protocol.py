@@ -11,6 +11,8 @@ import torch
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.keyexchange import local_ceremony
 from splitverify.label_table import LabelTable, SampleIds
+from splitverify.pool import ProofJob, checked
+from splitverify.pool.local import LocalPool
 from splitverify.errors import InputError
 from splitverify.protocol import (ClientParty, ProofMode, ServerParty, random_field, run_local,
                                   scenarios)
@@ -19,7 +21,7 @@ from splitverify.protocol.wire import ForwardMessage
 from splitverify.transcript import audit
 
 from conftest import TINY_SPEC
-from split_cases import data_batches, random_case
+from split_cases import SESSION, STEP, data_batches, random_case, table_case
 
 pytestmark = pytest.mark.xdist_group("labeltable")
 
@@ -168,3 +170,19 @@ def test_a_pending_forward_step_with_ids_survives_a_restart(table_circuits):
     assert torch.equal(restored.labels.ids, by_id[0][1])
     assert torch.equal(restored.fwd.output, client.pending.fwd.output)
     assert restored.statement == client.pending.statement
+
+
+def test_a_worker_process_proves_the_table_server_step(table_circuits, tiny_case):
+    """A prover pool's worker answers with the table ServerStep's public signals (its label
+    table's commitment among them), which the party checks are its job's statement."""
+    case = table_case(tiny_case, table_size=4, seed=9)
+    assert case.table.depth == table_circuits.label_table_depth
+    job = ProofJob(SESSION, "server_step", STEP, case.statements["server_step"],
+                   case.inputs["server_step"])
+    pool = LocalPool(table_circuits, 1)
+    try:
+        result = checked(job, pool.submit(job).result())
+    finally:
+        pool.close()
+    assert result.statement.values["labelTable"] == case.table.commitment
+    assert table_circuits.verify("server_step", result.proof, case.statements["server_step"])
