@@ -25,7 +25,7 @@ import pytest
 
 from splitverify import zk
 from splitverify.circuitgen import KINDS, SplitCircuits
-from splitverify.model import Conv2d, Dense, SplitSpec
+from splitverify.model import AvgPool2d, Conv2d, Dense, SplitSpec
 from splitverify.zk.cache import ENV_CACHE
 from splitverify.zk.curve import R
 from splitverify.zk.wasm_witness import CIRCOM_EXCEPTIONS, CircomWitnessCalculator, _CircomAbort
@@ -360,6 +360,30 @@ def tiny_witnesses(tiny_circuits: SplitCircuits, tiny_case: StepCase,
 # gradient and the server's convolution input gradient (the cut's gradient).
 TINY_CONV_SPEC = SplitSpec((Conv2d(1, 2, 3, 1, 1, 4, 4, True),),
                            (Conv2d(2, 2, 3, 2, 1, 4, 4, True), Dense(8, 2, False)), batch=2)
+
+
+# A pool after a convolution at the cut: the pool's forward sums and rescale, and (client
+# backward) its input gradient into the convolution's ReLU.
+TINY_POOL_SPEC = SplitSpec((Conv2d(1, 2, 3, 1, 1, 4, 4, True), AvgPool2d(2, 4, 4, 2, False)),
+                           (Dense(8, 2, False),), batch=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_pool_circuits(isolated_cache: Path) -> SplitCircuits:
+    return SplitCircuits(TINY_POOL_SPEC)
+
+
+@pytest.fixture(scope="session")
+def tiny_pool_case() -> StepCase:
+    return random_case(TINY_POOL_SPEC, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_pool_witnesses(tiny_pool_circuits: SplitCircuits, tiny_pool_case: StepCase,
+                        tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("tiny-pool-wtns")
+    return {kind: tiny_pool_circuits.witness(kind, tiny_pool_case.inputs[kind],
+                                             d / f"{kind}.wtns") for kind in KINDS}
 
 
 @pytest.fixture(scope="session")

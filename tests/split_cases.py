@@ -68,6 +68,9 @@ def _params(spec: SplitSpec, layers, g: torch.Generator, scale: float) -> Params
     q = spec.quant
     params = []
     for layer in layers:
+        if not layer.parameter_shapes():       # a pool
+            params.append(())
+            continue
         (_, w_shape), (_, b_shape) = layer.parameter_shapes()   # W: out × fan-in, b: out
         params.append((q.encode(torch.randn(*w_shape, generator=g) * scale * 2 / w_shape[1] ** 0.5),
                        q.encode(torch.randn(*b_shape, generator=g) * scale)))

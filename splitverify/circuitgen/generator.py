@@ -145,15 +145,20 @@ class _Main:
         outs, masks = [], []
         a = x
         for i, layer in enumerate(layers):
-            acc = self.input(f"acc{i}", batch, layer.n_out)
-            self.claim(self.acc_slots(acc), f"acc{i}")
-            emitter_of(layer).forward_check(self, i, layer, a, acc)
-            self.cost["range_checks"] += acc.size * (q.value_bits + 1 + q.frac_bits)
+            emitter = emitter_of(layer)
+            if layer.claims_accumulators:
+                acc = self.input(f"acc{i}", batch, layer.n_out)
+                self.claim(self.acc_slots(acc), f"acc{i}")
+                emitter.forward_check(self, i, layer, a, acc)
+            else:
+                acc = emitter.forward_sum(self, i, layer, a)
+            shift = layer.rescale_shift(q)
+            self.cost["range_checks"] += acc.size * (q.value_bits + 1 + shift)
             self.cost["products"] += acc.size * 3 if layer.relu else 0   # ReLU + IsZero
             out = self.signal(f"{side}Out{i}", batch, layer.n_out)
             rs = f"rescale{i}"
             self.decl.append(f"component {rs}[{acc.size}];")
-            lines = [f"{rs}[k] = Rescale({q.value_bits}, {q.frac_bits});",
+            lines = [f"{rs}[k] = Rescale({q.value_bits}, {shift});",
                      f"{rs}[k].in <== {acc.flat()};"]
             if layer.relu:
                 self.decl.append(f"component relu{i}[{acc.size}];")
@@ -197,15 +202,19 @@ class _Main:
             if i == 0 and not input_grad:
                 g = None
                 break
-            # input gradient: dX accumulator (claimed, checked), then rescaled
-            gx = self.input(f"gx{i}", batch, layer.n_in)
-            self.claim(self.acc_slots(gx), f"gx{i}")
-            self.cost["range_checks"] += gx.size * (q.value_bits + 1 + q.frac_bits)
-            emitter.input_gradient_check(self, i, layer, dy, gx)
+            # input gradient: dX accumulator (claimed and checked, or computed), then rescaled
+            if layer.claims_accumulators:
+                gx = self.input(f"gx{i}", batch, layer.n_in)
+                self.claim(self.acc_slots(gx), f"gx{i}")
+                emitter.input_gradient_check(self, i, layer, dy, gx)
+            else:
+                gx = emitter.input_gradient_sum(self, i, layer, dy)
+            shift = layer.rescale_shift(q)
+            self.cost["range_checks"] += gx.size * (q.value_bits + 1 + shift)
             g = self.signal(f"dx{i}", batch, layer.n_in)
             rs = f"gxRescale{i}"
             self.decl.append(f"component {rs}[{gx.size}];")
-            self.loop(gx.size, f"{rs}[k] = Rescale({q.value_bits}, {q.frac_bits});",
+            self.loop(gx.size, f"{rs}[k] = Rescale({q.value_bits}, {shift});",
                       f"{rs}[k].in <== {gx.flat()};", f"{g.flat()} <== {rs}[k].out;")
         self.new_params = [segment for layer_params in new_params for segment in layer_params]
         return g

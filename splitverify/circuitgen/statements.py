@@ -175,13 +175,20 @@ class ServerSalts:
     gradient: int
 
 
+def _claimed(layers, prefix: str, accumulators: list, first: int = 0) -> dict:
+    """The claimed accumulators ``prefix{i}`` of the layers that claim them (a pool's the
+    circuit computes: not inputs)."""
+    return {f"{prefix}{i}": _field(acc) for i, (layer, acc)
+            in enumerate(zip(layers, accumulators), start=first) if layer.claims_accumulators}
+
+
 def client_forward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
                           labels: Rows, fwd: Forward, salts: ClientSalts,
                           session: int, step: int) -> dict:
     return {"session": session, "step": step, "x": _field(x),
             **_rows_inputs(spec, labels), "dataSalt": salts.data,
             **_params_inputs(spec.client, params), "weightsSalt": salts.weights,
-            **{f"acc{i}": _field(a) for i, a in enumerate(fwd.acc)},
+            **_claimed(spec.client, "acc", fwd.acc),
             "messageSalt": salts.message, "stateSalt": salts.state}
 
 
@@ -203,11 +210,10 @@ def server_step_inputs(spec: SplitSpec, params: Params, activations: torch.Tenso
     inputs = {"session": session, "step": step, "activations": _field(activations),
               "labels": _field(onehot(labels, spec.classes)), "messageSalt": message_salt,
               **_params_inputs(spec.server, params), "weightsSalt": salts.weights,
-              **{f"acc{i}": _field(a) for i, a in enumerate(result.forward.acc)},
+              **_claimed(spec.server, "acc", result.forward.acc),
+              **_claimed(spec.server, "gw", bwd.weight_grad_acc),
+              **_claimed(spec.server, "gx", bwd.input_grad_acc),
               "gradientSalt": salts.gradient}
-    for i in range(len(spec.server)):
-        inputs[f"gw{i}"] = _field(bwd.weight_grad_acc[i])
-        inputs[f"gx{i}"] = _field(bwd.input_grad_acc[i])
     return inputs
 
 
@@ -275,10 +281,8 @@ def client_backward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
                    for name, segment in zip(first, segments)})
     inputs.update({k: v for k, v in _params_inputs(spec.client, params).items()
                    if k not in first})
-    for i in range(len(spec.client)):
-        inputs[f"gw{i}"] = _field(bwd.weight_grad_acc[i])
-        if i > 0:
-            inputs[f"gx{i}"] = _field(bwd.input_grad_acc[i])
+    inputs.update(_claimed(spec.client, "gw", bwd.weight_grad_acc))
+    inputs.update(_claimed(spec.client[1:], "gx", bwd.input_grad_acc[1:], first=1))
     return inputs
 
 

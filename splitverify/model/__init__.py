@@ -1,7 +1,8 @@
 """The split model and the integer reference of one split training step.
 
-* :mod:`.layers` — the :class:`Layer` interface and its types (:class:`Dense`, :class:`Conv2d`, listed in
-  :data:`LAYER_TYPES`), and the one map from torch modules to layers (:data:`TORCH_LAYERS`).
+* :mod:`.layers` — the :class:`Layer` interface and its types (:class:`Dense`,
+  :class:`Conv2d`, :class:`AvgPool2d`, listed in :data:`LAYER_TYPES`), and the one map from
+  torch modules to layers (:data:`TORCH_LAYERS`).
 * :mod:`.spec` — :class:`SplitSpec`: the layers cut in two, the batch, the fixed-point spec.
 * :mod:`.reference` — :func:`client_forward`, :func:`server_step`, :func:`client_backward` on
   int64 tensors: what training runs and the circuits prove.
@@ -12,14 +13,15 @@
 
 from __future__ import annotations
 
-from .layers import (LAYER_TYPES, TORCH_LAYERS, Conv2d, Dense, Layer, LayerParams,
+from .layers import (LAYER_TYPES, TORCH_LAYERS, AvgPool2d, Conv2d, Dense, Layer, LayerParams,
                      layer_from_description, layer_from_module)
 from .reference import (Backward, Forward, Params, ServerResult, backward, check_batch,
                         client_backward, client_forward, encode_params, forward, init_params,
                         onehot, server_step)
 from .spec import NAMED_MODELS, SplitSpec, named_spec
 
-__all__ = ["LAYER_TYPES", "NAMED_MODELS", "named_spec", "TORCH_LAYERS", "Backward", "Conv2d", "Dense", "Forward", "Layer", "LayerParams", "Params",
+__all__ = ["LAYER_TYPES", "NAMED_MODELS", "named_spec", "TORCH_LAYERS", "AvgPool2d",
+           "Backward", "Conv2d", "Dense", "Forward", "Layer", "LayerParams", "Params",
            "ServerResult", "SplitSpec", "backward", "check_batch", "client_backward",
            "client_forward", "encode_params", "forward", "init_params", "layer_from_description", "layer_from_module",
            "onehot", "server_step"]

@@ -34,6 +34,10 @@ class Layer(ABC):
     (the ReLU that follows, if any)."""
 
     emitter: ClassVar[str]      # its module in splitverify.circuitgen.emit
+    # Whether the circuits take this layer's accumulators (forward, weight and input gradient)
+    # as claimed inputs, checked as products by Freivalds; a layer whose accumulators are sums
+    # of its inputs (a pool) has them computed in the circuit (linear: no claim, no check).
+    claims_accumulators: ClassVar[bool] = True
     n_in: int                   # inputs per sample, flat (a field or a property)
     n_out: int                  # outputs per sample, flat
     relu: bool
@@ -54,6 +58,11 @@ class Layer(ABC):
 
     def with_relu(self) -> "Layer":
         return replace(self, relu=True)
+
+    def rescale_shift(self, quant_spec: QuantSpec) -> int:
+        """The shift of the rescale after its forward and its input-gradient accumulators
+        (a product of two 2^s-scaled values: s)."""
+        return quant_spec.frac_bits
 
     @abstractmethod
     def check(self, quant_spec: QuantSpec, batch: int) -> None:
@@ -337,8 +346,142 @@ class Conv2d(Layer):
 _CONV_DESCRIPTION = re.compile(r"conv(?P<c>\d+)x(?P<h>\d+)x(?P<w>\d+)->(?P<o>\d+)"
                                r"k(?P<k>\d+)s(?P<s>\d+)p(?P<p>\d+)(?P<relu>\+relu)?")
 
+@lru_cache(maxsize=None)
+def _pool_index(channels: int, height: int, width: int, kernel: int) -> torch.Tensor:
+    """Per sample, (channels·out_h·out_w) × kernel²: the flat NCHW inputs each output of a
+    kernel-k, stride-k pool sums (output o = (c·out_h + py)·out_w + px)."""
+    out_h, out_w = height // kernel, width // kernel
+    index = torch.empty(channels * out_h * out_w, kernel * kernel, dtype=torch.int64)
+    for c in range(channels):
+        for py in range(out_h):
+            for px in range(out_w):
+                for i in range(kernel):
+                    for j in range(kernel):
+                        index[(c * out_h + py) * out_w + px, i * kernel + j] = \
+                            (c * height + py * kernel + i) * width + px * kernel + j
+    return index
+
+
+@dataclass(frozen=True)
+class AvgPool2d(Layer):
+    """``AvgPool2d(kernel)`` with stride = kernel and no padding on a channels × height ×
+    width input (flat NCHW per sample): the sum of each window (its accumulator), then
+    floor(sum / kernel²) as a rescale by log2(kernel²) bits — so kernel must be a power of two
+    (kernel² then is). No parameters. Its input gradient is dY of the window each input lies
+    in, rescaled by the same shift (d(sum / k²)/dx = 1/k²)."""
+    channels: int
+    height: int
+    width: int
+    kernel: int
+    relu: bool
+
+    emitter: ClassVar[str] = "pool"
+    claims_accumulators: ClassVar[bool] = False
+
+    @property
+    def out_height(self) -> int:
+        return self.height // self.kernel
+
+    @property
+    def out_width(self) -> int:
+        return self.width // self.kernel
+
+    @property
+    def n_in(self) -> int:
+        return self.channels * self.height * self.width
+
+    @property
+    def n_out(self) -> int:
+        return self.channels * self.out_height * self.out_width
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        return self.channels, self.out_height, self.out_width
+
+    @property
+    def shift(self) -> int:
+        """log2(kernel²): the division by kernel² as a shift."""
+        return 2 * (self.kernel.bit_length() - 1)
+
+    def pool_index(self) -> torch.Tensor:
+        """The one map from the pool's geometry to its wiring (reference and emitter)."""
+        return _pool_index(self.channels, self.height, self.width, self.kernel)
+
+    def parameter_shapes(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return ()
+
+    def rescale_shift(self, quant_spec: QuantSpec) -> int:
+        return self.shift
+
+    def check(self, quant_spec: QuantSpec, batch: int) -> None:
+        if self.kernel < 2 or self.kernel & (self.kernel - 1):
+            raise InputError(f"AvgPool2d {self.describe()}: kernel {self.kernel}: the division "
+                             f"by kernel² must be a power-of-two shift; splitverify pools with "
+                             "kernel 2, 4, 8, … (stride = kernel, no padding)")
+        if min(self.channels, self.height, self.width) < 1 \
+                or self.height % self.kernel or self.width % self.kernel:
+            raise InputError(f"AvgPool2d {self.describe()}: height and width must be multiples "
+                             "of the kernel (no input left unpooled); crop the input")
+
+    def describe(self) -> str:
+        return (f"avgpool{self.channels}x{self.height}x{self.width}k{self.kernel}"
+                f"{'+relu' if self.relu else ''}")
+
+    @classmethod
+    def from_description(cls, text: str) -> "AvgPool2d | None":
+        m = _POOL_DESCRIPTION.fullmatch(text)
+        if m is None:
+            return None
+        return cls(int(m["c"]), int(m["h"]), int(m["w"]), int(m["k"]), bool(m["relu"]))
+
+    def init(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return ()
+
+    def forward(self, quant_spec, x, params):
+        acc = x[:, self.pool_index()].sum(dim=2)
+        y, _ = quant.rescale(acc, self.shift)
+        quant_spec.check_range(y, "a layer output")
+        return y, acc
+
+    def weight_gradient(self, grad_y, x):
+        return grad_y.new_zeros(0)      # no parameters
+
+    def input_gradient(self, quant_spec, grad_y, params):
+        acc = torch.zeros(len(grad_y), self.n_in, dtype=grad_y.dtype)
+        index = self.pool_index()
+        acc[:, index.reshape(-1)] = grad_y.repeat_interleave(index.shape[1], dim=1)
+        dx, _ = quant.rescale(acc, self.shift)
+        quant_spec.check_range(dx, "an activation gradient")
+        return dx, acc
+
+    def update(self, quant_spec, params, weight_grad_acc, grad_y):
+        return ()
+
+    @classmethod
+    def from_module(cls, index: int, module: torch.nn.AvgPool2d,
+                    image: tuple[int, int, int] | None) -> "AvgPool2d":
+        """``image``: (channels, height, width) of the module's input."""
+        if image is None:
+            raise InputError(f"module {index} (AvgPool2d): its input image's shape is unknown; "
+                             "an AvgPool2d must follow a Conv2d (or a ReLU after one)")
+        kernel, stride, padding = (module.kernel_size, module.stride or module.kernel_size,
+                                   module.padding)
+        if not all(isinstance(v, int) or len(set(v)) == 1 for v in (kernel, stride, padding)):
+            raise InputError(f"module {index} ({module}): splitverify pools square windows")
+        kernel, stride, padding = (v if isinstance(v, int) else v[0]
+                                   for v in (kernel, stride, padding))
+        if stride != kernel or padding != 0 or module.ceil_mode \
+                or module.divisor_override is not None:
+            raise InputError(f"module {index} ({module}): splitverify proves AvgPool2d with "
+                             "stride = kernel, no padding, ceil_mode off, no divisor_override")
+        return cls(image[0], image[1], image[2], kernel, False)
+
+
+_POOL_DESCRIPTION = re.compile(r"avgpool(?P<c>\d+)x(?P<h>\d+)x(?P<w>\d+)k(?P<k>\d+)"
+                               r"(?P<relu>\+relu)?")
+
 # Every layer type, for reading a model's description back.
-LAYER_TYPES: tuple[type[Layer], ...] = (Dense, Conv2d)
+LAYER_TYPES: tuple[type[Layer], ...] = (Dense, Conv2d, AvgPool2d)
 
 
 def layer_from_description(text: str) -> Layer:
@@ -357,6 +500,7 @@ TORCH_LAYERS: dict[type[torch.nn.Module],
                    Callable[[int, torch.nn.Module, tuple[int, int, int] | None], Layer]] = {
     torch.nn.Linear: Dense.from_module,
     torch.nn.Conv2d: Conv2d.from_module,
+    torch.nn.AvgPool2d: AvgPool2d.from_module,
 }
 
 
@@ -401,7 +545,7 @@ def layers_and_output_image(modules: list[torch.nn.Module], first_index: int = 0
         else:
             layer = layer_from_module(i, module, image)
             layers.append(layer)
-            image = layer.output_shape if isinstance(layer, Conv2d) else None
+            image = layer.output_shape if isinstance(layer, (Conv2d, AvgPool2d)) else None
     return layers, image
 
 

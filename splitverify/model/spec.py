@@ -23,6 +23,10 @@ class SplitSpec:
     def __post_init__(self):
         if not self.client or not self.server:
             raise InputError("both halves need at least one Linear layer; move the cut")
+        for name, half in (("client", self.client), ("server", self.server)):
+            if not any(layer.parameter_shapes() for layer in half):
+                raise InputError(f"the {name}'s half has no layer with parameters (a Linear or "
+                                 "a Conv2d); move the cut")
         if self.batch < 1:
             raise InputError(f"batch must be ≥ 1, not {self.batch}")
         layers = self.client + self.server

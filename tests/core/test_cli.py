@@ -139,9 +139,17 @@ def test_quick_bench_prints_wellformed_json(tmp_path):
         assert all(v > 0 for v in dense[circuit]["prove_s"].values())
     assert set(dense["ratios"]) == {"constraints", "native_prove",
                                     "ours_native_over_naive_snarkjs"}
+    conv_peer = peers["conv_layer"]       # the reference CNN's layer, issue 21
+    assert conv_peer["circomlib_ml_naive"]["constraints"] == counts["cnn_conv_naive"]
+    assert conv_peer["splitverify_freivalds"]["constraints"] == counts["cnn_conv_optimized"]
+    for circuit in ("circomlib_ml_naive", "splitverify_freivalds"):
+        assert set(conv_peer[circuit]["prove_s"]) == {"snarkjs", "native"}
+        assert all(v > 0 for v in conv_peer[circuit]["prove_s"].values())
+    assert set(conv_peer["ratios"]) == set(dense["ratios"])
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (tmp_path / "BENCH.md").read_text()
-    assert "## Targets" in report and "Dense layer" in report and "(bench.png)" in report
+    assert "## Targets" in report and "Dense layer" in report and "Convolution layer" in report \
+        and "(bench.png)" in report
 
 
 def _fake_bench_result() -> dict:
@@ -206,7 +214,8 @@ def test_bench_report_says_which_targets_are_met(tmp_path):
     assert "The pipelined mode and the prover pools are not in this result" in text
     assert "worst: client_backward" in text and "1.00 s / 8.00 s = 0.125×" in text
     assert "![bench figure](../b.png)" in text
-    assert "The dense-layer peer is not in this result" in text
+    assert "The dense layer peer is not in this result" in text
+    assert "The convolution layer peer is not in this result" in text
     assert "| mcl / native prove: client_backward | 0.250 |" in text
     assert "| client_forward | 1.5 | 90 |" in text and "core-µs per constraint" in text
     broken = _fake_bench_result()
@@ -214,6 +223,36 @@ def test_bench_report_says_which_targets_are_met(tmp_path):
     saved.write_text(json.dumps(broken))
     code, out = invoke("bench", "--from-json", str(saved), "--report", str(report))
     assert code == 1 and "lacks field 'verify_s'" in " ".join(out.split())
+
+
+def test_bench_report_tables_the_layer_peers(tmp_path):
+    """peers.dense_layer and peers.conv_layer (made-up figures) each get their table and their
+    ratios."""
+    def peer(job: str, naive: str, ours: str, constraints: tuple[int, int]) -> dict:
+        circuit = {"setup_s": 3.0, "prove_s": {"snarkjs": 2.0, "native": 0.5}, "verify_s": 0.002}
+        return {"circomlib_ml_naive": {**circuit, "template": naive,
+                                       "constraints": constraints[0]},
+                "splitverify_freivalds": {**circuit, "template": ours,
+                                          "constraints": constraints[1]},
+                "job": job, "ratios": {"constraints": constraints[1] / constraints[0],
+                                       "native_prove": 1.0,
+                                       "ours_native_over_naive_snarkjs": 0.25}}
+    result = _fake_bench_result()
+    result["peers"]["dense_layer"] = peer("the dense job", "DenseNaive", "DenseOptimized",
+                                          (32768, 3795))
+    result["peers"]["conv_layer"] = peer("the conv job", "ConvNaive", "ConvOptimized",
+                                         (7744, 2997))
+    saved = tmp_path / "bench.json"
+    saved.write_text(json.dumps(result))
+    code, out = invoke("bench", "--from-json", str(saved), "--report", str(tmp_path / "B.md"))
+    assert code == 0, out
+    text = (tmp_path / "B.md").read_text()
+    assert "Dense layer — the dense job:" in text and "Convolution layer — the conv job:" in text
+    assert "| circomlib_ml_naive (`ConvNaive`) | 7,744 | 3 | 2 | 0.5 | 0.002 |" in text
+    assert "| splitverify_freivalds (`ConvOptimized`) | 2,997 |" in text
+    assert "| convolution layer peer: constraints | 0.3870 |" in text
+    assert "| dense layer peer: constraints | 0.1158 |" in text
+    assert "peer is not in this result" not in text
 
 
 def test_bench_report_reads_the_pipelined_mode_and_the_pools(tmp_path):
@@ -363,6 +402,12 @@ def test_split_demo_logs_both_parties_statements_on_chain(tmp_path):
 def test_compare_rejects_a_bad_chain_before_building_keys(tmp_path):
     code, out = invoke("compare", "--quick", "--chain", "ganache", "--out", str(tmp_path))
     assert code == 1 and "ganache" in out
+
+
+def test_compare_rejects_an_unknown_model_before_building_keys(tmp_path):
+    code, out = invoke("compare", "--quick", "--model", "lenet", "--out", str(tmp_path))
+    message = " ".join(out.split())
+    assert code == 1 and "no reference model 'lenet'" in message and "cnn" in message
 
 
 def test_split_demo_prints_each_epoch_and_draws_the_curve(tmp_path):

@@ -14,8 +14,8 @@ from splitverify.circuitgen import generator
 from splitverify.circuitgen.emit import EMITTERS, dense, emitter_of
 from splitverify.errors import InputError
 from splitverify.keyorigin import spec_from_description
-from splitverify.model import (TORCH_LAYERS, Conv2d, Dense, SplitSpec, encode_params, init_params,
-                               layer_from_module)
+from splitverify.model import (TORCH_LAYERS, AvgPool2d, Conv2d, Dense, SplitSpec,
+                               encode_params, init_params, layer_from_module)
 from splitverify.quant import QuantSpec
 
 
@@ -32,7 +32,8 @@ def test_dense_declares_its_parameters_description_and_emitter():
 
 def test_every_registered_layer_type_has_an_emitter():
     built = [layer_from_module(0, nn.Linear(4, 3)),
-             layer_from_module(0, nn.Conv2d(1, 2, 3), (1, 5, 5))]
+             layer_from_module(0, nn.Conv2d(1, 2, 3), (1, 5, 5)),
+             layer_from_module(0, nn.AvgPool2d(2), (1, 4, 4))]
     assert {type(layer) for layer in built} == {build.__self__ for build in TORCH_LAYERS.values()}
     assert all(layer.emitter in EMITTERS for layer in built)
 
@@ -44,7 +45,7 @@ class MyLinear(nn.Linear):
 def test_a_sequential_maps_onto_layers_through_the_one_registry(monkeypatch):
     net = nn.Sequential(MyLinear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     with pytest.raises(InputError, match="module 0 is a MyLinear; splitverify proves Linear, "
-                                         "Conv2d, ReLU and Flatten layers only"):
+                                         "Conv2d, AvgPool2d, ReLU and Flatten layers only"):
         SplitSpec.from_sequential(net, cut=2, batch=2)
     monkeypatch.setitem(TORCH_LAYERS, MyLinear, Dense.from_module)
     spec = SplitSpec.from_sequential(net, cut=2, batch=2)
@@ -77,8 +78,10 @@ def test_parameters_of_the_wrong_shape_are_named():
               batch=3, quant=QuantSpec(frac_bits=8)),
     SplitSpec.refnet(),
     SplitSpec((Conv2d(1, 2, 3, 1, 1, 4, 4, True),), (Conv2d(2, 2, 3, 2, 1, 4, 4, False),
-                                                    Dense(8, 2, False)), batch=2)],
-    ids=["tiny", "deeper", "refnet", "conv"])
+                                                    Dense(8, 2, False)), batch=2),
+    SplitSpec((Conv2d(1, 2, 3, 1, 1, 4, 4, True), AvgPool2d(2, 4, 4, 2, False)),
+              (Dense(8, 2, False),), batch=2)],
+    ids=["tiny", "deeper", "refnet", "conv", "pool"])
 def test_a_model_description_reads_back_through_the_layer_types(spec):
     """A transcript names its model by generator.describe; the audit reads it back."""
     assert spec_from_description(generator.describe(spec)) == spec
@@ -87,5 +90,5 @@ def test_a_model_description_reads_back_through_the_layer_types(spec):
 def test_a_description_of_no_known_layer_is_named():
     text = generator.describe(SplitSpec.refnet()).replace("64->32+relu", "conv3x3->32")
     with pytest.raises(InputError, match="'conv3x3->32' describes no layer this version knows "
-                                         r"\(Dense, Conv2d\)"):
+                                         r"\(Dense, Conv2d, AvgPool2d\)"):
         spec_from_description(text)

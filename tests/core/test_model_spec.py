@@ -8,7 +8,8 @@ from torch import nn
 
 from splitverify.commit import Segment, commit, pack, poseidon, tag
 from splitverify.errors import InputError
-from splitverify.model import Conv2d, Dense, SplitSpec
+from splitverify.model import (AvgPool2d, Conv2d, Dense, SplitSpec,
+                               layer_from_description)
 
 
 def test_refnet_from_sequential():
@@ -21,7 +22,8 @@ def test_refnet_from_sequential():
     (nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), 3, "non-empty"),
     (nn.Sequential(nn.ReLU(), nn.Linear(4, 3), nn.Linear(3, 2)), 2, "must follow a Linear"),
     (nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)), 2,
-     "module 1 is a Tanh; splitverify proves Linear, Conv2d, ReLU and Flatten layers only"),
+     "module 1 is a Tanh; splitverify proves Linear, Conv2d, AvgPool2d, ReLU and Flatten "
+     "layers only"),
     (nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2, bias=False)), 1, "need a bias"),
     (nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2), nn.ReLU()), 1, "must not end in ReLU"),
     (nn.Sequential(nn.Linear(4, 3), nn.Linear(2, 2)), 1, "do not chain"),
@@ -45,7 +47,8 @@ def test_a_convolutional_client_half_is_accepted():
 
 @pytest.mark.parametrize("net,shape,match", [
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 2)), (1, 5, 5),
-     "module 1 is a MaxPool2d; splitverify proves Linear, Conv2d, ReLU and Flatten layers only"),
+     "module 1 is a MaxPool2d; splitverify proves Linear, Conv2d, AvgPool2d, ReLU and "
+     "Flatten layers only"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(18, 2)), None,
      "input image's shape is unknown; give input_shape"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(0), nn.Linear(18, 2)), (1, 5, 5),
@@ -60,6 +63,36 @@ def test_a_convolutional_client_half_is_accepted():
 def test_unsupported_convolutional_models_are_named(net, shape, match):
     with pytest.raises(InputError, match=match):
         SplitSpec.from_sequential(net, cut=2, batch=2, input_shape=shape)
+
+
+def test_a_pooled_convolutional_client_half_is_accepted():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                        nn.Linear(64, 10))
+    spec = SplitSpec.from_sequential(net, cut=4, batch=2, input_shape=(1, 8, 8))
+    assert spec.client == (Conv2d(1, 4, 3, 1, 1, 8, 8, True), AvgPool2d(4, 8, 8, 2, False))
+    assert spec.cut_width == 64 and spec.client[1].rescale_shift(spec.quant) == 2
+    pool = AvgPool2d(4, 8, 8, 4, True)
+    assert layer_from_description(pool.describe()) == pool and pool.shift == 4
+
+
+@pytest.mark.parametrize("net,shape,match", [
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(3), nn.Flatten(), nn.Linear(8, 2)), (1, 8, 8),
+     "kernel 3: the division by kernel² must be a power-of-two shift"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2, stride=1), nn.Flatten(),
+                   nn.Linear(50, 2)), (1, 8, 8), "stride = kernel, no padding"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8, 2)), (1, 7, 7),
+     "multiples of the kernel"),
+    (nn.Sequential(nn.Linear(4, 8), nn.AvgPool2d(2), nn.Linear(2, 2)), None,
+     "AvgPool2d must follow a Conv2d"),
+])
+def test_unsupported_pools_are_named(net, shape, match):
+    with pytest.raises(InputError, match=match):
+        SplitSpec.from_sequential(net, cut=2, batch=2, input_shape=shape)
+
+
+def test_a_half_without_parameters_is_refused():
+    with pytest.raises(InputError, match="the client's half has no layer with parameters"):
+        SplitSpec((AvgPool2d(1, 4, 4, 2, False),), (Dense(4, 2, False),), batch=2)
 
 
 def test_bad_batches_are_rejected():

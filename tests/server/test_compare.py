@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from splitverify_server.apps.compare import MODES, CompareConfig, run_comparison, write_outputs
+from splitverify_server.apps.compare import (MODES, CompareConfig, run_comparison,
+                                             run_named_comparison, write_outputs)
 from splitverify.errors import InputError
 from splitverify.protocol import scenarios
 
@@ -80,3 +81,15 @@ def test_bad_compare_settings_are_input_errors():
         CompareConfig(2, 2, "ganache")
     with pytest.raises(InputError, match="at least one step"):
         CompareConfig(0, 2)
+
+
+def test_compare_runs_the_reference_cnn_by_name(tmp_path):
+    """`compare --model cnn`, quick, in its one mode without proofs or chain (no keys made):
+    the CNN's honest steps and every scenario run, the outputs name the workload."""
+    plain = tuple(m for m in MODES if m.name == "plain")
+    report = run_named_comparison("cnn", True, tmp_path, modes=plain)
+    assert report["workload"] == "cnn" and "conv1x8x8->4k3s2p1+relu" in report["spec"]
+    (mode,) = report["modes"]
+    assert mode["honest"]["detected"] is False and mode["step_s_median"] > 0
+    assert set(mode["scenarios"]) == set(scenarios.names())
+    assert "Workload: cnn (" in (tmp_path / "compare.md").read_text()

@@ -171,34 +171,22 @@ def core_us_per_constraint(prove_s: dict[str, dict[str, float]], constraints: di
             for backend in prove_s}
 
 
-def dense_layer_peer(runs: int, folder: Path, progress: Callable[[str], None]) -> dict:
-    """The peer "circomlib-ml style": RefNet's client layer product X·Wᵀ (batch 16, 64 → 32)
-    proven with one constraint per product (DenseNaive), against our Freivalds check of the same
-    product (DenseOptimized), on RefNet's first batch and initial weights. Per circuit:
+def layer_peer(file: str, params: list[int], inputs: dict[str, dict], job: str, runs: int,
+               folder: Path, progress: Callable[[str], None]) -> dict:
+    """One layer's product proven "circomlib-ml style" (the first template of ``inputs``: one
+    constraint per product) against our Freivalds check of the same product (the second), both
+    templates of circuits/``file`` at ``params``, each on its witness ``inputs``. Per circuit:
     constraints, key set-up (dev ptau, one contribution), median prove seconds from a .wtns
     with snarkjs (how circomlib-ml circuits are proven) and with our native prover, native
-    verify."""
-    from splitverify.refnet import initial_params
-    from splitverify_client.training import refnet_batches
-    from splitverify.zk.curve import R
-
-    spec = SplitSpec.refnet()
-    (w, _b), = initial_params(spec, 0)[0]
-    x, _labels = next(refnet_batches(spec))
-    acc = x @ w.T
-
-    def field(t) -> list:
-        return [[int(v) % R for v in row] for row in t.tolist()]
-    inputs = {"DenseNaive": {"x": field(x), "w": field(w)},
-              "DenseOptimized": {"x": field(x), "w": field(w), "acc": field(acc),
-                                 "commitments": [1, 2, 3]}}
+    verify; and our circuit's ratios to the naive one."""
     out: dict[str, dict] = {}
     native = zk.get_prover("native")
-    for name, template in (("circomlib_ml_naive", "DenseNaive"),
-                           ("splitverify_freivalds", "DenseOptimized")):
-        progress(f"peer: dense layer {template}: key, prove, verify")
-        circuit = zk.compile_circuit(circuit_path("dense.circom"), template=template,
-                                     params=list(DENSE_SHAPE), optimize="O2")
+    (naive_template, _), (ours_template, _) = inputs.items()
+    for name, template in (("circomlib_ml_naive", naive_template),
+                           ("splitverify_freivalds", ours_template)):
+        progress(f"peer: {template}: key, prove, verify")
+        circuit = zk.compile_circuit(circuit_path(file), template=template, params=params,
+                                     optimize="O2")
         start = time.perf_counter()
         key = zk.setup(circuit, contributors=("bench",), workdir=folder / template)
         setup_s = time.perf_counter() - start
@@ -216,13 +204,60 @@ def dense_layer_peer(runs: int, folder: Path, progress: Callable[[str], None]) -
                      "verify_s": _median_seconds(
                          lambda: zk.verify(vk, proof, public, "native"), runs)}
     naive, ours = out["circomlib_ml_naive"], out["splitverify_freivalds"]
-    out["job"] = "X·Wᵀ of RefNet's client layer, batch 16, 64 → 32 (first batch, seed-0 weights)"
+    out["job"] = job
     out["ratios"] = {
         "constraints": round(ours["constraints"] / naive["constraints"], 4),
         "native_prove": round(ours["prove_s"]["native"] / naive["prove_s"]["native"], 4),
         "ours_native_over_naive_snarkjs": round(ours["prove_s"]["native"]
                                                 / naive["prove_s"]["snarkjs"], 4)}
     return out
+
+
+def _field(t) -> list:
+    """An integer tensor (1-D or more) as nested lists of field elements (negatives mod r)."""
+    from splitverify.zk.curve import R
+
+    return [_field(row) for row in t] if t.dim() > 1 else [int(v) % R for v in t.tolist()]
+
+
+def dense_layer_peer(runs: int, folder: Path, progress: Callable[[str], None]) -> dict:
+    """The dense peer (:func:`layer_peer`): RefNet's client layer product X·Wᵀ (batch 16,
+    64 → 32), DenseNaive against DenseOptimized, on RefNet's first batch and initial weights."""
+    from splitverify.refnet import initial_params
+    from splitverify_client.training import refnet_batches
+
+    spec = SplitSpec.refnet()
+    (w, _b), = initial_params(spec, 0)[0]
+    x, _labels = next(refnet_batches(spec))
+    inputs = {"DenseNaive": {"x": _field(x), "w": _field(w)},
+              "DenseOptimized": {"x": _field(x), "w": _field(w), "acc": _field(x @ w.T),
+                                 "commitments": [1, 2, 3]}}
+    return layer_peer("dense.circom", list(DENSE_SHAPE), inputs,
+                      "X·Wᵀ of RefNet's client layer, batch 16, 64 → 32 (first batch, seed-0 "
+                      "weights)", runs, folder, progress)
+
+
+def conv_layer_peer(runs: int, folder: Path, progress: Callable[[str], None]) -> dict:
+    """The convolution peer (:func:`layer_peer`): the reference CNN's client layer,
+    Conv2d(1→4, 3×3, stride 2, padding 1) on the 8×8 digits, batch 16, with its bias
+    (acc = patches·Wᵀ + b·2^s), ConvNaive (circomlib-ml's Conv2D: one constraint per product)
+    against ConvOptimized (our forward check), on the first batch and seed-0 weights."""
+    from splitverify.refnet import initial_params
+    from splitverify_client.training import refnet_batches
+
+    spec = SplitSpec.refcnn()
+    layer = spec.client[0]
+    (w, b), = initial_params(spec, 0)[0]
+    x, _labels = next(refnet_batches(spec))
+    _y, acc = layer.forward(spec.quant, x, (w, b))
+    naive = {"x": _field(x), "w": _field(w), "bias": _field(b)}
+    inputs = {"ConvNaive": naive,
+              "ConvOptimized": {**naive, "acc": _field(acc), "commitments": [1, 2, 3]}}
+    return layer_peer("conv.circom", conv.peer_template_params(layer, spec.batch, spec.quant.scale),
+                      inputs, "patches·Wᵀ + b·2^s of the reference CNN's client layer, "
+                      "Conv2d(1→4, 3×3, stride 2, padding 1) on 8×8, batch 16 (first batch, "
+                      "seed-0 weights; its ReLU and rescale in neither circuit)", runs, folder,
+                      progress)
 
 
 STEP_RUNS = {"off": (100, 20), "every": (5, 2), "audit:0.1": (50, 10)}   # steps: full, quick
@@ -317,6 +352,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
                                                    progress).items():
             prove_s[backend].update(times)
         dense_peer = dense_layer_peer(refnet_runs, Path(tmp), progress)
+        conv_peer = conv_layer_peer(refnet_runs, Path(tmp), progress)
     mcl = mcl_keys(circuits)
     proof, public = proofs["native"]
     verify_s = {}
@@ -396,7 +432,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         **({"pipelined_grid": pipelined["pipelined_grid"]} if "pipelined_grid" in pipelined
            else {}),
         "peers": {"ezkl_client_forward_prove_s": ezkl["prove_s"], "ezkl_error": ezkl["error"],
-                  "ezkl": ezkl, "dense_layer": dense_peer},
+                  "ezkl": ezkl, "dense_layer": dense_peer,
+                  "conv_layer": conv_peer},
     }
 
 

@@ -124,10 +124,10 @@ def render(result: dict, plot: str | None = None) -> str:
     rows.append(("native / py_ecc verify", f"{ratios['native_over_py_ecc_verify']:.5f}"))
     rows.append(("dense layer constraints, Freivalds / naive",
                  f"{r['constraints']['dense_optimized_over_naive']:.4f}"))
-    dense = r["peers"].get("dense_layer")
-    if dense is not None:
-        rows += [(f"dense layer peer: {name.replace('_', ' ')}", f"{v:.4f}")
-                 for name, v in dense["ratios"].items()]
+    for peer, label in LAYER_PEERS:
+        if r["peers"].get(peer) is not None:
+            rows += [(f"{label.lower()} peer: {name.replace('_', ' ')}", f"{v:.4f}")
+                     for name, v in r["peers"][peer]["ratios"].items()]
     lines += _table(("ratio", "value"), rows)
     if plot:
         lines += [f"![bench figure]({plot})", ""]
@@ -167,17 +167,25 @@ def render(result: dict, plot: str | None = None) -> str:
         lines += _table(("SRS", "setup", "witness", "prove", "verify"),
                         [tuple(_s(ezkl.get(k)) for k in
                                ("srs_s", "setup_s", "witness_s", "prove_s", "verify_s"))])
-    if dense is None:
-        lines += ["The dense-layer peer is not in this result (it predates it).", ""]
-    else:
-        lines += [f"Dense layer — {dense['job']}:", ""]
-        lines += _table(("circuit", "constraints", "key set-up", "prove snarkjs",
-                         "prove native", "verify native"),
-                        [(f"{name} (`{d['template']}`)", f"{d['constraints']:,}",
-                          _s(d["setup_s"]), _s(d["prove_s"]["snarkjs"]),
-                          _s(d["prove_s"]["native"]), _s(d["verify_s"]))
-                         for name, d in dense.items() if name not in ("job", "ratios")])
+    for peer, label in LAYER_PEERS:
+        lines += _layer_peer_table(r["peers"].get(peer), label)
     return "\n".join(lines)
+
+
+# bench's layer peers (bench.layer_peer): key in result["peers"], the report's label
+LAYER_PEERS = (("dense_layer", "Dense layer"), ("conv_layer", "Convolution layer"))
+
+
+def _layer_peer_table(peer: dict | None, label: str) -> list[str]:
+    """One layer peer's circuits, naive and ours: constraints, key set-up, prove, verify."""
+    if peer is None:
+        return [f"The {label.lower()} peer is not in this result (it predates it).", ""]
+    return [f"{label} — {peer['job']}:", "", *_table(
+        ("circuit", "constraints", "key set-up", "prove snarkjs", "prove native",
+         "verify native"),
+        [(f"{name} (`{d['template']}`)", f"{d['constraints']:,}", _s(d["setup_s"]),
+          _s(d["prove_s"]["snarkjs"]), _s(d["prove_s"]["native"]), _s(d["verify_s"]))
+         for name, d in peer.items() if name not in ("job", "ratios")])]
 
 
 def _pipeline_section(r: dict) -> list[str]:

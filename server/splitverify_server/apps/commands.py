@@ -33,6 +33,10 @@ DEMO_STEPS = 200
 DEMO_PROOF_MODE = "audit:0.05"
 
 
+MODEL_HELP = ("The reference model: refnet (Linear 64→32 + ReLU | Linear 32→10) or cnn (Conv2d "
+              "1→4, 3×3, stride 2, padding 1 + ReLU + Flatten | Linear 64→10).")
+
+
 def demo(steps: Annotated[int, typer.Option(
              help="Training steps (89 make an epoch of the digits).")] = DEMO_STEPS,
          proof_mode: Annotated[str, typer.Option(help=PROOF_MODE_HELP)] = DEMO_PROOF_MODE,
@@ -40,10 +44,7 @@ def demo(steps: Annotated[int, typer.Option(
          verify_on_chain: VerifyOnChainOpt = False,
          out: OutOpt = Path("splitverify-demo"),
          provers: ProversOpt = 0, ray: RayOpt = None,
-         model: Annotated[str, typer.Option(
-             help="The reference model: refnet (Linear 64→32 + ReLU | Linear 32→10) or cnn "
-                  "(Conv2d 1→4, 3×3, stride 2, padding 1 + ReLU + Flatten | Linear "
-                  "64→10).")] = "refnet",
+         model: Annotated[str, typer.Option(help=MODEL_HELP)] = "refnet",
          clients: Annotated[int, typer.Option(
              help="Clients training one shared server half at once (each its own client "
                   "half, identity, session, shard of the digits and transcript in "
@@ -294,14 +295,16 @@ def compare(quick: Annotated[bool, typer.Option(
                                               "compare.json.")] = Path("splitverify-compare"),
             chain: Annotated[str, typer.Option(
                 help="The ledger modes' chain: auto (anvil when its binary is installed, "
-                     "else embedded), embedded or anvil.")] = "auto") -> None:
-    """The blockchain baseline vs zk-SNARK proofs on RefNet: five modes (plain, ledger only,
-    zk, zk + ledger, zk + on-chain verification), each honest and under each tamper scenario."""
-    from .compare import run_refnet_comparison
+                     "else embedded), embedded or anvil.")] = "auto",
+            model: Annotated[str, typer.Option(help=MODEL_HELP)] = "refnet") -> None:
+    """The blockchain baseline vs zk-SNARK proofs on RefNet (or --model cnn): five modes
+    (plain, ledger only, zk, zk + ledger, zk + on-chain verification), each honest and under
+    each tamper scenario."""
+    from .compare import run_named_comparison
 
     try:
-        report = run_refnet_comparison(quick, out, chain,
-                                       progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
+        report = run_named_comparison(model, quick, out, chain,
+                                      progress=lambda msg: console.print(f"[dim]{msg}…[/]"))
     except SplitverifyError as exc:
         fail(exc)
     sys.stdout.write((out / "compare.md").read_text())   # markdown as is (not rich markup)

@@ -1,4 +1,5 @@
-"""`splitverify compare`: the blockchain baseline against zk-SNARK proofs, on RefNet.
+"""`splitverify compare`: the blockchain baseline against zk-SNARK proofs, on RefNet or the
+reference CNN (``--model``).
 
 The same steps run under five modes (``MODES``): plain split learning, a ledger that records
 every statement (commitments only: the blockchain baseline), proofs verified by the other party,
@@ -32,7 +33,7 @@ from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.circuitgen.generator import describe
 from splitverify.errors import InputError, ToolchainError
 from splitverify.ledger import Ledger
-from splitverify.model import SplitSpec
+from splitverify.model import SplitSpec, named_spec
 from splitverify.protocol import ProofMode, StopRecord, run_local, scenarios as tamper_scenarios
 from splitverify.transcript import Transcript
 
@@ -241,18 +242,23 @@ def run_comparison(spec: SplitSpec, circuits: SplitCircuits, batches: Batches,
     }
 
 
-def run_refnet_comparison(quick: bool, out: Path, chain: str = "auto",
-                          progress: Progress = lambda _msg: None) -> dict:
-    """``splitverify compare``: RefNet, keys made first (not timed), outputs written to out."""
+def run_named_comparison(model: str, quick: bool, out: Path, chain: str = "auto",
+                         progress: Progress = lambda _msg: None,
+                         modes: tuple[Mode, ...] = MODES) -> dict:
+    """``splitverify compare --model``: a reference model by name (``NAMED_MODELS``: refnet,
+    cnn) on the digits, keys made first (not timed; none when no mode proves), outputs
+    written to out."""
     from splitverify_client.training import refnet_batches
 
     steps, scenario_steps = ((QUICK_STEPS, QUICK_SCENARIO_STEPS) if quick
                              else (FULL_STEPS, FULL_SCENARIO_STEPS))
-    config = CompareConfig(steps, scenario_steps, chain, progress=progress)  # checked first
-    spec = SplitSpec.refnet()
-    circuits = keyed_circuits(spec, progress)
+    config = CompareConfig(steps, scenario_steps, chain, modes=modes,
+                           progress=progress)  # checked first, as the model's name
+    spec = named_spec(model)
+    circuits = keyed_circuits(spec, progress) if any(m.proves for m in modes) \
+        else SplitCircuits(spec)
     report = run_comparison(spec, circuits, lambda: refnet_batches(spec), config)
-    report.update(workload="refnet", quick=quick)
+    report.update(workload=model, quick=quick)
     write_outputs(report, out)
     return report
 

@@ -7,7 +7,10 @@ An emitter module provides, for its layer type (``Layer.emitter`` names it here)
 * ``forward_check(m, i, layer, x, acc)`` — constrain layer ``i``'s claimed accumulator;
 * ``weight_gradient(m, i, layer, dy, x)`` — constrain its parameter gradients and return one
   :class:`~.base.ParameterUpdate` per parameter (in ``parameter_shapes`` order);
-* ``input_gradient_check(m, i, layer, dy, gx)`` — constrain its input-gradient accumulator.
+* ``input_gradient_check(m, i, layer, dy, gx)`` — constrain its input-gradient accumulator;
+* for a layer that claims no accumulators (``Layer.claims_accumulators`` false: a pool),
+  ``forward_sum(m, i, layer, x)`` and ``input_gradient_sum(m, i, layer, dy)`` instead compute
+  them in the circuit (and return them) in place of the claimed inputs and their checks.
 
 The generator (:mod:`..generator`) wires what every layer shares: the accumulators as claimed
 inputs, rescales, ReLUs, SGD updates, commitments and the challenge.
@@ -19,9 +22,9 @@ from types import ModuleType
 
 from ...errors import InputError
 from ...model import Layer
-from . import conv, dense
+from . import conv, dense, pool
 
-EMITTERS: dict[str, ModuleType] = {"dense": dense, "conv": conv}
+EMITTERS: dict[str, ModuleType] = {"dense": dense, "conv": conv, "pool": pool}
 
 
 def emitter_of(layer: Layer) -> ModuleType:

@@ -69,9 +69,16 @@ def conv_naive_cost(layer: Conv2d, batch: int) -> int:
 
 
 def conv_optimized_cost(layer: Conv2d, batch: int) -> int:
-    """The forward check on its own, as dense_optimized_cost: the Freivalds check, a Poseidon
-    seed over three commitments and the challenge powers (r[1] = seed is free)."""
-    return forward_cost(layer, batch) + poseidon_cost(3) + max(challenge_powers(layer) - 2, 0)
+    """The forward check on its own (``ConvOptimized`` of circuits/conv.circom), as
+    dense_optimized_cost: the Freivalds check, a Poseidon seed over three commitments and the
+    out_channels challenge powers it reads (r[1] = seed is free)."""
+    return forward_cost(layer, batch) + poseidon_cost(3) + max(layer.out_channels - 2, 0)
+
+
+def peer_template_params(layer: Conv2d, batch: int, bias_scale: int) -> list[int]:
+    """The parameters of circuits/conv.circom's ConvNaive and ConvOptimized for ``layer``."""
+    return [batch, layer.in_channels, layer.out_channels, layer.height, layer.width,
+            layer.kernel, layer.stride, layer.padding, bias_scale]
 
 
 # -- the layer's pieces -----------------------------------------------------------------------

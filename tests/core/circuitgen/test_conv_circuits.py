@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from splitverify import zk
-from splitverify.circuitgen import KINDS, generator
+from splitverify.circuitgen import KINDS, circuit_path, generator
 from splitverify.circuitgen.emit import conv
 from splitverify.errors import InputError
 from splitverify.model import Conv2d
+from splitverify.quant import QuantSpec
+from splitverify.zk.curve import R
 
 from conftest import (TINY_CONV_SPEC, coordinated_cheat, fails_snarkjs, names_in,
-                      tamper_witness_many, witness_despite_asserts, wire_of)
+                      tamper_witness, tamper_witness_many, witness_despite_asserts, wire_of)
 from split_cases import _params, assert_golden, build_case
 
 
@@ -164,3 +166,33 @@ def test_conv_optimized_meets_the_ratio_on_a_28x28_image():
     layer = Conv2d(1, 16, 3, 1, 0, 28, 28, False)
     ratio = conv.conv_optimized_cost(layer, 16) / conv.conv_naive_cost(layer, 16)
     assert ratio <= 0.2, ratio
+
+
+def test_conv_peer_templates_compile_to_the_cost_model_and_compute_the_reference(
+        isolated_cache, tmp_path):
+    """circuits/conv.circom (bench's convolution peer) on a padded, strided layer: ConvNaive
+    and ConvOptimized compile to conv_naive_cost and conv_optimized_cost, ConvNaive's output is
+    the reference accumulator (Conv2d.forward), ConvOptimized accepts it and rejects it with
+    one entry wrong."""
+    layer, batch, quant = Conv2d(2, 3, 3, 2, 1, 5, 5, False), 2, QuantSpec()
+    params = conv.peer_template_params(layer, batch, quant.scale)
+    naive, optimized = (zk.compile_circuit(circuit_path("conv.circom"), template=t,
+                                           params=params, optimize="O2")
+                        for t in ("ConvNaive", "ConvOptimized"))
+    assert naive.info.n_constraints == conv.conv_naive_cost(layer, batch)
+    assert optimized.info.n_constraints == conv.conv_optimized_cost(layer, batch)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(-50, 50, (batch, layer.n_in), generator=g)
+    w = torch.randint(-50, 50, (layer.out_channels, layer.patch_size), generator=g)
+    b = torch.randint(-50, 50, (layer.out_channels,), generator=g)
+    _y, acc = layer.forward(quant, x, (w, b))
+    wtns = zk.calculate_witness(naive, {"x": x.tolist(), "w": w.tolist(), "bias": b.tolist()},
+                                tmp_path / "naive.wtns")
+    n_out = batch * layer.n_out
+    assert zk.read_witness(wtns)[1:1 + n_out] == [int(v) % R for v in acc.reshape(-1).tolist()]
+    ours = zk.calculate_witness(optimized, {"x": x.tolist(), "w": w.tolist(), "bias": b.tolist(),
+                                            "acc": acc.tolist(), "commitments": [1, 2, 3]},
+                                tmp_path / "ours.wtns")
+    wire = wire_of(optimized, "acc[1][4]")
+    ok, _ = tamper_witness(optimized, ours, wire, int(acc[1, 4]) + 1, tmp_path / "bad.wtns")
+    assert not ok

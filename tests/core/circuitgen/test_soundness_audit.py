@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from splitverify import zk
 from splitverify.circuitgen import CIRCUITS_DIR, KINDS, SplitCircuits
-from splitverify.model import Dense, SplitSpec
+from splitverify.model import Conv2d, Dense, SplitSpec
 from splitverify.zk.curve import R
 from splitverify.zk.r1cs_check import R1csSystem
 
@@ -156,6 +157,20 @@ def dense_inputs() -> dict:
     }
 
 
+def conv_inputs() -> dict:
+    """ConvNaive and ConvOptimized at CONV_AUDIT_LAYER, batch 1, bias scale 4: padding taps
+    and a stride."""
+    x = torch.tensor([[3, -1, 4, 1, -5, 9, 2, -6, 5]])
+    w = torch.tensor([[2, -7, 1, 8], [-2, 8, 1, -8]])
+    bias = torch.tensor([3, -4])
+    acc = CONV_AUDIT_LAYER.nchw(CONV_AUDIT_LAYER.patches(x) @ w.T + 4 * bias)
+    return {"convX": x.tolist(), "convW": w.tolist(), "convBias": bias.tolist(),
+            "convAcc": acc.tolist(), "convCommitments": [44, 55, 66]}
+
+
+CONV_AUDIT_LAYER = Conv2d(1, 2, 2, 2, 1, 3, 3, False)
+
+
 TEMPLATE_AUDITS = (
     TemplateAudit("fixedpoint.circom", ("SignedRange", "Rescale", "ReLU", "ReluMask", "OneHot"), """
     signal input rangeIn; signal input rescaleIn; signal input reluIn; signal input reluSign;
@@ -192,6 +207,14 @@ TEMPLATE_AUDITS = (
     component opt = DenseOptimized(2, 3, 2);
     opt.x <== optX; opt.w <== optW; opt.acc <== optAcc; opt.commitments <== optCommitments;""",
                   dense_inputs),
+    TemplateAudit("conv.circom", ("ConvNaive", "ConvOptimized"), """
+    signal input convX[1][9]; signal input convW[2][4]; signal input convBias[2];
+    signal input convAcc[1][8]; signal input convCommitments[3];
+    component convNaive = ConvNaive(1, 1, 2, 3, 3, 2, 2, 1, 4);
+    convNaive.x <== convX; convNaive.w <== convW; convNaive.bias <== convBias;
+    component convOpt = ConvOptimized(1, 1, 2, 3, 3, 2, 2, 1, 4);
+    convOpt.x <== convX; convOpt.w <== convW; convOpt.bias <== convBias;
+    convOpt.acc <== convAcc; convOpt.commitments <== convCommitments;""", conv_inputs),
     TemplateAudit("commit.circom", ("Pack", "PoseidonChain"), """
     signal input packIn[5]; signal input chainIn[14];
     component pack = Pack(5, 100, 128); pack.in <== packIn;
@@ -296,6 +319,15 @@ def test_a_convolutional_model_rejects_every_single_wire_tamper(kind, tiny_conv_
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_pooling_model_rejects_every_single_wire_tamper(kind, tiny_pool_circuits,
+                                                         tiny_pool_witnesses):
+    """TINY_POOL_SPEC: a Conv2d + ReLU, then AvgPool2d(2) at the cut (its sums, its rescale's
+    bit decomposition, its input gradient into the ReLU mask)."""
+    assert_every_single_wire_tamper_rejected(tiny_pool_circuits.circuit(kind),
+                                             tiny_pool_witnesses[kind], f"pool, {kind}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_label_table_circuits_reject_every_single_wire_tamper(kind, tiny_case, isolated_cache,
                                                               tmp_path):
     """--labels server: the ids (Num2Bits in the client's, MerkleRoot's in ServerStep), the
@@ -332,10 +364,12 @@ def test_generated_circuit_drops_only_the_implied_label(kind, tiny_circuits):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_conv_circuit_drops_only_the_implied_label(kind, tiny_conv_circuits):
-    spec = tiny_conv_circuits.spec
+@pytest.mark.parametrize("fixture", ["tiny_conv_circuits", "tiny_pool_circuits"])
+def test_conv_and_pool_circuits_drop_only_the_implied_label(kind, fixture, request):
+    circuits = request.getfixturevalue(fixture)
+    spec = circuits.spec
     implied = [f"labels[{b}][{spec.classes - 1}]" for b in range(spec.batch)]
-    assert main_inputs_without_wire(tiny_conv_circuits.circuit(kind)) == implied
+    assert main_inputs_without_wire(circuits.circuit(kind)) == implied
 
 
 # --- the checker agrees with snarkjs ----------------------------------------------------------
