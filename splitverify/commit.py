@@ -39,7 +39,8 @@ FULL_ROUNDS = 8
 PARTIAL_ROUNDS = [56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68]  # by t − 2
 
 # Commitment kinds (part of the tag): what a commitment is of.
-KINDS = {"data": 1, "message": 2, "gradient": 3, "weights": 4, "state": 5, "claims": 6}
+KINDS = {"data": 1, "message": 2, "gradient": 3, "weights": 4, "state": 5, "claims": 6,
+         "labels": 7}
 
 
 def _int64_vector(values) -> np.ndarray:

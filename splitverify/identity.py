@@ -26,6 +26,7 @@ from eth_account.messages import encode_defunct
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
 from .circuitgen import PUBLIC_SIGNALS
+from .circuitgen.statements import signal_names
 from .errors import InputError
 
 DOMAIN = "splitverify/v1"
@@ -38,7 +39,7 @@ def _payload(*fields) -> bytes:
 def statement_payload(session_id: int, step: int, kind: str, public: dict[str, int],
                       proof: str | None) -> bytes:
     """A statement with its proof (or none), the public values in the circuit's fixed order."""
-    names = PUBLIC_SIGNALS.get(kind)
+    names = (signal_names(kind, "labelTable" in public) if kind in PUBLIC_SIGNALS else None)
     if names is None or set(public) != set(names):
         raise InputError(f"cannot sign a {kind} statement with public inputs {sorted(public)}")
     return _payload("statement", session_id, step, kind, [public[n] for n in names], proof)

@@ -20,7 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from . import zk
-from .circuitgen import KINDS, PUBLIC_SIGNALS, Statement
+from .circuitgen import KINDS, Statement
+from .circuitgen.statements import signal_names
 from .errors import InputError, SplitverifyError
 from .identity import end_payload, signed_by, statement_payload
 from .protocol.wire import ProofMode, StopRecord
@@ -62,6 +63,9 @@ class Transcript(BaseModel):
     # the server half was shared with other clients' sessions (``serve --shared-model``): its
     # ServerSteps continue the server's chain across sessions, not this session's own
     shared_server_model: bool = False
+    # --labels server: the commitment of the server's label table, bound once for the session;
+    # every ServerStep proves its labels came from it
+    label_table: int | None = None
 
     def record(self, kind: str, step: int, public: dict[str, int] | None,
                proof: str | None, *, signature: str | None = None,
@@ -109,18 +113,23 @@ class AuditReport:
 
 
 def _chain_errors(entries: dict[tuple[int, str], TranscriptEntry], step: int,
-                  session_id: int, shared_server_model: bool = False) -> str | None:
+                  session_id: int, shared_server_model: bool = False,
+                  label_table: int | None = None) -> str | None:
     """The commitments that must agree within step ``step`` and with step − 1 (the server's
-    weights only within the session when its server half is not shared)."""
+    weights only within the session when its server half is not shared; every ServerStep's
+    label table the session's, under --labels server)."""
     get = entries.get
     cf, ss, cb = (get((step, k)) for k in KINDS)
     for kind, e in zip(KINDS, (cf, ss, cb)):
         if e is None:
             return f"the {kind} statement is missing"
-        if set(e.public) != set(PUBLIC_SIGNALS[kind]):
+        reads_table = kind == "server_step" and label_table is not None
+        if set(e.public) != set(signal_names(kind, reads_table)):
             return f"the {kind} statement has the wrong public inputs"
         if e.public["session"] != session_id or e.public["step"] != step:
             return f"the {kind} statement is for another session or step"
+        if reads_table and e.public["labelTable"] != label_table:
+            return "the server's step read another label table than the session's"
     pairs = [
         (ss.public["messageCommitment"], cf.public["messageCommitment"],
          "the server consumed another message than the client sent"),
@@ -234,7 +243,7 @@ def audit(transcript: Transcript, verifier: str = "native",
     verified = 0
     for step in steps:
         reason = _chain_errors(entries, step, transcript.session_id,
-                               transcript.shared_server_model)
+                               transcript.shared_server_model, transcript.label_table)
         if reason:
             return AuditReport(False, len(steps), verified, step, reason)
         for kind in KINDS:

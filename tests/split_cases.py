@@ -13,6 +13,7 @@ from splitverify import model
 from splitverify.circuitgen import KINDS, SplitCircuits, Statement
 from splitverify.circuitgen import statements as st
 from splitverify.errors import InputError
+from splitverify.label_table import LabelTable, SampleIds
 from splitverify.model import Params, SplitSpec
 from splitverify.refnet import initial_params
 
@@ -138,3 +139,48 @@ def reference_weights(spec: SplitSpec, steps: int, seed: int, batches, *,
 def same_params(a: Params, b: Params) -> bool:
     return len(a) == len(b) and all((w1 == w2).all() and (b1 == b2).all()
                                     for (w1, b1), (w2, b2) in zip(a, b))
+
+
+@dataclass
+class TableCase:
+    """The step of ``base`` under --labels server: the server's table holds ``base.labels`` at
+    ``ids`` (other rows hold other labels); each circuit's witness inputs and the statement its
+    verifier expects (the client's name the ids, not the labels; ServerStep's, the ids and the
+    session's table commitment)."""
+    base: StepCase
+    table: LabelTable
+    ids: torch.Tensor
+    inputs: dict[str, dict]
+    statements: dict[str, Statement]
+
+
+TABLE_SALT = 7777
+
+
+def table_case(base: StepCase, table_size: int, seed: int) -> TableCase:
+    spec = base.spec
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randperm(table_size, generator=g)[:spec.batch]
+    # the other rows hold a different label than any row of the batch where classes allow, so a
+    # path to a wrong row also has a wrong leaf
+    table_labels = (base.labels[0] + 1 + torch.randint(0, spec.classes - 1, (table_size,),
+                                                       generator=g)) % spec.classes
+    table_labels[ids] = base.labels
+    table = LabelTable(table_labels, spec.classes, TABLE_SALT)
+    h, res, g = base.forward.output, base.server_result, base.server_result.gradient
+    cs, ss, rows = CLIENT_SALTS, SERVER_SALTS, SampleIds(ids, table.depth)
+    fwd_args = (spec, base.client, base.x, rows, base.forward, cs, SESSION, STEP)
+    bwd_args = (spec, base.client, base.x, rows, base.forward, g, ss.gradient, base.backward, cs,
+                SESSION, STEP)
+    inputs = {
+        "client_forward": st.client_forward_inputs(*fwd_args),
+        "server_step": st.server_step_table_inputs(spec, base.server, h, ids, table, cs.message,
+                                                   res, ss, SESSION, STEP),
+        "client_backward": st.client_backward_inputs(*bwd_args)}
+    statements = {
+        "client_forward": st.client_forward_statement(*fwd_args),
+        "server_step": st.server_step_table_statement(spec, base.server, h, ids, table.depth,
+                                                      table.commitment, cs.message, res, ss,
+                                                      SESSION, STEP),
+        "client_backward": st.client_backward_statement(*bwd_args)}
+    return TableCase(base, table, ids, inputs, statements)

@@ -57,8 +57,13 @@ class SplitCircuits:
     """The three circuits of one :class:`SplitSpec`: compile, keys, witness, prove, verify."""
 
     def __init__(self, spec: SplitSpec, *, cache: zk.ArtifactCache | None = None,
-                 ptau: zk.PtauFile | None = None, contributors: tuple[str, ...] = ("splitverify",)):
+                 ptau: zk.PtauFile | None = None, contributors: tuple[str, ...] = ("splitverify",),
+                 label_table_depth: int = 0):
+        """``label_table_depth`` > 0: --labels server, the client's circuits commit sample ids
+        (that many bits) for labels and ServerStep reads the labels at those ids from the
+        server's committed table of that depth."""
         self.spec = spec
+        self.label_table_depth = label_table_depth
         self.cache = cache
         self.ptau = ptau
         self.contributors = contributors
@@ -73,18 +78,25 @@ class SplitCircuits:
 
     def source(self, kind: str) -> str:
         self._check_kind(kind)
-        return generator.generate(self.spec, kind)
+        return generator.generate(self.spec, kind, self.label_table_depth)
 
     def circuit(self, kind: str) -> zk.CompiledCircuit:
         if kind not in self._circuits:
             compiled = compile_source(self.source(kind), kind, cache=self.cache)
-            if compiled.public_signal_names != PUBLIC_SIGNALS[kind]:
+            expected = self.signal_names(kind)
+            if compiled.public_signal_names != expected:
                 raise InputError(f"generated {kind} has public signals "
-                                 f"{compiled.public_signal_names}, expected {PUBLIC_SIGNALS[kind]}")
+                                 f"{compiled.public_signal_names}, expected {expected}")
             # the witness calculator too, so that no proof (or request) pays its compile
             zk.witness.prepare_witness(compiled)
             self._circuits[kind] = compiled
         return self._circuits[kind]
+
+    def signal_names(self, kind: str) -> tuple[str, ...]:
+        return statements.signal_names(kind, self._reads_table(kind))
+
+    def _reads_table(self, kind: str) -> bool:
+        return bool(self.label_table_depth) and kind == "server_step"
 
     def key(self, kind: str) -> zk.CircuitKey:
         if kind not in self._keys:
@@ -112,12 +124,13 @@ class SplitCircuits:
     def statement_of(self, kind: str, wtns: str | Path) -> Statement:
         circuit = self.circuit(kind)
         return Statement.from_signals(kind, zk.witness.public_signals(circuit,
-                                                                      zk.read_witness(wtns)))
+                                                                      zk.read_witness(wtns)),
+                                      self._reads_table(kind))
 
     def prove(self, kind: str, inputs: Mapping[str, object], backend: str | None = None
               ) -> tuple[zk.Proof, Statement]:
         proof, public = zk.prove(self.key(kind), inputs, backend)
-        return proof, Statement.from_signals(kind, public)
+        return proof, Statement.from_signals(kind, public, self._reads_table(kind))
 
     def verify(self, kind: str, proof: zk.Proof, expected: Statement,
                verifier: str = "native") -> bool:

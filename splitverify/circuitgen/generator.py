@@ -17,6 +17,8 @@ Poseidon transcript of the session, the step, the commitments and every claimed 
 from __future__ import annotations
 
 from ..commit import tag as commit_tag
+from ..label_table import table_tag
+from ..errors import InputError
 from ..model import Layer, SplitSpec
 from .emit import emitter_of
 from .emit.base import Packed, ParameterUpdate, Slots, Tensor, chain_cost
@@ -35,6 +37,7 @@ TEMPLATE_NAMES = {"client_forward": "ClientForward", "server_step": "ServerStep"
                   "client_backward": "ClientBackward"}
 # dense.circom holds the Freivalds machinery every circuit uses (ChallengePowers, MatMulCheck)
 INCLUDES = ("fixedpoint.circom", "commit.circom", "dense.circom", "loss.circom", "update.circom")
+LABEL_TABLE_INCLUDE = "labels.circom"   # only with --labels server
 TRANSCRIPT_DOMAIN = {"client_forward": 101, "server_step": 102, "client_backward": 103}
 COST_CATEGORIES = ("products", "range_checks", "commitments", "transcript")
 
@@ -42,8 +45,9 @@ COST_CATEGORIES = ("products", "range_checks", "commitments", "transcript")
 class _Main:
     """Accumulates one main template's declarations and body."""
 
-    def __init__(self, spec: SplitSpec, kind: str):
+    def __init__(self, spec: SplitSpec, kind: str, label_table_depth: int = 0):
         self.spec, self.kind, self.q = spec, kind, spec.quant
+        self.label_table_depth = label_table_depth
         self.decl: list[str] = []
         self.body: list[str] = []
         self.outputs: list[str] = []
@@ -269,15 +273,55 @@ class _Main:
                     segments.append(Slots(t, v + 2, 1 << (v + 1)))
         return segments
 
-    def data_commitment(self) -> tuple[Tensor, Tensor]:
-        """The client's data batch and one-hot labels, range-checked and committed: the same
-        commitment in ClientForward and ClientBackward (the verifier checks they are equal)."""
-        spec = self.spec
+    def data_commitment(self) -> tuple[Tensor, Slots]:
+        """The client's data batch and what names its rows, range-checked and committed: the
+        same commitment in ClientForward and ClientBackward (the verifier checks they are
+        equal). The rows are one-hot labels, or under --labels server the sample ids (each
+        bounded to the table's depth in bits by Num2Bits)."""
+        spec, depth = self.spec, self.label_table_depth
         x = self.input("x", spec.batch, spec.features)
-        labels = self.input("labels", spec.batch, spec.classes)
-        self.commitment("dataCommitment", "data", self.input("dataSalt").name,
-                        [self.signed_range(x, self.q.input_bits), self.one_hot_rows(labels)])
-        return x, labels
+        # declared in this order (rows, salt, then the range checks): the default circuits'
+        # source stays byte for byte what it was, so their keys and caches stay valid
+        rows = self.input("ids", spec.batch) if depth else \
+            self.input("labels", spec.batch, spec.classes)
+        salt = self.input("dataSalt").name
+        segments = [self.signed_range(x, self.q.input_bits),
+                    self.id_bits(rows, depth) if depth else self.one_hot_rows(rows)]
+        self.commitment("dataCommitment", "data", salt, segments)
+        return x, segments[1]
+
+    def id_bits(self, ids: Tensor, depth: int) -> Slots:
+        """Sample ids bounded to ``depth`` bits (Num2Bits: each bit a bit, their sum the id)."""
+        self.decl.append(f"component {ids.name}Bits[{ids.size}];")
+        self.loop(ids.size, f"{ids.name}Bits[k] = Num2Bits({depth});",
+                  f"{ids.name}Bits[k].in <== {ids.flat()};")
+        self.cost["range_checks"] += ids.size * depth
+        return Slots(ids, depth, 0)
+
+    def table_labels(self, h: Tensor, labels: Tensor, depth: int) -> None:
+        """``--labels server``: the message commits the activations and the rows' sample ids;
+        each row's one-hot label is the leaf at its id of the Merkle tree whose root the public
+        ``labelTable`` commits (MerkleRoot's Num2Bits bounds the id to ``depth`` bits)."""
+        spec, v = self.spec, self.q.value_bits
+        ids = self.input("ids", spec.batch)
+        self.commitment("messageCommitment", "message", self.input("messageSalt").name,
+                        [self.signed_range(h, v), Slots(ids, depth, 0)])
+        self.one_hot_rows(labels)
+        root, siblings = self.input("labelRoot"), self.input("labelSiblings", spec.batch, depth)
+        table = self.output("labelTable", self.chain(
+            "labelTable", [self.input("labelSalt").name, str(table_tag(depth)), root.name]))
+        self.transcript.append(table)
+        path = "labelPath"
+        self.decl.append(f"component {path}[{spec.batch}];")
+        leaf = " + ".join(f"{c} * {labels.name}[k][{c}]" for c in range(1, spec.classes))
+        self.loop(spec.batch, f"{path}[k] = MerkleRoot({depth});",
+                  f"{path}[k].leaf <== {leaf};", f"{path}[k].index <== {ids.name}[k];",
+                  f"for (var i = 0; i < {depth}; i++) {{ "
+                  f"{path}[k].siblings[i] <== {siblings.name}[k][i]; }}",
+                  f"{path}[k].root === {root.name};")
+        self.cost["range_checks"] += spec.batch * depth
+        self.cost["products"] += spec.batch * depth          # the side each path bit picks
+        self.cost["commitments"] += spec.batch * depth * poseidon_cost(2)
 
     def challenge(self, layers: tuple[Layer, ...]) -> None:
         widest = max(emitter_of(layer).challenge_powers(layer) for layer in layers)
@@ -290,11 +334,16 @@ class _Main:
         name = TEMPLATE_NAMES[self.kind]
         layer_includes = [f for layer in self.spec.client + self.spec.server
                           for f in emitter_of(layer).INCLUDES]
-        includes = "".join(f'include "{f}";\n' for f in dict.fromkeys([*INCLUDES, *layer_includes]))
+        table_includes = [LABEL_TABLE_INCLUDE] if self.label_table_depth else []
+        includes = "".join(f'include "{f}";\n'
+                           for f in dict.fromkeys([*INCLUDES, *layer_includes, *table_includes]))
+        labels_note = (f", labels from a server table of depth {self.label_table_depth}"
+                       if self.label_table_depth else "")
         lines = [*self.decl, *self.outputs, "", *self.body, "", *self.checks]
         body = "\n".join(f"    {line}" if line else "" for line in lines)
         return (f"pragma circom 2.1.0;\n// Generated by splitverify.circuitgen.generator for "
-                f"{describe(self.spec)}.\n{includes}\ntemplate {name}() {{\n{body}\n}}\n\n"
+                f"{describe(self.spec)}{labels_note}.\n{includes}\n"
+                f"template {name}() {{\n{body}\n}}\n\n"
                 f"component main {{public [session, step]}} = {name}();\n")
 
 
@@ -308,18 +357,18 @@ def describe(spec: SplitSpec) -> str:
             f"lr {q.lr_num}/2^{q.lr_shift}")
 
 
-def _client_forward(spec: SplitSpec) -> _Main:
-    m = _Main(spec, "client_forward")
+def _client_forward(spec: SplitSpec, label_table_depth: int = 0) -> _Main:
+    m = _Main(spec, "client_forward", label_table_depth)
     q = spec.quant
     m.input("session")
     m.input("step")
-    x, labels = m.data_commitment()
+    x, rows = m.data_commitment()
     m.commitment("weightsCommitment", "weights", m.input("weightsSalt").name,
                  m.weights(spec.client))
     outs, masks = m.forward(spec.client, x, "a")
     v = q.value_bits
     m.commitment("messageCommitment", "message", m.input("messageSalt").name,
-                 [Slots(outs[-1], v + 1, 1 << v), Slots(labels, 1, 0)])
+                 [Slots(outs[-1], v + 1, 1 << v), rows])
     state = [Slots(mask, 1, 0) for mask in masks if mask]
     state += [Slots(t, v + 1, 1 << v) for t in outs[:-1]]
     m.commitment("stateCommitment", "state", m.input("stateSalt").name, state)
@@ -327,15 +376,20 @@ def _client_forward(spec: SplitSpec) -> _Main:
     return m
 
 
-def _server_step(spec: SplitSpec) -> _Main:
-    m = _Main(spec, "server_step")
+def _server_step(spec: SplitSpec, label_table_depth: int = 0) -> _Main:
+    """``label_table_depth`` > 0: labels from the server's committed table (``--labels server``)
+    at the sample ids the message names, instead of labels in the message."""
+    m = _Main(spec, "server_step", label_table_depth)
     q, batch, v = spec.quant, spec.batch, spec.quant.value_bits
     m.input("session")
     m.input("step")
     h = m.input("activations", batch, spec.cut_width)
     labels = m.input("labels", batch, spec.classes)
-    m.commitment("messageCommitment", "message", m.input("messageSalt").name,
-                 [m.signed_range(h, v), m.one_hot_rows(labels)])
+    if label_table_depth:
+        m.table_labels(h, labels, label_table_depth)
+    else:
+        m.commitment("messageCommitment", "message", m.input("messageSalt").name,
+                     [m.signed_range(h, v), m.one_hot_rows(labels)])
     weight_slots = m.weights(spec.server)
     m.commitment("weightsBefore", "weights", m.input("weightsSalt").name, weight_slots)
     outs, masks = m.forward(spec.server, h, "z")
@@ -355,15 +409,15 @@ def _server_step(spec: SplitSpec) -> _Main:
     return m
 
 
-def _client_backward(spec: SplitSpec) -> _Main:
-    m = _Main(spec, "client_backward")
+def _client_backward(spec: SplitSpec, label_table_depth: int = 0) -> _Main:
+    m = _Main(spec, "client_backward", label_table_depth)
     q, batch, v = spec.quant, spec.batch, spec.quant.value_bits
     m.input("session")
     m.input("step")
     grad = m.input("gradient", batch, spec.cut_width)
     m.commitment("gradientCommitment", "gradient", m.input("gradientSalt").name,
                  [m.signed_range(grad, v)])
-    x, labels = m.data_commitment()
+    x, _rows = m.data_commitment()
     masks: list[Tensor | None] = []
     state = []
     for i, layer in enumerate(spec.client):
@@ -389,20 +443,24 @@ _BUILDERS = {"client_forward": _client_forward, "server_step": _server_step,
              "client_backward": _client_backward}
 
 
-def _build(spec: SplitSpec, kind: str) -> _Main:
+def _build(spec: SplitSpec, kind: str, label_table_depth: int = 0) -> _Main:
     if kind not in _BUILDERS:
         raise ValueError(f"unknown circuit {kind!r}; one of {KINDS}")
-    return _BUILDERS[kind](spec)
+    if label_table_depth < 0:
+        raise InputError(f"a label table's depth must be ≥ 1 (0: labels from the client), not "
+                         f"{label_table_depth}")
+    return _BUILDERS[kind](spec, label_table_depth)
 
 
-def generate(spec: SplitSpec, kind: str) -> str:
-    """Circom source (with ``component main``) of circuit ``kind`` for ``spec``."""
-    return _build(spec, kind).source()
+def generate(spec: SplitSpec, kind: str, label_table_depth: int = 0) -> str:
+    """Circom source (with ``component main``) of circuit ``kind`` for ``spec``;
+    ``label_table_depth`` > 0: ServerStep takes its labels from the server's committed table."""
+    return _build(spec, kind, label_table_depth).source()
 
 
-def cost_breakdown(spec: SplitSpec, kind: str) -> dict[str, int]:
+def cost_breakdown(spec: SplitSpec, kind: str, label_table_depth: int = 0) -> dict[str, int]:
     """Constraints of circuit ``kind`` by what they do (after --O2), from the templates it
     instantiates: products (Freivalds checks, ReLU, masks, loss squares), range checks (every
     bounded decomposition: inputs, rescales, updates), commitments (Poseidon over the packed
     tensors) and the Fiat–Shamir transcript (Poseidon over the claims, challenge powers)."""
-    return dict(_build(spec, kind).cost)
+    return dict(_build(spec, kind, label_table_depth).cost)

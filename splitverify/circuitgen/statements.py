@@ -14,6 +14,7 @@ import torch
 
 from ..commit import Segment, commit, pack
 from ..errors import InputError
+from ..label_table import LabelTable, SampleIds
 from ..model import (Backward, Forward, Layer, Params, ServerResult, SplitSpec,
                      client_backward, client_forward, onehot, server_step)
 from ..quant import to_field
@@ -30,6 +31,23 @@ PUBLIC_SIGNALS = {
                         "weightsBefore", "weightsAfter", "session", "step"),
 }
 
+# ServerStep with labels from the server's table (--labels server): the table's commitment is
+# public too, right after the message it is read for.
+SERVER_STEP_TABLE_SIGNALS = ("messageCommitment", "labelTable", "weightsBefore", "loss",
+                             "weightsAfter", "gradientCommitment", "session", "step")
+
+
+def signal_names(kind: str, label_table: bool = False) -> tuple[str, ...]:
+    """The public signals of circuit ``kind``, in snarkjs order; ``label_table``: the
+    --labels server form of server_step."""
+    if kind not in PUBLIC_SIGNALS:
+        raise InputError(f"unknown circuit {kind!r}; one of {sorted(PUBLIC_SIGNALS)}")
+    if label_table:
+        if kind != "server_step":
+            raise InputError(f"only server_step reads a label table, not {kind}")
+        return SERVER_STEP_TABLE_SIGNALS
+    return PUBLIC_SIGNALS[kind]
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -38,23 +56,27 @@ class Statement:
     values: dict[str, int] = field(hash=False)
 
     def __post_init__(self):
-        expected = PUBLIC_SIGNALS.get(self.kind)
-        if expected is None:
-            raise InputError(f"unknown circuit {self.kind!r}; one of {sorted(PUBLIC_SIGNALS)}")
+        expected = self.names
         if set(self.values) != set(expected):
             raise InputError(f"a {self.kind} statement needs {list(expected)}, got "
                              f"{sorted(self.values)}")
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Its public signals' names in order (a label table's commitment marks the
+        --labels server form)."""
+        return signal_names(self.kind, "labelTable" in self.values)
+
     def signals(self) -> list[int]:
-        out = [int(self.values[name]) for name in PUBLIC_SIGNALS[self.kind]]
-        bad = [n for n, v in zip(PUBLIC_SIGNALS[self.kind], out) if not 0 <= v < FIELD]
+        out = [int(self.values[name]) for name in self.names]
+        bad = [n for n, v in zip(self.names, out) if not 0 <= v < FIELD]
         if bad:
             raise InputError(f"{self.kind} public inputs {bad} are not field elements in [0, r)")
         return out
 
     @classmethod
-    def from_signals(cls, kind: str, signals) -> "Statement":
-        names = PUBLIC_SIGNALS[kind]
+    def from_signals(cls, kind: str, signals, label_table: bool = False) -> "Statement":
+        names = signal_names(kind, label_table)
         values = list(signals)
         if len(values) != len(names):
             raise InputError(f"a {kind} proof has {len(names)} public signals, got {len(values)}")
@@ -68,9 +90,26 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1)
 
 
-def data_commitment(spec: SplitSpec, x: torch.Tensor, labels: torch.Tensor, salt: int) -> int:
+# A batch's rows are named by their labels (class indices, committed one-hot) or, under
+# --labels server, by their sample ids (SampleIds, committed in the table's depth in bits).
+Rows = torch.Tensor | SampleIds
+
+
+def _rows_segment(spec: SplitSpec, rows: Rows) -> Segment:
+    if isinstance(rows, SampleIds):
+        return Segment.unsigned(_flat(rows.ids), rows.depth)
+    return Segment.unsigned(_flat(onehot(rows, spec.classes)), 1)
+
+
+def _rows_inputs(spec: SplitSpec, rows: Rows) -> dict:
+    if isinstance(rows, SampleIds):
+        return {"ids": [int(i) for i in rows.ids]}
+    return {"labels": _field(onehot(rows, spec.classes))}
+
+
+def data_commitment(spec: SplitSpec, x: torch.Tensor, labels: Rows, salt: int) -> int:
     return commit("data", [Segment.signed(_flat(x), spec.quant.input_bits),
-                           Segment.unsigned(_flat(onehot(labels, spec.classes)), 1)], salt)
+                           _rows_segment(spec, labels)], salt)
 
 
 def weight_segments(spec: SplitSpec, params: Params) -> list[Segment]:
@@ -82,10 +121,10 @@ def weights_commitment(spec: SplitSpec, params: Params, salt: int) -> int:
     return commit("weights", weight_segments(spec, params), salt)
 
 
-def message_commitment(spec: SplitSpec, activations: torch.Tensor, labels: torch.Tensor,
+def message_commitment(spec: SplitSpec, activations: torch.Tensor, labels: Rows,
                        salt: int) -> int:
     return commit("message", [Segment.signed(_flat(activations), spec.quant.value_bits),
-                              Segment.unsigned(_flat(onehot(labels, spec.classes)), 1)], salt)
+                              _rows_segment(spec, labels)], salt)
 
 
 def gradient_commitment(spec: SplitSpec, gradient: torch.Tensor, salt: int) -> int:
@@ -144,17 +183,17 @@ def _claimed(layers, prefix: str, accumulators: list, first: int = 0) -> dict:
 
 
 def client_forward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
-                          labels: torch.Tensor, fwd: Forward, salts: ClientSalts,
+                          labels: Rows, fwd: Forward, salts: ClientSalts,
                           session: int, step: int) -> dict:
     return {"session": session, "step": step, "x": _field(x),
-            "labels": _field(onehot(labels, spec.classes)), "dataSalt": salts.data,
+            **_rows_inputs(spec, labels), "dataSalt": salts.data,
             **_params_inputs(spec.client, params), "weightsSalt": salts.weights,
             **_claimed(spec.client, "acc", fwd.acc),
             "messageSalt": salts.message, "stateSalt": salts.state}
 
 
 def client_forward_statement(spec: SplitSpec, params: Params, x: torch.Tensor,
-                             labels: torch.Tensor, fwd: Forward, salts: ClientSalts,
+                             labels: Rows, fwd: Forward, salts: ClientSalts,
                              session: int, step: int) -> Statement:
     return Statement("client_forward", {
         "dataCommitment": data_commitment(spec, x, labels, salts.data),
@@ -183,22 +222,54 @@ def server_step_statement(spec: SplitSpec, params: Params, activations: torch.Te
                           salts: ServerSalts, session: int, step: int) -> Statement:
     return Statement("server_step", {
         "messageCommitment": message_commitment(spec, activations, labels, message_salt),
-        "weightsBefore": weights_commitment(spec, params, salts.weights),
-        "loss": result.loss,
-        "weightsAfter": weights_commitment(spec, result.backward.new_params, salts.weights),
-        "gradientCommitment": gradient_commitment(spec, result.gradient, salts.gradient),
-        "session": session, "step": step})
+        **_server_step_outcome(spec, params, result, salts, session, step)})
+
+
+def _server_step_outcome(spec: SplitSpec, params: Params, result: ServerResult,
+                         salts: ServerSalts, session: int, step: int) -> dict[str, int]:
+    """ServerStep's public signals past the message (whichever holds the labels)."""
+    return {"weightsBefore": weights_commitment(spec, params, salts.weights),
+            "loss": result.loss,
+            "weightsAfter": weights_commitment(spec, result.backward.new_params, salts.weights),
+            "gradientCommitment": gradient_commitment(spec, result.gradient, salts.gradient),
+            "session": session, "step": step}
+
+
+def server_step_table_inputs(spec: SplitSpec, params: Params, activations: torch.Tensor,
+                             ids: torch.Tensor, table: LabelTable, message_salt: int,
+                             result: ServerResult, salts: ServerSalts, session: int,
+                             step: int) -> dict:
+    """ServerStep's witness with labels from ``table`` at ``ids`` (``result`` is the step on
+    ``table.labels_at(ids)``): those labels, each row's Merkle path, the root and its salt."""
+    inputs = server_step_inputs(spec, params, activations, table.labels_at(ids), message_salt,
+                                result, salts, session, step)
+    inputs.update({"ids": [int(i) for i in ids], "labelRoot": table.root,
+                   "labelSalt": table.salt, "labelSiblings": table.siblings(ids)})
+    return inputs
+
+
+def server_step_table_statement(spec: SplitSpec, params: Params, activations: torch.Tensor,
+                                ids: torch.Tensor, table_depth: int, table_commitment: int,
+                                message_salt: int, result: ServerResult, salts: ServerSalts,
+                                session: int, step: int) -> Statement:
+    """What a client expects of ServerStep under --labels server: its activations and the ids
+    it named, the table commitment the session published; the client never sees the labels."""
+    return Statement("server_step", {
+        "messageCommitment": message_commitment(spec, activations,
+                                                SampleIds(ids, table_depth), message_salt),
+        "labelTable": table_commitment,
+        **_server_step_outcome(spec, params, result, salts, session, step)})
 
 
 def client_backward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
-                           labels: torch.Tensor, fwd: Forward, gradient: torch.Tensor,
+                           labels: Rows, fwd: Forward, gradient: torch.Tensor,
                            gradient_salt: int, bwd: Backward, salts: ClientSalts,
                            session: int, step: int) -> dict:
     masks, acts = client_state(spec, fwd)
     relu_layers = [i for i, layer in enumerate(spec.client) if layer.relu]
     inputs = {"session": session, "step": step, "gradient": _field(gradient),
               "gradientSalt": gradient_salt, "x": _field(x),
-              "labels": _field(onehot(labels, spec.classes)), "dataSalt": salts.data,
+              **_rows_inputs(spec, labels), "dataSalt": salts.data,
               **{f"maskIn{i}": _field(m) for i, m in zip(relu_layers, masks)},
               **{f"act{i + 1}": _field(a) for i, a in enumerate(acts)},
               "stateSalt": salts.state, "weightsSalt": salts.weights}
@@ -216,7 +287,7 @@ def client_backward_inputs(spec: SplitSpec, params: Params, x: torch.Tensor,
 
 
 def client_backward_statement(spec: SplitSpec, params: Params, x: torch.Tensor,
-                              labels: torch.Tensor, fwd: Forward, gradient: torch.Tensor,
+                              labels: Rows, fwd: Forward, gradient: torch.Tensor,
                               gradient_salt: int, bwd: Backward, salts: ClientSalts,
                               session: int, step: int) -> Statement:
     return Statement("client_backward", {

@@ -115,18 +115,21 @@ class ServerResult:
         return self.backward.input_grad
 
 
-def check_batch(spec: SplitSpec, x: torch.Tensor, labels: torch.Tensor) -> None:
+def check_batch(spec: SplitSpec, x: torch.Tensor, labels: torch.Tensor | None) -> None:
+    """``labels`` None: the client holds none (--labels server names its rows by sample id)."""
     if tuple(x.shape) != (spec.batch, spec.features):
         raise InputError(f"data batch must be {spec.batch}×{spec.features}, got {tuple(x.shape)}")
+    spec.quant.check_range(x, "the data batch", spec.quant.input_bits, "input_bits")
+    if labels is None:
+        return
     if tuple(labels.shape) != (spec.batch,):
         raise InputError(f"labels must be {spec.batch} class indices, got {tuple(labels.shape)}")
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= spec.classes):
         raise InputError(f"labels must lie in [0, {spec.classes})")
-    spec.quant.check_range(x, "the data batch", spec.quant.input_bits, "input_bits")
 
 
 def client_forward(spec: SplitSpec, params: Params, x: torch.Tensor,
-                   labels: torch.Tensor) -> Forward:
+                   labels: torch.Tensor | None) -> Forward:
     check_batch(spec, x, labels)
     return forward(spec, spec.client, params, x)
 

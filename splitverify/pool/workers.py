@@ -152,7 +152,8 @@ class WorkerPool:
                 self.in_flight[(job.session_id, job.kind, job.step)] = worker.name
                 proof, public, seconds = worker.prove(item.ident, job.inputs)
                 item.future.set_result(ProofResult(
-                    job.session_id, job.kind, job.step, Statement.from_signals(job.kind, public),
+                    job.session_id, job.kind, job.step,
+                    Statement.from_signals(job.kind, public, "labelTable" in job.statement.values),
                     proof, seconds, worker.name))
             except ProverWorkerLost as lost:
                 slot.stop()

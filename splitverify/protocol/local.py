@@ -11,6 +11,7 @@ from typing import Callable, TypeVar
 from ..circuitgen import KINDS
 from ..circuitgen.generator import describe
 from ..errors import TamperDetected
+from ..label_table import LabelTable
 from ..model import SplitSpec
 from ..transcript import Transcript
 from . import policy
@@ -199,4 +200,14 @@ def new_transcript(party: ClientParty | ServerParty,
         ptau=ptaus[0] if ptaus and all(p == ptaus[0] for p in ptaus) else None,
         identities={"client": mine if party.role == "client" else theirs,
                     "server": mine if party.role == "server" else theirs},
-        shared_server_model=party.shared_server_model)
+        shared_server_model=party.shared_server_model,
+        label_table=label_table_commitment(party))
+
+
+def label_table_commitment(party: ClientParty | ServerParty) -> int | None:
+    """--labels server: the label table's commitment as ``party`` holds it (the server its
+    table's, the client the one bound at the session's creation)."""
+    table = party.label_table
+    if table is None:
+        return None
+    return table.commitment if isinstance(table, LabelTable) else table[0]

@@ -24,6 +24,7 @@ from .. import model
 from ..circuitgen import SplitCircuits, Statement, statements as st
 from ..errors import InputError, SplitverifyError, TamperDetected
 from ..identity import Identity, end_payload, signed_by, statement_payload
+from ..label_table import LabelTable, SampleIds
 from ..model import Params, SplitSpec
 from ..pool import InlinePool, ProofJob, ProofResult, ProverPool, checked
 from ..transcript import Transcript
@@ -438,8 +439,12 @@ class ClientParty(_Party):
     """The data owner: runs its half, proves it, checks the server's proofs."""
     role = "client"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, label_table: tuple[int, int] | None = None, **kwargs):
+        """``label_table``: --labels server, the (commitment, depth) of the label table the
+        server committed at the session's creation; the client's batches then name their
+        rows by sample id and it holds no labels."""
         super().__init__(*args, **kwargs)
+        self.label_table = label_table
         self.server_chain: int | None = None      # the server's last proven weightsAfter
         self.pending: ClientStep | None = None    # the forward step waiting for its gradient
         # a shared server half: how much of the server's published chain this client has seen
@@ -463,8 +468,14 @@ class ClientParty(_Party):
         return msg
 
     def forward(self, step: int, x: torch.Tensor, labels: torch.Tensor) -> ForwardMessage:
+        """``labels``: the batch's labels, or its rows' sample ids under --labels server."""
         spec = self.spec
-        fwd = model.client_forward(spec, self.params, x, labels)
+        sample_ids = None
+        if self.label_table is not None:
+            sample_ids = [int(i) for i in labels]
+            labels = SampleIds(torch.as_tensor(labels, dtype=torch.int64), self.label_table[1])
+        fwd = model.client_forward(spec, self.params, x,
+                                   None if sample_ids is not None else labels)
         salts = st.ClientSalts(random_field(), self.weights_salt, random_field(), random_field())
         statement, proof = None, None
         if self.mode.commits:
@@ -478,8 +489,9 @@ class ClientParty(_Party):
         # cheating client stays consistent with itself too)
         self.pending = ClientStep(step, x, labels, fwd, salts, statement)
         msg = ForwardMessage(session_id=self.session_id, step=step,
-                             activations=activations.tolist(), labels=labels.tolist(),
-                             message_salt=salts.message,
+                             activations=activations.tolist(),
+                             labels=None if sample_ids is not None else labels.tolist(),
+                             ids=sample_ids, message_salt=salts.message,
                              public=statement.values if statement else None, proof=proof)
         msg = self.outgoing_forward(self._signed("client_forward", msg))
         self._emit("client_forward", msg)
@@ -527,7 +539,10 @@ class ClientParty(_Party):
                  "the gradient has the wrong shape")
         if self.mode.commits:
             public = msg.public or {}
+            table = ({} if self.label_table is None
+                     else {"labelTable": self.label_table[0]})   # the session's, not the sent
             expected = Statement("server_step", {
+                **table,
                 "messageCommitment": pending.statement.values["messageCommitment"],
                 # a shared server half moves with other clients' steps in between: the chain
                 # across sessions is the server's published one (the SDK checks this step in
@@ -564,8 +579,11 @@ class ServerParty(_Party):
     """The label-side half: checks the client's proofs, runs its step, proves it."""
     role = "server"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, label_table: LabelTable | None = None, **kwargs):
+        """``label_table``: --labels server, the labels this server holds by sample id,
+        committed once for the session (``label_table.commitment``)."""
         super().__init__(*args, **kwargs)
+        self.label_table = label_table
         self.client_chain: int | None = None      # the client's last proven weightsAfter
         self.next_step = 0
         self.pending: ServerStep | None = None    # the step waiting for the backward message
@@ -611,6 +629,10 @@ class ServerParty(_Party):
         """The weights the server goes on with after its step."""
         return result.backward.new_params
 
+    def step_table(self) -> LabelTable:
+        """--labels server: the table whose labels the step uses and proves against."""
+        return self.label_table
+
     def outgoing_gradient(self, gradient: torch.Tensor, salts: st.ServerSalts,
                           statement: Statement | None
                           ) -> tuple[torch.Tensor, Statement | None]:
@@ -627,18 +649,31 @@ class ServerParty(_Party):
                  f"the message is for step {msg.step}, expected step {step} (a replay?)")
         if policy.proves_later(self.mode):      # the lag bound, before step ``step`` begins
             self.require_proofs_through(step - self.mode.lag)
+        table = self.label_table
+        held, sent = ("ids", msg.ids) if table is not None else ("labels", msg.labels)
+        other = msg.labels if table is not None else msg.ids
+        if sent is None or other is not None:
+            raise InputError(f"this session's forward messages carry {held} (the server "
+                             f"{'holds' if table is not None else 'holds no'} label table), "
+                             f"not {'labels' if table is not None else 'sample ids'}")
         try:
-            acts, labels = tensor(msg.activations), tensor(msg.labels)
+            acts, rows = tensor(msg.activations), tensor(sent)
         except (ValueError, TypeError, RuntimeError) as exc:
-            raise InputError(f"activations and labels must be integer arrays: {exc}") from exc
+            raise InputError(f"activations and {held} must be integer arrays: {exc}") from exc
         if tuple(acts.shape) != (spec.batch, spec.cut_width) or \
-                tuple(labels.shape) != (spec.batch,):
-            raise InputError(f"activations must be {spec.batch}×{spec.cut_width} and labels "
-                             f"{spec.batch} class indices; got {tuple(acts.shape)} and "
-                             f"{tuple(labels.shape)}")
+                tuple(rows.shape) != (spec.batch,):
+            raise InputError(f"activations must be {spec.batch}×{spec.cut_width} and {held} "
+                             f"{spec.batch} integers; got {tuple(acts.shape)} and "
+                             f"{tuple(rows.shape)}")
         spec.quant.check_range(acts, "the activations")
-        if int(labels.min()) < 0 or int(labels.max()) >= spec.classes:
-            raise InputError(f"labels must lie in [0, {spec.classes})")
+        if table is not None:
+            table.check_ids(rows)                   # InputError for an id past the table
+            step_table = self.step_table()
+            named: torch.Tensor | SampleIds = SampleIds(rows, table.depth)
+        else:
+            if int(rows.min()) < 0 or int(rows.max()) >= spec.classes:
+                raise InputError(f"labels must lie in [0, {spec.classes})")
+            labels = named = rows
         public = msg.public
         if self.mode.commits:
             public = public or {}
@@ -646,7 +681,7 @@ class ServerParty(_Party):
                 "dataCommitment": public.get("dataCommitment", -1),
                 "weightsCommitment": (self.client_chain if self.client_chain is not None
                                       else public.get("weightsCommitment", -1)),
-                "messageCommitment": st.message_commitment(spec, acts, labels, msg.message_salt),
+                "messageCommitment": st.message_commitment(spec, acts, named, msg.message_salt),
                 "stateCommitment": public.get("stateCommitment", -1),
                 "session": self.session_id, "step": step})
             self._expect_statement(step, msg, expected, "the client's")
@@ -654,18 +689,27 @@ class ServerParty(_Party):
         # on or anything is recorded: a message the server cannot handle (e.g. an SGD step out
         # of the circuits' range) is refused with nothing changed, and a message whose proof
         # was verified can no longer fail here.
+        if table is not None:
+            labels = step_table.labels_at(rows)
         result = model.server_step(spec, self.params, acts, labels)
         salts = st.ServerSalts(self.weights_salt, random_field())
         statement = None
         if self.mode.commits:
-            args = (spec, self.params, acts, labels, msg.message_salt, result, salts,
-                    self.session_id, step)
-            statement = st.server_step_statement(*args)
+            if table is None:
+                args = (spec, self.params, acts, labels, msg.message_salt, result, salts,
+                        self.session_id, step)
+                statement = st.server_step_statement(*args)
+                inputs = lambda: st.server_step_inputs(*args)        # noqa: E731
+            else:
+                tail = (msg.message_salt, result, salts, self.session_id, step)
+                statement = st.server_step_table_statement(
+                    spec, self.params, acts, rows, step_table.depth, step_table.commitment, *tail)
+                inputs = lambda: st.server_step_table_inputs(        # noqa: E731
+                    spec, self.params, acts, rows, step_table, *tail)
             self._verify_statement("client_forward", step, msg, expected, request_proof)
         proof = None
         if statement is not None:
-            proof = self.prover.attach("server_step", step, statement,
-                                       lambda: st.server_step_inputs(*args))
+            proof = self.prover.attach("server_step", step, statement, inputs)
         self.params = self.next_params(result)
         if policy.proves_later(self.mode):
             self.checkpoints.keep(step, self.params)

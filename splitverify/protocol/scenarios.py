@@ -18,6 +18,7 @@ import torch
 
 from .. import model
 from ..circuitgen import Statement, statements as st
+from ..label_table import LabelTable
 from ..model import Params
 from . import scenario_catalog as catalog
 from .parties import ClientParty, ServerParty, _Party
@@ -120,6 +121,26 @@ class ForkedModel(ServerParty):
 
     def publishes_step(self) -> bool:
         return self.next_step == 0       # the step being taken is still next_step here
+
+
+@scenario("server:wrong-labels",
+          "labels server: computes its loss with labels other than its committed table's, "
+          "while its statement names the committed table", needs_proofs=True)
+class WrongLabels(ServerParty):
+    # only a server holding a label table (--labels server) has labels of its own to swap:
+    # in a session whose client sends the labels these hooks are not called
+    def step_table(self) -> LabelTable:
+        honest = self.label_table
+        return LabelTable((honest.labels + 1) % self.spec.classes, honest.classes, honest.salt)
+
+    def outgoing_gradient(self, gradient: torch.Tensor, salts: st.ServerSalts,
+                          statement: Statement | None
+                          ) -> tuple[torch.Tensor, Statement | None]:
+        # its proof can only be of the table it used; the statement sent names the session's
+        if statement is not None and self.label_table is not None:
+            statement = Statement("server_step", {**statement.values,
+                                                  "labelTable": self.label_table.commitment})
+        return gradient, statement
 
 
 @scenario("client:poisoned-activation",

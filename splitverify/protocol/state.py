@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .. import model
+from ..label_table import SampleIds
 from ..circuitgen import Statement, statements as st
 from ..model import Params, SplitSpec
 
@@ -31,21 +32,26 @@ class ClientStep:
     """The client's forward step waiting for its gradient."""
     step: int
     x: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | SampleIds     # SampleIds under --labels server
     fwd: model.Forward
     salts: st.ClientSalts
     statement: Statement | None     # the statement sent (None when mode is off)
 
     def to_state(self) -> dict:
         """Its forward pass is not kept: the weights are still those it ran on."""
-        return {"step": self.step, "x": self.x.tolist(), "labels": self.labels.tolist(),
+        rows = ({"ids": self.labels.ids.tolist(), "depth": self.labels.depth}
+                if isinstance(self.labels, SampleIds) else {"labels": self.labels.tolist()})
+        return {"step": self.step, "x": self.x.tolist(), **rows,
                 "salts": asdict(self.salts),
                 "statement": None if self.statement is None else self.statement.values}
 
     @classmethod
     def from_state(cls, state: dict, spec: SplitSpec, params: Params) -> "ClientStep":
-        x, labels = tensor(state["x"]), tensor(state["labels"])
-        return cls(state["step"], x, labels, model.client_forward(spec, params, x, labels),
+        x = tensor(state["x"])
+        labels = (SampleIds(tensor(state["ids"]), state["depth"]) if "ids" in state
+                  else tensor(state["labels"]))
+        held = None if isinstance(labels, SampleIds) else labels
+        return cls(state["step"], x, labels, model.client_forward(spec, params, x, held),
                    st.ClientSalts(**state["salts"]),
                    None if state["statement"] is None else
                    Statement("client_forward", state["statement"]))

@@ -233,7 +233,10 @@ Salt = Field(0, ge=0, lt=R, description="A field element (< the BN254 scalar mod
 
 class ForwardMessage(_Message):
     activations: list[list[int]]
-    labels: list[int]
+    # the batch's labels, or under --labels server its rows' sample ids (the server holds the
+    # labels): exactly one of the two
+    labels: list[int] | None = None
+    ids: list[int] | None = None
     message_salt: int = Salt
 
 

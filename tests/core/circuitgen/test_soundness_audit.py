@@ -32,7 +32,7 @@ from splitverify.zk.curve import R
 from splitverify.zk.r1cs_check import R1csSystem
 
 from conftest import tamper_witness
-from split_cases import random_case
+from split_cases import random_case, table_case
 
 pytestmark = pytest.mark.xdist_group("soundaudit")
 
@@ -325,6 +325,19 @@ def test_a_pooling_model_rejects_every_single_wire_tamper(kind, tiny_pool_circui
     bit decomposition, its input gradient into the ReLU mask)."""
     assert_every_single_wire_tamper_rejected(tiny_pool_circuits.circuit(kind),
                                              tiny_pool_witnesses[kind], f"pool, {kind}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_label_table_circuits_reject_every_single_wire_tamper(kind, tiny_case, isolated_cache,
+                                                              tmp_path):
+    """--labels server: the ids (Num2Bits in the client's, MerkleRoot's in ServerStep), the
+    one-hot labels as Merkle leaves, the paths' side selection, the table root and its
+    commitment."""
+    case = table_case(tiny_case, table_size=5, seed=3)
+    circuits = SplitCircuits(tiny_case.spec, label_table_depth=case.table.depth)
+    wtns = circuits.witness(kind, case.inputs[kind], tmp_path / f"{kind}.wtns")
+    assert_every_single_wire_tamper_rejected(circuits.circuit(kind), wtns,
+                                             f"labels from a server table, {kind}")
 
 
 def main_inputs_without_wire(circuit: zk.CompiledCircuit) -> list[str]:

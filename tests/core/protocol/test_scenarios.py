@@ -34,9 +34,13 @@ CAUGHT = {
     # half of its own runs honestly; with a shared one each served client catches it at its
     # step 1 (tests/server/test_shared_model.py)
     "server:forked-model": {"every": None, "commit": None},
+    # only a server holding a label table (--labels server) has labels to swap: with the labels
+    # at the client the run is honest; with a table the client catches it at step 0 when proofs
+    # run (tests/core/protocol/test_label_table_protocol.py)
+    "server:wrong-labels": {"every": None, "commit": None},
 }
 HOOKS = {"outgoing_activations", "outgoing_forward", "outgoing_gradient", "outgoing_proof",
-         "next_params", "step_from", "publishes_step"}
+         "next_params", "step_from", "publishes_step", "step_table"}
 
 
 def flat(text: str) -> str:
