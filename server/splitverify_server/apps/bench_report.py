@@ -1,6 +1,7 @@
 """`splitverify bench --report FILE`: a bench result as Markdown — the machine, the targets of
-issues 6, 17 and 18 met or missed (ratios first), then the seconds and the peers. Everything is read from
-the result (``run_bench`` or a saved ``--json``); nothing is typed in by hand.
+issues 6, 17 and 18 met or missed (ratios first), then the seconds, the pipelined mode and the
+pools, and the peers. Everything is read from the result (``run_bench`` or a saved ``--json``);
+nothing is typed in by hand.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def _ezkl_ratio(r: dict) -> tuple[float, str] | None:
     return ours / ezkl, f"{ours:.2f} s / {ezkl:.2f} s = {ours / ezkl:.3f}×"
 
 
-def _ratio(name: str, text: Callable[[dict], str]) -> Callable[[dict], tuple[float, str] | None]:
+def _ratio(name: str, text: Callable[[dict], str]
+           ) -> Callable[[dict], tuple[float, str] | None]:
     """A ratio of ``ratios`` with how it reads; None (not measured) in a result before it."""
     def figure(r: dict) -> tuple[float, str] | None:
         value = r["ratios"].get(name)
@@ -55,8 +57,9 @@ def _commit_step(r: dict) -> tuple[float, str] | None:
 
 def _loop_text(r: dict) -> str:
     loop = r["training_loop_s"]
+    ratio = r["ratios"]["pipelined_4_loop_over_commit_loop"]
     return (f"{loop['pipelined:4']['before_lag_bound'] * 1000:.1f} ms / "
-            f"{loop['commit'] * 1000:.1f} ms = {r['ratios']['pipelined_4_loop_over_commit_loop']}×")
+            f"{loop['commit'] * 1000:.1f} ms = {ratio}×")
 
 
 TARGETS = (
@@ -202,8 +205,9 @@ def _pipeline_section(r: dict) -> list[str]:
             for mode, value in loop.items()]
     lines += ["RefNet sessions, both parties in one process (`pipelined:4` with one background "
               "prover thread per party):", ""]
-    lines += _table(("mode", "verified seconds per step", "training loop s/step (before the "
-                     "lag bound)", "training loop s/step (all steps)"), rows)
+    lines += _table(("mode", "verified seconds per step",
+                     "training loop s/step, median (before the lag bound)",
+                     "training loop s/step, median (all steps)"), rows)
     pools = r["pipeline"]
     rows = [(f"local, {n} worker(s)", m["proofs"], _s(m["verified_proofs_per_s"]),
              _s(m["verified_proofs_per_s"] / len(KINDS)), m["retried"])

@@ -233,6 +233,11 @@ TEMPLATE_AUDITS = (
     signal input mmA[2][2]; signal input mmB[2][2];
     component mm = MatMul(2, 2, 2); mm.a <== mmA; mm.b <== mmB;""",
                   lambda: {"mmA": [[1, -2], [3, 4]], "mmB": [[5, 6], [-7, 8]]}),
+    TemplateAudit("labels.circom", ("MerkleRoot",), """
+    signal input merkleLeaf; signal input merkleIndex; signal input merkleSiblings[2];
+    component merkle = MerkleRoot(2); merkle.leaf <== merkleLeaf;
+    merkle.index <== merkleIndex; merkle.siblings <== merkleSiblings;""",
+                  lambda: {"merkleLeaf": 3, "merkleIndex": 2, "merkleSiblings": [11, 12]}),
     TemplateAudit("square_chain.circom", ("SquareChain",), """
     signal input squareX; signal input squareK;
     component squares = SquareChain(3); squares.x <== squareX; squares.k <== squareK;""",
