@@ -211,6 +211,27 @@ def fails_snarkjs(circuit, values: list[int], path: Path) -> bool:
     return not zk.check_witness(circuit, path)[0]
 
 
+def assert_wrong_claim_fails_only_its_freivalds_identity(
+        circuit: zk.CompiledCircuit, inputs: dict, claim: str, honest_wtns: Path,
+        scratch: Path) -> set[str]:
+    """A claimed product ``claim`` off by one at [1][1], as a cheating prover computes around it
+    (transcript, challenge, every product follow the wrong claim): exactly one constraint — a
+    Freivalds identity, no range check, no hash — is violated, and snarkjs rejects the witness.
+    Returns the signal names of that constraint."""
+    inputs = dict(inputs)
+    claimed = [row[:] for row in inputs[claim]]
+    claimed[1][1] += 1
+    inputs[claim] = claimed
+    honest = zk.read_witness(honest_wtns)
+    cheat, violated = coordinated_cheat(circuit, witness_despite_asserts(circuit, inputs))
+    assert sum(a != b for a, b in zip(cheat, honest)) > 100      # the challenge moved
+    [identity] = violated
+    names = names_in(circuit, identity)
+    assert not any("bits" in n or "Chain" in n for n in names)   # no range check, no hash
+    assert fails_snarkjs(circuit, cheat, scratch)
+    return names
+
+
 def witness_despite_asserts(circuit: zk.CompiledCircuit, inputs: dict) -> list[int]:
     """The witness circom's calculator computes for ``inputs`` even where an ``assert`` or
     ``===`` fails (it then stops computing that component's remaining signals, which

@@ -16,7 +16,8 @@ from splitverify.commit import poseidon
 from splitverify.zk.curve import R
 
 
-from conftest import (TINY_SPEC, bits_edits, coordinated_cheat, fails_snarkjs, names_in,
+from conftest import (TINY_SPEC, assert_wrong_claim_fails_only_its_freivalds_identity,
+                      bits_edits, coordinated_cheat, fails_snarkjs, names_in,
                       tamper_witness_many, witness_despite_asserts, wire_of)
 
 
@@ -175,16 +176,7 @@ def test_a_claimed_product_off_by_one_fails_only_its_freivalds_identity(
     the witness calculator runs past circom's own assert, so the Fiat–Shamir transcript hashes
     the wrong claim, the challenge and every Freivalds product follow it, its decomposition and
     the commitments are of the wrong value. Only the Freivalds identity of its row fails."""
-    c = tiny_circuits.circuit(kind)
-    inputs = dict(tiny_case.inputs[kind])
-    claimed = [row[:] for row in inputs[claim]]
-    claimed[1][1] += 1
-    inputs[claim] = claimed
-    honest = zk.read_witness(tiny_witnesses[kind])
-    cheat, violated = coordinated_cheat(c, witness_despite_asserts(c, inputs))
-    assert sum(a != b for a, b in zip(cheat, honest)) > 100      # the challenge moved
-    [identity] = violated
-    names = names_in(c, identity)
+    names = assert_wrong_claim_fails_only_its_freivalds_identity(
+        tiny_circuits.circuit(kind), tiny_case.inputs[kind], claim, tiny_witnesses[kind],
+        tmp_path / "t.wtns")
     assert f"{claim}[1][0]" in names                 # row 1's unscaled claimed entry
-    assert not any("bits" in n or "Chain" in n for n in names)   # no range check, no hash
-    assert fails_snarkjs(c, cheat, tmp_path / "t.wtns")

@@ -16,8 +16,8 @@ from splitverify.model import Conv2d
 from splitverify.quant import QuantSpec
 from splitverify.zk.curve import R
 
-from conftest import (TINY_CONV_SPEC, coordinated_cheat, fails_snarkjs, names_in,
-                      tamper_witness, tamper_witness_many, witness_despite_asserts, wire_of)
+from conftest import (TINY_CONV_SPEC, assert_wrong_claim_fails_only_its_freivalds_identity,
+                      tamper_witness, tamper_witness_many, wire_of)
 from split_cases import _params, assert_golden, build_case
 
 
@@ -110,18 +110,9 @@ def test_a_wrong_conv_product_fails_only_its_freivalds_identity(
         tiny_conv_circuits, tiny_conv_case, tiny_conv_witnesses, tmp_path, kind, claim):
     """As the dense test: the cheating prover computes around the wrong claim (transcript,
     challenge, every product); only one Freivalds identity is left violated."""
-    c = tiny_conv_circuits.circuit(kind)
-    inputs = dict(tiny_conv_case.inputs[kind])
-    claimed = [row[:] for row in inputs[claim]]
-    claimed[1][1] += 1
-    inputs[claim] = claimed
-    honest = zk.read_witness(tiny_conv_witnesses[kind])
-    cheat, violated = coordinated_cheat(c, witness_despite_asserts(c, inputs))
-    assert sum(a != b for a, b in zip(cheat, honest)) > 100      # the challenge moved
-    [identity] = violated
-    names = names_in(c, identity)
-    assert not any("bits" in n or "Chain" in n for n in names)   # no range check, no hash
-    assert fails_snarkjs(c, cheat, tmp_path / "t.wtns")
+    assert_wrong_claim_fails_only_its_freivalds_identity(
+        tiny_conv_circuits.circuit(kind), tiny_conv_case.inputs[kind], claim,
+        tiny_conv_witnesses[kind], tmp_path / "t.wtns")
 
 
 def _conv_step_bit(circuit, entry: int) -> int:
