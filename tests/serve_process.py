@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,3 +56,14 @@ class ServeProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
         self.proc.stdout.close()
+
+
+def restart_after_forward(server: "ServeProcess", step: int, restarts: list[int]):
+    """An Interposer ``after`` hook: SIGKILL ``server`` once it has answered the forward
+    message of ``step``, start it again on the same database, note it in ``restarts``."""
+    def hook(_n: int, request: httpx.Request) -> None:
+        if request.url.path.endswith("/forward") and json.loads(request.content)["step"] == step:
+            server.kill()
+            server.start()
+            restarts.append(step)
+    return hook

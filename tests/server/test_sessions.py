@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from splitverify_client import SplitClient
@@ -26,7 +25,7 @@ from splitverify.transcript import Transcript, audit
 from splitverify.zk import phase2
 
 from conftest import http, Interposer, TINY_SPEC
-from serve_process import ServeProcess
+from serve_process import ServeProcess, restart_after_forward
 from split_cases import data_batches, reference_weights, same_params
 
 
@@ -41,11 +40,7 @@ def test_server_killed_mid_step_and_restarted_resumes_the_session(tmp_path):
     server = ServeProcess(tmp_path / "sessions.db", free_port()).start()
     restarts = []
 
-    def restart_after_step_1_forward(_n: int, request: httpx.Request) -> None:
-        if request.url.path.endswith("/forward") and json.loads(request.content)["step"] == 1:
-            server.kill()
-            server.start()
-            restarts.append(1)
+    restart_after_step_1_forward = restart_after_forward(server, 1, restarts)
     try:
         client = SplitClient(server.url, spec=TINY_SPEC, retry_seconds=90,
                              transport=Interposer(after=restart_after_step_1_forward))

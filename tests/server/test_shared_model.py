@@ -243,22 +243,17 @@ def test_server_killed_mid_step_keeps_the_chain(tmp_path):
     database: both sessions finish, the chain holds all 6 ServerSteps linked, and the whole run
     audits (chain + both transcripts)."""
     import json
-    import httpx
     from splitverify_client.training import merged_transcript
     from splitverify_server.loopback import free_port
     from splitverify.shared_chain import audit_chain
     from splitverify.transcript import Transcript
     from conftest import Interposer
-    from serve_process import ServeProcess
+    from serve_process import ServeProcess, restart_after_forward
 
     server = ServeProcess(tmp_path / "shared.db", free_port(), "--shared-model").start()
     restarts = []
 
-    def restart_after_step_1_forward(_n: int, request: httpx.Request) -> None:
-        if request.url.path.endswith("/forward") and json.loads(request.content)["step"] == 1:
-            server.kill()
-            server.start()
-            restarts.append(1)
+    restart_after_step_1_forward = restart_after_forward(server, 1, restarts)
     try:
         clients = [SplitClient(server.url, spec=TINY_SPEC, retry_seconds=120, proof_mode="commit",
                                transport=Interposer(after=restart_after_step_1_forward)
