@@ -96,7 +96,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                dashboard_token: str | None = None,
                server_model: torch.nn.Sequential | None = None,
                prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-               shared_model: bool = False) -> FastAPI:
+               shared_model: bool = False, labels: torch.Tensor | None = None) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
@@ -111,7 +111,11 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     session; None: seeded weights, as the client's request says); ``prover_pool(circuits)``
     gives each session's party the pool it proves on (default: its own thread), closed when
     the session is removed; ``shared_model``: one server half trained by every session in
-    turn, its chain of ServerSteps published at ``GET /chain`` (:mod:`.shared_model`)."""
+    turn, its chain of ServerSteps published at ``GET /chain`` (:mod:`.shared_model`);
+    ``labels``: the labels this server holds by sample id (class indices; ``--labels server``):
+    a session asking for labels 'server' reads them from a Poseidon Merkle table committed
+    for it (one table for every session of a shared model), the client sending sample ids;
+    without ``labels`` such a session is refused (422)."""
     if dashboard_token is not None and not dashboard_token.strip():
         raise InputError("--dashboard-token is empty: give a token, or leave the option out "
                          "for a dashboard without one")
@@ -121,7 +125,7 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                              db=db, ceremony=ceremony, ptau=ptau,
                              on_party=dashboard.events.watching(on_party), identity=identity,
                              server_model=server_model, prover_pool=prover_pool,
-                             shared_model=shared_model)
+                             shared_model=shared_model, labels=labels)
     app = FastAPI(title="splitverify server", version="0.1.0")
     app.state.service = service
     app.state.sessions, app.state.store = service.sessions, service.store
