@@ -44,6 +44,7 @@ from splitverify.errors import (InputError, IntegrityError, MalformedAnswer, Set
                                SplitverifyError, TamperDetected)
 from splitverify.identity import Identity, check_address
 from splitverify.keyorigin import contribution_signed, sign_contribution
+from splitverify.label_table import label_mode
 from splitverify import model
 from splitverify.model import Layer, SplitSpec, torch_io
 from splitverify.pool import ProverPool
@@ -100,11 +101,7 @@ class SplitClient:
         session is created; each batch's second element is then its rows' sample ids, which
         are sent instead, and every ServerStep proof shows its loss used the committed
         table's labels at those ids)."""
-        if labels not in ("client", "server"):
-            raise InputError(f"labels {labels!r}: 'client' (the client sends each batch's "
-                             "labels) or 'server' (the server holds them; the client sends "
-                             "sample ids)")
-        self.labels = labels
+        self.labels = label_mode(labels)
         # labels 'server': what the server told of its committed table (never a label)
         self.label_table: LabelTableInfo | None = None
         self.url = url.rstrip("/")

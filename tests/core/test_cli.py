@@ -440,3 +440,24 @@ def test_help_texts_wrap_cleanly_at_80_and_120_columns():
             result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": str(width)})
             assert result.exit_code == 0, (path, result.output)
             assert max(map(len, result.output.splitlines())) <= width, (path, width)
+
+
+def test_split_demo_with_server_labels_trains_as_with_client_labels(tmp_path):
+    """--labels server on RefNet (the server holds the digits' labels, the client sends ids;
+    statements committed and signed, none proven: no keys, fast): the same proven losses as
+    --labels client, step by step; the summary and its table say who held the labels; the
+    transcript binds the table. A bad --labels is refused."""
+    runs = {}
+    for labels in ("server", "client"):
+        code, out = invoke("demo", "--steps", "2", "--proof-mode", "commit", "--labels", labels,
+                           "--out", str(tmp_path / labels))
+        assert code == 0, out
+        runs[labels] = json.loads((tmp_path / labels / "summary.json").read_text())
+        transcript = json.loads((tmp_path / labels / "transcript.json").read_text())
+        assert (transcript["label_table"] is not None) == (labels == "server")
+    assert runs["server"]["labels"] == "server" and runs["client"]["labels"] == "client"
+    assert runs["server"]["label_table"]["size"] == 1797
+    assert runs["server"]["loss_curve"] == runs["client"]["loss_curve"]
+    assert "sent by the client with each batch" in " ".join(out.split())
+    code, out = invoke("demo", "--steps", "1", "--labels", "both", "--out", str(tmp_path / "x"))
+    assert code == 1 and "--labels 'both'" in out

@@ -16,6 +16,7 @@ import torch
 
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.errors import InputError
+from splitverify.protocol import ProofMode
 from splitverify.transcript import audit
 from splitverify_client import SplitClient
 from splitverify_client.sdk import ServerError
@@ -201,3 +202,24 @@ def test_a_shared_server_half_reads_one_table_for_every_client(table_keys):
     for client in clients:
         assert all(e.public["labelTable"] in commitments
                    for e in client.party.transcript.entries if e.kind == "server_step")
+
+
+def test_train_with_server_labels_names_a_cheating_server(table_keys, tmp_path):
+    """The train command's session (``run_training``) on a data file's rows, sent as ids: a
+    server using other labels than its table is named with the step (the command exits 3 on
+    this summary); the summary says who held the labels."""
+    from splitverify.model.torch_io import Dataset
+    from splitverify_client.training import run_training
+
+    labelled, _, table = vertical_split(TINY_SPEC, STEPS, seed=12, salt=TABLE_SALT)
+    rows = Dataset(torch.cat([x for x, _ in labelled]).double() / TINY_SPEC.quant.scale,
+                   table.labels)
+    app = labels_app(table_keys, table, malicious="server:wrong-labels")
+    with ServerThread(app) as server:
+        summary = run_training(server.url, STEPS, ProofMode.parse("every"), tmp_path,
+                               lambda _done: None, circuits_for=lambda _s: table_keys,
+                               spec=TINY_SPEC, dataset=rows, labels="server")
+    assert summary["labels"] == "server" and summary["label_table"]["size"] == len(table.labels)
+    assert (summary["detected"], summary["detected_step"], summary["detected_by"]) == (
+        True, 0, "client")
+    assert "server_step" in summary["reason"]
