@@ -223,3 +223,52 @@ def test_train_with_server_labels_names_a_cheating_server(table_keys, tmp_path):
     assert (summary["detected"], summary["detected_step"], summary["detected_by"]) == (
         True, 0, "client")
     assert "server_step" in summary["reason"]
+
+
+def test_serve_labels_killed_between_forward_and_backward_resumes(tmp_path):
+    """`serve --labels FILE` as a process (its two-party key ceremony with the client), killed
+    with SIGKILL after answering step 0's forward message and started again on the same
+    database and file: the pending step (its ids, its table) and the session go on, every
+    proof verifies and the transcript audits."""
+    import numpy as np
+
+    from splitverify_server.loopback import free_port
+    from serve_process import ServeProcess, restart_after_forward
+
+    _, by_id, table = vertical_split(TINY_SPEC, STEPS, seed=14, salt=TABLE_SALT)
+    np.savez(tmp_path / "labels.npz", x=np.zeros((len(table.labels), 1)),
+             y=table.labels.numpy())
+    server = ServeProcess(tmp_path / "sessions.db", free_port(), "--labels",
+                          str(tmp_path / "labels.npz")).start()
+    restarts = []
+    try:
+        client = SplitClient(server.url, spec=TINY_SPEC, labels="server", retry_seconds=90,
+                             transport=Interposer(after=restart_after_forward(server, 0,
+                                                                              restarts)))
+        client.create_session(seed=4)
+        result = client.train(by_id, steps=STEPS)
+        merged = merged_transcript(client.party.transcript, client.transcript_of_server())
+    finally:
+        server.kill()
+    assert restarts == [0]
+    assert result.detected is None and result.steps == STEPS
+    assert merged.label_table == client.label_table.commitment
+    report = audit(merged)
+    assert report.valid and report.proofs_verified == 3 * STEPS, report
+
+
+def test_demo_clients_with_server_labels_share_one_table(tmp_path):
+    """``demo --clients 2 --labels server`` on RefNet (statements committed, none proven: no
+    keys, fast): each client's rows go as ids into one committed table of the digits'
+    labels; the shared chain links."""
+    from splitverify.model import named_spec
+    from splitverify_server.apps.demo import run_shared_demo
+
+    summary = run_shared_demo(2, 2, ProofMode.parse("commit"), tmp_path,
+                              progress=lambda _m: None, on_step=lambda _d: None,
+                              spec=named_spec("refnet"), labels="server")
+    assert summary["labels"] == "server" and not summary["detected"]
+    assert summary["chain"]["entries"] == 4 and summary["chain"]["linked"]
+    tables = {json.loads((tmp_path / f"client-{i}" / "transcript.json").read_text())[
+        "label_table"] for i in range(2)}
+    assert tables == {int(summary["label_table"]["commitment"])}
