@@ -267,6 +267,9 @@ def audit(transcript: Transcript, verifier: str = "native",
                                    f"the {kind} proof does not verify")
             verified += 1
     established = _established(mode, len(steps), verified, len(entries), keys)
+    if transcript.label_table is not None:
+        established += (f"; every ServerStep read the session's committed label table "
+                        f"({str(transcript.label_table)[:12]}…, labels held by the server)")
     if transcript.shared_server_model:
         established += ("; the server half is shared with other clients' sessions: this "
                         "transcript does not link its ServerSteps to each other (the server's "

@@ -108,6 +108,7 @@ def test_server_labels_over_http_equal_client_labels_and_send_none(table_keys, t
                for e in merged.entries if e.kind == "server_step")
     report = audit(merged)
     assert report.valid, report.reason
+    assert "every ServerStep read the session's committed label table" in report.established
     # no label goes either way: the forward messages carry ids, no answer holds a label
     forwards = [body for body in recorder.sent if "activations" in body]
     assert [f["ids"] for f in forwards] == [ids.tolist() for _, ids in by_id]
