@@ -18,6 +18,10 @@ server's half of each session and speaks the protocol of :mod:`splitverify.proto
     GET  /                              the live dashboard (public values only; see
                                         :mod:`.routes.dashboard`)
 
+With ``labels`` (``serve --labels``) the server holds the labels: a session created with
+``labels: "server"`` reads them from a label table committed for it (``SessionCreated.
+label_table``: commitment, depth, size; never a label), its forward messages carry sample ids.
+
 With ``ceremony=True`` (``serve``, ``demo``) every session's keys come from a two-party
 ceremony (:mod:`splitverify.keyexchange`); steps are refused (425) until the three keys are
 final. With ``ceremony=False`` the operator's ``circuits_for`` keys are used as they are.
