@@ -89,6 +89,13 @@ class SessionResult:
     seconds: float
     transcript: Transcript
     step_seconds: list[float] = field(default_factory=list)   # wall time of each step begun
+    # of ``seconds``: the session's set-up before its first step (the transcript pins each
+    # key's origin: reads and hashes the keys once), paid once per session, not per step
+    setup_seconds: float = 0.0
+
+    @property
+    def seconds_after_setup(self) -> float:
+        return self.seconds - self.setup_seconds
 
     def summary(self) -> dict:
         return {**session_summary(self.steps, self.client.mode, self.detected, self.losses,
@@ -111,6 +118,7 @@ def run_local(client: ClientParty, server: ServerParty, batches,
     client.peer, server.peer = server.identity.address, client.identity.address
     transcript = new_transcript(client, contribution_signatures)
     client.transcript = server.transcript = transcript
+    setup_seconds = time.perf_counter() - start
 
     def handed(msg: _M) -> _M:
         on_message(msg)
@@ -141,7 +149,7 @@ def run_local(client: ClientParty, server: ServerParty, batches,
         detected = exc
     client.end_session(done)
     return SessionResult(done, server.losses, detected, client, server,
-                         time.perf_counter() - start, transcript, step_seconds)
+                         time.perf_counter() - start, transcript, step_seconds, setup_seconds)
 
 
 def exchange_proofs(client: ClientParty, server: ServerParty, through_step: int) -> None:
