@@ -461,8 +461,14 @@ def _aggregate(spec: SplitSpec, clients: int) -> _Main:
     m = _Main(spec, AGGREGATE)
     m.public = [*(f"session{j}" for j in range(clients)), "round"]
     m.note = f", the average of {clients} clients' halves"
-    for name in m.public:
+    # circom puts a public input into a constraint only where one reads it; nothing here does
+    # (no Fiat–Shamir transcript hashes them, as in the step circuits), so each is squared into
+    # a signal of its own: the R1CS itself, not only the setup's rows, then binds the ids
+    m.decl.append(f"signal idSquares[{len(m.public)}];")
+    for i, name in enumerate(m.public):
         m.input(name)
+        m.body.append(f"idSquares[{i}] <== {name} * {name};")
+    m.cost["transcript"] += len(m.public)
     v, rem_bits = spec.quant.value_bits, (clients - 1).bit_length()
     salts = [m.input(f"weightsSalt{j}").name for j in range(clients)]
     for j, salt in enumerate(salts):
