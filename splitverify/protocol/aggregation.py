@@ -28,6 +28,7 @@ from .. import model
 from ..circuitgen import AGGREGATE, SplitCircuits, Statement, statements as st
 from ..errors import InputError, SplitverifyError, TamperDetected
 from ..model import Params
+from ..transcript import RoundEntry
 from ..zk import Proof
 from . import policy
 from .local import SessionResult, local_step, start_local_session
@@ -153,6 +154,12 @@ def adopt_average(client: ClientParty, msg: AverageMessage, record: RoundRecord,
                  f"round {record.round}: the Aggregate proof does not verify against the "
                  "average received and the commitments this client knows (a wrong average?)")
     client.params = msg.average
+    transcript = client.transcript
+    if transcript is not None and client.mode.commits:
+        if client.mode.proves and transcript.aggregate_key is None:
+            transcript.aggregate_key = circuits.verification_key(AGGREGATE).to_snarkjs()
+        transcript.rounds.append(RoundEntry(after_step=step, round=record.round, slot=slot,
+                                            public=dict(msg.public), proof=msg.proof))
 
 
 @dataclass
@@ -167,18 +174,24 @@ class RoundsResult:
 
 
 def run_local_rounds(clients: list[ClientParty], servers: list[ServerParty], batches: list,
-                     every: int, circuits: SplitCircuits) -> RoundsResult:
+                     every: int, circuits: SplitCircuits,
+                     contribution_signatures: list[dict[str, dict[str, str]]] | None = None
+                     ) -> RoundsResult:
     """SplitFed-V1 in one process: client j trains with ``servers[j]`` on ``batches[j]``, the
     clients take each step in turn, and after every ``every`` steps the halves are averaged
     (:func:`aggregate_round`, proven with ``circuits``' Aggregate of K = len(clients)) and
     every client adopts the average (:func:`adopt_average`). Stops at the first
-    ``TamperDetected``, naming the client whose session caught it."""
+    ``TamperDetected``, naming the client whose session caught it. ``contribution_signatures``:
+    each session's key ceremony signatures (``keyexchange.local_ceremony``), for its
+    transcript."""
     if every < 1:
         raise InputError(f"a round is at least one step, not {every}")
     if not len(clients) == len(servers) == len(batches):
         raise InputError("one server session and one list of batches per client")
     start = time.perf_counter()
-    transcripts = [start_local_session(c, s) for c, s in zip(clients, servers)]
+    signatures = contribution_signatures or [None] * len(clients)
+    transcripts = [start_local_session(c, s, sig)
+                   for c, s, sig in zip(clients, servers, signatures)]
     steps = min(len(b) for b in batches)
     done, rounds, detected, who = 0, [], None, None
     try:

@@ -15,6 +15,9 @@ from splitverify.protocol import ProofMode, random_field, scenarios
 from splitverify.protocol.aggregation import (ClientHalf, aggregate_round, run_local_rounds)
 from splitverify.protocol.local import local_step, start_local_session
 
+from splitverify.keyexchange import local_ceremony
+from splitverify.transcript import audit
+
 from conftest import TINY_SPEC
 from split_cases import data_batches, same_params
 
@@ -29,17 +32,20 @@ def aggregate_circuits(isolated_cache) -> SplitCircuits:
 
 
 def sessions(keys, mode: str, malicious: str | None = None, clients: int = 2):
-    """``clients`` client and server parties, client j from its own seeded initial weights."""
+    """``clients`` client and server parties, client j from its own seeded initial weights
+    (``keys`` None: each party its own circuits, for a key ceremony per session)."""
     proof_mode = ProofMode.parse(mode)
     pairs = []
     for j in range(clients):
         session = random_field()
         client = scenarios.party_class("client", malicious)(
             TINY_SPEC, session, proof_mode, model.init_params(TINY_SPEC.client, 10 + j,
-                                                              TINY_SPEC.quant), keys)
+                                                              TINY_SPEC.quant),
+            keys or SplitCircuits(TINY_SPEC))
         server = scenarios.party_class("server", malicious)(
             TINY_SPEC, session, proof_mode, model.init_params(TINY_SPEC.server, 20 + j,
-                                                              TINY_SPEC.quant), keys)
+                                                              TINY_SPEC.quant),
+            keys or SplitCircuits(TINY_SPEC))
         pairs.append((client, server))
     return [c for c, _ in pairs], [s for _, s in pairs]
 
@@ -112,3 +118,33 @@ def test_a_half_that_is_not_the_last_proven_weights_is_refused(tiny_keys, aggreg
     assert record.public == st.aggregate_honest_statement(
         TINY_SPEC, [h.params for h in halves], [h.weights_salt for h in halves],
         [h.session_id for h in halves], 0).values
+
+
+def test_each_clients_transcript_audits_with_its_rounds(aggregate_circuits, tmp_path):
+    """Every session's transcript records the rounds its client half was averaged in; the
+    audit verifies each Aggregate proof and links the client's next weights to the average.
+    A round whose average is swapped, or a round left out, fails the audit."""
+    clients, servers = sessions(None, "every")
+    signatures = [local_ceremony(s.prover.circuits, c.prover.circuits, c.session_id,
+                                 s.identity, c.identity, tmp_path / f"ceremony{j}")
+                  for j, (c, s) in enumerate(zip(clients, servers))]
+    batches = [data_batches(TINY_SPEC, 2, seed=j) for j in range(2)]
+    result = run_local_rounds(clients, servers, batches, every=1, circuits=aggregate_circuits,
+                              contribution_signatures=signatures)
+    assert result.detected is None and len(result.rounds) == 2
+    for session in result.sessions:
+        report = audit(session.transcript)
+        assert report.valid, report.reason
+        assert "averaged with other clients' in 2 rounds" in report.established
+    transcript = result.sessions[1].transcript
+    swapped = transcript.model_copy(deep=True)
+    other = swapped.rounds[0]
+    swapped.rounds[0] = other.model_copy(update={"public": {
+        **other.public, "averageWeights1": other.public["averageWeights0"]}})
+    report = audit(swapped)
+    assert not report.valid and "round 0's Aggregate proof does not verify" in report.reason
+    dropped = transcript.model_copy(deep=True)
+    dropped.rounds = dropped.rounds[1:]
+    report = audit(dropped)
+    assert not report.valid and report.bad_step == 1
+    assert "not its previous step's updated weights" in report.reason
