@@ -7,8 +7,17 @@
 # snarkjs, circomlib, solc, anvil) and the dashboard's charting library (uplot) in node_modules
 # via `npm ci`, and Debian's chromium (the browser the dashboard's test opens; Playwright
 # downloads no browser of its own).
+#
+# `setup.sh --demo` (the main job's) installs only what `splitverify demo` runs: the three
+# distributions without the test, Ray and peer-benchmark extras, the npm toolchain, no chromium.
+# A later plain `setup.sh` adds the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  --demo) demo_only=1 ;;
+  "") demo_only=0 ;;
+  *) echo "setup.sh: unknown option '$1' (use no option for everything, or --demo)" >&2; exit 1 ;;
+esac
 
 # The three parts are independent: the npm toolchain and chromium install in the background
 # while pip installs the Python side (on a fresh machine this saves the shorter two's time).
@@ -48,26 +57,35 @@ install_chromium() {
 }
 
 in_background toolchain install_toolchain
-in_background chromium install_chromium
+[ "$demo_only" = 1 ] || in_background chromium install_chromium
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.splitverify-installed
+# one stamp per level: "full" satisfies the demo's, the demo's not the full one
 want="$(cat pyproject.toml client/pyproject.toml server/pyproject.toml setup.py server/setup.py \
         splitverify/zk/*.c \
         | sha256sum | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+installed() { [ -f ".venv/.splitverify-installed-$1" ] && \
+              [ "$(cat ".venv/.splitverify-installed-$1")" = "$want" ]; }
+if installed full || { [ "$demo_only" = 1 ] && installed demo; }; then
+  :
+else
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; any other version pulls GBs of CUDA.
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-  # extra `ray`: the Ray prover pool (--ray), which its tests run on a real local cluster
+  if [ "$demo_only" = 1 ]; then
+    core="." server="./server" level=demo
+  else
+    # extra `ray`: the Ray prover pool (--ray), which its tests run on a real local cluster
+    core=".[test,ray]" server="./server[bench,test]" level=full
+  fi
   # setuptools prints a generic notice for every editable install; it says nothing about ours
   PYTHONWARNINGS="ignore:Editable installation" \
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,ray]" \
-      -e ./client -e "./server[bench,test]"
-  echo "$want" > "$stamp"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$core" \
+      -e ./client -e "$server"
+  echo "$want" > ".venv/.splitverify-installed-$level"
 fi
 
 failed=0

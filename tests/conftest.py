@@ -109,6 +109,19 @@ def wire_of(circuit: zk.CompiledCircuit, signal: str) -> int:
     raise KeyError(signal)
 
 
+def step_bit_wire(circuit: zk.CompiledCircuit, quant, entry: int) -> int:
+    """A wire holding one of the step bits (the bits above the remainder's frac_bits + lr_shift
+    in the SgdStep decomposition) of parameter ``entry`` of layer 0 (circom keeps all but one
+    bit of a decomposition)."""
+    first = quant.weight_update_shift
+    for bit in range(first, first + quant.step_bits + 1):
+        try:
+            return wire_of(circuit, f"stepW0[{entry}].bits.out[{bit}]")
+        except AssertionError:
+            continue
+    raise AssertionError("no step bit kept as a wire")
+
+
 def tamper_witness(circuit: zk.CompiledCircuit, wtns_path: str | Path, index: int,
                    new_value: int, out_path: str | Path) -> tuple[bool, str]:
     """Soundness harness: copy the witness at ``wtns_path`` to ``out_path`` with entry ``index``

@@ -25,9 +25,10 @@ def test_encode_decode_and_field_embedding():
     spec = QuantSpec()
     v = torch.tensor([0.5, -0.25, 1.0])
     q = spec.encode(v)
-    assert q.tolist() == [1 << 15, -(1 << 14), 1 << 16]
+    one = 1 << spec.frac_bits
+    assert q.tolist() == [one >> 1, -(one >> 2), one]
     assert torch.allclose(spec.decode(q), v.double())
-    assert quant.to_field(q, R) == [1 << 15, R - (1 << 14), 1 << 16]
+    assert quant.to_field(q, R) == [one >> 1, R - (one >> 2), one]
 
 
 def test_bounds_are_checked():
@@ -51,7 +52,7 @@ def test_dense_forward_matches_float_within_rounding():
 
 
 def test_sgd_update_is_one_floor_division():
-    spec = QuantSpec(lr_num=3, lr_shift=6)
+    spec = QuantSpec(frac_bits=16, value_bits=22, lr_num=3, lr_shift=6)   # shift 22
     w = torch.tensor([5, -5, 0, 100], dtype=torch.int64)
     grad = torch.tensor([(1 << 22) + 1, -1, -(1 << 23), 0], dtype=torch.int64)
     new = quant.sgd_update(spec, w, grad, spec.weight_update_shift)

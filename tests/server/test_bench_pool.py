@@ -24,6 +24,9 @@ def test_pipeline_measures_verified_proofs_on_one_and_two_workers(tiny_keys):
     # one worker: the wall clock is its proving plus the party's verifying and dispatch
     assert 0.3 < one["measured_over_model"] <= 1.1, one
     assert "ray" not in result["pipeline"]
+    order = local["2"]["submitted_largest_first"]
+    sizes = [tiny_keys.circuit(kind).info.n_constraints for kind in order]
+    assert sorted(order) == sorted(local["2"]["worker_prove_s"]) and sizes == sorted(sizes)[::-1]
 
 
 def test_the_model_scales_with_workers_up_to_the_cores_and_the_verifier():

@@ -318,7 +318,7 @@ def _per_circuit_ratio(numerator: dict[str, float], denominator: dict[str, float
     return {name: round(numerator[name] / denominator[name], 3) for name in numerator}
 
 
-PIPELINE_STEPS_PER_WORKER = (3, 1)     # full, quick
+PIPELINE_STEPS_PER_WORKER = (3, 2)     # full, quick
 
 
 def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg: None,

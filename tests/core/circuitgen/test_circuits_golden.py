@@ -75,12 +75,12 @@ def test_one_steps_integer_gradients_are_autograds(tiny_case):
     the same network in float64, each party at the values it actually has: the server at the
     received activations and its parameters, with L = ½·Σ(logits − onehot)² (the MSE whose
     gradient is logits − onehot; its 2/(B·C) is in the learning rate), the client at its data
-    and parameters with the received gradient as upstream gradient. With u = 2^-16 (one unit
+    and parameters with the received gradient as upstream gradient. With u = 2^-F (one unit
     of the fixed point), each floor division is off by less than u, so:
       server dL/dlogits: < u (the logits' rescale); dL/dW: < u·Σ_b|a_b,i|; dL/db: < B·u;
       dL/da (the gradient sent): < u·(1 + Σ_j|W_j,i|) (the logits' error, then its own floor);
       client dL/dW, dL/db: exact (data and received gradient are exact; the ReLU masks agree
-      because no accumulator lies in (0, 2^16), asserted), the SGD steps within u·lr."""
+      because no accumulator lies in (0, 2^F), asserted), the SGD steps within u·lr."""
     spec, case = tiny_case.spec, tiny_case
     q = spec.quant
     u, s = 2.0 ** -q.frac_bits, float(q.scale)

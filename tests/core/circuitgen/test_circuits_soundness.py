@@ -17,7 +17,7 @@ from splitverify.zk.curve import R
 
 
 from conftest import (TINY_SPEC, assert_wrong_claim_fails_only_its_freivalds_identity,
-                      bits_edits, coordinated_cheat, fails_snarkjs, names_in,
+                      bits_edits, coordinated_cheat, fails_snarkjs, names_in, step_bit_wire,
                       tamper_witness_many, witness_despite_asserts, wire_of)
 
 
@@ -32,24 +32,28 @@ def test_honest_witnesses_pass(tiny_circuits, tiny_witnesses):
 
 
 def _negative_preactivation(circuit, values, *, odd: bool) -> int:
-    """Index k of a negative ClientForward pre-activation y = floor(acc / 2^16) (with y + 2^22
-    odd, i.e. bit 16 of its decomposition set, if asked)."""
+    """Index k of a negative ClientForward pre-activation y = floor(acc / 2^F) (F fractional
+    bits; with y + 2^value_bits odd, i.e. bit F of its decomposition set, if asked)."""
+    q = TINY_SPEC.quant
     for k in range(6):
-        y = signed(values[wire_of(circuit, f"acc0[{k // 3}][{k % 3}]")]) >> 16
-        if y < 0 and (not odd or (y + (1 << 22)) % 2 == 1):
+        y = signed(values[wire_of(circuit, f"acc0[{k // 3}][{k % 3}]")]) >> q.frac_bits
+        if y < 0 and (not odd or (y + (1 << q.value_bits)) % 2 == 1):
             return k
     pytest.skip("the case has no suitable negative pre-activation")
 
 
 def test_remainder_out_of_range(tiny_circuits, tiny_witnesses, tmp_path):
-    """y − 1 with remainder r + 2^16: the decomposition still sums to the accumulator and the
-    ReLU output stays 0, so only the remainder's range (bit booleanity) is violated."""
+    """y − 1 with remainder r + 2^F (F fractional bits): the decomposition still sums to the
+    accumulator and the ReLU output stays 0, so only the remainder's range (bit booleanity) is
+    violated."""
+    frac = TINY_SPEC.quant.frac_bits
     c = tiny_circuits.circuit("client_forward")
     values = zk.read_witness(tiny_witnesses["client_forward"])
     k = _negative_preactivation(c, values, odd=True)
-    b0, b16 = wire_of(c, f"rescale0[{k}].bits.out[0]"), wire_of(c, f"rescale0[{k}].bits.out[16]")
+    b0 = wire_of(c, f"rescale0[{k}].bits.out[0]")
+    b_frac = wire_of(c, f"rescale0[{k}].bits.out[{frac}]")
     relu_in = wire_of(c, f"relu0[{k}].in")
-    edits = {b16: 0, b0: values[b0] + (1 << 16), relu_in: values[relu_in] - 1}
+    edits = {b_frac: 0, b0: values[b0] + (1 << frac), relu_in: values[relu_in] - 1}
     ok, _ = tamper_witness_many(c, tiny_witnesses["client_forward"], edits, tmp_path / "t.wtns")
     assert not ok
     _, violated = coordinated_cheat(c, values, edits)
@@ -70,8 +74,8 @@ def test_relu_output_with_the_wrong_sign(tiny_circuits, tiny_witnesses, tmp_path
 
 @pytest.mark.parametrize("entry", [0, 5])
 def test_wrong_activation_gradient(tiny_circuits, tiny_witnesses, tmp_path, entry):
-    """dX = floor(gx / 2^16) + 1 with the remainder's bits moved along (the decomposition still
-    sums to gx; bit 0 takes 2^16 less): the remainder's range check (bit 0 booleanity) is what
+    """dX = floor(gx / 2^F) + 1 with the remainder's bits moved along (the decomposition still
+    sums to gx; bit 0 takes 2^F less): the remainder's range check (bit 0 booleanity) is what
     fails. The other violated constraints are rounds of the gradient commitment's Poseidon,
     which hashes the cheated dX: they are not recomputed here (their O2-substituted rounds
     cannot be solved one wire at a time)."""
@@ -96,22 +100,11 @@ def test_wrong_activation_gradient(tiny_circuits, tiny_witnesses, tmp_path, entr
     assert fails_snarkjs(c, cheat, tmp_path / "t.wtns")
 
 
-def _step_bit(circuit, entry: int) -> int:
-    """A wire holding one of the step bits (bits 22… of the 39-bit SgdStep decomposition) of
-    parameter ``entry`` of layer 0 (circom keeps all but one bit of a decomposition)."""
-    for bit in range(22, 39):
-        try:
-            return wire_of(circuit, f"stepW0[{entry}].bits.out[{bit}]")
-        except AssertionError:
-            continue
-    raise AssertionError("no step bit kept as a wire")
-
-
 @pytest.mark.parametrize("kind", ["server_step", "client_backward"])
 def test_weights_after_not_the_update(tiny_circuits, tiny_witnesses, tmp_path, kind):
     """A different SGD step for one weight (one bit of the step flipped)."""
     c = tiny_circuits.circuit(kind)
-    w = _step_bit(c, 1)
+    w = step_bit_wire(c, TINY_SPEC.quant, 1)
     values = zk.read_witness(tiny_witnesses[kind])
     ok, _ = tamper_witness_many(c, tiny_witnesses[kind], {w: 1 - values[w]}, tmp_path / "t.wtns")
     assert not ok

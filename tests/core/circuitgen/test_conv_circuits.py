@@ -17,7 +17,7 @@ from splitverify.quant import QuantSpec
 from splitverify.zk.curve import R
 
 from conftest import (TINY_CONV_SPEC, assert_wrong_claim_fails_only_its_freivalds_identity,
-                      tamper_witness, tamper_witness_many, wire_of)
+                      step_bit_wire, tamper_witness, tamper_witness_many, wire_of)
 from split_cases import _params, assert_golden, build_case
 
 
@@ -115,21 +115,12 @@ def test_a_wrong_conv_product_fails_only_its_freivalds_identity(
         tiny_conv_witnesses[kind], tmp_path / "t.wtns")
 
 
-def _conv_step_bit(circuit, entry: int) -> int:
-    for bit in range(22, 39):
-        try:
-            return wire_of(circuit, f"stepW0[{entry}].bits.out[{bit}]")
-        except AssertionError:
-            continue
-    raise AssertionError("no step bit kept as a wire")
-
-
 @pytest.mark.parametrize("kind", ["server_step", "client_backward"])
 def test_conv_weights_after_not_the_update(tiny_conv_circuits, tiny_conv_witnesses, tmp_path,
                                            kind):
     """A different SGD step for one convolution weight (one bit of the step flipped)."""
     c = tiny_conv_circuits.circuit(kind)
-    w = _conv_step_bit(c, 1)
+    w = step_bit_wire(c, TINY_CONV_SPEC.quant, 1)
     values = zk.read_witness(tiny_conv_witnesses[kind])
     ok, _ = tamper_witness_many(c, tiny_conv_witnesses[kind], {w: 1 - values[w]},
                                 tmp_path / "t.wtns")
