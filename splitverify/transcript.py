@@ -23,7 +23,7 @@ from . import zk
 from .circuitgen import KINDS, Statement
 from .circuitgen.statements import AGGREGATE, aggregate_signal_names, signal_names
 from .errors import InputError, SplitverifyError
-from .identity import end_payload, signed_by, statement_payload
+from .identity import end_payload, round_payload, signed_by, statement_payload
 from .protocol.wire import ProofMode, StopRecord
 from .zk.curve import R as FIELD_MODULUS
 
@@ -48,6 +48,8 @@ class RoundEntry(BaseModel):
     slot: int                     # this session's place among the round's clients
     public: dict[str, int]
     proof: str | None = None
+    # the server's signature of it (splitverify.identity.round_payload)
+    signature: str | None = None
 
 
 class Transcript(BaseModel):
@@ -224,6 +226,11 @@ def _round_errors(transcript: Transcript, r: RoundEntry,
         return f"round {r.round}'s Aggregate statement holds values outside the field"
     if r.public[f"session{r.slot}"] != transcript.session_id or r.public["round"] != r.round:
         return f"round {r.round}'s Aggregate statement is for another session or round"
+    server = transcript.identities.get("server")
+    if not signed_by(server, round_payload(transcript.session_id, r.after_step, r.round, r.slot,
+                                           r.public, r.proof), r.signature):
+        return (f"round {r.round}'s Aggregate statement is not signed by the server's pinned "
+                f"identity {server}")
     last = entries.get((r.after_step, "client_backward"))
     if last is None or r.public[f"clientWeights{r.slot}"] != last.public["weightsAfter"]:
         return (f"round {r.round} averaged another half than the client's weights after step "

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from .. import model
 from ..circuitgen import AGGREGATE, SplitCircuits, Statement, statements as st
 from ..errors import InputError, SplitverifyError, TamperDetected
+from ..identity import round_payload, signed_by
 from ..model import Params
 from ..transcript import RoundEntry
 from ..zk import Proof
@@ -67,6 +68,7 @@ class AverageMessage:
     average: Params
     public: dict[str, int] | None
     proof: str | None
+    signature: str | None = None     # the server's, of (session, step, round, slot, public, proof)
 
 
 def aggregate_round(circuits: SplitCircuits, servers: list[ServerParty],
@@ -114,9 +116,12 @@ def aggregate_round(circuits: SplitCircuits, servers: list[ServerParty],
         sent, sent_statement = server.outgoing_average(average, statement, j, salt)
         if sent_statement is not None:
             server.client_chain = sent_statement.values[f"averageWeights{j}"]
-        messages.append(AverageMessage(server.session_id, round_, sent,
-                                       dict(sent_statement.values) if sent_statement else None,
-                                       server.outgoing_proof(proof)))
+        public = dict(sent_statement.values) if sent_statement else None
+        sent_proof = server.outgoing_proof(proof)
+        signature = (None if public is None else server.identity.sign(
+            round_payload(server.session_id, step, round_, j, public, sent_proof)))
+        messages.append(AverageMessage(server.session_id, round_, sent, public, sent_proof,
+                                       signature))
     return record, messages
 
 
@@ -142,6 +147,14 @@ def adopt_average(client: ClientParty, msg: AverageMessage, record: RoundRecord,
         _require(msg.public == expected.values, step, "client",
                  _mismatch(f"round {record.round}: the aggregator's", msg.public or {},
                            expected))
+        if client.peer is None:
+            raise InputError("the server's identity is not pinned in this session: pin it "
+                             "(its address) when the session is created")
+        _require(signed_by(client.peer, round_payload(client.session_id, step, record.round,
+                                                      slot, msg.public, msg.proof),
+                           msg.signature), step, "client",
+                 f"round {record.round}: the Aggregate statement is not signed by the "
+                 f"server's pinned identity {client.peer}")
     if client.mode.proves:
         _require(msg.proof is not None, step, "client",
                  f"round {record.round}: the Aggregate proof is missing")
@@ -159,7 +172,8 @@ def adopt_average(client: ClientParty, msg: AverageMessage, record: RoundRecord,
         if client.mode.proves and transcript.aggregate_key is None:
             transcript.aggregate_key = circuits.verification_key(AGGREGATE).to_snarkjs()
         transcript.rounds.append(RoundEntry(after_step=step, round=record.round, slot=slot,
-                                            public=dict(msg.public), proof=msg.proof))
+                                            public=dict(msg.public), proof=msg.proof,
+                                            signature=msg.signature))
 
 
 @dataclass

@@ -6,15 +6,19 @@ is sent to when proofs run; a half that is not the client's last proven weights 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from splitverify import model
 from splitverify.circuitgen import SplitCircuits, statements as st
 from splitverify.errors import TamperDetected
 from splitverify.protocol import ProofMode, random_field, scenarios
-from splitverify.protocol.aggregation import (ClientHalf, aggregate_round, run_local_rounds)
+from splitverify.protocol.aggregation import (ClientHalf, adopt_average, aggregate_round,
+                                              run_local_rounds)
 from splitverify.protocol.local import local_step, start_local_session
 
+from splitverify.identity import round_payload
 from splitverify.keyexchange import local_ceremony
 from splitverify.transcript import audit
 
@@ -120,6 +124,22 @@ def test_a_half_that_is_not_the_last_proven_weights_is_refused(tiny_keys, aggreg
         [h.session_id for h in halves], 0).values
 
 
+def test_an_average_the_server_did_not_sign_is_refused(tiny_keys, aggregate_circuits):
+    clients, servers = sessions(tiny_keys, "commit")
+    for j, (client, server) in enumerate(zip(clients, servers)):
+        start_local_session(client, server)
+        local_step(client, server, 0, *data_batches(TINY_SPEC, 1, seed=j)[0])
+    record, messages = aggregate_round(aggregate_circuits, servers,
+                                       [ClientHalf.of(c) for c in clients], 0, 0)
+    before = clients[0].params
+    with pytest.raises(TamperDetected, match="not signed by the server's pinned identity"):
+        adopt_average(clients[0], replace(messages[0], signature=messages[1].signature),
+                      record, aggregate_circuits, 0, 0)
+    assert clients[0].params is before                # a refused average changes nothing
+    adopt_average(clients[0], messages[0], record, aggregate_circuits, 0, 0)
+    assert clients[0].weights_commitment() == record.public["averageWeights0"]
+
+
 def test_each_clients_transcript_audits_with_its_rounds(aggregate_circuits, tmp_path):
     """Every session's transcript records the rounds its client half was averaged in; the
     audit verifies each Aggregate proof and links the client's next weights to the average.
@@ -137,10 +157,16 @@ def test_each_clients_transcript_audits_with_its_rounds(aggregate_circuits, tmp_
         assert report.valid, report.reason
         assert "averaged with other clients' in 2 rounds" in report.established
     transcript = result.sessions[1].transcript
+    # another average written in (by the client, say): the server did not sign it; signed by
+    # the server, its proof does not verify
     swapped = transcript.model_copy(deep=True)
-    other = swapped.rounds[0]
-    swapped.rounds[0] = other.model_copy(update={"public": {
-        **other.public, "averageWeights1": other.public["averageWeights0"]}})
+    entry = swapped.rounds[0]
+    public = {**entry.public, "averageWeights1": entry.public["averageWeights0"]}
+    swapped.rounds[0] = entry.model_copy(update={"public": public})
+    report = audit(swapped)
+    assert not report.valid and "round 0's Aggregate statement is not signed" in report.reason
+    swapped.rounds[0] = entry.model_copy(update={"public": public, "signature": servers[
+        1].identity.sign(round_payload(transcript.session_id, 0, 0, 1, public, entry.proof))})
     report = audit(swapped)
     assert not report.valid and "round 0's Aggregate proof does not verify" in report.reason
     dropped = transcript.model_copy(deep=True)
