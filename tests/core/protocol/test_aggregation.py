@@ -28,11 +28,15 @@ from split_cases import data_batches, same_params
 pytestmark = pytest.mark.xdist_group("aggregate")
 
 
-@pytest.fixture(scope="module")
-def aggregate_circuits(isolated_cache) -> SplitCircuits:
-    circuits = SplitCircuits(TINY_SPEC, aggregate_clients=2)
+def keyed_aggregate(clients: int) -> SplitCircuits:
+    circuits = SplitCircuits(TINY_SPEC, aggregate_clients=clients)
     circuits.key("aggregate")
     return circuits
+
+
+@pytest.fixture(scope="module")
+def aggregate_circuits(isolated_cache) -> SplitCircuits:
+    return keyed_aggregate(2)
 
 
 def sessions(keys, mode: str, malicious: str | None = None, clients: int = 2):
@@ -71,12 +75,16 @@ def reference_rounds(clients, servers, batches, every: int):
     return cp
 
 
-def test_an_honest_run_averages_every_round_as_the_reference(tiny_keys, aggregate_circuits):
-    clients, servers = sessions(tiny_keys, "every")
-    batches = [data_batches(TINY_SPEC, 4, seed=j) for j in range(2)]
-    expected = reference_rounds(clients, servers, batches, every=2)
-    result = run_local_rounds(clients, servers, batches, every=2, circuits=aggregate_circuits)
-    assert result.detected is None and result.steps == 4 and len(result.rounds) == 2
+@pytest.mark.parametrize("count, steps, every", [(2, 4, 2), (3, 2, 1)])
+def test_an_honest_run_averages_every_round_as_the_reference(tiny_keys, aggregate_circuits,
+                                                             count, steps, every):
+    circuits = aggregate_circuits if count == 2 else keyed_aggregate(count)
+    clients, servers = sessions(tiny_keys, "every", clients=count)
+    batches = [data_batches(TINY_SPEC, steps, seed=j) for j in range(len(clients))]
+    expected = reference_rounds(clients, servers, batches, every=every)
+    result = run_local_rounds(clients, servers, batches, every=every, circuits=circuits)
+    assert result.detected is None and result.steps == steps
+    assert len(result.rounds) == steps // every
     for client, want in zip(clients, expected):
         assert same_params(client.params, want)
     # each round's record names the clients' sessions, and the average's commitment under each
