@@ -30,7 +30,8 @@ from .emit.dense import (dense_check_cost, dense_naive_cost, dense_optimized_cos
 
 # the cost model's entry points are re-exported: tests, the benchmark and `splitverify circuits`
 # read them here
-__all__ = ["AGGREGATE", "COST_CATEGORIES", "INCLUDES", "KINDS", "aggregate_cost", "TEMPLATE_NAMES", "TRANSCRIPT_DOMAIN",
+__all__ = ["AGGREGATE", "COST_CATEGORIES", "INCLUDES", "KINDS", "TEMPLATE_NAMES",
+           "TRANSCRIPT_DOMAIN", "aggregate_cost",
            "chain_cost", "cost_breakdown", "dense_check_cost", "dense_naive_cost",
            "dense_optimized_cost", "describe", "generate", "generate_aggregate",
            "matmul_check_cost", "poseidon_cost"]

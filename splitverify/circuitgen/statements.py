@@ -370,6 +370,6 @@ def aggregate_honest_statement(spec: SplitSpec, halves: list[Params], salts: lis
                                sessions: list[int], round_: int) -> Statement:
     """What the aggregator proves, from the halves and salts it holds."""
     average = average_params(spec, spec.client, halves)
-    return aggregate_statement(spec, [weights_commitment(spec, h, s) for h, s in zip(halves, salts)],
-                               [weights_commitment(spec, average, s) for s in salts],
-                               sessions, round_)
+    return aggregate_statement(
+        spec, [weights_commitment(spec, h, s) for h, s in zip(halves, salts)],
+        [weights_commitment(spec, average, s) for s in salts], sessions, round_)
