@@ -114,15 +114,8 @@ def run_local(client: ClientParty, server: ServerParty, batches,
     (``keyexchange.local_ceremony``), for the transcript. Stops at the first TamperDetected."""
     start = time.perf_counter()
     done, step_seconds, detected = 0, [], None
-    # in one process each party knows the other's identity from the start
-    client.peer, server.peer = server.identity.address, client.identity.address
-    transcript = new_transcript(client, contribution_signatures)
-    client.transcript = server.transcript = transcript
+    transcript = start_local_session(client, server, contribution_signatures)
     setup_seconds = time.perf_counter() - start
-
-    def handed(msg: _M) -> _M:
-        on_message(msg)
-        return msg
     lag = policy.lag_bound(client.mode)
     step_start = start
     try:
@@ -131,10 +124,7 @@ def run_local(client: ClientParty, server: ServerParty, batches,
             step_seconds.append(0.0)
             if lag is not None:
                 exchange_proofs(client, server, step - lag)
-            forward = handed(client.forward(step, x, labels))
-            gradient = handed(server.receive_forward(forward, client.signed_proof))
-            backward = handed(client.receive_gradient(gradient, server.signed_proof))
-            server.receive_backward(backward, client.signed_proof)
+            local_step(client, server, step, x, labels, on_message)
             step_seconds[-1] = time.perf_counter() - step_start
             done = step + 1
         if lag is not None:              # the session ends with every proof verified
@@ -150,6 +140,29 @@ def run_local(client: ClientParty, server: ServerParty, batches,
     client.end_session(done)
     return SessionResult(done, server.losses, detected, client, server,
                          time.perf_counter() - start, transcript, step_seconds, setup_seconds)
+
+
+def start_local_session(client: ClientParty, server: ServerParty,
+                        contribution_signatures: dict[str, dict[str, str]] | None = None
+                        ) -> Transcript:
+    """Pin each party's identity in the other (in one process each knows it from the start)
+    and start the session's transcript, which both parties record into."""
+    client.peer, server.peer = server.identity.address, client.identity.address
+    transcript = new_transcript(client, contribution_signatures)
+    client.transcript = server.transcript = transcript
+    return transcript
+
+
+def local_step(client: ClientParty, server: ServerParty, step: int, x, labels,
+               on_message: Callable[[_Message], None] = lambda _msg: None) -> None:
+    """One step's three messages handed from party to party (``on_message`` sees each)."""
+    def handed(msg: _M) -> _M:
+        on_message(msg)
+        return msg
+    forward = handed(client.forward(step, x, labels))
+    gradient = handed(server.receive_forward(forward, client.signed_proof))
+    backward = handed(client.receive_gradient(gradient, server.signed_proof))
+    server.receive_backward(backward, client.signed_proof)
 
 
 def exchange_proofs(client: ClientParty, server: ServerParty, through_step: int) -> None:
