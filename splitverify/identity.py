@@ -26,7 +26,7 @@ from eth_account.messages import encode_defunct
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
 from .circuitgen import PUBLIC_SIGNALS
-from .circuitgen.statements import signal_names
+from .circuitgen.statements import aggregate_signal_names, signal_names
 from .errors import InputError
 
 DOMAIN = "splitverify/v1"
@@ -43,6 +43,19 @@ def statement_payload(session_id: int, step: int, kind: str, public: dict[str, i
     if names is None or set(public) != set(names):
         raise InputError(f"cannot sign a {kind} statement with public inputs {sorted(public)}")
     return _payload("statement", session_id, step, kind, [public[n] for n in names], proof)
+
+
+def round_payload(session_id: int, after_step: int, round_: int, slot: int,
+                  public: dict[str, int], proof: str | None) -> bytes:
+    """The aggregator's Aggregate statement (and proof) of a round of averaged client halves
+    as sent to one session: its place ``slot`` in the round, which ended with ``after_step``."""
+    clients = sum(name.startswith("clientWeights") for name in public)
+    names = aggregate_signal_names(clients) if clients >= 2 else ()
+    if set(public) != set(names):
+        raise InputError(f"cannot sign an aggregate statement with public inputs "
+                         f"{sorted(public)}")
+    return _payload("round", session_id, after_step, round_, slot, [public[n] for n in names],
+                    proof)
 
 
 def contribution_payload(session_id: int, circuit: str, index: int, name: str,

@@ -102,6 +102,17 @@ def rescale(x: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
     return q, x - q * (1 << shift)
 
 
+def floor_mean(stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """floor(Σ / K) over the first dimension (K ≥ 1 tensors of one shape) and the remainder
+    Σ − K·mean in [0, K): the fixed-point average of K parameter vectors (SplitFed-V1's
+    aggregation), exactly what the Aggregate circuit proves with a range-checked remainder.
+    Floor, not round-to-nearest or truncation: the one rule every party and the circuit apply."""
+    count = stacked.shape[0]
+    total = stacked.sum(dim=0)
+    mean = torch.div(total, count, rounding_mode="floor")
+    return mean, total - mean * count
+
+
 def to_field(x: torch.Tensor | int, modulus: int) -> list[int] | int:
     """Signed integers as field elements (x < 0 ↦ p − |x|)."""
     if isinstance(x, int):

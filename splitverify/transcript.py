@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict
 
 from . import zk
 from .circuitgen import KINDS, Statement
-from .circuitgen.statements import signal_names
+from .circuitgen.statements import AGGREGATE, aggregate_signal_names, signal_names
 from .errors import InputError, SplitverifyError
-from .identity import end_payload, signed_by, statement_payload
+from .identity import end_payload, round_payload, signed_by, statement_payload
 from .protocol.wire import ProofMode, StopRecord
 from .zk.curve import R as FIELD_MODULUS
 
@@ -37,6 +37,19 @@ class TranscriptEntry(BaseModel):
     signature: str | None = None
     # audit:P: whether the receiver's draw challenged this statement (None in other modes)
     challenged: bool | None = None
+
+
+class RoundEntry(BaseModel):
+    """SplitFed-V1 (``protocol.aggregation``): a round this session's client half was averaged
+    in, as the client checked it: the Aggregate statement and proof."""
+    model_config = ConfigDict(extra="forbid")
+    after_step: int               # the round ended with this step of the session
+    round: int
+    slot: int                     # this session's place among the round's clients
+    public: dict[str, int]
+    proof: str | None = None
+    # the server's signature of it (splitverify.identity.round_payload)
+    signature: str | None = None
 
 
 class Transcript(BaseModel):
@@ -66,6 +79,10 @@ class Transcript(BaseModel):
     # --labels server: the commitment of the server's label table, bound once for the session;
     # every ServerStep proves its labels came from it
     label_table: int | None = None
+    # SplitFed-V1: the rounds this session's client half was averaged in, and the Aggregate
+    # circuit's verification key (snarkjs JSON)
+    rounds: list[RoundEntry] = []
+    aggregate_key: dict[str, Any] | None = None
 
     def record(self, kind: str, step: int, public: dict[str, int] | None,
                proof: str | None, *, signature: str | None = None,
@@ -114,10 +131,12 @@ class AuditReport:
 
 def _chain_errors(entries: dict[tuple[int, str], TranscriptEntry], step: int,
                   session_id: int, shared_server_model: bool = False,
-                  label_table: int | None = None) -> str | None:
+                  label_table: int | None = None,
+                  rounds: dict[int, RoundEntry] | None = None) -> str | None:
     """The commitments that must agree within step ``step`` and with step − 1 (the server's
     weights only within the session when its server half is not shared; every ServerStep's
-    label table the session's, under --labels server)."""
+    label table the session's, under --labels server; the client's weights the average's
+    after a round of averaged halves ended with step − 1)."""
     get = entries.get
     cf, ss, cb = (get((step, k)) for k in KINDS)
     for kind, e in zip(KINDS, (cf, ss, cb)):
@@ -143,7 +162,12 @@ def _chain_errors(entries: dict[tuple[int, str], TranscriptEntry], step: int,
          "the client's backward pass used other weights than its forward pass"),
     ]
     prev_cb, prev_ss = get((step - 1, "client_backward")), get((step - 1, "server_step"))
-    if prev_cb is not None:
+    averaged = (rounds or {}).get(step - 1)
+    if averaged is not None:
+        pairs.append((cf.public["weightsCommitment"],
+                      averaged.public[f"averageWeights{averaged.slot}"],
+                      f"the client's weights are not the average of round {averaged.round}"))
+    elif prev_cb is not None:
         pairs.append((cf.public["weightsCommitment"], prev_cb.public["weightsAfter"],
                       "the client's weights are not its previous step's updated weights"))
     if prev_ss is not None and not shared_server_model:
@@ -183,6 +207,45 @@ def _entry_errors(transcript: Transcript, e: TranscriptEntry, mode: str) -> str 
     if mode in ("commit", "off") and e.proof is not None:
         return f"the {e.kind} statement carries a proof, but the proof mode '{mode}' proves none"
     return None
+
+
+def _round_errors(transcript: Transcript, r: RoundEntry,
+                  entries: dict[tuple[int, str], TranscriptEntry], vk: zk.VerificationKey | None,
+                  verifier: str) -> str | None:
+    """A round of averaged halves: its statement's form, this session's place in it, the
+    half it averaged being the session's weights after the round's last step, and its proof
+    (required when the session proves)."""
+    clients = sum(name.startswith("clientWeights") for name in r.public)
+    try:
+        names = aggregate_signal_names(clients)
+    except InputError:
+        names = ()
+    if set(r.public) != set(names) or not 0 <= r.slot < clients:
+        return f"round {r.round}'s Aggregate statement has the wrong public inputs"
+    if any(not 0 <= v < FIELD_MODULUS for v in r.public.values()):
+        return f"round {r.round}'s Aggregate statement holds values outside the field"
+    if r.public[f"session{r.slot}"] != transcript.session_id or r.public["round"] != r.round:
+        return f"round {r.round}'s Aggregate statement is for another session or round"
+    server = transcript.identities.get("server")
+    if not signed_by(server, round_payload(transcript.session_id, r.after_step, r.round, r.slot,
+                                           r.public, r.proof), r.signature):
+        return (f"round {r.round}'s Aggregate statement is not signed by the server's pinned "
+                f"identity {server}")
+    last = entries.get((r.after_step, "client_backward"))
+    if last is None or r.public[f"clientWeights{r.slot}"] != last.public["weightsAfter"]:
+        return (f"round {r.round} averaged another half than the client's weights after step "
+                f"{r.after_step}")
+    if not transcript.proof_mode.proves:
+        return None
+    if r.proof is None or vk is None:
+        return f"round {r.round}'s Aggregate proof or its verification key is missing"
+    try:
+        ok = zk.verify(vk, zk.Proof.from_bytes(bytes.fromhex(r.proof)),
+                       zk.PublicSignals(tuple(Statement(AGGREGATE, r.public).signals())),
+                       verifier)
+    except (ValueError, SplitverifyError) as exc:
+        return f"round {r.round}'s Aggregate proof is malformed: {exc}"
+    return None if ok else f"round {r.round}'s Aggregate proof does not verify"
 
 
 def _end_errors(transcript: Transcript, steps: int) -> str | None:
@@ -241,9 +304,23 @@ def audit(transcript: Transcript, verifier: str = "native",
     if (reason := _end_errors(transcript, len(steps))) is not None:
         return AuditReport(False, len(steps), 0, None, reason)
     verified = 0
+    rounds: dict[int, RoundEntry] = {}
+    try:
+        aggregate_vk = (zk.VerificationKey.from_snarkjs(transcript.aggregate_key)
+                        if transcript.aggregate_key is not None else None)
+    except SplitverifyError as exc:
+        return AuditReport(False, len(steps), 0, None,
+                           f"the Aggregate verification key is malformed: {exc}")
+    for r in transcript.rounds:
+        if r.after_step in rounds or r.after_step not in steps:
+            return AuditReport(False, len(steps), 0, r.after_step,
+                               f"round {r.round} is recorded twice or after no step")
+        if (reason := _round_errors(transcript, r, entries, aggregate_vk, verifier)):
+            return AuditReport(False, len(steps), 0, r.after_step, reason)
+        rounds[r.after_step] = r
     for step in steps:
         reason = _chain_errors(entries, step, transcript.session_id,
-                               transcript.shared_server_model, transcript.label_table)
+                               transcript.shared_server_model, transcript.label_table, rounds)
         if reason:
             return AuditReport(False, len(steps), verified, step, reason)
         for kind in KINDS:
@@ -270,6 +347,12 @@ def audit(transcript: Transcript, verifier: str = "native",
     if transcript.label_table is not None:
         established += (f"; every ServerStep read the session's committed label table "
                         f"({str(transcript.label_table)[:12]}…, labels held by the server)")
+    if rounds:
+        established += (f"; the client half was averaged with other clients' in {len(rounds)} "
+                        "rounds (SplitFed-V1), the client continuing from each average" + (
+                            ", each Aggregate proof verified under the key the transcript "
+                            "carries, which no ceremony establishes (consistency only)"
+                            if mode.proves else ", committed only"))
     if transcript.shared_server_model:
         established += ("; the server half is shared with other clients' sessions: this "
                         "transcript does not link its ServerSteps to each other (the server's "

@@ -195,3 +195,45 @@ def table_case(base: StepCase, table_size: int, seed: int) -> TableCase:
                                                       SESSION, STEP),
         "client_backward": st.client_backward_statement(*bwd_args)}
     return TableCase(base, table, ids, inputs, statements)
+
+
+@dataclass
+class AggregateCase:
+    """SplitFed-V1's averaging of ``len(halves)`` client halves: the halves (edge values where
+    asked: both ends of the range, sums of mixed sign that K does not divide), salts, ids."""
+    spec: SplitSpec
+    halves: list[Params]
+    salts: list[int]
+    sessions: list[int]
+    round: int
+
+    @property
+    def inputs(self) -> dict:
+        return st.aggregate_inputs(self.spec, self.halves, self.salts, self.sessions, self.round)
+
+    @property
+    def statement(self) -> Statement:
+        return st.aggregate_honest_statement(self.spec, self.halves, self.salts, self.sessions,
+                                             self.round)
+
+
+def aggregate_case(spec: SplitSpec, clients: int, seed: int) -> AggregateCase:
+    top = 1 << spec.quant.value_bits
+    halves = []
+    for j in range(clients):
+        half = []
+        for tensors in model.init_params(spec.client, seed + j, spec.quant):
+            edged = []
+            for t in tensors:
+                flat = t.clone().reshape(-1)
+                # entry 0: every client at the top of the range; entry 1: at the bottom;
+                # entry 2: one client at the bottom, the others at 1 (a negative sum that
+                # K = 2 and K = 3 do not divide)
+                flat[0], flat[1] = top - 1, -top
+                if flat.numel() > 2:
+                    flat[2] = -top if j == 0 else 1
+                edged.append(flat.reshape(t.shape))
+            half.append(tuple(edged))
+        halves.append(half)
+    return AggregateCase(spec, halves, [7000 + j for j in range(clients)],
+                         [0x5E55_2000 + j for j in range(clients)], 4)

@@ -28,9 +28,10 @@ from . import generator, statements
 from .statements import PUBLIC_SIGNALS, Statement
 
 KINDS = generator.KINDS
+AGGREGATE = generator.AGGREGATE
 OPTIMIZE = "O2"
 
-__all__ = ["CIRCUITS_DIR", "KINDS", "PUBLIC_SIGNALS", "SplitCircuits", "Statement",
+__all__ = ["AGGREGATE", "CIRCUITS_DIR", "KINDS", "PUBLIC_SIGNALS", "SplitCircuits", "Statement",
            "circuit_path", "compile_template", "statements"]
 
 
@@ -58,12 +59,14 @@ class SplitCircuits:
 
     def __init__(self, spec: SplitSpec, *, cache: zk.ArtifactCache | None = None,
                  ptau: zk.PtauFile | None = None, contributors: tuple[str, ...] = ("splitverify",),
-                 label_table_depth: int = 0):
+                 label_table_depth: int = 0, aggregate_clients: int = 0):
         """``label_table_depth`` > 0: --labels server, the client's circuits commit sample ids
         (that many bits) for labels and ServerStep reads the labels at those ids from the
-        server's committed table of that depth."""
+        server's committed table of that depth. ``aggregate_clients`` ≥ 2: the ``aggregate``
+        circuit (SplitFed-V1's proven average of that many client halves) is available too."""
         self.spec = spec
         self.label_table_depth = label_table_depth
+        self.aggregate_clients = aggregate_clients
         self.cache = cache
         self.ptau = ptau
         self.contributors = contributors
@@ -74,19 +77,25 @@ class SplitCircuits:
     def with_label_table(self, depth: int) -> "SplitCircuits":
         """These circuits for a session whose labels are read from a table of ``depth`` (0:
         the client sends labels): ``self`` when they already are, else the same spec, cache,
-        ptau and contributors with that depth (their circuits and keys are other ones)."""
+        ptau, contributors and aggregate with that depth (their circuits and keys are other
+        ones)."""
         if depth == self.label_table_depth:
             return self
         return SplitCircuits(self.spec, cache=self.cache, ptau=self.ptau,
-                             contributors=self.contributors, label_table_depth=depth)
+                             contributors=self.contributors, label_table_depth=depth,
+                             aggregate_clients=self.aggregate_clients)
 
-    @staticmethod
-    def _check_kind(kind: str) -> None:
-        if kind not in KINDS:
-            raise InputError(f"unknown circuit {kind!r}; one of {list(KINDS)}")
+    def _check_kind(self, kind: str) -> None:
+        if kind == AGGREGATE and self.aggregate_clients < 2:
+            raise InputError("the aggregate circuit averages the halves of K ≥ 2 clients: build "
+                             "SplitCircuits(spec, aggregate_clients=K)")
+        if kind not in KINDS and kind != AGGREGATE:
+            raise InputError(f"unknown circuit {kind!r}; one of {[*KINDS, AGGREGATE]}")
 
     def source(self, kind: str) -> str:
         self._check_kind(kind)
+        if kind == AGGREGATE:
+            return generator.generate_aggregate(self.spec, self.aggregate_clients)
         return generator.generate(self.spec, kind, self.label_table_depth)
 
     def circuit(self, kind: str) -> zk.CompiledCircuit:
@@ -102,7 +111,8 @@ class SplitCircuits:
         return self._circuits[kind]
 
     def signal_names(self, kind: str) -> tuple[str, ...]:
-        return statements.signal_names(kind, self._reads_table(kind))
+        return statements.signal_names(kind, self._reads_table(kind),
+                                       self.aggregate_clients if kind == AGGREGATE else 0)
 
     def _reads_table(self, kind: str) -> bool:
         return bool(self.label_table_depth) and kind == "server_step"

@@ -16,7 +16,7 @@ from ..commit import Segment, commit, pack
 from ..errors import InputError
 from ..label_table import LabelTable, SampleIds
 from ..model import (Backward, Forward, Layer, Params, ServerResult, SplitSpec,
-                     client_backward, client_forward, onehot, server_step)
+                     average_params, client_backward, client_forward, onehot, server_step)
 from ..quant import to_field
 from ..zk.curve import R as FIELD
 
@@ -37,9 +37,24 @@ SERVER_STEP_TABLE_SIGNALS = ("messageCommitment", "labelTable", "weightsBefore",
                              "weightsAfter", "gradientCommitment", "session", "step")
 
 
-def signal_names(kind: str, label_table: bool = False) -> tuple[str, ...]:
+AGGREGATE = "aggregate"
+
+
+def aggregate_signal_names(clients: int) -> tuple[str, ...]:
+    """The Aggregate circuit's public signals for ``clients`` halves (snarkjs order: its
+    outputs, then its public inputs)."""
+    if clients < 2:
+        raise InputError(f"an average needs at least 2 clients, not {clients}")
+    return (*(f"clientWeights{j}" for j in range(clients)),
+            *(f"averageWeights{j}" for j in range(clients)),
+            *(f"session{j}" for j in range(clients)), "round")
+
+
+def signal_names(kind: str, label_table: bool = False, clients: int = 0) -> tuple[str, ...]:
     """The public signals of circuit ``kind``, in snarkjs order; ``label_table``: the
-    --labels server form of server_step."""
+    --labels server form of server_step; ``clients``: how many halves an Aggregate averages."""
+    if kind == AGGREGATE:
+        return aggregate_signal_names(clients)
     if kind not in PUBLIC_SIGNALS:
         raise InputError(f"unknown circuit {kind!r}; one of {sorted(PUBLIC_SIGNALS)}")
     if label_table:
@@ -65,7 +80,8 @@ class Statement:
     def names(self) -> tuple[str, ...]:
         """Its public signals' names in order (a label table's commitment marks the
         --labels server form)."""
-        return signal_names(self.kind, "labelTable" in self.values)
+        return signal_names(self.kind, "labelTable" in self.values,
+                            sum(name.startswith("clientWeights") for name in self.values))
 
     def signals(self) -> list[int]:
         out = [int(self.values[name]) for name in self.names]
@@ -76,8 +92,10 @@ class Statement:
 
     @classmethod
     def from_signals(cls, kind: str, signals, label_table: bool = False) -> "Statement":
-        names = signal_names(kind, label_table)
         values = list(signals)
+        # an Aggregate of K halves has 3K + 1 public signals
+        names = signal_names(kind, label_table, (len(values) - 1) // 3 if kind == AGGREGATE
+                             else 0)
         if len(values) != len(names):
             raise InputError(f"a {kind} proof has {len(names)} public signals, got {len(values)}")
         return cls(kind, dict(zip(names, values)))
@@ -316,3 +334,42 @@ def step_inputs(spec: SplitSpec, client: Params, server: Params, x: torch.Tensor
                                                   server_salts.gradient, bwd, client_salts,
                                                   session, step),
     }
+
+
+# -- SplitFed-V1: the clients' halves averaged --------------------------------------------------
+
+def aggregate_inputs(spec: SplitSpec, halves: list[Params], salts: list[int],
+                     sessions: list[int], round_: int, average: Params | None = None) -> dict:
+    """The Aggregate circuit's witness: each client's half (``c{j}_w0``, …) and weights salt,
+    the average (the reference's, ``model.average_params``, unless given), the public ids."""
+    if not len(halves) == len(salts) == len(sessions):
+        raise InputError(f"{len(halves)} halves, {len(salts)} salts and {len(sessions)} "
+                         "sessions: one of each per client")
+    if average is None:
+        average = average_params(spec, spec.client, halves)
+    inputs: dict = {**{f"session{j}": s for j, s in enumerate(sessions)}, "round": round_}
+    for j, (half, salt) in enumerate(zip(halves, salts)):
+        inputs.update({f"c{j}_{name}": v for name, v in _params_inputs(spec.client, half).items()})
+        inputs[f"weightsSalt{j}"] = salt
+    inputs.update({f"avg_{name}": v for name, v in _params_inputs(spec.client, average).items()})
+    return inputs
+
+
+def aggregate_statement(spec: SplitSpec, client_commitments: list[int],
+                        average_commitments: list[int], sessions: list[int], round_: int
+                        ) -> Statement:
+    """The Aggregate statement from commitments: the K clients' weights commitments, the
+    average's commitment under each client's salt, the sessions, the round."""
+    return Statement(AGGREGATE, {
+        **{f"clientWeights{j}": c for j, c in enumerate(client_commitments)},
+        **{f"averageWeights{j}": c for j, c in enumerate(average_commitments)},
+        **{f"session{j}": s for j, s in enumerate(sessions)}, "round": round_})
+
+
+def aggregate_honest_statement(spec: SplitSpec, halves: list[Params], salts: list[int],
+                               sessions: list[int], round_: int) -> Statement:
+    """What the aggregator proves, from the halves and salts it holds."""
+    average = average_params(spec, spec.client, halves)
+    return aggregate_statement(
+        spec, [weights_commitment(spec, h, s) for h, s in zip(halves, salts)],
+        [weights_commitment(spec, average, s) for s in salts], sessions, round_)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from .layers import (LAYER_TYPES, TORCH_LAYERS, AvgPool2d, Conv2d, Dense, Layer, LayerParams,
                      layer_from_description, layer_from_module)
-from .reference import (Backward, Forward, Params, ServerResult, backward, check_batch,
-                        client_backward, client_forward, encode_params, forward, init_params,
-                        onehot, server_step)
+from .reference import (Backward, Forward, Params, ServerResult, average_params, backward,
+                        check_batch, client_backward, client_forward, encode_params, forward,
+                        init_params, onehot, server_step)
 from .spec import NAMED_MODELS, SplitSpec, named_spec
 
 __all__ = ["LAYER_TYPES", "NAMED_MODELS", "named_spec", "TORCH_LAYERS", "AvgPool2d",
            "Backward", "Conv2d", "Dense", "Forward", "Layer", "LayerParams", "Params",
-           "ServerResult", "SplitSpec", "backward", "check_batch", "client_backward",
+           "ServerResult", "SplitSpec", "average_params", "backward", "check_batch",
+           "client_backward",
            "client_forward", "encode_params", "forward", "init_params", "layer_from_description", "layer_from_module",
            "onehot", "server_step"]

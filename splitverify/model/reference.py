@@ -155,6 +155,24 @@ def client_backward(spec: SplitSpec, params: Params, fwd: Forward,
     return backward(spec, spec.client, params, fwd, gradient, input_grad=False)
 
 
+def average_params(spec: SplitSpec, layers: tuple[Layer, ...], halves: list[Params]) -> Params:
+    """SplitFed-V1's aggregation of K ≥ 2 clients' halves (each ``layers``' parameters):
+    entry by entry floor(Σ / K) (:func:`quant.floor_mean`); the Aggregate circuit proves it."""
+    if len(halves) < 2:
+        raise InputError(f"an average needs the halves of at least 2 clients, got {len(halves)}")
+    shapes = [[tuple(shape) for _, shape in layer.parameter_shapes()] for layer in layers]
+    for j, half in enumerate(halves):
+        if [[tuple(t.shape) for t in tensors] for tensors in half] != shapes:
+            raise InputError(f"client {j}'s half does not have the parameter shapes of "
+                             f"{len(layers)} layers {shapes}")
+        for tensors in half:
+            for t in tensors:
+                spec.quant.check_range(t, f"client {j}'s parameter")
+    return [tuple(quant.floor_mean(torch.stack([half[i][p] for half in halves]))[0]
+                  for p in range(len(halves[0][i])))
+            for i in range(len(layers))]
+
+
 def init_params(layers: tuple[Layer, ...], seed: int, quant_spec: QuantSpec) -> Params:
     """Each layer's default initialisation (torch's, e.g. Uniform(±1/√fan-in) for Linear),
     encoded."""

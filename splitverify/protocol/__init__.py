@@ -8,6 +8,7 @@ transport (the FastAPI server and the client SDK carry these messages over HTTP)
     scenario_catalog.py  their names, sides and help, declared without the parties (the CLI)
     state.py      a party's state as JSON-able data and back
     local.py      both parties in one process (run_local), the transcript's start, the summary
+    aggregation.py  SplitFed-V1 rounds: K clients' halves averaged with an Aggregate proof
 
 One step, with proofs on (``every``):
 

@@ -89,6 +89,13 @@ class SessionResult:
     seconds: float
     transcript: Transcript
     step_seconds: list[float] = field(default_factory=list)   # wall time of each step begun
+    # of ``seconds``: the session's set-up before its first step (the transcript pins each
+    # key's origin: reads and hashes the keys once), paid once per session, not per step
+    setup_seconds: float = 0.0
+
+    @property
+    def seconds_after_setup(self) -> float:
+        return self.seconds - self.setup_seconds
 
     def summary(self) -> dict:
         return {**session_summary(self.steps, self.client.mode, self.detected, self.losses,
@@ -107,14 +114,8 @@ def run_local(client: ClientParty, server: ServerParty, batches,
     (``keyexchange.local_ceremony``), for the transcript. Stops at the first TamperDetected."""
     start = time.perf_counter()
     done, step_seconds, detected = 0, [], None
-    # in one process each party knows the other's identity from the start
-    client.peer, server.peer = server.identity.address, client.identity.address
-    transcript = new_transcript(client, contribution_signatures)
-    client.transcript = server.transcript = transcript
-
-    def handed(msg: _M) -> _M:
-        on_message(msg)
-        return msg
+    transcript = start_local_session(client, server, contribution_signatures)
+    setup_seconds = time.perf_counter() - start
     lag = policy.lag_bound(client.mode)
     step_start = start
     try:
@@ -123,10 +124,7 @@ def run_local(client: ClientParty, server: ServerParty, batches,
             step_seconds.append(0.0)
             if lag is not None:
                 exchange_proofs(client, server, step - lag)
-            forward = handed(client.forward(step, x, labels))
-            gradient = handed(server.receive_forward(forward, client.signed_proof))
-            backward = handed(client.receive_gradient(gradient, server.signed_proof))
-            server.receive_backward(backward, client.signed_proof)
+            local_step(client, server, step, x, labels, on_message)
             step_seconds[-1] = time.perf_counter() - step_start
             done = step + 1
         if lag is not None:              # the session ends with every proof verified
@@ -141,7 +139,30 @@ def run_local(client: ClientParty, server: ServerParty, batches,
         detected = exc
     client.end_session(done)
     return SessionResult(done, server.losses, detected, client, server,
-                         time.perf_counter() - start, transcript, step_seconds)
+                         time.perf_counter() - start, transcript, step_seconds, setup_seconds)
+
+
+def start_local_session(client: ClientParty, server: ServerParty,
+                        contribution_signatures: dict[str, dict[str, str]] | None = None
+                        ) -> Transcript:
+    """Pin each party's identity in the other (in one process each knows it from the start)
+    and start the session's transcript, which both parties record into."""
+    client.peer, server.peer = server.identity.address, client.identity.address
+    transcript = new_transcript(client, contribution_signatures)
+    client.transcript = server.transcript = transcript
+    return transcript
+
+
+def local_step(client: ClientParty, server: ServerParty, step: int, x, labels,
+               on_message: Callable[[_Message], None] = lambda _msg: None) -> None:
+    """One step's three messages handed from party to party (``on_message`` sees each)."""
+    def handed(msg: _M) -> _M:
+        on_message(msg)
+        return msg
+    forward = handed(client.forward(step, x, labels))
+    gradient = handed(server.receive_forward(forward, client.signed_proof))
+    backward = handed(client.receive_gradient(gradient, server.signed_proof))
+    server.receive_backward(backward, client.signed_proof)
 
 
 def exchange_proofs(client: ClientParty, server: ServerParty, through_step: int) -> None:

@@ -645,6 +645,13 @@ class ServerParty(_Party):
         """The gradient sent and the statement sent with it."""
         return gradient, statement
 
+    def outgoing_average(self, average: Params, statement: Statement | None, slot: int,
+                         salt: int) -> tuple[Params, Statement | None]:
+        """SplitFed-V1 (:mod:`.aggregation`): the average this session's client (the
+        ``slot``-th of the round, weights salt ``salt``) is sent, and the Aggregate statement
+        sent with it."""
+        return average, statement
+
     def receive_forward(self, msg: ForwardMessage, request_proof: ProofRequest
                         ) -> GradientMessage:
         spec, step = self.spec, self.next_step

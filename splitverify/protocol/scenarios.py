@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from .. import model
-from ..circuitgen import Statement, statements as st
+from ..circuitgen import AGGREGATE, Statement, statements as st
 from ..label_table import LabelTable
 from ..model import Params
 from . import scenario_catalog as catalog
@@ -141,6 +141,25 @@ class WrongLabels(ServerParty):
             statement = Statement("server_step", {**statement.values,
                                                   "labelTable": self.label_table.commitment})
         return gradient, statement
+
+
+@scenario("server:wrong-average",
+          "aggregated rounds: sends each client an average one unit off in one entry, "
+          "committed to consistently")
+class WrongAverage(ServerParty):
+    # only rounds of averaged halves (--aggregate every:R) send an average: in a session
+    # without them this hook is not called, and the run is the honest one
+    def outgoing_average(self, average: Params, statement: Statement | None, slot: int,
+                         salt: int) -> tuple[Params, Statement | None]:
+        wrong = [tuple(t.clone() for t in tensors) for tensors in average]
+        entry = wrong[0][0].view(-1)
+        entry[0] += -1 if int(entry[0]) > 0 else 1        # stays in the weights' range
+        if statement is not None:
+            # committed to consistently: only the proof (of the true average) can tell
+            statement = Statement(AGGREGATE, {
+                **statement.values,
+                f"averageWeights{slot}": st.weights_commitment(self.spec, wrong, salt)})
+        return wrong, statement
 
 
 @scenario("client:poisoned-activation",

@@ -183,7 +183,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           = _LIMITS.nesting,
           max_constraints: Annotated[int, typer.Option(
               help="Largest circuit a session's model may need (constraints, by the cost "
-                   "model; RefNet's largest is 150,329).")] = _LIMITS.constraints,
+                   "model; RefNet's largest is 121,121).")] = _LIMITS.constraints,
           client_sessions: Annotated[int, typer.Option(
               help="Sessions one source address may create per --client-window.")]
           = _LIMITS.client_sessions,

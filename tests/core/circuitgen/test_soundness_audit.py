@@ -26,13 +26,13 @@ import pytest
 import torch
 
 from splitverify import zk
-from splitverify.circuitgen import CIRCUITS_DIR, KINDS, SplitCircuits
+from splitverify.circuitgen import AGGREGATE, CIRCUITS_DIR, KINDS, SplitCircuits
 from splitverify.model import Conv2d, Dense, SplitSpec
 from splitverify.zk.curve import R
 from splitverify.zk.r1cs_check import R1csSystem
 
-from conftest import tamper_witness
-from split_cases import random_case, table_case
+from conftest import TINY_SPEC, tamper_witness
+from split_cases import aggregate_case, random_case, table_case
 
 pytestmark = pytest.mark.xdist_group("soundaudit")
 
@@ -343,6 +343,21 @@ def test_label_table_circuits_reject_every_single_wire_tamper(kind, tiny_case, i
     wtns = circuits.witness(kind, case.inputs[kind], tmp_path / f"{kind}.wtns")
     assert_every_single_wire_tamper_rejected(circuits.circuit(kind), wtns,
                                              f"labels from a server table, {kind}")
+
+
+@pytest.mark.parametrize("clients", [2, 3])
+def test_the_aggregate_circuit_rejects_every_single_wire_tamper(clients, isolated_cache,
+                                                                tmp_path):
+    """SplitFed-V1's average (generated, no template of its own): each client's half and its
+    range checks and commitment, the average's range check, the remainder's two bounded
+    decompositions (rem and K − 1 − rem; K = 3 is no power of two) and the average's
+    commitment under each client's salt."""
+    circuits = SplitCircuits(TINY_SPEC, aggregate_clients=clients)
+    case = aggregate_case(TINY_SPEC, clients, seed=3)
+    wtns = circuits.witness(AGGREGATE, case.inputs, tmp_path / "aggregate.wtns")
+    assert_every_single_wire_tamper_rejected(circuits.circuit(AGGREGATE), wtns,
+                                             f"aggregate of {clients} halves")
+    assert main_inputs_without_wire(circuits.circuit(AGGREGATE)) == []
 
 
 def main_inputs_without_wire(circuit: zk.CompiledCircuit) -> list[str]:

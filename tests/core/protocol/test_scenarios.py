@@ -38,9 +38,13 @@ CAUGHT = {
     # at the client the run is honest; with a table the client catches it at step 0 when proofs
     # run (tests/core/protocol/test_label_table_protocol.py)
     "server:wrong-labels": {"every": None, "commit": None},
+    # only rounds of averaged client halves (--aggregate every:R) send an average: without them
+    # the run is honest; with them the client sent it catches it at the round's last step when
+    # proofs run (tests/core/protocol/test_aggregation.py)
+    "server:wrong-average": {"every": None, "commit": None},
 }
 HOOKS = {"outgoing_activations", "outgoing_forward", "outgoing_gradient", "outgoing_proof",
-         "next_params", "step_from", "publishes_step", "step_table"}
+         "next_params", "step_from", "publishes_step", "step_table", "outgoing_average"}
 
 
 def flat(text: str) -> str:
