@@ -25,7 +25,6 @@ a challenge â€” an error status, a refusal, no answer within ``retry_seconds`` â
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -61,6 +60,7 @@ from splitverify.protocol.wire import (MAX_OFFERS_PER_KIND, ErrorBody, GradientM
                                        _Message, parse_answer)
 from splitverify.refnet import initial_params
 from splitverify.transcript import Transcript
+from splitverify.tempfolders import owned_temp_folder
 from .state import StateFolder
 
 RETRY_STATUS = (502, 503, 504)
@@ -524,7 +524,7 @@ class SplitClient:
             raise ServerError(f"fetching the server's powers of tau: HTTP "
                               f"{response.status_code}: {response.text[:300]}")
         folder = (self.state.folder / "phase1" if self.state is not None
-                  else Path(tempfile.mkdtemp(prefix="sv-client-phase1-")))
+                  else owned_temp_folder(self, "sv-client-phase1-"))
         upload, prepared = powersoftau.client_contribute(self._cache(), server, me,
                                                          response.content, needed, folder)
         done = self._request("PUT", path, content=upload,
@@ -554,7 +554,7 @@ class SplitClient:
         :mod:`splitverify.keyexchange`). Each final key is saved before it is uploaded, so a
         restarted client re-sends that key rather than making another."""
         folder = (self.state.keys if self.state is not None
-                  else Path(tempfile.mkdtemp(prefix="sv-client-keys-")))
+                  else owned_temp_folder(self, "sv-client-keys-"))
         for kind in KINDS:
             path = f"/sessions/{self.session_id}/keys/{kind}"
             record = self.keys.get(kind)

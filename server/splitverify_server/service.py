@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from splitverify.keyexchange import initial, load_final, server_accept, server_c
 from splitverify.keyorigin import contribution_signed, sign_contribution
 from splitverify.label_table import LabelTable, table_depth as label_table_depth
 from splitverify.limits import Limits
+from splitverify.tempfolders import owned_temp_folder
 from splitverify.model import SplitSpec
 from splitverify.pool import ProverPool
 from splitverify.powersoftau import PtauPolicy
@@ -119,7 +119,7 @@ class SessionService:
         or in a temporary folder when sessions are not persisted."""
         if session_id not in self._key_folders:
             self._key_folders[session_id] = (
-                Path(tempfile.mkdtemp(prefix="sv-server-keys-")) if self.in_memory
+                owned_temp_folder(self, "sv-server-keys-") if self.in_memory
                 else Path(f"{self.db}.keys") / str(session_id))
         return self._key_folders[session_id]
 

@@ -11,7 +11,9 @@ Typical use::
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,12 +42,15 @@ def setup(circuit: CompiledCircuit, *, ptau: PtauFile | None = None,
           cache: ArtifactCache | None = None) -> CircuitKey:
     """Initial key (dev ptau unless ``ptau`` is given) plus one phase-2 contribution per name in
     ``contributors`` (fresh OS randomness each; native, snarkjs-compatible: see ``phase2``).
-    ``workdir`` defaults to a new temporary folder."""
+    ``workdir`` defaults to a new temporary folder, removed with the returned key object."""
     key = initial_key(circuit, ptau, cache)
     folder = Path(workdir or tempfile.mkdtemp(prefix=f"sv-{circuit.name}-"))
     folder.mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(contributors, 1):
         key, _ = phase2.contribute(key, name, folder / f"{circuit.name}_{index:04d}.zkey")
+    if workdir is None:
+        # ignore_errors: the folder may be gone already (removed by the OS's tmp cleaning)
+        weakref.finalize(key, shutil.rmtree, folder, ignore_errors=True)
     return key
 
 
