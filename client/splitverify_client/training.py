@@ -101,7 +101,9 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
                  shard: tuple[int, int] = (0, 1),
                  fresh_keys: bool = False, server_identity: str | None = None,
-                 on_keys: Callable[[dict], None] = lambda _reuse: None) -> dict:
+                 on_keys: Callable[[dict], None] = lambda _reuse: None,
+                 aggregate_every: int = 0,
+                 aggregate_circuits: Callable[[int], SplitCircuits] | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
@@ -121,7 +123,9 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     even where a finished key of an earlier session with the same server identity could be
     reused; ``server_identity``: the server's address when known (the keys offered for reuse
     are that server's); ``on_keys``: told, once the session's keys are final, what became of
-    key reuse (``SplitClient.key_reuse``)."""
+    key reuse (``SplitClient.key_reuse``); ``aggregate_every`` R: the server averages the client
+    halves every R steps (``SplitClient(aggregate_every=R)``), whose proofs the client verifies
+    with ``aggregate_circuits(K)``'s Aggregate key."""
     from .sdk import SplitClient
     from .state import StateFolder
 
@@ -136,7 +140,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     if state_dir is not None and StateFolder(state_dir).exists():
         client = SplitClient.resume(state_dir, circuits_for=circuits_for, backend=backend,
                                     retry_seconds=retry_seconds, url=url, malicious=malicious,
-                                    model=model, prover_pool=prover_pool)
+                                    model=model, prover_pool=prover_pool,
+                                    aggregate_circuits=aggregate_circuits)
         if identity is not None and identity.address != client.identity.address:
             raise InputError(f"--state {state_dir} holds session {client.session_id} of identity "
                              f"{client.identity.address}, not {identity.address}: resume it with "
@@ -152,7 +157,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                              retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
                              ptau=ptau, identity=identity, model=model,
                              prover_pool=prover_pool, fresh_keys=fresh_keys,
-                             server_identity=server_identity)
+                             server_identity=server_identity, aggregate_every=aggregate_every,
+                             aggregate_circuits=aggregate_circuits)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     on_keys(client.key_reuse)
     session_s = time.perf_counter() - start
@@ -206,6 +212,7 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         "proofs_by_kind": proofs_by_kind(transcript),
         "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),
         "retries": client.retries, "session_id": str(client.session_id), "server": url,
+        "rounds_adopted": client.rounds_done,
         "key_ceremony": key_ceremony_summary(client.key_reuse, mode),
         "insecure_dev_setup": mode.proves and any(
             origin["ptau"].get("origin") == "development"

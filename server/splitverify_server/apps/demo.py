@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.circuitgen import AGGREGATE, KINDS, SplitCircuits
 from splitverify.circuitgen.generator import cost_breakdown
 from splitverify.errors import InputError
 from splitverify.identity import Identity
@@ -22,12 +22,14 @@ from splitverify.ledger.sink import ChainLog, chain_log, check_chain_options
 from splitverify.model import SplitSpec, named_spec
 from splitverify.pool import ProverPool
 from splitverify.protocol import ProofMode, scenarios
+from splitverify.protocol.aggregation import require_rounds
 from splitverify.shared_chain import chain_errors
 from splitverify.zk.cache import ArtifactCache
 from splitverify_client.training import key_ceremony_line, run_training
 
 from ..app import create_app
 from ..loopback import ServerThread
+from ..rounds import RoundPlan
 
 
 def demo_identity(party: str) -> Identity:
@@ -119,11 +121,21 @@ def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str |
             "seconds": round(time.perf_counter() - start, 2)}
 
 
+def rounds_summary(chain: dict, every: int, summaries: list[dict]) -> dict:
+    """``--aggregate every:R``: the rounds the server averaged (and proved), and how many of
+    them each client checked and went on from."""
+    rounds = chain.get("rounds", [])
+    return {"every": every, "averaged": len(rounds),
+            "proven": sum(r["proof"] is not None for r in rounds),
+            "adopted_per_client": [s["rounds_adopted"] for s in summaries]}
+
+
 def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
                     progress: Callable[[str], None], on_step: Callable[[int], None],
                     backend: str | None = None,
                     prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-                    spec: SplitSpec | None = None, malicious: str | None = None) -> dict:
+                    spec: SplitSpec | None = None, malicious: str | None = None,
+                    aggregate_every: int = 0) -> dict:
     """``splitverify demo --clients K``: one server (a thread, loopback HTTP) training one shared
     server half (``create_app(shared_model=True)``), and K clients at once, each in its own
     thread with its own client half, identity, session (and key ceremony), shard of the digits
@@ -131,9 +143,13 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     (``splitverify audit --chain out/chain.json out/client-*/transcript.json`` checks the
     whole run). ``on_step`` sees the steps made by all clients together. ``spec``: another
     model than RefNet (random data, as ``train --model``); ``malicious``: a server scenario
-    the server plays against every client (e.g. ``server:forked-model``)."""
+    the server plays against every client (e.g. ``server:forked-model``); ``aggregate_every``
+    R ≥ 1: the client halves are averaged with a proof after every R steps of each client
+    (``--aggregate every:R``, :mod:`..rounds`; the rounds are published in chain.json)."""
     if clients < 1:
         raise InputError("--clients must be at least 1")
+    if aggregate_every:
+        require_rounds(aggregate_every, clients, mode)
     if malicious is not None:
         scenarios.require_side(malicious, "server")
     if steps < 1:
@@ -142,8 +158,15 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     start = time.perf_counter()
     prepare_keys(spec, mode, progress)
     setup_s = time.perf_counter() - start
+    # the Aggregate circuit's key: no ceremony makes it yet, so the demo makes one development
+    # key and gives it to every party (README: "Client halves averaged")
+    aggregate = SplitCircuits(spec, aggregate_clients=clients) if aggregate_every else None
+    if aggregate is not None and mode.proves:
+        aggregate.key(AGGREGATE)
     app = create_app(backend=backend, identity=Identity.generate(), prover_pool=prover_pool,
-                     shared_model=True, malicious=malicious)
+                     shared_model=True, malicious=malicious,
+                     aggregate=RoundPlan(aggregate_every, clients) if aggregate_every else None,
+                     aggregate_circuits_for=lambda _spec, _clients: aggregate)
     done, counting = [0], threading.Lock()
 
     def stepped(_done: int) -> None:
@@ -154,7 +177,8 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     def client(i: int) -> dict:
         return run_training(server.url, steps, mode, out / f"client-{i}", stepped, seed=i,
                             backend=backend, prover_pool=prover_pool, spec=spec,
-                            shard=(i, clients))
+                            shard=(i, clients), aggregate_every=aggregate_every,
+                            aggregate_circuits=lambda _clients: aggregate)
 
     with ServerThread(app) as server:
         progress(f"server on {server.url}, one shared server half; {clients} clients at once, "
@@ -164,6 +188,8 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
             summaries = list(pool.map(client, range(clients)))
         train_s = time.perf_counter() - train_start
         chain = app.state.service.shared.published()
+        if aggregate_every:
+            chain["rounds"] = app.state.service.rounds.published()
     out.mkdir(parents=True, exist_ok=True)
     (out / "chain.json").write_text(json.dumps(chain, indent=1))
     for i, summary in enumerate(summaries):
@@ -178,6 +204,8 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
         "steps": steps_made, "detected": bool(detected), "detections": detected,
         "chain": {"entries": len(chain["entries"]), "head": str(chain["head"]),
                   "linked": chain_errors(chain) is None, "file": "chain.json"},
+        **({"rounds": rounds_summary(chain, aggregate_every, summaries)}
+           if aggregate_every else {}),
         "per_client": [{
             "client": i, "session_id": s["session_id"], "steps": s["steps"],
             "detected": s["detected"], "test_accuracy": s["test_accuracy"],
