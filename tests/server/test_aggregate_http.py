@@ -153,3 +153,47 @@ def test_a_bad_aggregate_option_exits_1_naming_it(tmp_path, options, message):
                                       *options])
     assert result.exit_code == 1, result.output
     assert message in result.output
+
+
+def test_refused_halves_change_nothing_and_a_false_half_stops_the_session(aggregate_keys):
+    """A half that is not due, or not of the client half's shapes, is refused (422) and
+    leaves the store as it was; a half that is not the session's last proven weights is
+    tampering by the client (409, the session stops); a server without rounds has none."""
+    from splitverify.protocol import params_to_lists
+
+    keys, aggregate = aggregate_keys
+    app = create_app(lambda _spec: keys, ceremony=False, shared_model=True,
+                     aggregate=RoundPlan(2, 2), aggregate_circuits_for=lambda _s, _k: aggregate)
+    with ServerThread(app) as server:
+        (client,) = clients_of(server.url, keys, aggregate, [None], every=2)
+        client.create_session(seed=0)            # asks for rounds every 2 steps
+        client.aggregate_every = 0               # this test hands the halves over itself
+        client.step(0, *data_batches(TINY_SPEC, 1, seed=50)[0])
+        url = f"{server.url}/sessions/{client.session_id}/rounds"
+        auth = {"Authorization": f"Bearer {client.token}"}
+        half = {"session_id": client.session_id, "round": 0, "step": 0,
+                "params": params_to_lists(client.party.params),
+                "weights_salt": client.party.weights_salt}
+        store = app.state.store
+        before = store.load(client.session_id)
+        not_due = http.post(f"{url}/half", json=half, headers=auth)
+        assert not_due.status_code == 422 and "is not due" in not_due.json()["error"]
+        assert http.post(f"{url}/half", json=half).status_code == 401
+        assert http.get(f"{url}/0", headers=auth).status_code == 425
+        client.step(1, *data_batches(TINY_SPEC, 2, seed=50)[1])
+        shapes = http.post(f"{url}/half", json={**half, "step": 1, "params": [[[[1]], [1]]]},
+                           headers=auth)
+        assert shapes.status_code == 422 and "parameter shapes" in shapes.json()["error"]
+        assert store.load_rounds() == ([], {})
+        assert store.load(client.session_id).state == app.state.sessions[
+            client.session_id].party.snapshot()
+        false_half = http.post(f"{url}/half", json={**half, "step": 1}, headers=auth)
+        assert false_half.status_code == 409
+        assert "not the weights of its last proven step" in false_half.json()["reason"]
+        assert before.stopped is None and store.load(client.session_id).stopped is not None
+    with ServerThread(create_app(lambda _spec: keys, ceremony=False,
+                                 shared_model=True)) as plain:
+        other = SplitClient(plain.url, spec=TINY_SPEC, circuits_for=lambda _s: keys,
+                            aggregate_every=2)
+        with pytest.raises(ServerError, match="averages no client halves"):
+            other.create_session(seed=0)
