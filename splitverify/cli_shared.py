@@ -72,6 +72,13 @@ FreshKeysOpt = Annotated[bool, typer.Option(
          "session between the same two identities could be reused (the default reuses it).")]
 
 
+LabelsOpt = Annotated[str, typer.Option(
+    help="Who holds the labels: client (each batch's labels are sent with it) or server (a "
+         "vertical split: the server holds them in a label table it commits to per session; "
+         "the client sends each row's sample id, and every ServerStep proof shows its loss "
+         "used the committed labels at those ids).")]
+
+
 def pool_choice(provers: int, ray: Optional[str]):
     """The prover pool of --provers/--ray, checked (and the Ray cluster joined) before any
     session starts: ``make(circuits)`` gives each party its pool."""

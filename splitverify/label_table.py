@@ -74,6 +74,33 @@ class LabelTable:
                 for i in ids]
 
 
+def label_mode(text: str) -> str:
+    """Who holds a session's labels (``--labels`` of demo and train), checked where the text
+    enters: 'client' or 'server'."""
+    if text not in ("client", "server"):
+        raise InputError(f"--labels {text!r}: client (the client sends the labels) or server "
+                         "(the server holds them; the client sends sample ids)")
+    return text
+
+
+def held_labels(source: str) -> torch.Tensor:
+    """The labels a server holds by sample id (``serve --labels``): ``digits``, the embedded
+    digits' 1,797 labels in their order (a training row's id is its row in the digits); or a
+    file like the client's data options, ``FILE.npz`` (array ``y``) or ``FILE.csv`` (the class
+    index in the last column), the label of sample id i in row i."""
+    if source == "digits":
+        from .refnet import load_digits_split
+
+        _, train, _, test = load_digits_split()
+        return torch.cat([train, test])
+    from .model.torch_io import load_dataset
+
+    labels = load_dataset(source).y
+    if labels.numel() == 0:
+        raise InputError(f"the label file {source} holds no labels")
+    return labels
+
+
 @dataclass(frozen=True)
 class SampleIds:
     """What a client names its batch's rows by under --labels server (instead of labels): the

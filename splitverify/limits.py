@@ -20,8 +20,8 @@ class Limits:
     steps: int = 100_000           # training steps per session
     nesting: int = 32              # JSON nesting depth (a message needs 3; parsers recurse per level)
     # the largest circuit a session's spec may need, by the generator's cost model: RefNet's
-    # largest is 150,329 constraints (a 2^18 setup: the three keys' contributions take ~1 min
-    # of CPU per session); a spec past it is refused before anything is compiled
+    # largest is 121,121 constraints (a 2^17 setup); a spec past it is refused before anything
+    # is compiled
     constraints: int = 1 << 18
     client_sessions: int = 10      # sessions one source address may create per client_window
     client_window: int = 600       # seconds

@@ -78,6 +78,13 @@ def session_table(summary: dict, title: str) -> Table:
     table.add_column("value")
     table.add_row("steps", f"{summary['steps']}")
     table.add_row("proof mode", f"{summary['proof_mode']}: {guarantee(mode)}")
+    if summary.get("labels") == "server":
+        held = summary.get("label_table")
+        table.add_row("labels", "held by the server" + (
+            f" (its table of {held['size']} rows, commitment {held['commitment'][:12]}…; every "
+            "ServerStep names it)" if held else "") + ": the client sent sample ids")
+    elif summary.get("labels") == "client":
+        table.add_row("labels", "sent by the client with each batch")
     if summary.get("test_accuracy") is not None:
         table.add_row("test accuracy", f"{100 * summary['test_accuracy']:.1f} %")
     curve = summary.get("accuracy_curve") or []

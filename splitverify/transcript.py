@@ -344,6 +344,9 @@ def audit(transcript: Transcript, verifier: str = "native",
                                    f"the {kind} proof does not verify")
             verified += 1
     established = _established(mode, len(steps), verified, len(entries), keys)
+    if transcript.label_table is not None:
+        established += (f"; every ServerStep read the session's committed label table "
+                        f"({str(transcript.label_table)[:12]}…, labels held by the server)")
     if rounds:
         established += (f"; the client half was averaged with other clients' in {len(rounds)} "
                         "rounds (SplitFed-V1), the client continuing from each average" + (

@@ -122,6 +122,17 @@ def data_batches(spec: SplitSpec, n: int, seed: int = 0) -> list[tuple[torch.Ten
              torch.randint(0, spec.classes, (spec.batch,), generator=g)) for _ in range(n)]
 
 
+def vertical_split(spec: SplitSpec, steps: int, seed: int, salt: int):
+    """A vertical split of ``steps`` random batches: the client's batches name their rows by
+    sample id (batch t holds ids t·batch … (t+1)·batch − 1), the server's table holds those
+    rows' labels (rows aligned by id); with the same batches labelled at the client, for
+    comparison. Returns (labelled batches, batches of ids, the table)."""
+    labelled = data_batches(spec, steps, seed)
+    ids = [torch.arange(step * spec.batch, (step + 1) * spec.batch) for step in range(steps)]
+    table = LabelTable(torch.cat([labels for _, labels in labelled]), spec.classes, salt)
+    return labelled, [(x, i) for (x, _), i in zip(labelled, ids)], table
+
+
 def reference_weights(spec: SplitSpec, steps: int, seed: int, batches, *,
                       start: tuple[Params, Params] | None = None) -> tuple[Params, Params]:
     """Both halves' weights after ``steps`` honest steps from ``start`` (default

@@ -10,7 +10,7 @@ import typer
 from platformdirs import user_data_path
 
 from splitverify.cli_shared import (PROOF_MODE_HELP, FreshKeysOpt, InsecureDevPtauOpt,
-                                    MaliciousOpt, OutOpt,
+                                    LabelsOpt, MaliciousOpt, OutOpt,
                                     ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console, fail,
                                     finish_session, pool_choice, ptau_policy)
 from splitverify.errors import InputError, SplitverifyError
@@ -67,12 +67,15 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                    "optionally x_test, y_test, for the test accuracy) or FILE.csv (features, "
                    "then the class index, per row).")] = None,
           provers: ProversOpt = 0, ray: RayOpt = None,
-          fresh_keys: FreshKeysOpt = False) -> None:
+          fresh_keys: FreshKeysOpt = False, labels: LabelsOpt = "client") -> None:
     """The client: train RefNet (or a --client-layers/--server-layers model, or your own
-    --model) with a splitverify server over HTTP. Exit codes as demo."""
+    --model) with a splitverify server over HTTP; with --labels server the server holds the
+    labels (serve --labels) and the client sends each row's sample id (its row in the digits
+    or in --data, whose labels are then not used). Exit codes as demo."""
     from rich.progress import Progress
 
     from splitverify.identity import Identity
+    from splitverify.label_table import label_mode
     from splitverify.ledger.sink import chain_log, check_chain_options, parse_chain
     from splitverify.protocol import ProofMode
 
@@ -101,7 +104,7 @@ def train(server: Annotated[str, typer.Option(help="The server's URL, e.g. "
                                    spec=spec, ptau=ptau_policy(ptau, insecure_dev_ptau),
                                    identity=Identity.load_or_create(identity or DEFAULT_IDENTITY),
                                    model=client_half, dataset=dataset, prover_pool=pools.factory,
-                                   fresh_keys=fresh_keys)
+                                   fresh_keys=fresh_keys, labels=label_mode(labels))
     except SplitverifyError as exc:
         fail(exc)
     finish_session(summary, out, f"splitverify train against {server}")

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import httpx
 import torch
@@ -44,6 +44,7 @@ from splitverify.errors import (InputError, IntegrityError, MalformedAnswer, Set
                                SplitverifyError, TamperDetected)
 from splitverify.identity import Identity, check_address
 from splitverify.keyorigin import contribution_signed, sign_contribution
+from splitverify.label_table import label_mode
 from splitverify import model
 from splitverify.model import Layer, SplitSpec, torch_io
 from splitverify.pool import ProverPool
@@ -55,7 +56,7 @@ from splitverify.protocol.aggregation import AverageMessage, RoundRecord, adopt_
 from splitverify.protocol.local import rollback_step
 from splitverify.protocol.wire import (MAX_OFFERS_PER_KIND, AverageAnswer, ErrorBody,
                                        GradientMessage, HalfSubmission, KeyAccepted,
-                                       KeyReuseOffer, Phase1Accepted,
+                                       KeyReuseOffer, LabelTableInfo, Phase1Accepted,
                                        Predictions, ProofBody, ProofExchange, ProofMode,
                                        PublishedRound,
                                        SessionCreate,
@@ -89,6 +90,7 @@ class SplitClient:
                  server_layers: torch.nn.Sequential | tuple[Layer, ...] | None = None,
                  prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
                  fresh_keys: bool = False, server_identity: str | None = None,
+                 labels: Literal["client", "server"] = "client",
                  aggregate_every: int = 0,
                  aggregate_circuits: Callable[[int], SplitCircuits] | None = None,
                  round_wait_seconds: float = 600.0):
@@ -105,7 +107,15 @@ class SplitClient:
         steps the client hands its half over, waits up to ``round_wait_seconds`` for the
         round's average and goes on from it once checked; ``aggregate_circuits(K)``: the
         Aggregate circuit of K halves it verifies with (default ``SplitCircuits(spec,
-        aggregate_clients=K)``)."""
+        aggregate_clients=K)``);
+        ``labels``: who holds the labels — 'client' (each batch's labels are sent) or 'server'
+        (a vertical split: the server holds them in a label table it commits to when the
+        session is created; each batch's second element is then its rows' sample ids, which
+        are sent instead, and every ServerStep proof shows its loss used the committed
+        table's labels at those ids)."""
+        self.labels = label_mode(labels)
+        # labels 'server': what the server told of its committed table (never a label)
+        self.label_table: LabelTableInfo | None = None
         self.url = url.rstrip("/")
         # which powers of tau this client accepts (None: whatever the server's keys use)
         self.ptau_policy = ptau
@@ -190,6 +200,7 @@ class SplitClient:
             "url": self.url, "request": self.request, "session_id": self.session_id,
             "token": self.token, "server_identity": self.server_identity,
             "ceremony": self.ceremony, "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
+            "label_table": None if self.label_table is None else self.label_table.model_dump(),
             "ptau": self.ptau, "key_reuse": self.key_reuse, "rounds_done": self.rounds_done,
             "detected": None if self.detected is None else self.detected.model_dump(),
             "party": None if party is None else party.snapshot(),
@@ -218,11 +229,13 @@ class SplitClient:
                      circuits_for=circuits_for, backend=backend, timeout=timeout,
                      retry_seconds=retry_seconds, state_dir=state_dir, transport=transport,
                      malicious=malicious, model=model, prover_pool=prover_pool,
-                     aggregate_every=request.aggregate_every or 0,
+                     labels=request.labels, aggregate_every=request.aggregate_every or 0,
                      aggregate_circuits=aggregate_circuits)
         client.rounds_done = data.get("rounds_done", 0)   # absent in states from before rounds
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
+        if data.get("label_table") is not None:
+            client.label_table = LabelTableInfo.model_validate(data["label_table"])
         client.initial_weights_commitment = request.initial_weights_commitment
         client.request = data["request"]
         client.ceremony, client.keys = data["ceremony"], data["keys"]
@@ -351,20 +364,39 @@ class SplitClient:
     def _new_party(self) -> ClientParty:
         client_params = (self.model_params if self.model_params is not None
                          else initial_params(self.spec, self.seed)[0])
-        circuits = self.circuits_for(self.spec)
+        table = self.label_table
+        circuits = self.circuits_for(self.spec).with_label_table(0 if table is None
+                                                                 else table.depth)
         self.party = scenarios.party_class("client", self.malicious)(
             self.spec, self.session_id, self.mode, client_params, circuits,
             backend=self.backend, identity=self.identity, peer=self.server_identity,
             pool=(self.prover_pool(circuits) if self.prover_pool is not None
-                  else background_pool(self.mode, circuits, self.backend)))
+                  else background_pool(self.mode, circuits, self.backend)),
+            label_table=None if table is None else (table.commitment, table.depth))
         return self.party
+
+    def _take_label_table(self, info: SessionCreated) -> ClientParty:
+        """labels 'server': the table the server committed to for the session (its commitment,
+        depth and size) becomes the party's; the party is made again on circuits of that depth
+        (its ids committed in that many bits), with the weights and salt whose commitment the
+        session's creation declared."""
+        if info.label_table is None:
+            raise MalformedAnswer("the session was asked with labels 'server', but the server's "
+                                  "answer announces no label table (label_table): is it a "
+                                  "splitverify server of this version?")
+        self.label_table = info.label_table.check()
+        declared = self.party
+        party = self._new_party()
+        party.params, party.weights_salt = declared.params, declared.weights_salt
+        declared.prover.pool.close()
+        return party
 
     def _request_body(self) -> dict:
         """The session-creation request, built once (``create_session``) and kept as sent: the
         state file holds it, and a resumed client rebuilds its spec and seed from it."""
         request = SessionCreate.of(self.spec, self.mode, self.seed,
                                    self.initial_weights_commitment,
-                                   client_identity=self.identity.address)
+                                   client_identity=self.identity.address, labels=self.labels)
         if self.ptau_policy is not None:
             request.ptau = self.ptau_policy.announce()
         if self.ptau_policy is None or self.ptau_policy.origin == "two-party":
@@ -435,6 +467,8 @@ class SplitClient:
         self.server_identity = check_address(info.server_identity,
                                              "the server's (server_identity)")
         self.session_id, self.token = info.session_id, info.token
+        if self.labels == "server":
+            party = self._take_label_table(info)
         party.session_id, party.peer = self.session_id, self.server_identity
         party.shared_server_model = info.shared_model
         self.ceremony = info.ceremony

@@ -23,13 +23,17 @@ from splitverify.session_report import proofs_by_kind
 from splitverify.transcript import Transcript
 
 
-def refnet_batches(spec: SplitSpec, shard: tuple[int, int] = (0, 1)
-                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def refnet_batches(spec: SplitSpec, shard: tuple[int, int] = (0, 1),
+                   sample_ids: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """RefNet's training set in order, batch by batch, epoch after epoch (loaded now, so
     loading is not counted as training time); ``shard`` (i, n): the rows i, i + n, i + 2n, …
-    only (client i of n training one shared server half, each on its own rows)."""
+    only (client i of n training one shared server half, each on its own rows);
+    ``sample_ids``: each batch's rows named by their sample ids (their rows in the digits, as
+    the server's ``--labels digits`` table holds them) instead of their labels."""
     index, count = shard
     xtr, ytr, _, _ = refnet.load_digits_split()
+    if sample_ids:
+        ytr = torch.arange(len(ytr))
     xtr, ytr = xtr[index::count], ytr[index::count]
     if len(xtr) < spec.batch:
         raise InputError(f"shard {index} of {count} holds {len(xtr)} training rows, fewer than "
@@ -102,7 +106,7 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  shard: tuple[int, int] = (0, 1),
                  fresh_keys: bool = False, server_identity: str | None = None,
                  on_keys: Callable[[dict], None] = lambda _reuse: None,
-                 aggregate_every: int = 0,
+                 labels: str = "client", aggregate_every: int = 0,
                  aggregate_circuits: Callable[[int], SplitCircuits] | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
@@ -123,9 +127,12 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     even where a finished key of an earlier session with the same server identity could be
     reused; ``server_identity``: the server's address when known (the keys offered for reuse
     are that server's); ``on_keys``: told, once the session's keys are final, what became of
-    key reuse (``SplitClient.key_reuse``); ``aggregate_every`` R: the server averages the client
-    halves every R steps (``SplitClient(aggregate_every=R)``), whose proofs the client verifies
-    with ``aggregate_circuits(K)``'s Aggregate key."""
+    key reuse (``SplitClient.key_reuse``); ``labels``: 'client' (the batches' labels are sent)
+    or 'server' (the server's label table holds them: each batch names its rows by sample id,
+    their row in the digits or in ``dataset``, whose labels are then not used);
+    ``aggregate_every`` R: the server averages the client halves every R steps
+    (``SplitClient(aggregate_every=R)``), whose proofs the client verifies with
+    ``aggregate_circuits(K)``'s Aggregate key."""
     from .sdk import SplitClient
     from .state import StateFolder
 
@@ -135,6 +142,10 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     digits = dataset is None and (spec.features, spec.classes) == (64, 10)
     if dataset is not None:
         dataset.check(spec.features, spec.classes, spec.quant)
+    if labels == "server" and dataset is None and not digits:
+        raise InputError("--labels server names each row by its sample id, rows aligned with "
+                         "the server's labels: train on the digits or on --data FILE, not on "
+                         "seeded random data")
     malicious = scenarios.played_by(malicious, "client")
     start = time.perf_counter()
     if state_dir is not None and StateFolder(state_dir).exists():
@@ -142,6 +153,10 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                                     retry_seconds=retry_seconds, url=url, malicious=malicious,
                                     model=model, prover_pool=prover_pool,
                                     aggregate_circuits=aggregate_circuits)
+        if client.labels != labels:
+            raise InputError(f"--state {state_dir} holds session {client.session_id} with "
+                             f"labels {client.labels}: run with --labels {client.labels}, or "
+                             "another --state folder for a new session")
         if identity is not None and identity.address != client.identity.address:
             raise InputError(f"--state {state_dir} holds session {client.session_id} of identity "
                              f"{client.identity.address}, not {identity.address}: resume it with "
@@ -157,7 +172,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                              retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
                              ptau=ptau, identity=identity, model=model,
                              prover_pool=prover_pool, fresh_keys=fresh_keys,
-                             server_identity=server_identity, aggregate_every=aggregate_every,
+                             server_identity=server_identity, labels=labels,
+                             aggregate_every=aggregate_every,
                              aggregate_circuits=aggregate_circuits)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     on_keys(client.key_reuse)
@@ -167,11 +183,15 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         chain.accounts.setdefault("client", client.identity.private_key)
         chain.sink("client").attach(client.party)
     if dataset is not None:
+        if labels == "server":          # the rows' ids go instead of their labels
+            dataset = torch_io.Dataset(dataset.x, torch.arange(len(dataset.x)), dataset.x_test,
+                                       dataset.y_test, dataset.source)
         data = torch_io.epochs_of(dataset, spec.batch)
         test_set = None if dataset.x_test is None else (dataset.x_test, dataset.y_test)
         rows = len(dataset.x)
     else:
-        data = refnet_batches(spec, shard) if digits else random_batches(spec, seed)
+        data = (refnet_batches(spec, shard, labels == "server") if digits
+                else random_batches(spec, seed))
         test_set = refnet.load_digits_split()[2:] if digits else None
         rows = refnet.N_TRAIN
     curve: list[dict] = []
@@ -207,7 +227,11 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     return {
         **session_summary(result.steps, mode, det, server.losses, spec,
                           PartyFigures.of_party(client.party), PartyFigures.of_status(server)),
-        "malicious": malicious, "test_accuracy": accuracy,
+        "malicious": malicious, "labels": labels,
+        **({"label_table": {"commitment": str(client.label_table.commitment),
+                            "depth": client.label_table.depth, "size": client.label_table.size}}
+           if client.label_table is not None else {}),
+        "test_accuracy": accuracy,
         "accuracy_curve": curve, "loss_curve": [loss_per_logit(loss, spec) for loss in server.losses],
         "proofs_by_kind": proofs_by_kind(transcript),
         "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),

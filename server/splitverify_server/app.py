@@ -22,6 +22,10 @@ server's half of each session and speaks the protocol of :mod:`splitverify.proto
     GET  /                              the live dashboard (public values only; see
                                         :mod:`.routes.dashboard`)
 
+With ``labels`` (``serve --labels``) the server holds the labels: a session created with
+``labels: "server"`` reads them from a label table committed for it (``SessionCreated.
+label_table``: commitment, depth, size; never a label), its forward messages carry sample ids.
+
 With ``ceremony=True`` (``serve``, ``demo``) every session's keys come from a two-party
 ceremony (:mod:`splitverify.keyexchange`); steps are refused (425) until the three keys are
 final. With ``ceremony=False`` the operator's ``circuits_for`` keys are used as they are.
@@ -101,7 +105,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                dashboard_token: str | None = None,
                server_model: torch.nn.Sequential | None = None,
                prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-               shared_model: bool = False, aggregate: RoundPlan | None = None,
+               shared_model: bool = False, labels: torch.Tensor | None = None,
+               aggregate: RoundPlan | None = None,
                aggregate_circuits_for: Callable[[SplitSpec, int], SplitCircuits] | None = None
                ) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
@@ -121,7 +126,11 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     turn, its chain of ServerSteps published at ``GET /chain`` (:mod:`.shared_model`);
     ``aggregate``: with a shared model, the client halves averaged with a proof every R steps
     of K clients (:mod:`.rounds`; ``aggregate_circuits_for(spec, K)`` gives the Aggregate
-    circuit, by default ``SplitCircuits(spec, aggregate_clients=K)``)."""
+    circuit, by default ``SplitCircuits(spec, aggregate_clients=K)``);
+    ``labels``: the labels this server holds by sample id (class indices; ``--labels server``):
+    a session asking for labels 'server' reads them from a Poseidon Merkle table committed
+    for it (one table for every session of a shared model), the client sending sample ids;
+    without ``labels`` such a session is refused (422)."""
     if dashboard_token is not None and not dashboard_token.strip():
         raise InputError("--dashboard-token is empty: give a token, or leave the option out "
                          "for a dashboard without one")
@@ -131,8 +140,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                              db=db, ceremony=ceremony, ptau=ptau,
                              on_party=dashboard.events.watching(on_party), identity=identity,
                              server_model=server_model, prover_pool=prover_pool,
-                             shared_model=shared_model, aggregate=aggregate,
-                             aggregate_circuits_for=aggregate_circuits_for)
+                             shared_model=shared_model, labels=labels,
+                             aggregate=aggregate, aggregate_circuits_for=aggregate_circuits_for)
     app = FastAPI(title="splitverify server", version="0.1.0")
     app.state.service = service
     app.state.sessions, app.state.store = service.sessions, service.store

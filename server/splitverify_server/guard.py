@@ -114,10 +114,11 @@ class CreationRate:
 
 
 @lru_cache(maxsize=256)
-def largest_circuit(spec: SplitSpec) -> tuple[str, int]:
+def largest_circuit(spec: SplitSpec, label_table_depth: int = 0) -> tuple[str, int]:
     """The spec's largest circuit and its constraints, by the generator's cost model (checked
-    against compiled circuits by tests/core/circuitgen/test_circuit_costs.py): nothing is compiled."""
-    costs = {kind: sum(cost_breakdown(spec, kind).values()) for kind in KINDS}
+    against compiled circuits by tests/core/circuitgen/test_circuit_costs.py): nothing is
+    compiled. ``label_table_depth``: the session reads its labels from a table that deep."""
+    costs = {kind: sum(cost_breakdown(spec, kind, label_table_depth).values()) for kind in KINDS}
     kind = max(costs, key=costs.__getitem__)
     return kind, costs[kind]
 

@@ -29,6 +29,7 @@ from splitverify.identity import Identity, check_address
 from splitverify import keycache
 from splitverify.keyexchange import initial, load_final, server_accept, server_contribute
 from splitverify.keyorigin import contribution_signed, sign_contribution
+from splitverify.label_table import LabelTable, table_depth as label_table_depth
 from splitverify.limits import Limits
 from splitverify.model import SplitSpec
 from splitverify.pool import ProverPool
@@ -38,8 +39,8 @@ from splitverify.pool.threads import background_pool
 from splitverify.protocol import policy
 from splitverify.protocol.local import rollback_step
 from splitverify.protocol.wire import (MAX_PREDICT_ROWS, BackwardMessage, ForwardMessage,
-                                       HalfSubmission, KeyReuseOffer, ProofExchange,
-                                       RoundStatus, SessionCreate,
+                                       HalfSubmission, KeyReuseOffer, LabelTableInfo,
+                                       ProofExchange, RoundStatus, SessionCreate,
                                        SessionCreated, StopRecord, random_field,
                                        statement_digest)
 from splitverify.refnet import initial_params
@@ -74,12 +75,17 @@ class SessionService:
                  on_party: Callable[[ServerParty], object] | None,
                  identity: Identity | None, server_model: torch.nn.Sequential | None = None,
                  prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-                 shared_model: bool = False, aggregate: RoundPlan | None = None,
+                 shared_model: bool = False, labels: torch.Tensor | None = None,
+                 aggregate: RoundPlan | None = None,
                  aggregate_circuits_for: Callable[[SplitSpec, int], SplitCircuits] | None = None):
         if aggregate is not None and not shared_model:
             raise InputError("--aggregate averages the client halves of the clients of one "
                              "shared server half: it needs --shared-model")
         self.limits, self.db = limits, db
+        # --labels server: the labels this server holds, by sample id (None: it holds none, and
+        # a session asking for labels 'server' is refused)
+        self.labels = None if labels is None else torch.as_tensor(labels,
+                                                                  dtype=torch.int64).reshape(-1)
         self.server_half = None if server_model is None else ServerHalf(server_model)
         self.store = SessionStore(db)
         # one server half for every session (its chain of ServerSteps), or one per session
@@ -126,19 +132,54 @@ class SessionService:
                 else Path(f"{self.db}.keys") / str(session_id))
         return self._key_folders[session_id]
 
-    def new_party(self, request: SessionCreate, session_id: int) -> ServerParty:
+    def holds_labels_for(self, request: SessionCreate) -> bool:
+        """Does the session read its labels from this server's table? (A session asking for
+        labels 'server' of a server that holds none is refused.)"""
+        if request.labels == "client":
+            return False
+        if self.labels is None:
+            raise InputError("the session asks for labels 'server', but this server holds no "
+                             "label table: start it with serve --labels FILE|digits, or ask "
+                             "for labels 'client' (and send each batch's labels)")
+        return True
+
+    def label_table(self, request: SessionCreate, stored: dict | None = None
+                    ) -> LabelTable | None:
+        """The session's label table when it asks for labels 'server': this server's labels
+        under a fresh salt (one for all sessions of a shared model; ``stored``: the salt and
+        commitment a stored session was created with, which the labels must still give)."""
+        if not self.holds_labels_for(request):
+            return None
+        spec = request.spec()
+        salt = (stored["salt"] if stored is not None
+                else self.shared.label_salt if self.shared is not None else random_field())
+        try:
+            table = LabelTable(self.labels, spec.classes, salt)
+        except InputError as exc:
+            raise InputError(f"this server's labels do not fit the session's model "
+                             f"({spec.classes} classes): {exc}") from exc
+        if stored is not None and table.commitment != stored["commitment"]:
+            raise InputError("a stored session's label table was committed with other labels "
+                             "than this server holds now: restart the server with the --labels "
+                             "it had when the session was created")
+        return table
+
+    def new_party(self, request: SessionCreate, session_id: int,
+                  stored_table: dict | None = None) -> ServerParty:
         spec = request.spec()
         if self.shared is not None:
             self.shared.admit(spec, request.proof_mode)
+        table = self.label_table(request, stored_table)
         server_params = (self.shared.params if self.shared is not None
                          else self.server_half.params_for(spec) if self.server_half is not None
                          else initial_params(spec, request.seed)[1])
-        circuits = self.circuits_for(spec)
+        circuits = self.circuits_for(spec).with_label_table(0 if table is None else table.depth)
         party = scenarios.party_class("server", self.malicious)(
             spec, session_id, request.proof_mode, server_params, circuits,
             backend=self.backend, identity=self.identity, peer=request.client_identity,
             pool=(self.prover_pool(circuits) if self.prover_pool is not None
-                  else background_pool(request.proof_mode, circuits, self.backend)))
+                  else background_pool(request.proof_mode, circuits, self.backend)),
+            label_table=table)
         # step 0's weightsCommitment must continue the chain from the declared starting point
         party.client_chain = request.initial_weights_commitment
         party.shared_server_model = self.shared is not None
@@ -180,7 +221,7 @@ class SessionService:
 
     def resume(self, stored: StoredSession) -> Session:
         request = SessionCreate.model_validate(stored.request)
-        party = self.new_party(request, stored.session_id)
+        party = self.new_party(request, stored.session_id, stored.state.get("label_table"))
         party.restore(stored.state)
         keys = dict(stored.keys)
         ptau = SessionPtau(**keys.pop(PTAU_RECORD, {}))   # absent in sessions stored before it
@@ -276,6 +317,7 @@ class SessionService:
         elif body.aggregate_every is not None:
             raise InputError("this server averages no client halves (it runs without "
                              "--aggregate): leave aggregate_every out")
+        reads_table = self.holds_labels_for(body)
         if mode.commits or body.client_identity is not None:
             # the client's statements and contributions are checked against this address
             body = body.model_copy(update={"client_identity": check_address(
@@ -288,7 +330,8 @@ class SessionService:
                                   f"(--client-sessions); retry in {retry} s",
                                   headers={"Retry-After": retry})
         if mode.proves:                      # before anything is compiled or set up
-            kind, constraints = largest_circuit(body.spec())
+            depth = label_table_depth(len(self.labels)) if reads_table else 0
+            kind, constraints = largest_circuit(body.spec(), depth)
             if constraints > limits.constraints:
                 raise InputError(f"this model's {kind} circuit needs about {constraints:,} "
                                  f"constraints; this server sets up at most "
@@ -320,7 +363,17 @@ class SessionService:
                               server_party=self.server_party,
                               reused_keys=session.reused_keys,
                               key_reuse_declined=session.reuse_declined,
-                              shared_model=self.shared is not None)
+                              shared_model=self.shared is not None,
+                              label_table=self._announced_table(session.party))
+
+    @staticmethod
+    def _announced_table(party: ServerParty) -> LabelTableInfo | None:
+        """What the client learns of the session's label table: commitment, depth, size."""
+        table = party.label_table
+        if table is None:
+            return None
+        return LabelTableInfo(commitment=table.commitment, depth=table.depth,
+                              size=len(table.labels))
 
     def _announced_ptau(self, session: Session) -> dict | None:
         """What the server tells the client of the session's powers of tau: a phase 1 to make

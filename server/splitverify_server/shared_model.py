@@ -47,10 +47,14 @@ class SharedModel:
         self.params: Params | None = None
         self.salt = 0
         self.initial_commitment = 0
+        # --labels server: the salt of the ONE label table every session of the shared model
+        # reads (its commitment is the same in every session's statements)
+        self.label_salt: int | None = None
         if model is not None:
             self.key, self.salt = model["key"], model["salt"]
             self.params = params_from_lists(model["params"])
             self.initial_commitment = model["initial_commitment"]
+            self.label_salt = model.get("label_salt")   # absent in rows stored before it
 
     def head(self) -> int:
         """The commitment of the weights the next ServerStep starts from."""
@@ -73,18 +77,23 @@ class SharedModel:
                           else initial_params(spec, SHARED_SEED)[1])
                 salt = random_field()
                 commitment = st.weights_commitment(spec, params, salt)
+                self.label_salt = random_field()
                 self.store.save_shared(self._model_row(key, params, salt, commitment))
                 self.key, self.params, self.salt = key, params, salt
                 self.initial_commitment = commitment
+            elif self.label_salt is None:      # a model stored before the table's salt was
+                self.label_salt = random_field()
+                self.store.save_shared(self._model_row(self.key, self.params, self.salt,
+                                                       self.initial_commitment))
             elif key != self.key:
                 raise InputError("this server trains one shared server half (--shared-model) "
                                  f"with server layers and fixed point {self.key}; the session "
                                  f"asks for {key}: use the same server layers")
 
-    @staticmethod
-    def _model_row(key: str, params: Params, salt: int, initial_commitment: int) -> dict:
+    def _model_row(self, key: str, params: Params, salt: int, initial_commitment: int
+                   ) -> dict:
         return {"key": key, "params": params_to_lists(params), "salt": salt,
-                "initial_commitment": initial_commitment}
+                "initial_commitment": initial_commitment, "label_salt": self.label_salt}
 
     def load_into(self, party: ServerParty) -> None:
         """The session's party computes its next step on the shared head (caller holds

@@ -168,7 +168,8 @@ class SessionStore:
                          "model=excluded.model", (json.dumps(model),))
 
     def save_shared(self, model: dict) -> None:
-        """The shared model as it starts (before any step: its chain is empty)."""
+        """The shared model's row as it starts (before any step: its chain is empty), or given
+        a field a row stored before it lacked (the label table's salt)."""
         with self._lock:
             self._save_shared(model)
 

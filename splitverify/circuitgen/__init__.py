@@ -74,6 +74,17 @@ class SplitCircuits:
         self._keys: dict[str, zk.CircuitKey] = {}
         self._vks: dict[str, zk.VerificationKey] = {}
 
+    def with_label_table(self, depth: int) -> "SplitCircuits":
+        """These circuits for a session whose labels are read from a table of ``depth`` (0:
+        the client sends labels): ``self`` when they already are, else the same spec, cache,
+        ptau, contributors and aggregate with that depth (their circuits and keys are other
+        ones)."""
+        if depth == self.label_table_depth:
+            return self
+        return SplitCircuits(self.spec, cache=self.cache, ptau=self.ptau,
+                             contributors=self.contributors, label_table_depth=depth,
+                             aggregate_clients=self.aggregate_clients)
+
     def _check_kind(self, kind: str) -> None:
         if kind == AGGREGATE and self.aggregate_clients < 2:
             raise InputError("the aggregate circuit averages the halves of K ≥ 2 clients: build "

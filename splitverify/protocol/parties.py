@@ -593,10 +593,16 @@ class ServerParty(_Party):
         self.correct: list[int] = []
 
     def snapshot(self) -> dict:
+        """Adds, under --labels server, the table's salt and commitment: whoever makes the
+        party again (a restarted server) rebuilds the same table from its labels and this salt
+        (:meth:`restore` leaves the table to the party's maker)."""
         pending = self.pending
+        table = self.label_table
         return {**super().snapshot(), "client_chain": self.client_chain,
                 "next_step": self.next_step, "losses": self.losses, "correct": self.correct,
-                "pending": None if pending is None else asdict(pending)}
+                "pending": None if pending is None else asdict(pending),
+                "label_table": None if table is None else {"salt": table.salt,
+                                                           "commitment": table.commitment}}
 
     def restore(self, state: dict) -> None:
         super().restore(state)

@@ -173,13 +173,19 @@ class SessionCreate(BaseModel):
     # SplitFed-V1 (--aggregate every:R): the client hands its half over every R steps; it must
     # be what the server averages at (a server that averages refuses a session without it)
     aggregate_every: int | None = Field(None, ge=1)
+    # who holds the labels: the client sends each batch's labels, or ('server', a vertical
+    # split) the server holds them in its committed label table and the client sends ids
+    labels: Literal["client", "server"] = Field(
+        "client", description="'client': forward messages carry labels; 'server': the server's "
+        "committed label table holds them and forward messages carry sample ids")
 
     @classmethod
     def of(cls, spec: SplitSpec, mode: ProofMode, seed: int,
            initial_weights_commitment: int | None = None,
-           client_identity: str | None = None) -> "SessionCreate":
+           client_identity: str | None = None,
+           labels: Literal["client", "server"] = "client") -> "SessionCreate":
         bound = {"initial_weights_commitment": initial_weights_commitment,
-                 "client_identity": client_identity}
+                 "client_identity": client_identity, "labels": labels}
         if spec == SplitSpec.refnet(batch=spec.batch):
             return cls(batch=spec.batch, proof_mode=mode, seed=seed, **bound)
         if spec == SplitSpec.refcnn(batch=spec.batch):
@@ -304,6 +310,27 @@ class ErrorBody(BaseModel):
     step: int | None = None
 
 
+class LabelTableInfo(BaseModel):
+    """What a client learns of the server's label table (``labels: server``): its commitment
+    (every ServerStep statement names it), its depth (the bits of a sample id in the client's
+    circuits) and its size (valid ids are 0 … size − 1). Never a label."""
+    model_config = ConfigDict(extra="forbid")
+    commitment: int = Field(..., ge=0, lt=R)
+    depth: int = Field(..., ge=1, le=32)
+    size: int = Field(..., ge=1)
+
+    def check(self) -> "LabelTableInfo":
+        """The depth must be the one of a table of ``size`` rows (what the server's circuits
+        use), else the client's circuits would not match the server's."""
+        from ..label_table import table_depth
+
+        if table_depth(self.size) != self.depth:
+            raise MalformedAnswer(f"the server's label table has {self.size} rows but says "
+                                  f"depth {self.depth} (a table of that size has depth "
+                                  f"{table_depth(self.size)})")
+        return self
+
+
 class SessionCreated(BaseModel):
     session_id: int
     token: str
@@ -323,6 +350,8 @@ class SessionCreated(BaseModel):
     # the server half is shared with other clients' sessions (``serve --shared-model``): its
     # ServerSteps start from the server's chain head, which other clients' steps move
     shared_model: bool = False
+    # labels 'server': the server's label table as the client may know it (no label)
+    label_table: LabelTableInfo | None = None
 
 
 class HalfSubmission(BaseModel):

@@ -196,7 +196,9 @@ def test_bench_plots_a_saved_result(tmp_path):
 def test_bench_report_says_which_targets_are_met(tmp_path):
     """The Markdown report reads everything from the result: here native/snarkjs 0.34 on one
     circuit (missed), verify 2 ms (met), 1.0 / 8.0 against EZKL (missed: > 0.1), a 20 s step
-    (missed), audit/off exactly 20 (met); a result without a field is refused by name."""
+    (missed against 2 s and 3 s), mcl/native 0.25 (met), no RefNet constraint counts (not
+    measured), mcl 0.25 / 8.0 against EZKL (met), audit/off exactly 20 (met); a result without a
+    field is refused by name."""
     saved = tmp_path / "bench.json"
     saved.write_text(json.dumps(_fake_bench_result()))
     report = tmp_path / "out" / "BENCH.md"
@@ -208,8 +210,8 @@ def test_bench_report_says_which_targets_are_met(tmp_path):
     met = {line.split("|")[1].strip(): line.split("|")[3].strip()
            for line in text.split("## Ratios")[0].splitlines() if line.startswith("| ")
            and not line.startswith("| target")}
-    assert list(met.values()) == ["**missed**", "met", "**missed**", "**missed**", "met",
-                                  "–", "–", "–", "–"]
+    assert list(met.values()) == ["**missed**", "met", "**missed**", "**missed**", "**missed**",
+                                  "met", "–", "–", "met", "met", "–", "–", "–", "–"]
     assert "not in this result (it predates it)" in text
     assert "The pipelined mode and the prover pools are not in this result" in text
     assert "worst: client_backward" in text and "1.00 s / 8.00 s = 0.125×" in text
@@ -289,7 +291,7 @@ def test_bench_report_reads_the_pipelined_mode_and_the_pools(tmp_path):
     text = report.read_text()
     met = [line.split("|")[3].strip() for line in text.split("## Ratios")[0].splitlines()
            if line.startswith("| ") and not line.startswith("| target")]
-    assert met[5:] == ["met", "**missed**", "met", "**missed**"]
+    assert met[10:] == ["met", "**missed**", "met", "**missed**"]
     assert "30.0 ms / 12.0 ms = 2.5×" in text and "1.600×" in text
     assert "## Pipelined proofs and prover pools" in text
     assert "| local, 2 worker(s) | 3 | 1.6 | 0.533 | 0 |" in text
@@ -440,3 +442,24 @@ def test_help_texts_wrap_cleanly_at_80_and_120_columns():
             result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": str(width)})
             assert result.exit_code == 0, (path, result.output)
             assert max(map(len, result.output.splitlines())) <= width, (path, width)
+
+
+def test_split_demo_with_server_labels_trains_as_with_client_labels(tmp_path):
+    """--labels server on RefNet (the server holds the digits' labels, the client sends ids;
+    statements committed and signed, none proven: no keys, fast): the same proven losses as
+    --labels client, step by step; the summary and its table say who held the labels; the
+    transcript binds the table. A bad --labels is refused."""
+    runs = {}
+    for labels in ("server", "client"):
+        code, out = invoke("demo", "--steps", "2", "--proof-mode", "commit", "--labels", labels,
+                           "--out", str(tmp_path / labels))
+        assert code == 0, out
+        runs[labels] = json.loads((tmp_path / labels / "summary.json").read_text())
+        transcript = json.loads((tmp_path / labels / "transcript.json").read_text())
+        assert (transcript["label_table"] is not None) == (labels == "server")
+    assert runs["server"]["labels"] == "server" and runs["client"]["labels"] == "client"
+    assert runs["server"]["label_table"]["size"] == 1797
+    assert runs["server"]["loss_curve"] == runs["client"]["loss_curve"]
+    assert "sent by the client with each batch" in " ".join(out.split())
+    code, out = invoke("demo", "--steps", "1", "--labels", "both", "--out", str(tmp_path / "x"))
+    assert code == 1 and "--labels 'both'" in out

@@ -236,7 +236,9 @@ def test_a_step_the_server_cannot_take_is_refused_before_its_proof_counts(tiny_k
     spec, mode = TINY_SPEC, ProofMode.parse("every")
     params, _ = initial_params(spec, 1)
     (w, b), = params
-    party = ClientParty(spec, 0, mode, [(w, b.clone().fill_(4_000_000))], tiny_keys)
+    # a bias near the top of the stored range (|real| just under 2^(value_bits - frac_bits))
+    big_bias = int(0.95 * (1 << spec.quant.value_bits))
+    party = ClientParty(spec, 0, mode, [(w, b.clone().fill_(big_bias))], tiny_keys)
     with ServerThread(app) as thread:
         created = http.post(f"{thread.url}/sessions", json=SessionCreate.of(
             spec, mode, 1, party.weights_commitment(),

@@ -84,9 +84,15 @@ def test_server_killed_at_random_points_while_training(tmp_path):
     survived = []
 
     def killer() -> None:
+        # each kill waits for the client to reach a step drawn ahead of it, then a random moment
+        # inside that step: bound to the training's progress, not to the machine's speed
         rng = random.Random(7)
-        for _ in range(kills):
-            if done.wait(rng.uniform(0.5, 4.0)):
+        for k in range(kills):
+            target = 2 * k + rng.randint(0, 1)
+            while client.next_step < target:
+                if done.wait(0.02):
+                    return
+            if done.wait(rng.uniform(0.0, 0.4)):
                 return
             server.kill()
             server.start()

@@ -49,8 +49,11 @@ def _ezkl_ratio(backend: str) -> Callable[[dict], tuple[float, str] | None]:
     return figure
 
 
-def _constraints(kind: str) -> Callable[[dict], tuple[float, str]]:
-    return lambda r: (r["constraints"][kind], f"{r['constraints'][kind]:,}")
+def _constraints(kind: str) -> Callable[[dict], tuple[float, str] | None]:
+    def figure(r: dict) -> tuple[float, str] | None:
+        count = r["constraints"].get(kind)
+        return None if count is None else (count, f"{count:,}")
+    return figure
 
 
 def _not_measured_ezkl(r: dict) -> str:

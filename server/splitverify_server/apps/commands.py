@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from splitverify.cli_shared import (PROOF_MODE_HELP, ChainOpt, FreshKeysOpt, InsecureDevPtauOpt,
-                                    MaliciousOpt,
+                                    LabelsOpt, MaliciousOpt,
                                     OutOpt, ProversOpt, PtauOpt, RayOpt, VerifyOnChainOpt, console,
                                     fail, finish_session, pool_choice, print_breakdown,
                                     ptau_policy)
@@ -49,7 +49,7 @@ def demo(steps: Annotated[int, typer.Option(
              help="Clients training one shared server half at once (each its own client "
                   "half, identity, session, shard of the digits and transcript in "
                   "--out/client-i/; the server's chain in --out/chain.json).")] = 1,
-         fresh_keys: FreshKeysOpt = False,
+         fresh_keys: FreshKeysOpt = False, labels: LabelsOpt = "client",
          aggregate: Annotated[Optional[str], typer.Option(
              help="every:R — with --clients K ≥ 2: after every R steps of each client the "
                   "server averages the K client halves, proves the average (the Aggregate "
@@ -82,7 +82,7 @@ def demo(steps: Annotated[int, typer.Option(
 
     if clients != 1 or aggregate is not None:
         _shared_demo(clients, steps, proof_mode, malicious, chain, verify_on_chain, out,
-                     provers, ray, model, aggregate)
+                     provers, ray, model, labels, aggregate)
         return
     try:
         backend = parse_chain(chain)
@@ -96,7 +96,7 @@ def demo(steps: Annotated[int, typer.Option(
                                chain=backend, verify_on_chain=verify_on_chain,
                                evaluate_every=N_TRAIN // BATCH, on_evaluate=epoch_line,
                                prover_pool=pools.factory, model=model,
-                               fresh_keys=fresh_keys)
+                               fresh_keys=fresh_keys, labels=labels)
         if summary["loss_curve"] or summary["accuracy_curve"]:
             plot_training(summary, out / "training.png")
     except SplitverifyError as exc:
@@ -107,7 +107,8 @@ def demo(steps: Annotated[int, typer.Option(
 
 def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | None,
                  chain: str, verify_on_chain: bool, out: Path, provers: int,
-                 ray: str | None, model: str, aggregate: str | None = None) -> None:
+                 ray: str | None, model: str, labels: str, aggregate: str | None = None
+                 ) -> None:
     """``demo --clients K``: see :func:`.demo.run_shared_demo`."""
     from rich.progress import Progress
     from rich.table import Table
@@ -134,12 +135,14 @@ def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | Non
                                       progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
                                       on_step=lambda done: bar.update(task, completed=done),
                                       prover_pool=pools.factory, malicious=malicious,
-                                      spec=named_spec(model), aggregate_every=every)
+                                      spec=named_spec(model), labels=labels,
+                                      aggregate_every=every)
     except SplitverifyError as exc:
         fail(exc)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     table = Table(title=f"splitverify demo: {clients} clients, one shared server half, "
-                        f"proof mode {summary['proof_mode']}")
+                        f"proof mode {summary['proof_mode']}, labels held by the "
+                        f"{summary['labels']}")
     for column in ("client", "session", "steps", "verdict", "test accuracy", "final loss",
                    "step s"):
         table.add_column(column)
@@ -199,7 +202,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           = _LIMITS.nesting,
           max_constraints: Annotated[int, typer.Option(
               help="Largest circuit a session's model may need (constraints, by the cost "
-                   "model; RefNet's largest is 150,329).")] = _LIMITS.constraints,
+                   "model; RefNet's largest is 121,121).")] = _LIMITS.constraints,
           client_sessions: Annotated[int, typer.Option(
               help="Sessions one source address may create per --client-window.")]
           = _LIMITS.client_sessions,
@@ -222,7 +225,14 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           shared_model: Annotated[bool, typer.Option(
               help="Train ONE server half with every client's session in turn (SplitFed-V2): "
                    "each ServerStep starts from the shared chain's head; the chain is "
-                   "published at GET /chain. Proof modes every, audit:P and commit.")] = False
+                   "published at GET /chain. Proof modes every, audit:P and commit.")] = False,
+          labels: Annotated[Optional[str], typer.Option(
+              help="Hold the labels (clients may then train with --labels server, sending "
+                   "sample ids): digits (the embedded digits' 1,797 labels, id = row in the "
+                   "digits), FILE.npz (array y) or FILE.csv (the class index in the last "
+                   "column), the label of id i in row i. Each session's table is committed "
+                   "with a fresh salt (one table for --shared-model). Default: none held, "
+                   "clients send their labels.")] = None
           ) -> None:
     """Run the splitverify server (FastAPI over uvicorn), with its live dashboard at /."""
     import uvicorn
@@ -241,15 +251,21 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         if model is not None:
             from splitverify.model.torch_io import load_half
             server_model = load_half(model)
+        held = None
+        if labels is not None:
+            from splitverify.label_table import held_labels
+            held = held_labels(labels)
         application = create_app(db=db, malicious=malicious, limits=limits,
                                  ptau=ptau_policy(ptau, insecure_dev_ptau),
                                  dashboard_token=dashboard_token, server_model=server_model,
                                  prover_pool=pool_choice(provers, ray).factory,
-                                 shared_model=shared_model)
+                                 shared_model=shared_model, labels=held)
     except SplitverifyError as exc:
         fail(exc)
     console.print(f"splitverify server on http://{host}:{port} (sessions in {db}); dashboard at "
-                  f"http://{host}:{port}/" + ("?token=…" if dashboard_token else ""))
+                  f"http://{host}:{port}/" + ("?token=…" if dashboard_token else "")
+                  + ("" if held is None else f"; holds {len(held)} labels ({labels}) for "
+                     "sessions with --labels server"))
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 

@@ -13,11 +13,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import torch
+
 from splitverify.circuitgen import AGGREGATE, KINDS, SplitCircuits
 from splitverify.circuitgen.generator import cost_breakdown
 from splitverify.errors import InputError
 from splitverify.identity import Identity
 from splitverify.keyexchange import initial
+from splitverify.label_table import held_labels, label_mode, table_depth
 from splitverify.ledger.sink import ChainLog, chain_log, check_chain_options
 from splitverify.model import SplitSpec, named_spec
 from splitverify.pool import ProverPool
@@ -61,7 +64,7 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
              verify_on_chain: bool = False, evaluate_every: int = 0,
              on_evaluate: Callable[[dict], None] = lambda _point: None,
              prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-             model: str = "refnet", fresh_keys: bool = False) -> dict:
+             model: str = "refnet", fresh_keys: bool = False, labels: str = "client") -> dict:
     """``splitverify demo``: the server in a thread on a free loopback port, the client against
     it over HTTP (``run_training``); with ``chain`` both parties log the statements they send
     on one ledger (``verify_on_chain``: with their proofs, verified by the chain);
@@ -69,7 +72,9 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
     ``prover_pool(circuits)`` gives each party the pool it proves on (default: its thread);
     ``model``: the reference model trained (``splitverify.model.NAMED_MODELS``);
     ``fresh_keys``: run the key ceremony even when an earlier demo's finished keys could be
-    reused (the demo's two parties keep their identities: :func:`demo_identity`)."""
+    reused (the demo's two parties keep their identities: :func:`demo_identity`);
+    ``labels``: 'server' gives the server the digits' labels (a label table committed for the
+    session) and the client sends sample ids."""
     if steps < 1:
         raise InputError("--steps must be at least 1")
     if malicious is not None:
@@ -80,13 +85,22 @@ def run_demo(steps: int, mode: ProofMode, malicious: str | None, out: Path,
         if log is not None:
             progress(f"ledger: SplitLedger deployed on the {chain} chain at {log.ledger.address}")
         return _demo_session(spec, steps, mode, malicious, out, progress, on_step, backend,
-                             log, evaluate_every, on_evaluate, prover_pool, fresh_keys)
+                             log, evaluate_every, on_evaluate, prover_pool, fresh_keys,
+                             labels)
 
 
-def prepare_keys(spec: SplitSpec, mode: ProofMode, progress: Callable[[str], None]) -> None:
-    """What every party's key ceremony starts from (cached after one run)."""
+def server_labels(labels: str) -> torch.Tensor | None:
+    """The demo server's labels: the digits' under --labels server (None: the client's)."""
+    return held_labels("digits") if label_mode(labels) == "server" else None
+
+
+def prepare_keys(spec: SplitSpec, mode: ProofMode, progress: Callable[[str], None],
+                 labels: torch.Tensor | None = None) -> None:
+    """What every party's key ceremony starts from (cached after one run); ``labels``: the
+    server's, whose table's depth the circuits read."""
     if mode.proves:
-        initial_keys(SplitCircuits(spec), progress)
+        depth = 0 if labels is None else table_depth(len(labels))
+        initial_keys(SplitCircuits(spec, label_table_depth=depth), progress)
 
 
 def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str | None,
@@ -95,9 +109,10 @@ def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str |
                   backend: str | None, chain: ChainLog | None, evaluate_every: int,
                   on_evaluate: Callable[[dict], None],
                   prover_pool: Callable[[SplitCircuits], ProverPool] | None,
-                  fresh_keys: bool) -> dict:
+                  fresh_keys: bool, labels: str) -> dict:
     start = time.perf_counter()
-    prepare_keys(spec, mode, progress)
+    held = server_labels(labels)
+    prepare_keys(spec, mode, progress, held)
     setup_s = time.perf_counter() - start
     # each party has its own SplitCircuits: its keys come out of the session's ceremony; the
     # server's identity signs its messages and owns its ledger slots
@@ -106,7 +121,7 @@ def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str |
         chain.accounts.setdefault("server", identity.private_key)
     app = create_app(backend=backend, malicious=scenarios.played_by(malicious, "server"),
                      on_party=chain.sink("server").attach if chain is not None else None,
-                     identity=identity, prover_pool=prover_pool)
+                     identity=identity, prover_pool=prover_pool, labels=held)
     with ServerThread(app) as server:
         progress(f"server on {server.url} (live dashboard at {server.url}/ while the demo "
                  "runs)")
@@ -116,7 +131,7 @@ def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str |
                                identity=client_identity, server_identity=identity.address,
                                fresh_keys=fresh_keys,
                                on_keys=lambda reuse: progress(key_ceremony_line(reuse))
-                               if mode.proves else None)
+                               if mode.proves else None, labels=labels)
     return {**summary, "setup_s": round(setup_s, 2),
             "seconds": round(time.perf_counter() - start, 2)}
 
@@ -135,7 +150,7 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
                     backend: str | None = None,
                     prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
                     spec: SplitSpec | None = None, malicious: str | None = None,
-                    aggregate_every: int = 0) -> dict:
+                    labels: str = "client", aggregate_every: int = 0) -> dict:
     """``splitverify demo --clients K``: one server (a thread, loopback HTTP) training one shared
     server half (``create_app(shared_model=True)``), and K clients at once, each in its own
     thread with its own client half, identity, session (and key ceremony), shard of the digits
@@ -143,9 +158,11 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     (``splitverify audit --chain out/chain.json out/client-*/transcript.json`` checks the
     whole run). ``on_step`` sees the steps made by all clients together. ``spec``: another
     model than RefNet (random data, as ``train --model``); ``malicious``: a server scenario
-    the server plays against every client (e.g. ``server:forked-model``); ``aggregate_every``
-    R ≥ 1: the client halves are averaged with a proof after every R steps of each client
-    (``--aggregate every:R``, :mod:`..rounds`; the rounds are published in chain.json)."""
+    the server plays against every client (e.g. ``server:forked-model``); ``labels``: 'server'
+    gives the server the digits' labels, one committed table every client's steps read;
+    ``aggregate_every`` R ≥ 1: the client halves are averaged with a proof after every R steps
+    of each client (``--aggregate every:R``, :mod:`..rounds`; the rounds are published in
+    chain.json)."""
     if clients < 1:
         raise InputError("--clients must be at least 1")
     if aggregate_every:
@@ -156,7 +173,8 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
         raise InputError("--steps must be at least 1")
     spec = spec or SplitSpec.refnet()
     start = time.perf_counter()
-    prepare_keys(spec, mode, progress)
+    held = server_labels(labels)
+    prepare_keys(spec, mode, progress, held)
     setup_s = time.perf_counter() - start
     # the Aggregate circuit's key: no ceremony makes it yet, so the demo makes one development
     # key and gives it to every party (README: "Client halves averaged")
@@ -164,7 +182,7 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     if aggregate is not None and mode.proves:
         aggregate.key(AGGREGATE)
     app = create_app(backend=backend, identity=Identity.generate(), prover_pool=prover_pool,
-                     shared_model=True, malicious=malicious,
+                     shared_model=True, malicious=malicious, labels=held,
                      aggregate=RoundPlan(aggregate_every, clients) if aggregate_every else None,
                      aggregate_circuits_for=lambda _spec, _clients: aggregate)
     done, counting = [0], threading.Lock()
@@ -177,7 +195,8 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     def client(i: int) -> dict:
         return run_training(server.url, steps, mode, out / f"client-{i}", stepped, seed=i,
                             backend=backend, prover_pool=prover_pool, spec=spec,
-                            shard=(i, clients), aggregate_every=aggregate_every,
+                            shard=(i, clients), labels=labels,
+                            aggregate_every=aggregate_every,
                             aggregate_circuits=lambda _clients: aggregate)
 
     with ServerThread(app) as server:
@@ -200,7 +219,8 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     steps_made = sum(s["steps"] for s in summaries)
     return {
         "clients": clients, "proof_mode": str(mode), "steps_per_client": steps,
-        "malicious": malicious,
+        "malicious": malicious, "labels": labels,
+        **({"label_table": summaries[0]["label_table"]} if labels == "server" else {}),
         "steps": steps_made, "detected": bool(detected), "detections": detected,
         "chain": {"entries": len(chain["entries"]), "head": str(chain["head"]),
                   "linked": chain_errors(chain) is None, "file": "chain.json"},

@@ -10,7 +10,7 @@ import torch
 
 from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.keyexchange import local_ceremony
-from splitverify.label_table import LabelTable, SampleIds
+from splitverify.label_table import SampleIds
 from splitverify.pool import ProofJob, checked
 from splitverify.pool.local import LocalPool
 from splitverify.errors import InputError
@@ -21,7 +21,8 @@ from splitverify.protocol.wire import ForwardMessage
 from splitverify.transcript import audit
 
 from conftest import TINY_SPEC
-from split_cases import SESSION, STEP, data_batches, random_case, table_case
+import split_cases
+from split_cases import SESSION, STEP, random_case, table_case
 
 pytestmark = pytest.mark.xdist_group("labeltable")
 
@@ -37,14 +38,8 @@ def table_circuits(isolated_cache) -> SplitCircuits:
 
 
 def vertical_split(seed: int):
-    """The client's batches of sample ids and the server's table holding their labels (rows
-    aligned by id), with the same batches labelled at the client for comparison."""
-    labelled = data_batches(TINY_SPEC, STEPS, seed)
-    ids = [torch.arange(step * TINY_SPEC.batch, (step + 1) * TINY_SPEC.batch)
-           for step in range(STEPS)]
-    table = LabelTable(torch.cat([labels for _, labels in labelled]), TINY_SPEC.classes,
-                       TABLE_SALT)
-    return labelled, [(x, i) for (x, _), i in zip(labelled, ids)], table
+    """The client's batches of sample ids and the server's table holding their labels."""
+    return split_cases.vertical_split(TINY_SPEC, STEPS, seed, TABLE_SALT)
 
 
 def run(circuits, batches, *, table=None, mode="every", malicious=None, on_message=None,
