@@ -135,14 +135,15 @@ class Rounds:
         """A client's half (see the module); the K-th half of a round averages it."""
         with self.lock:
             with session.lock:
-                if not self._take(service, session, body):
-                    return self.status(body.round)
-            if len(self.halves[body.round]) == self.plan.clients:
+                self._take(service, session, body)
+            # also on a re-sent half: an average that failed (e.g. its proof) is tried again
+            if (self._record(body.round) is None
+                    and len(self.halves.get(body.round, {})) == self.plan.clients):
                 self._average(service, body.round)
             return self.status(body.round)
 
-    def _take(self, service: SessionHost, session: Session, body: HalfSubmission) -> bool:
-        """Check and store the half (caller holds both locks); False: already taken."""
+    def _take(self, service: SessionHost, session: Session, body: HalfSubmission) -> None:
+        """Check and store the half (caller holds both locks); a half already taken is kept."""
         session.require_keys()
         party, round_ = session.party, body.round
         digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
@@ -151,12 +152,12 @@ class Rounds:
         record = self._record(round_)
         if record is not None:
             if str(session.id) in record["answers"]:
-                return False                 # re-sent after the round was averaged
+                return                       # re-sent after the round was averaged
             raise Refused(f"round {round_} was averaged without this session's half")
         held = self.halves.get(round_, {})
         if session.id in held:
             if held[session.id]["digest"] == digest:
-                return False                 # re-sent: its answer was lost
+                return                       # re-sent: its answer was lost
             raise Refused(f"this session already handed over another half for round {round_}")
         if (self.round_before(party.next_step) != round_ or party.pending is not None
                 or body.step != party.next_step - 1 or round_ != len(self.records)):
@@ -174,7 +175,6 @@ class Rounds:
                 "salt": body.weights_salt, "digest": digest}
         self.store.save_half(round_, session.id, half)
         self.halves[round_] = {**held, session.id: half}
-        return True
 
     @staticmethod
     def _params(spec: SplitSpec, rows: list[list]) -> list:
@@ -206,8 +206,8 @@ class Rounds:
         order = sorted(self.halves[round_].items(), key=lambda item: item[1]["slot"])
         sessions = [service.sessions.get(sid) for sid, _ in order]
         if any(s is None for s in sessions):
-            raise Refused(f"a session of round {round_} was removed: the round cannot be "
-                          "averaged")
+            raise Refused(f"a session of round {round_} was deleted or expired: the round "
+                          "cannot be averaged (the halves handed over are kept)")
         with ExitStack() as locks:
             for session in sorted(sessions, key=lambda s: s.id):
                 locks.enter_context(session.lock)
