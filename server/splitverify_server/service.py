@@ -79,8 +79,8 @@ class SessionService:
                  aggregate: RoundPlan | None = None,
                  aggregate_circuits_for: Callable[[SplitSpec, int], SplitCircuits] | None = None):
         if aggregate is not None and not shared_model:
-            raise InputError("--aggregate averages the client halves of the clients of one "
-                             "shared server half: it needs --shared-model")
+            raise InputError("rounds of averaged client halves (aggregate=) are for the "
+                             "clients of one shared server half: they need shared_model=True")
         self.limits, self.db = limits, db
         # --labels server: the labels this server holds, by sample id (None: it holds none, and
         # a session asking for labels 'server' is refused)
