@@ -136,8 +136,9 @@ def audit_chain(chain: dict, transcripts: list[Transcript], verifier: str = "nat
         proven_rounds = sum(r.get("proof") is not None for r in rounds)
         averaged = (f"; {len(rounds)} round{'s' if len(rounds) != 1 else ''} of averaged client "
                     "halves, each published round the one its clients checked and went on from "
-                    f"({proven_rounds} Aggregate proofs verified, under the key the transcripts "
-                    "carry, which no ceremony establishes: consistency only)")
+                    + (f"({proven_rounds} Aggregate proofs verified, under the key the "
+                       "transcripts carry, which no ceremony establishes: consistency only)"
+                       if proven_rounds else "(committed only: no Aggregate proof)"))
     return ChainReport(True, len(entries), len(transcripts), established=(
         f"one chain of {len(entries)} ServerSteps from {len(transcripts)} client sessions, "
         f"linked step to step ({proven} of them proven, each in its transcript's audit), every "
