@@ -8,6 +8,10 @@ audits (``splitverify.transcript.audit``) and pins the same server; the chain is
 sequence (entry i + 1 starts from the weights entry i ended with); each entry is a ServerStep of
 one of the transcripts, with the same commitments and statement; and every ServerStep of the
 transcripts is in the chain once. So a dropped, reordered, forked or invented entry fails.
+With ``--aggregate`` the chain's ``rounds`` (SplitFed-V1) are checked too (:func:`rounds_errors`):
+each published round is the one every client in it checked and went on from (its transcript's
+round entry: same statement, same place), its Aggregate proof verifies, and every round a
+transcript records is published.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError, TamperDetected
+from . import zk
+from .circuitgen import AGGREGATE, Statement
+from .errors import InputError, SplitverifyError, TamperDetected
 from .transcript import Transcript, audit
 
 
@@ -122,11 +128,74 @@ def audit_chain(chain: dict, transcripts: list[Transcript], verifier: str = "nat
         session, step = missing[0]
         return refused(f"the ServerStep of session {session} step {step} (and "
                        f"{len(missing) - 1} more) is missing from the chain")
+    rounds = chain.get("rounds", [])
+    if (reason := rounds_errors(rounds, transcripts, verifier)) is not None:
+        return refused(reason)
+    averaged = ""
+    if rounds:
+        proven_rounds = sum(r.get("proof") is not None for r in rounds)
+        averaged = (f"; {len(rounds)} round{'s' if len(rounds) != 1 else ''} of averaged client "
+                    "halves, each published round the one its clients checked and went on from "
+                    + (f"({proven_rounds} Aggregate proofs verified, under the key the "
+                       "transcripts carry, which no ceremony establishes: consistency only)"
+                       if proven_rounds else "(committed only: no Aggregate proof)"))
     return ChainReport(True, len(entries), len(transcripts), established=(
         f"one chain of {len(entries)} ServerSteps from {len(transcripts)} client sessions, "
         f"linked step to step ({proven} of them proven, each in its transcript's audit), every "
         "ServerStep of the transcripts in it once, all signed by the server "
-        f"{next(iter(servers))}"))
+        f"{next(iter(servers))}{averaged}"))
+
+
+def rounds_errors(rounds: list, transcripts: list[Transcript], verifier: str = "native"
+                  ) -> str | None:
+    """The chain's published rounds against the transcripts (each already audited, so each
+    transcript's own rounds are signed, proven and continued from): round i is the i-th, each
+    of its sessions has a transcript that records it with the same statement at the same
+    place, its proof verifies under the transcripts' one Aggregate key, and every round a
+    transcript records is published."""
+    by_session = {str(t.session_id): t for t in transcripts}
+    recorded = {(str(t.session_id), r.round): r for t in transcripts for r in t.rounds}
+    keys = {json.dumps(t.aggregate_key, sort_keys=True) for t in transcripts
+            if t.aggregate_key is not None}
+    if len(keys) > 1:
+        return "the transcripts carry different Aggregate verification keys"
+    try:
+        vk = zk.VerificationKey.from_snarkjs(json.loads(keys.pop())) if keys else None
+    except SplitverifyError as exc:
+        return f"the transcripts' Aggregate verification key is malformed: {exc}"
+    proves = any(t.proof_mode.proves for t in transcripts)
+    seen = set()
+    for i, published in enumerate(rounds):
+        if not (isinstance(published, dict) and published.get("round") == i
+                and isinstance(published.get("sessions"), list)
+                and isinstance(published.get("public"), dict)):
+            return f"published round {i} is not round {i} with its sessions and statement"
+        for slot, session in enumerate(published["sessions"]):
+            if str(session) not in by_session:
+                return (f"round {i} averaged session {session}, whose transcript is not given "
+                        "(give every client's transcript)")
+            mine = recorded.get((str(session), i))
+            if mine is None or mine.public != published["public"] or mine.slot != slot:
+                return (f"published round {i} differs from the one the client of session "
+                        f"{session} checked and went on from (or its transcript lacks it)")
+            seen.add((str(session), i))
+        if not proves:
+            continue
+        try:
+            ok = vk is not None and zk.verify(
+                vk, zk.Proof.from_bytes(bytes.fromhex(published.get("proof") or "")),
+                zk.PublicSignals(tuple(Statement(AGGREGATE, published["public"]).signals())),
+                verifier)
+        except (ValueError, SplitverifyError) as exc:
+            return f"published round {i}'s Aggregate proof is malformed: {exc}"
+        if not ok:
+            return f"published round {i}'s Aggregate proof does not verify"
+    missing = sorted(set(recorded) - seen)
+    if missing:
+        session, round_ = missing[0]
+        return (f"round {round_} of session {session} (in its transcript) is not published "
+                "beside the chain")
+    return None
 
 
 def prefix_sha256(entries: list[dict]) -> str:

@@ -49,12 +49,15 @@ from splitverify.model import Layer, SplitSpec, torch_io
 from splitverify.pool import ProverPool
 from splitverify.pool.threads import background_pool
 from splitverify.shared_chain import check_served
-from splitverify.protocol import ClientParty, SessionResult, new_transcript, policy, scenarios
+from splitverify.protocol import (ClientParty, SessionResult, new_transcript,
+                                  params_from_lists, params_to_lists, policy, scenarios)
+from splitverify.protocol.aggregation import AverageMessage, RoundRecord, adopt_average
 from splitverify.protocol.local import rollback_step
-from splitverify.protocol.wire import (MAX_OFFERS_PER_KIND, ErrorBody, GradientMessage,
-                                       KeyAccepted, KeyReuseOffer, LabelTableInfo,
-                                       Phase1Accepted,
+from splitverify.protocol.wire import (MAX_OFFERS_PER_KIND, AverageAnswer, ErrorBody,
+                                       GradientMessage, HalfSubmission, KeyAccepted,
+                                       KeyReuseOffer, LabelTableInfo, Phase1Accepted,
                                        Predictions, ProofBody, ProofExchange, ProofMode,
+                                       PublishedRound,
                                        SessionCreate,
                                        SessionCreated, SessionStatus, StepDone, StopRecord,
                                        _Message, parse_answer)
@@ -87,7 +90,10 @@ class SplitClient:
                  server_layers: torch.nn.Sequential | tuple[Layer, ...] | None = None,
                  prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
                  fresh_keys: bool = False, server_identity: str | None = None,
-                 labels: Literal["client", "server"] = "client"):
+                 labels: Literal["client", "server"] = "client",
+                 aggregate_every: int = 0,
+                 aggregate_circuits: Callable[[int], SplitCircuits] | None = None,
+                 round_wait_seconds: float = 600.0):
         """``model``: the client's half as an ``nn.Sequential`` with its own weights (else
         ``spec``'s, seeded); ``server_layers``: then the server half's shape (an
         ``nn.Sequential`` whose weights are not read, or its layers): the server's weights
@@ -96,6 +102,12 @@ class SplitClient:
         reused between the same two identities (:mod:`splitverify.keycache`) unless
         ``fresh_keys``; ``server_identity``: the server's address when known in advance (the
         keys offered are this server's; otherwise those of the server last met at ``url``);
+        ``aggregate_every`` R ≥ 1: the server averages the client halves every R steps
+        (SplitFed-V1, ``create_app(shared_model=True, aggregate=…)``): after every R
+        steps the client hands its half over, waits up to ``round_wait_seconds`` for the
+        round's average and goes on from it once checked; ``aggregate_circuits(K)``: the
+        Aggregate circuit of K halves it verifies with (default ``SplitCircuits(spec,
+        aggregate_clients=K)``);
         ``labels``: who holds the labels — 'client' (each batch's labels are sent) or 'server'
         (a vertical split: the server holds them in a label table it commits to when the
         session is created; each batch's second element is then its rows' sample ids, which
@@ -122,6 +134,14 @@ class SplitClient:
         self.model_params = (None if model is None
                              else torch_io.encode_half(self.spec.quant, model))
         self.circuits_for = circuits_for or (lambda spec: SplitCircuits(spec))
+        if aggregate_every < 0:
+            raise InputError(f"aggregate_every is the steps between two averages (≥ 1), or 0 "
+                             f"for none; got {aggregate_every}")
+        self.aggregate_every, self.round_wait_seconds = aggregate_every, round_wait_seconds
+        self.aggregate_circuits = aggregate_circuits or (
+            lambda clients: SplitCircuits(self.spec, aggregate_clients=clients))
+        self._aggregate_circuits: dict[int, SplitCircuits] = {}
+        self.rounds_done = 0                 # rounds whose average this client went on from
         self.backend, self.malicious = backend, malicious
         # where the party proves (default: its own thread); its pool is closed after ``train``
         self.prover_pool = prover_pool
@@ -181,7 +201,7 @@ class SplitClient:
             "token": self.token, "server_identity": self.server_identity,
             "ceremony": self.ceremony, "keys": self.keys, "next_step": self.next_step, "outbox": self.outbox,
             "label_table": None if self.label_table is None else self.label_table.model_dump(),
-            "ptau": self.ptau, "key_reuse": self.key_reuse,
+            "ptau": self.ptau, "key_reuse": self.key_reuse, "rounds_done": self.rounds_done,
             "detected": None if self.detected is None else self.detected.model_dump(),
             "party": None if party is None else party.snapshot(),
             "transcript": (None if party is None or party.transcript is None
@@ -195,7 +215,8 @@ class SplitClient:
                transport: httpx.BaseTransport | None = None,
                malicious: str | None = None,
                model: torch.nn.Sequential | None = None,
-               prover_pool: Callable[[SplitCircuits], ProverPool] | None = None
+               prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
+               aggregate_circuits: Callable[[int], SplitCircuits] | None = None
                ) -> "SplitClient":
         """The client of the session saved in ``state_dir``, where it stopped (a ceremony that
         was cut short is finished here). ``url``: the server's address if it moved;
@@ -208,7 +229,9 @@ class SplitClient:
                      circuits_for=circuits_for, backend=backend, timeout=timeout,
                      retry_seconds=retry_seconds, state_dir=state_dir, transport=transport,
                      malicious=malicious, model=model, prover_pool=prover_pool,
-                     labels=request.labels)
+                     labels=request.labels, aggregate_every=request.aggregate_every or 0,
+                     aggregate_circuits=aggregate_circuits)
+        client.rounds_done = data.get("rounds_done", 0)   # absent in states from before rounds
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
         if data.get("label_table") is not None:
@@ -379,6 +402,8 @@ class SplitClient:
         if self.ptau_policy is None or self.ptau_policy.origin == "two-party":
             request.party_id = self.identity.address
         request.key_offers = self._key_offers()
+        if self.aggregate_every:
+            request.aggregate_every = self.aggregate_every
         return request.model_dump(exclude_none=True)
 
     def _key_offers(self) -> KeyReuseOffer | None:
@@ -641,6 +666,7 @@ class SplitClient:
             raise InputError("create_session() first")
         if step != self.next_step:
             raise InputError(f"the session is at step {self.next_step}, not {step}")
+        self._take_round_average()          # a round left unfinished by a restart
         if self.outbox is None:
             if policy.proves_later(self.mode):
                 self._exchange_proofs(step - self.mode.lag)
@@ -658,6 +684,73 @@ class SplitClient:
         parse_answer(StepDone, self._deliver(), f"the backward message of step {step}")
         self.next_step, self.outbox = step + 1, None
         self._save()
+        self._take_round_average()
+
+    def _take_round_average(self) -> None:
+        """SplitFed-V1 (``aggregate_every`` R), once every R steps: hand the half over, wait
+        for the round's average, check it against the round the server published (its
+        statement with this client's commitments, the server's signature, the Aggregate proof:
+        ``aggregation.adopt_average``) and go on from it. A check that fails is tampering at
+        the round's last step."""
+        every, done = self.aggregate_every, self.next_step
+        if not every or done == 0 or done % every or self.rounds_done >= done // every:
+            return
+        party, round_, step = self.party, done // every - 1, done - 1
+        path = f"/sessions/{self.session_id}/rounds"
+        half = HalfSubmission(session_id=self.session_id, round=round_, step=step,
+                              params=params_to_lists(party.params),
+                              weights_salt=party.weights_salt)
+        self._round_answer(self._post(f"{path}/half", half.model_dump()), step, "the half")
+        deadline = time.monotonic() + self.round_wait_seconds
+        while (response := self._request("GET", f"{path}/{round_}")).status_code == 425:
+            if time.monotonic() > deadline:
+                raise ServerError(f"round {round_}: the server did not average it within "
+                                  f"{self.round_wait_seconds:g} s (other clients' halves "
+                                  "missing?); the session can be resumed")
+            time.sleep(0.2)
+        self._round_answer(response, step, f"round {round_}'s average")
+        try:
+            answer = self._answer(AverageAnswer, response, f"round {round_}'s average")
+            message = AverageMessage(answer.session_id, answer.round,
+                                     params_from_lists(answer.average), answer.public,
+                                     answer.proof, answer.signature)
+        except (MalformedAnswer, ValueError, TypeError, RuntimeError, OverflowError) as exc:
+            raise TamperDetected(step, "client", f"round {round_}: the server's average is "
+                                 f"malformed: {exc}") from exc
+        record = self._published_round(round_, step)
+        clients = len(record.sessions)
+        if clients not in self._aggregate_circuits:
+            self._aggregate_circuits[clients] = self.aggregate_circuits(clients)
+        adopt_average(party, message,
+                      RoundRecord(record.round, record.public, record.proof),
+                      self._aggregate_circuits[clients], answer.slot, step)
+        self.rounds_done = round_ + 1
+        self._save()
+
+    def _round_answer(self, response: httpx.Response, step: int, what: str) -> None:
+        """An answer about a round: 409 is tampering (the session stopped), other errors are
+        the server's refusal."""
+        if response.status_code == 409:
+            info = self._answer(ErrorBody, response, what)
+            raise TamperDetected(step if info.detected_step is None else info.detected_step,
+                                 info.detected_by or "server", info.reason or info.error)
+        if response.status_code >= 400:
+            raise ServerError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
+
+    def _published_round(self, round_: int, step: int) -> PublishedRound:
+        """Round ``round_`` as the server publishes it beside its chain (``GET /chain``)."""
+        response = self._request("GET", "/chain", auth=False)
+        try:
+            published = response.json().get("rounds", []) if response.status_code == 200 else []
+            found = [PublishedRound.model_validate(r) for r in published
+                     if isinstance(r, dict) and r.get("round") == round_]
+        except (ValueError, AttributeError, ValidationError) as exc:
+            raise TamperDetected(step, "client", f"round {round_}: the server's published "
+                                 f"rounds are malformed: {exc}") from exc
+        if len(found) != 1:
+            raise TamperDetected(step, "client", f"round {round_} is not published once beside "
+                                 f"the server's chain (GET /chain: HTTP {response.status_code})")
+        return found[0]
 
     def _check_published_chain(self, step: int, public: dict[str, int]) -> None:
         """A shared server half: the ServerStep just received (checked and verified) must be in
@@ -692,6 +785,8 @@ class SplitClient:
                     continue
                 self.step(step, x, labels)
                 on_step(self.next_step)
+            if detected is None:
+                self._take_round_average()          # the round the last step ended
             if detected is None and policy.proves_later(self.mode):
                 self._exchange_proofs(self.next_step - 1)   # every proof, verified both ways
                 self._exchange_proofs(self.next_step - 1)   # our last acknowledgements

@@ -106,7 +106,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  shard: tuple[int, int] = (0, 1),
                  fresh_keys: bool = False, server_identity: str | None = None,
                  on_keys: Callable[[dict], None] = lambda _reuse: None,
-                 labels: str = "client") -> dict:
+                 labels: str = "client", aggregate_every: int = 0,
+                 aggregate_circuits: Callable[[int], SplitCircuits] | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
@@ -128,7 +129,10 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     are that server's); ``on_keys``: told, once the session's keys are final, what became of
     key reuse (``SplitClient.key_reuse``); ``labels``: 'client' (the batches' labels are sent)
     or 'server' (the server's label table holds them: each batch names its rows by sample id,
-    their row in the digits or in ``dataset``, whose labels are then not used)."""
+    their row in the digits or in ``dataset``, whose labels are then not used);
+    ``aggregate_every`` R: the server averages the client halves every R steps
+    (``SplitClient(aggregate_every=R)``), whose proofs the client verifies with
+    ``aggregate_circuits(K)``'s Aggregate key."""
     from .sdk import SplitClient
     from .state import StateFolder
 
@@ -147,7 +151,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     if state_dir is not None and StateFolder(state_dir).exists():
         client = SplitClient.resume(state_dir, circuits_for=circuits_for, backend=backend,
                                     retry_seconds=retry_seconds, url=url, malicious=malicious,
-                                    model=model, prover_pool=prover_pool)
+                                    model=model, prover_pool=prover_pool,
+                                    aggregate_circuits=aggregate_circuits)
         if client.labels != labels:
             raise InputError(f"--state {state_dir} holds session {client.session_id} with "
                              f"labels {client.labels}: run with --labels {client.labels}, or "
@@ -167,7 +172,9 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                              retry_seconds=retry_seconds, state_dir=state_dir, spec=spec,
                              ptau=ptau, identity=identity, model=model,
                              prover_pool=prover_pool, fresh_keys=fresh_keys,
-                             server_identity=server_identity, labels=labels)
+                             server_identity=server_identity, labels=labels,
+                             aggregate_every=aggregate_every,
+                             aggregate_circuits=aggregate_circuits)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     on_keys(client.key_reuse)
     session_s = time.perf_counter() - start
@@ -229,6 +236,7 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         "proofs_by_kind": proofs_by_kind(transcript),
         "session_s": round(session_s, 2), "train_s": round(train_s, 2), "step_s": round(train_s / max(result.steps, 1), 4),
         "retries": client.retries, "session_id": str(client.session_id), "server": url,
+        "rounds_adopted": client.rounds_done,
         "key_ceremony": key_ceremony_summary(client.key_reuse, mode),
         "insecure_dev_setup": mode.proves and any(
             origin["ptau"].get("origin") == "development"

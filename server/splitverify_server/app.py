@@ -14,7 +14,11 @@ server's half of each session and speaks the protocol of :mod:`splitverify.proto
     DELETE /sessions/{id}               end the session: its state and keys are removed
     GET  /sessions/{id}/transcript      what the server received and checked
     GET  /chain                         the shared server half's chain of ServerSteps (public;
-                                        with ``shared_model=True``, ``serve --shared-model``)
+                                        with ``shared_model=True``, ``serve --shared-model``),
+                                        and its averaged rounds (``aggregate``)
+    POST /sessions/{id}/rounds/half     HalfSubmission → RoundStatus (``aggregate``: the
+                                        client's half at a round's end)
+    GET  /sessions/{id}/rounds/{r}      → AverageAnswer (425 until round r is averaged)
     GET  /                              the live dashboard (public values only; see
                                         :mod:`.routes.dashboard`)
 
@@ -84,6 +88,7 @@ from .bodylimit import BodyLimit, is_key_upload
 from .dashboard import Dashboard
 from .guard import NestingLimit
 from .refusals import error_response, register_handlers
+from .rounds import RoundPlan
 from .routes import ROUTERS
 from .service import SessionService
 
@@ -100,7 +105,10 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                dashboard_token: str | None = None,
                server_model: torch.nn.Sequential | None = None,
                prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-               shared_model: bool = False, labels: torch.Tensor | None = None) -> FastAPI:
+               shared_model: bool = False, labels: torch.Tensor | None = None,
+               aggregate: RoundPlan | None = None,
+               aggregate_circuits_for: Callable[[SplitSpec, int], SplitCircuits] | None = None
+               ) -> FastAPI:
     """``circuits_for(spec)`` gives a session's circuits (a fresh ``SplitCircuits`` by default;
     with ``ceremony=False`` its keys are used as they are); ``malicious`` makes this server
     cheat (tamper scenarios); ``limits`` bounds what clients can make it hold; ``db`` is the
@@ -116,6 +124,9 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
     gives each session's party the pool it proves on (default: its own thread), closed when
     the session is removed; ``shared_model``: one server half trained by every session in
     turn, its chain of ServerSteps published at ``GET /chain`` (:mod:`.shared_model`);
+    ``aggregate``: with a shared model, the client halves averaged with a proof every R steps
+    of K clients (:mod:`.rounds`; ``aggregate_circuits_for(spec, K)`` gives the Aggregate
+    circuit, by default ``SplitCircuits(spec, aggregate_clients=K)``);
     ``labels``: the labels this server holds by sample id (class indices; ``--labels server``):
     a session asking for labels 'server' reads them from a Poseidon Merkle table committed
     for it (one table for every session of a shared model), the client sending sample ids;
@@ -129,7 +140,8 @@ def create_app(circuits_for: Callable[[SplitSpec], SplitCircuits] | None = None,
                              db=db, ceremony=ceremony, ptau=ptau,
                              on_party=dashboard.events.watching(on_party), identity=identity,
                              server_model=server_model, prover_pool=prover_pool,
-                             shared_model=shared_model, labels=labels)
+                             shared_model=shared_model, labels=labels,
+                             aggregate=aggregate, aggregate_circuits_for=aggregate_circuits_for)
     app = FastAPI(title="splitverify server", version="0.1.0")
     app.state.service = service
     app.state.sessions, app.state.store = service.sessions, service.store

@@ -39,8 +39,8 @@ from splitverify.pool.threads import background_pool
 from splitverify.protocol import policy
 from splitverify.protocol.local import rollback_step
 from splitverify.protocol.wire import (MAX_PREDICT_ROWS, BackwardMessage, ForwardMessage,
-                                       KeyReuseOffer, LabelTableInfo, ProofExchange,
-                                       SessionCreate,
+                                       HalfSubmission, KeyReuseOffer, LabelTableInfo,
+                                       ProofExchange, RoundStatus, SessionCreate,
                                        SessionCreated, StopRecord, random_field,
                                        statement_digest)
 from splitverify.refnet import initial_params
@@ -51,6 +51,7 @@ from .guard import CreationRate, bearer_token, largest_circuit, without_paths
 from .refusals import (AlreadyDone, ProofRequired, Refused, SessionRemoved, SessionStopped,
                        TooManySessions)
 from .server_model import ServerHalf
+from .rounds import NoRound, RoundPlan, Rounds
 from .shared_model import SharedModel
 from .session import PTAU_RECORD, KeyCeremony, Session, SessionPtau
 from .store import SessionStore, StoredSession, token_digest
@@ -74,7 +75,12 @@ class SessionService:
                  on_party: Callable[[ServerParty], object] | None,
                  identity: Identity | None, server_model: torch.nn.Sequential | None = None,
                  prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-                 shared_model: bool = False, labels: torch.Tensor | None = None):
+                 shared_model: bool = False, labels: torch.Tensor | None = None,
+                 aggregate: RoundPlan | None = None,
+                 aggregate_circuits_for: Callable[[SplitSpec, int], SplitCircuits] | None = None):
+        if aggregate is not None and not shared_model:
+            raise InputError("rounds of averaged client halves (aggregate=) are for the "
+                             "clients of one shared server half: they need shared_model=True")
         self.limits, self.db = limits, db
         # --labels server: the labels this server holds, by sample id (None: it holds none, and
         # a session asking for labels 'server' is refused)
@@ -84,6 +90,9 @@ class SessionService:
         self.store = SessionStore(db)
         # one server half for every session (its chain of ServerSteps), or one per session
         self.shared = SharedModel(self.store, self.server_half) if shared_model else None
+        # SplitFed-V1: the client halves averaged with a proof every R steps (--aggregate)
+        self.rounds = (None if aggregate is None
+                       else Rounds(aggregate, self.store, aggregate_circuits_for))
         self.sessions: dict[int, Session | None] = {}     # None: a session being made
         self._creating = threading.Lock()    # the session count is checked and raised at once
         self.creation_rate = CreationRate(limits.client_sessions, limits.client_window)
@@ -303,6 +312,11 @@ class SessionService:
                              "the commitment of the client's initial weights, which step 0's "
                              "weightsCommitment must equal")
         body.within(limits)
+        if self.rounds is not None:
+            self.rounds.admit(body)
+        elif body.aggregate_every is not None:
+            raise InputError("this server averages no client halves (it runs without "
+                             "--aggregate): leave aggregate_every out")
         reads_table = self.holds_labels_for(body)
         if mode.commits or body.client_identity is not None:
             # the client's statements and contributions are checked against this address
@@ -572,6 +586,8 @@ class SessionService:
         session.require_keys()
         if (again := self._handled_again(session, kind, msg)) is not None:
             return again
+        if kind == "forward" and self.rounds is not None:
+            self.rounds.require_averaged(session)
         if kind == "forward" and session.party.next_step >= self.limits.steps:
             raise Refused(f"the session has made the {self.limits.steps} steps this server "
                           "allows per session (--max-steps); start a new session")
@@ -584,7 +600,7 @@ class SessionService:
             self.persist(session)
             raise
         except TamperDetected as exc:
-            raise self._stop(session, exc) from exc
+            raise self.stop(session, exc) from exc
         except Exception:
             self.roll_back(session)
             raise
@@ -625,7 +641,7 @@ class SessionService:
         if session.party.transcript is not None:
             del session.party.transcript.entries[session.saved_entries:]
 
-    def _stop(self, session: Session, exc: TamperDetected) -> SessionStopped:
+    def stop(self, session: Session, exc: TamperDetected) -> SessionStopped:
         """Tampering detected: the session stops, for good (stored); the 409 says where (in
         ``pipelined:W`` also the step the server rolled back to, for the client to follow)."""
         if policy.proves_later(session.party.mode) and exc.rolled_back_to is None:
@@ -666,7 +682,7 @@ class SessionService:
                 verified = party.receive_late_proofs(body.proofs)
                 proofs = party.late_proofs(body.through_step, PROOF_WAIT_SECONDS)
             except TamperDetected as exc:
-                raise self._stop(session, exc) from exc
+                raise self.stop(session, exc) from exc
             except Exception:
                 self.roll_back(session)
                 raise
@@ -684,7 +700,19 @@ class SessionService:
                              f"still keeps: {kept}; got {record.rolled_back_to}")
         session.party.roll_back_to(record.rolled_back_to)
         exc = record.error()
-        return self._stop(session, exc)
+        return self.stop(session, exc)
+
+    # -- SplitFed-V1 rounds (--aggregate) --------------------------------------------------------
+    def _rounds(self) -> Rounds:
+        if self.rounds is None:
+            raise NoRound("this server averages no client halves (it runs without --aggregate)")
+        return self.rounds
+
+    def submit_half(self, session: Session, body: HalfSubmission) -> RoundStatus:
+        return self._rounds().submit(self, session, body)
+
+    def round_average(self, session: Session, round_: int) -> dict:
+        return self._rounds().average_for(session, round_)
 
     # -- status, end, evaluation --------------------------------------------------------------
     def status(self, session: Session) -> dict:

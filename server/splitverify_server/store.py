@@ -15,6 +15,11 @@ lost, since each handled message is committed (one transaction) before the answe
     chain        its chain of ServerSteps, append-only, in the order they were applied: per
                  entry the session and step that caused it, the weights' commitments before
                  and after, the statement's SHA-256 (saved in the transaction of its step)
+    round_halves the client halves handed over for a round not yet averaged (``--aggregate``):
+                 per round and session its slot, weights and salt
+    rounds       the averaged rounds: the published record (the Aggregate statement and proof)
+                 and what each session was sent, saved with the sessions' new states in one
+                 transaction (the round's halves are removed in it)
 """
 
 from __future__ import annotations
@@ -64,6 +69,16 @@ CREATE TABLE IF NOT EXISTS shared_model (
 CREATE TABLE IF NOT EXISTS chain (
     idx INTEGER PRIMARY KEY,
     entry TEXT NOT NULL      -- JSON: index, session, step, weights_before/after, statement
+);
+CREATE TABLE IF NOT EXISTS round_halves (
+    round INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    half TEXT NOT NULL,      -- JSON: slot, step, weights, salt, the submission's digest
+    PRIMARY KEY (round, session_id)
+);
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,
+    record TEXT NOT NULL     -- JSON: the published round and the answer sent to each session
 );
 """
 
@@ -165,6 +180,40 @@ class SessionStore:
             chain = [json.loads(entry) for (entry,) in self._db.execute(
                 "SELECT entry FROM chain ORDER BY idx")]
         return (None if row is None else json.loads(row[0])), chain
+
+    def save_half(self, round_: int, session_id: int, half: dict) -> None:
+        """A client half handed over for round ``round_`` (refused if the session gave one)."""
+        with self._lock:
+            self._db.execute("INSERT INTO round_halves VALUES (?,?,?)",
+                             (round_, str(session_id), json.dumps(half)))
+
+    def save_round(self, round_: int, record: dict, states: dict[int, dict]) -> None:
+        """An averaged round: its record, the new state of each session in it (which now
+        expects the average), and its halves removed, all or nothing."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT INTO rounds VALUES (?,?)", (round_, json.dumps(record)))
+                db.executemany("UPDATE sessions SET state=? WHERE session_id=?",
+                               [(json.dumps(state), str(sid)) for sid, state in states.items()])
+                db.execute("DELETE FROM round_halves WHERE round=?", (round_,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def load_rounds(self) -> tuple[list[dict], dict[int, dict[int, dict]]]:
+        """The averaged rounds in order, and the halves of rounds not yet averaged (round →
+        session → half)."""
+        with self._lock:
+            rounds = [json.loads(record) for (record,) in self._db.execute(
+                "SELECT record FROM rounds ORDER BY round")]
+            halves: dict[int, dict[int, dict]] = {}
+            for round_, sid, half in self._db.execute(
+                    "SELECT round, session_id, half FROM round_halves"):
+                halves.setdefault(round_, {})[int(sid)] = json.loads(half)
+        return rounds, halves
 
     def load_all(self) -> list[StoredSession]:
         return self._load("", ())

@@ -34,7 +34,32 @@ from ..zk import Proof
 from . import policy
 from .local import SessionResult, local_step, start_local_session
 from .parties import ClientParty, ServerParty, _mismatch, _require
-from .wire import StopRecord
+from .wire import ProofMode, StopRecord
+
+
+def parse_every(text: str) -> int:
+    """``--aggregate every:R``: R, the steps of each client between two averages (≥ 1)."""
+    head, _, count = text.partition(":")
+    if head != "every" or not (count.isascii() and count.isdigit()) or int(count) < 1:
+        raise InputError(f"--aggregate {text!r}: use every:R, R ≥ 1 a whole number of steps "
+                         "(each client's steps between two averages of the client halves)")
+    return int(count)
+
+
+def require_rounds(every: int, clients: int, mode: ProofMode) -> None:
+    """Rounds of averaged halves need K ≥ 2 clients and a proof mode whose statements travel
+    with their messages (every, audit:P, commit)."""
+    if every < 1:
+        raise InputError(f"--aggregate every:{every}: a round is at least one step")
+    if clients < 2:
+        raise InputError(f"--aggregate averages the client halves of several clients: it needs "
+                         f"--clients K ≥ 2 (got --clients {clients})")
+    if not mode.commits or policy.proves_later(mode):
+        raise InputError(f"--aggregate needs a proof mode whose statements travel with their "
+                         f"messages (every, audit:P or commit), not --proof-mode {mode}: "
+                         "without commitments there is nothing to average against, and a "
+                         "pipelined:W rollback cannot undo an average other clients continued "
+                         "from")
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,9 @@ class SessionCreate(BaseModel):
     ptau: dict[str, str | None] | None = None
     # finished ceremony keys the client offers to reuse (absent: the ceremony runs for all)
     key_offers: KeyReuseOffer | None = None
+    # SplitFed-V1 (--aggregate every:R): the client hands its half over every R steps; it must
+    # be what the server averages at (a server that averages refuses a session without it)
+    aggregate_every: int | None = Field(None, ge=1)
     # who holds the labels: the client sends each batch's labels, or ('server', a vertical
     # split) the server holds them in its committed label table and the client sends ids
     labels: Literal["client", "server"] = Field(
@@ -349,6 +352,51 @@ class SessionCreated(BaseModel):
     shared_model: bool = False
     # labels 'server': the server's label table as the client may know it (no label)
     label_table: LabelTableInfo | None = None
+
+
+class HalfSubmission(BaseModel):
+    """SplitFed-V1 (``--aggregate every:R``), client → server at the end of round ``round``
+    (its last step ``step``): the client half and its weights salt, whose commitment must be
+    the session's last proven weightsAfter (``protocol.aggregation``)."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    session_id: int
+    round: int = Field(ge=0)
+    step: int = Field(ge=0)
+    params: list[list[Any]]            # per layer [weights, bias], fixed point (nested lists)
+    weights_salt: int = Salt
+
+
+class RoundStatus(BaseModel):
+    """The server's answer to a half: how many of the round's halves it holds."""
+    round: int
+    received: int
+    clients: int
+    complete: bool
+
+
+class AverageAnswer(BaseModel):
+    """Server → one client of a completed round: its average and the Aggregate statement,
+    proof and signature sent to it (``aggregation.AverageMessage`` on the wire)."""
+    session_id: int
+    round: int
+    step: int
+    slot: int                          # the client's place among the round's halves
+    average: list[list[Any]]
+    public: dict[str, int] | None = None
+    proof: str | None = None
+    signature: str | None = None
+
+
+class PublishedRound(BaseModel):
+    """A round as ``GET /chain`` publishes it (``rounds``): the Aggregate statement and proof,
+    the sessions averaged (in slot order), the round's last step and how many ServerSteps the
+    chain held when it was averaged. Commitments only."""
+    round: int
+    step: int
+    sessions: list[str]
+    public: dict[str, int]
+    proof: str | None = None
+    chain_index: int
 
 
 class ProveRequest(BaseModel):

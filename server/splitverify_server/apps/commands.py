@@ -49,7 +49,13 @@ def demo(steps: Annotated[int, typer.Option(
              help="Clients training one shared server half at once (each its own client "
                   "half, identity, session, shard of the digits and transcript in "
                   "--out/client-i/; the server's chain in --out/chain.json).")] = 1,
-         fresh_keys: FreshKeysOpt = False, labels: LabelsOpt = "client") -> None:
+         fresh_keys: FreshKeysOpt = False, labels: LabelsOpt = "client",
+         aggregate: Annotated[Optional[str], typer.Option(
+             help="every:R — with --clients K ≥ 2: after every R steps of each client the "
+                  "server averages the K client halves, proves the average (the Aggregate "
+                  "circuit) and publishes the round in chain.json; each client checks it and "
+                  "goes on from the average (SplitFed-V1). Proof modes every, audit:P, "
+                  "commit.")] = None) -> None:
     """RefNet (or --model cnn) split training over HTTP on loopback: the server in a thread, the client against
     it, every message committed and checked, and proven as the proof mode says; with --chain
     both parties log the statements they send on one ledger. Prints the test accuracy each
@@ -74,9 +80,9 @@ def demo(steps: Annotated[int, typer.Option(
                       f"{100 * point['test_accuracy']:.1f} % "
                       f"[dim]({time.perf_counter() - started:.0f} s in)[/]")
 
-    if clients != 1:
+    if clients != 1 or aggregate is not None:
         _shared_demo(clients, steps, proof_mode, malicious, chain, verify_on_chain, out,
-                     provers, ray, model, labels)
+                     provers, ray, model, labels, aggregate)
         return
     try:
         backend = parse_chain(chain)
@@ -101,13 +107,15 @@ def demo(steps: Annotated[int, typer.Option(
 
 def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | None,
                  chain: str, verify_on_chain: bool, out: Path, provers: int,
-                 ray: str | None, model: str, labels: str) -> None:
+                 ray: str | None, model: str, labels: str, aggregate: str | None = None
+                 ) -> None:
     """``demo --clients K``: see :func:`.demo.run_shared_demo`."""
     from rich.progress import Progress
     from rich.table import Table
 
     from splitverify.model import named_spec
     from splitverify.protocol import ProofMode
+    from splitverify.protocol.aggregation import parse_every, require_rounds
 
     from .demo import run_shared_demo
 
@@ -117,6 +125,9 @@ def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | Non
                              "--verify-on-chain (not built for several clients): leave those "
                              "out")
         mode = ProofMode.parse(proof_mode)
+        every = 0 if aggregate is None else parse_every(aggregate)
+        if aggregate is not None:
+            require_rounds(every, clients, mode)
         pools = pool_choice(provers, ray)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("training", total=clients * steps)
@@ -124,7 +135,8 @@ def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | Non
                                       progress=lambda msg: console.print(f"[dim]{msg}…[/]"),
                                       on_step=lambda done: bar.update(task, completed=done),
                                       prover_pool=pools.factory, malicious=malicious,
-                                      spec=named_spec(model), labels=labels)
+                                      spec=named_spec(model), labels=labels,
+                                      aggregate_every=every)
     except SplitverifyError as exc:
         fail(exc)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -151,6 +163,13 @@ def _shared_demo(clients: int, steps: int, proof_mode: str, malicious: str | Non
                   f"({summary['steps_per_s']} steps/s for all clients); audit the whole run: "
                   f"splitverify audit --chain {out / 'chain.json'} "
                   f"{out}/client-*/transcript.json")
+    if "rounds" in summary:
+        rounds = summary["rounds"]
+        console.print(f"client halves averaged every {rounds['every']} steps: "
+                      f"{rounds['averaged']} rounds averaged, {rounds['proven']} of them "
+                      "proven (the Aggregate circuit); each client went on from "
+                      f"{', '.join(map(str, rounds['adopted_per_client']))} averages it "
+                      "checked")
     for found in summary["detections"]:
         console.print(f"[red]client {found['client']}[/] (session {found['session_id']}) "
                       f"detected tampering at step {found['step']}: {found['reason']}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.circuitgen import AGGREGATE, KINDS, SplitCircuits
 from splitverify.circuitgen.generator import cost_breakdown
 from splitverify.errors import InputError
 from splitverify.identity import Identity
@@ -25,12 +25,14 @@ from splitverify.ledger.sink import ChainLog, chain_log, check_chain_options
 from splitverify.model import SplitSpec, named_spec
 from splitverify.pool import ProverPool
 from splitverify.protocol import ProofMode, scenarios
+from splitverify.protocol.aggregation import require_rounds
 from splitverify.shared_chain import chain_errors
 from splitverify.zk.cache import ArtifactCache
 from splitverify_client.training import key_ceremony_line, run_training
 
 from ..app import create_app
 from ..loopback import ServerThread
+from ..rounds import RoundPlan
 
 
 def demo_identity(party: str) -> Identity:
@@ -134,12 +136,21 @@ def _demo_session(spec: SplitSpec, steps: int, mode: ProofMode, malicious: str |
             "seconds": round(time.perf_counter() - start, 2)}
 
 
+def rounds_summary(chain: dict, every: int, summaries: list[dict]) -> dict:
+    """``--aggregate every:R``: the rounds the server averaged (and proved), and how many of
+    them each client checked and went on from."""
+    rounds = chain.get("rounds", [])
+    return {"every": every, "averaged": len(rounds),
+            "proven": sum(r["proof"] is not None for r in rounds),
+            "adopted_per_client": [s["rounds_adopted"] for s in summaries]}
+
+
 def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
                     progress: Callable[[str], None], on_step: Callable[[int], None],
                     backend: str | None = None,
                     prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
                     spec: SplitSpec | None = None, malicious: str | None = None,
-                    labels: str = "client") -> dict:
+                    labels: str = "client", aggregate_every: int = 0) -> dict:
     """``splitverify demo --clients K``: one server (a thread, loopback HTTP) training one shared
     server half (``create_app(shared_model=True)``), and K clients at once, each in its own
     thread with its own client half, identity, session (and key ceremony), shard of the digits
@@ -148,9 +159,14 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     whole run). ``on_step`` sees the steps made by all clients together. ``spec``: another
     model than RefNet (random data, as ``train --model``); ``malicious``: a server scenario
     the server plays against every client (e.g. ``server:forked-model``); ``labels``: 'server'
-    gives the server the digits' labels, one committed table every client's steps read."""
+    gives the server the digits' labels, one committed table every client's steps read;
+    ``aggregate_every`` R ≥ 1: the client halves are averaged with a proof after every R steps
+    of each client (``--aggregate every:R``, :mod:`..rounds`; the rounds are published in
+    chain.json)."""
     if clients < 1:
         raise InputError("--clients must be at least 1")
+    if aggregate_every:
+        require_rounds(aggregate_every, clients, mode)
     if malicious is not None:
         scenarios.require_side(malicious, "server")
     if steps < 1:
@@ -160,8 +176,15 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     held = server_labels(labels)
     prepare_keys(spec, mode, progress, held)
     setup_s = time.perf_counter() - start
+    # the Aggregate circuit's key: no ceremony makes it yet, so the demo makes one development
+    # key and gives it to every party (README: "Client halves averaged")
+    aggregate = SplitCircuits(spec, aggregate_clients=clients) if aggregate_every else None
+    if aggregate is not None and mode.proves:
+        aggregate.key(AGGREGATE)
     app = create_app(backend=backend, identity=Identity.generate(), prover_pool=prover_pool,
-                     shared_model=True, malicious=malicious, labels=held)
+                     shared_model=True, malicious=malicious, labels=held,
+                     aggregate=RoundPlan(aggregate_every, clients) if aggregate_every else None,
+                     aggregate_circuits_for=lambda _spec, _clients: aggregate)
     done, counting = [0], threading.Lock()
 
     def stepped(_done: int) -> None:
@@ -172,7 +195,9 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     def client(i: int) -> dict:
         return run_training(server.url, steps, mode, out / f"client-{i}", stepped, seed=i,
                             backend=backend, prover_pool=prover_pool, spec=spec,
-                            shard=(i, clients), labels=labels)
+                            shard=(i, clients), labels=labels,
+                            aggregate_every=aggregate_every,
+                            aggregate_circuits=lambda _clients: aggregate)
 
     with ServerThread(app) as server:
         progress(f"server on {server.url}, one shared server half; {clients} clients at once, "
@@ -182,6 +207,8 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
             summaries = list(pool.map(client, range(clients)))
         train_s = time.perf_counter() - train_start
         chain = app.state.service.shared.published()
+        if aggregate_every:
+            chain["rounds"] = app.state.service.rounds.published()
     out.mkdir(parents=True, exist_ok=True)
     (out / "chain.json").write_text(json.dumps(chain, indent=1))
     for i, summary in enumerate(summaries):
@@ -197,6 +224,8 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
         "steps": steps_made, "detected": bool(detected), "detections": detected,
         "chain": {"entries": len(chain["entries"]), "head": str(chain["head"]),
                   "linked": chain_errors(chain) is None, "file": "chain.json"},
+        **({"rounds": rounds_summary(chain, aggregate_every, summaries)}
+           if aggregate_every else {}),
         "per_client": [{
             "client": i, "session_id": s["session_id"], "steps": s["steps"],
             "detected": s["detected"], "test_accuracy": s["test_accuracy"],

@@ -1,7 +1,9 @@
 """``GET /chain``: the shared server half's chain of ServerSteps (``serve --shared-model``),
 public and append-only: per entry its index, the session and step that caused it, the weights'
 commitments before and after, and the SHA-256 of the ServerStep's statement (its public
-values as canonical JSON). Only commitments and digests: no weights, data or token."""
+values as canonical JSON); with ``--aggregate``, ``rounds``: each averaged round's Aggregate
+statement and proof (``PublishedRound``). Only commitments, digests and proofs: no weights,
+data or token."""
 
 from __future__ import annotations
 
@@ -24,4 +26,7 @@ def chain(service: Service):
         raise NoSharedModel("this server trains one server half per session; it publishes a "
                             "chain only when it trains one shared half (serve --shared-model)")
     with service.shared.lock:        # a consistent copy: no step half-appended
-        return service.shared.published()
+        published = service.shared.published()
+    if service.rounds is not None:
+        published["rounds"] = service.rounds.published()
+    return published
