@@ -139,7 +139,7 @@ def spec_from_description(text: str) -> SplitSpec:
     return spec
 
 
-def _contribution(kind: str, record: dict[str, Any]) -> phase2.DeltaContribution:
+def contribution_of(kind: str, record: dict[str, Any]) -> phase2.DeltaContribution:
     try:
         points = {p: bytes.fromhex(record[p]) for p in _POINTS}
         beacon = record.get("kind") == "beacon"
@@ -214,7 +214,7 @@ def check_keys(transcript, ptau_files: list[Path] | tuple[Path, ...] = ()) -> Ke
             reused[kind] = signed_for
         last_delta1 = _check_ceremony(transcript, kind, origin, identities, signed_for)
         _check_metadata(kind, vk_json, transcript.ceremony.get(kind, []))
-        _check_delta(kind, vk, last_delta1)
+        check_delta(kind, vk, last_delta1)
         ptau_path = given.get(origin["ptau"].get("sha256"))
         if ptau_path is not None:
             spec = spec or spec_from_description(transcript.spec)
@@ -253,7 +253,7 @@ def _check_ceremony(transcript, kind: str, origin: dict, identities: dict, signe
                                f"{list(CONTRIBUTORS)} (a party's contribution is missing)")
     contributions = []
     for index, (record, party) in enumerate(zip(records, CONTRIBUTORS), start=1):
-        c = _contribution(kind, record)
+        c = contribution_of(kind, record)
         if record.get("index") != index or c.hash != record.get("hash"):
             raise KeyRefused(kind, f"contribution #{index} ({party}): its recorded hash is not "
                                    "the hash of its points")
@@ -264,9 +264,16 @@ def _check_ceremony(transcript, kind: str, origin: dict, identities: dict, signe
             raise KeyRefused(kind, f"contribution #{index} ({party}) is not signed{where} by the "
                                    f"{party}'s pinned identity {identities.get(party)}")
         contributions.append(c)
+    return check_delta_chain(kind, origin["circuit_hash"], contributions)
+
+
+def check_delta_chain(kind: str, circuit_hash: str,
+                      contributions: list[phase2.DeltaContribution]) -> bytes:
+    """Each contribution's proof of knowledge and δ step, from the generator on (``phase2``'s
+    own checks). Returns the last δ1."""
     try:
-        params = phase2.MpcParams(bytes.fromhex(origin["circuit_hash"]), tuple(contributions))
-    except ValueError as exc:
+        params = phase2.MpcParams(bytes.fromhex(circuit_hash), tuple(contributions))
+    except (TypeError, ValueError) as exc:
         raise KeyRefused(kind, f"its circuit hash is not hex: {exc}") from exc
 
     def fail(check: str, detail: str) -> KeyRefused:
@@ -280,7 +287,7 @@ def _check_ceremony(transcript, kind: str, origin: dict, identities: dict, signe
         raise KeyRefused(kind, str(exc)) from exc
 
 
-def _check_delta(kind: str, vk, last_delta1: bytes) -> None:
+def check_delta(kind: str, vk, last_delta1: bytes) -> None:
     try:
         ok = same_ratio(phase2.G1_ONE, last_delta1, phase2.G2_ONE,
                         phase2._g2_lem(vk.vk_delta_2))

@@ -136,14 +136,27 @@ def audit_chain(chain: dict, transcripts: list[Transcript], verifier: str = "nat
         proven_rounds = sum(r.get("proof") is not None for r in rounds)
         averaged = (f"; {len(rounds)} round{'s' if len(rounds) != 1 else ''} of averaged client "
                     "halves, each published round the one its clients checked and went on from "
-                    + (f"({proven_rounds} Aggregate proofs verified, under the key the "
-                       "transcripts carry, which no ceremony establishes: consistency only)"
+                    + (f"({proven_rounds} Aggregate proofs verified, {_aggregate_key(transcripts)})"
                        if proven_rounds else "(committed only: no Aggregate proof)"))
     return ChainReport(True, len(entries), len(transcripts), established=(
         f"one chain of {len(entries)} ServerSteps from {len(transcripts)} client sessions, "
         f"linked step to step ({proven} of them proven, each in its transcript's audit), every "
         "ServerStep of the transcripts in it once, all signed by the server "
         f"{next(iter(servers))}{averaged}"))
+
+
+def _aggregate_key(transcripts: list[Transcript]) -> str:
+    """Where the Aggregate key the rounds were proven under comes from (each transcript's
+    audit has established it from the ceremony it carries, with its own client's signed
+    contribution in it; :func:`rounds_errors` has checked they carry one ceremony)."""
+    ceremonies = [t.aggregate_ceremony for t in transcripts]
+    if any(c is None for c in ceremonies):
+        return ("under the key the transcripts carry, which no recorded ceremony establishes "
+                "for every client: consistency only")
+    contributors = len(ceremonies[0]["contributions"])
+    return (f"under the key established from its signed ceremony: the server's contribution and "
+            f"{contributors - 1} clients', every given client's own among them, so no party "
+            "alone can forge an average proof (its initial key not re-derived from the ptau)")
 
 
 def rounds_errors(rounds: list, transcripts: list[Transcript], verifier: str = "native"
@@ -159,6 +172,10 @@ def rounds_errors(rounds: list, transcripts: list[Transcript], verifier: str = "
             if t.aggregate_key is not None}
     if len(keys) > 1:
         return "the transcripts carry different Aggregate verification keys"
+    ceremonies = {json.dumps(t.aggregate_ceremony, sort_keys=True) for t in transcripts
+                  if t.aggregate_ceremony is not None}
+    if len(ceremonies) > 1:
+        return "the transcripts carry different ceremonies of the Aggregate key"
     try:
         vk = zk.VerificationKey.from_snarkjs(json.loads(keys.pop())) if keys else None
     except SplitverifyError as exc:

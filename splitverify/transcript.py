@@ -83,6 +83,9 @@ class Transcript(BaseModel):
     # circuit's verification key (snarkjs JSON)
     rounds: list[RoundEntry] = []
     aggregate_key: dict[str, Any] | None = None
+    # the Aggregate key's ceremony as the client checked it (``aggregate_ceremony``): the run,
+    # the circuit hash, every contribution with its contributor's address and signature
+    aggregate_ceremony: dict[str, Any] | None = None
 
     def record(self, kind: str, step: int, public: dict[str, int] | None,
                proof: str | None, *, signature: str | None = None,
@@ -311,6 +314,15 @@ def audit(transcript: Transcript, verifier: str = "native",
     except SplitverifyError as exc:
         return AuditReport(False, len(steps), 0, None,
                            f"the Aggregate verification key is malformed: {exc}")
+    aggregate_clients = None
+    if transcript.rounds and mode.proves and transcript.aggregate_ceremony is not None:
+        from .aggregate_ceremony import check_aggregate_key
+        try:
+            aggregate_clients = check_aggregate_key(
+                transcript.aggregate_key, transcript.aggregate_ceremony,
+                transcript.identities.get("server"), transcript.identities.get("client"))
+        except KeyRefused as exc:
+            return AuditReport(False, len(steps), 0, None, str(exc))
     for r in transcript.rounds:
         if r.after_step in rounds or r.after_step not in steps:
             return AuditReport(False, len(steps), 0, r.after_step,
@@ -349,15 +361,25 @@ def audit(transcript: Transcript, verifier: str = "native",
                         f"({str(transcript.label_table)[:12]}…, labels held by the server)")
     if rounds:
         established += (f"; the client half was averaged with other clients' in {len(rounds)} "
-                        "rounds (SplitFed-V1), the client continuing from each average" + (
-                            ", each Aggregate proof verified under the key the transcript "
-                            "carries, which no ceremony establishes (consistency only)"
-                            if mode.proves else ", committed only"))
+                        "rounds (SplitFed-V1), the client continuing from each average, "
+                        + _aggregate_established(mode.proves, aggregate_clients))
     if transcript.shared_server_model:
         established += ("; the server half is shared with other clients' sessions: this "
                         "transcript does not link its ServerSteps to each other (the server's "
                         "chain across sessions does: audit it with --chain)")
     return AuditReport(True, len(steps), verified, established=established)
+
+
+def _aggregate_established(proves: bool, clients: int | None) -> str:
+    if not proves:
+        return "committed only"
+    if clients is None:
+        return ("each Aggregate proof verified under the key the transcript carries, which no "
+                "recorded ceremony establishes (consistency only)")
+    return ("each Aggregate proof verified under a key established from its signed ceremony: "
+            f"the server's contribution and {clients} clients' (this client's among them), so "
+            "the server alone cannot forge an average proof (its initial key not re-derived "
+            "from the ptau)")
 
 
 def _established(mode, steps: int, verified: int, statements: int, keys) -> str:

@@ -35,14 +35,15 @@ import httpx
 import torch
 from pydantic import BaseModel, ValidationError
 
-from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.aggregate_ceremony import check_aggregate_key
+from splitverify.circuitgen import AGGREGATE, KINDS, SplitCircuits
 from splitverify.keyexchange import client_contribute, initial, load_final
 from splitverify import keycache, powersoftau, zk
 from splitverify.powersoftau import PtauPolicy
 from splitverify.errors import (InputError, IntegrityError, MalformedAnswer, SetupError,
                                SplitverifyError, TamperDetected)
 from splitverify.identity import Identity, check_address
-from splitverify.keyorigin import contribution_signed, sign_contribution
+from splitverify.keyorigin import KeyRefused, contribution_signed, sign_contribution
 from splitverify.label_table import label_mode
 from splitverify import model
 from splitverify.model import Layer, SplitSpec, torch_io
@@ -93,7 +94,8 @@ class SplitClient:
                  labels: Literal["client", "server"] = "client",
                  aggregate_every: int = 0,
                  aggregate_circuits: Callable[[int], SplitCircuits] | None = None,
-                 round_wait_seconds: float = 600.0):
+                 round_wait_seconds: float = 600.0,
+                 aggregate_ceremony: Callable[[int], dict] | None = None):
         """``model``: the client's half as an ``nn.Sequential`` with its own weights (else
         ``spec``'s, seeded); ``server_layers``: then the server half's shape (an
         ``nn.Sequential`` whose weights are not read, or its layers): the server's weights
@@ -107,7 +109,11 @@ class SplitClient:
         steps the client hands its half over, waits up to ``round_wait_seconds`` for the
         round's average and goes on from it once checked; ``aggregate_circuits(K)``: the
         Aggregate circuit of K halves it verifies with (default ``SplitCircuits(spec,
-        aggregate_clients=K)``);
+        aggregate_clients=K)``); ``aggregate_ceremony(K)``: that key's ceremony record
+        (``splitverify.aggregate_ceremony``), checked before the first round is trusted (the
+        key must follow from it, with this client's own signed contribution in it) and kept
+        in the transcript; without it the key's origin is unchecked and ``audit`` says
+        "consistency only";
         ``labels``: who holds the labels — 'client' (each batch's labels are sent) or 'server'
         (a vertical split: the server holds them in a label table it commits to when the
         session is created; each batch's second element is then its rows' sample ids, which
@@ -140,6 +146,7 @@ class SplitClient:
         self.aggregate_every, self.round_wait_seconds = aggregate_every, round_wait_seconds
         self.aggregate_circuits = aggregate_circuits or (
             lambda clients: SplitCircuits(self.spec, aggregate_clients=clients))
+        self.aggregate_ceremony = aggregate_ceremony
         self._aggregate_circuits: dict[int, SplitCircuits] = {}
         self.rounds_done = 0                 # rounds whose average this client went on from
         self.backend, self.malicious = backend, malicious
@@ -216,7 +223,8 @@ class SplitClient:
                malicious: str | None = None,
                model: torch.nn.Sequential | None = None,
                prover_pool: Callable[[SplitCircuits], ProverPool] | None = None,
-               aggregate_circuits: Callable[[int], SplitCircuits] | None = None
+               aggregate_circuits: Callable[[int], SplitCircuits] | None = None,
+               aggregate_ceremony: Callable[[int], dict] | None = None
                ) -> "SplitClient":
         """The client of the session saved in ``state_dir``, where it stopped (a ceremony that
         was cut short is finished here). ``url``: the server's address if it moved;
@@ -230,7 +238,8 @@ class SplitClient:
                      retry_seconds=retry_seconds, state_dir=state_dir, transport=transport,
                      malicious=malicious, model=model, prover_pool=prover_pool,
                      labels=request.labels, aggregate_every=request.aggregate_every or 0,
-                     aggregate_circuits=aggregate_circuits)
+                     aggregate_circuits=aggregate_circuits,
+                     aggregate_ceremony=aggregate_ceremony)
         client.rounds_done = data.get("rounds_done", 0)   # absent in states from before rounds
         client.session_id, client.token, client.seed = (data["session_id"], data["token"],
                                                         request.seed)
@@ -720,12 +729,31 @@ class SplitClient:
         record = self._published_round(round_, step)
         clients = len(record.sessions)
         if clients not in self._aggregate_circuits:
-            self._aggregate_circuits[clients] = self.aggregate_circuits(clients)
+            self._aggregate_circuits[clients] = self._checked_aggregate_key(clients, step)
         adopt_average(party, message,
                       RoundRecord(record.round, record.public, record.proof),
                       self._aggregate_circuits[clients], answer.slot, step)
         self.rounds_done = round_ + 1
         self._save()
+
+    def _checked_aggregate_key(self, clients: int, step: int) -> SplitCircuits:
+        """The Aggregate circuit of ``clients`` halves, its key checked against its ceremony
+        (when one is given and the session proves) before any round is trusted: a key that
+        does not follow from it, or lacks this client's signed contribution, is tampering at
+        ``step``."""
+        circuits = self.aggregate_circuits(clients)
+        if self.aggregate_ceremony is None or not self.party.mode.proves:
+            return circuits
+        record = self.aggregate_ceremony(clients)
+        vk = circuits.verification_key(AGGREGATE).to_snarkjs()
+        try:
+            check_aggregate_key(vk, record, self.party.peer, self.identity.address)
+        except KeyRefused as exc:
+            raise TamperDetected(step, "client", f"{exc} (client {self.identity.address})"
+                                 ) from exc
+        if self.party.transcript is not None:
+            self.party.transcript.aggregate_ceremony = record
+        return circuits
 
     def _round_answer(self, response: httpx.Response, step: int, what: str) -> None:
         """An answer about a round: 409 is tampering (the session stopped), other errors are

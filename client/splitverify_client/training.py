@@ -107,7 +107,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                  fresh_keys: bool = False, server_identity: str | None = None,
                  on_keys: Callable[[dict], None] = lambda _reuse: None,
                  labels: str = "client", aggregate_every: int = 0,
-                 aggregate_circuits: Callable[[int], SplitCircuits] | None = None) -> dict:
+                 aggregate_circuits: Callable[[int], SplitCircuits] | None = None,
+                 aggregate_ceremony: Callable[[int], dict] | None = None) -> dict:
     """The client's side of a RefNet session against the server at ``url``: train, then
     evaluate through the server's half, write transcript.json (both sides' records merged) and
     return the summary (REFERENCE.md's summary.json). With ``chain`` the client logs its own
@@ -132,7 +133,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
     their row in the digits or in ``dataset``, whose labels are then not used);
     ``aggregate_every`` R: the server averages the client halves every R steps
     (``SplitClient(aggregate_every=R)``), whose proofs the client verifies with
-    ``aggregate_circuits(K)``'s Aggregate key."""
+    ``aggregate_circuits(K)``'s Aggregate key, checked against its ceremony record
+    ``aggregate_ceremony(K)`` when given."""
     from .sdk import SplitClient
     from .state import StateFolder
 
@@ -152,7 +154,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
         client = SplitClient.resume(state_dir, circuits_for=circuits_for, backend=backend,
                                     retry_seconds=retry_seconds, url=url, malicious=malicious,
                                     model=model, prover_pool=prover_pool,
-                                    aggregate_circuits=aggregate_circuits)
+                                    aggregate_circuits=aggregate_circuits,
+                                    aggregate_ceremony=aggregate_ceremony)
         if client.labels != labels:
             raise InputError(f"--state {state_dir} holds session {client.session_id} with "
                              f"labels {client.labels}: run with --labels {client.labels}, or "
@@ -174,7 +177,8 @@ def run_training(url: str, steps: int, mode: ProofMode, out: Path,
                              prover_pool=prover_pool, fresh_keys=fresh_keys,
                              server_identity=server_identity, labels=labels,
                              aggregate_every=aggregate_every,
-                             aggregate_circuits=aggregate_circuits)
+                             aggregate_circuits=aggregate_circuits,
+                             aggregate_ceremony=aggregate_ceremony)
         client.create_session(seed=seed)      # with the key ceremony when the server runs one
     on_keys(client.key_reuse)
     session_s = time.perf_counter() - start

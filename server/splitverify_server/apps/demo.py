@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from splitverify.circuitgen import AGGREGATE, KINDS, SplitCircuits
+from splitverify.aggregate_ceremony import client_contributes, server_begins
+from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.circuitgen.generator import cost_breakdown
 from splitverify.errors import InputError
 from splitverify.identity import Identity
@@ -27,6 +28,7 @@ from splitverify.pool import ProverPool
 from splitverify.protocol import ProofMode, scenarios
 from splitverify.protocol.aggregation import require_rounds
 from splitverify.shared_chain import chain_errors
+from splitverify.tempfolders import owned_temp_folder
 from splitverify.zk.cache import ArtifactCache
 from splitverify_client.training import key_ceremony_line, run_training
 
@@ -145,6 +147,20 @@ def rounds_summary(chain: dict, every: int, summaries: list[dict]) -> dict:
             "adopted_per_client": [s["rounds_adopted"] for s in summaries]}
 
 
+def aggregate_key_ceremony(aggregate: SplitCircuits, server: Identity,
+                           clients: list[Identity], progress: Callable[[str], None]) -> dict:
+    """The run's one Aggregate key (``splitverify.aggregate_ceremony``): the server's
+    contribution, then each client's in turn, each signed by its party; ``aggregate`` uses the
+    final key. Returns the ceremony record every client checks before it trusts a round."""
+    progress(f"Aggregate key: phase-2 contributions of the server and the {len(clients)} "
+             "clients in turn, each signed")
+    ceremony = server_begins(aggregate, server,
+                             owned_temp_folder(aggregate, "sv-aggregate-ceremony-"))
+    for identity in clients:
+        client_contributes(ceremony, identity)
+    return ceremony.record()
+
+
 def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
                     progress: Callable[[str], None], on_step: Callable[[int], None],
                     backend: str | None = None,
@@ -176,12 +192,13 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     held = server_labels(labels)
     prepare_keys(spec, mode, progress, held)
     setup_s = time.perf_counter() - start
-    # the Aggregate circuit's key: no ceremony makes it yet, so the demo makes one development
-    # key and gives it to every party (README: "Client halves averaged")
+    server_identity = Identity.generate()
+    identities = [Identity.generate() for _ in range(clients)]
     aggregate = SplitCircuits(spec, aggregate_clients=clients) if aggregate_every else None
+    ceremony = None
     if aggregate is not None and mode.proves:
-        aggregate.key(AGGREGATE)
-    app = create_app(backend=backend, identity=Identity.generate(), prover_pool=prover_pool,
+        ceremony = aggregate_key_ceremony(aggregate, server_identity, identities, progress)
+    app = create_app(backend=backend, identity=server_identity, prover_pool=prover_pool,
                      shared_model=True, malicious=malicious, labels=held,
                      aggregate=RoundPlan(aggregate_every, clients) if aggregate_every else None,
                      aggregate_circuits_for=lambda _spec, _clients: aggregate)
@@ -196,8 +213,10 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
         return run_training(server.url, steps, mode, out / f"client-{i}", stepped, seed=i,
                             backend=backend, prover_pool=prover_pool, spec=spec,
                             shard=(i, clients), labels=labels,
-                            aggregate_every=aggregate_every,
-                            aggregate_circuits=lambda _clients: aggregate)
+                            aggregate_every=aggregate_every, identity=identities[i],
+                            aggregate_circuits=lambda _clients: aggregate,
+                            aggregate_ceremony=None if ceremony is None
+                            else lambda _clients: ceremony)
 
     with ServerThread(app) as server:
         progress(f"server on {server.url}, one shared server half; {clients} clients at once, "
