@@ -55,9 +55,80 @@ def test_an_honest_round_is_averaged_proven_and_audited(honest_run):
         alone = CliRunner().invoke(cli, ["audit", transcript])
         assert alone.exit_code == 0, alone.output
         assert "averaged with other clients' in 1 rounds" in alone.output
+        assert "key established from its signed ceremony" in alone.output
+        assert "no recorded ceremony establishes" not in alone.output
     whole = CliRunner().invoke(cli, ["audit", "--chain", str(out / "chain.json"), *transcripts])
     assert whole.exit_code == 0, whole.output
     assert "1 round of averaged client halves" in whole.output
+    assert "the server's contribution and 2 clients'" in whole.output
+    assert "no recorded ceremony establishes" not in whole.output
+
+
+@pytest.mark.parametrize("tamper, refusal", [
+    ("drop", "signed contribution is missing"),
+    ("resign", "is not signed by the identity it names")])
+def test_a_ceremony_without_a_clients_own_contribution_fails_the_audits(honest_run, tmp_path,
+                                                                       tamper, refusal):
+    """The transcripts' ceremony record with client 1's contribution left out, or signed by
+    another identity: client 1's transcript and ``audit --chain`` are refused."""
+    import json
+
+    from splitverify.identity import Identity
+    from splitverify.keyorigin import sign_contribution
+
+    out, _summary = honest_run
+    transcripts = [json.loads((out / f"client-{i}" / "transcript.json").read_text())
+                   for i in range(2)]
+    left_out = transcripts[1]["identities"]["client"]
+    names = []
+    for i, data in enumerate(transcripts):
+        record = data["aggregate_ceremony"]
+        entry = next(c for c in record["contributions"] if c["name"] == left_out)
+        if tamper == "drop":
+            record["contributions"].remove(entry)
+        else:
+            entry["signature"] = sign_contribution(Identity.generate(), record["run"],
+                                                   "aggregate", entry["index"], entry["name"],
+                                                   entry["hash"])
+        path = tmp_path / f"client-{i}.json"
+        path.write_text(json.dumps(data))
+        names.append(str(path))
+    alone = CliRunner().invoke(cli, ["audit", names[1]])
+    assert alone.exit_code != 0 and refusal in alone.output, alone.output
+    whole = CliRunner().invoke(cli, ["audit", "--chain", str(out / "chain.json"), *names])
+    assert whole.exit_code != 0 and "the aggregate key is refused" in whole.output, whole.output
+
+
+def test_a_client_refuses_a_key_without_its_own_contribution(tmp_path, aggregate_keys):
+    """The server's Aggregate key has the server's and client 0's contributions only: client
+    0 goes on, client 1 stops at the round's step naming itself and the missing contribution."""
+    from splitverify.aggregate_ceremony import client_contributes, server_begins
+    from splitverify.identity import Identity
+
+    keys, _aggregate = aggregate_keys
+    server, identities = Identity.generate(), [Identity.generate(), Identity.generate()]
+    aggregate = SplitCircuits(TINY_SPEC, aggregate_clients=2)
+    ceremony = server_begins(aggregate, server, tmp_path / "ceremony")
+    client_contributes(ceremony, identities[0])     # client 1 is left out
+    record = ceremony.record()
+    app = create_app(lambda _spec: keys, ceremony=False, shared_model=True, identity=server,
+                     aggregate=RoundPlan(1, 2), aggregate_circuits_for=lambda _s, _k: aggregate)
+    with ServerThread(app) as running:
+        clients = [SplitClient(running.url, spec=TINY_SPEC, circuits_for=lambda _s: keys,
+                               aggregate_every=1, aggregate_circuits=lambda _k: aggregate,
+                               aggregate_ceremony=lambda _k: record, identity=identity)
+                   for identity in identities]
+        for seed, client in enumerate(clients):
+            client.create_session(seed=seed)
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda i: clients[i].train(
+                data_batches(TINY_SPEC, 1, seed=60 + i), steps=1), range(2)))
+    assert results[0].detected is None and clients[0].rounds_done == 1
+    caught = results[1].detected
+    assert caught is not None and (caught.step, caught.detected_by) == (0, "client")
+    assert "aggregate key is refused" in caught.reason
+    assert f"this client's ({identities[1].address}) signed contribution is missing" in \
+        caught.reason
 
 
 def test_the_chain_audit_refuses_a_changed_round(honest_run):
