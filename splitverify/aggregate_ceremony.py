@@ -28,9 +28,8 @@ from . import zk
 from .circuitgen import AGGREGATE, SplitCircuits
 from .errors import SetupError, SplitverifyError
 from .keyexchange import initial
-from .keyorigin import (KeyRefused, _mpc_params, ceremony_record, check_delta,
-                        check_delta_chain, contribution_of, contribution_signed,
-                        sign_contribution)
+from .keyorigin import (KeyRefused, ceremony_record, check_delta, check_delta_chain,
+                        contribution_of, contribution_signed, key_origin, sign_contribution)
 from .zk import phase2
 from .zk.curve import G2_GENERATOR
 
@@ -46,12 +45,13 @@ class AggregateCeremony:
     signatures: dict[str, str] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
-        """What the transcripts carry: the run, the circuit hash and every contribution (its
-        points, hash, name = contributor's address, and signature)."""
+        """What the transcripts carry: the run, the circuit hash, the ptau the initial key
+        came from and every contribution (its points, hash, name = contributor's address, and
+        signature)."""
         if self.key is None:
             raise SetupError("the Aggregate key's ceremony has not begun (the server "
                              "contributes first)")
-        return {"run": self.run, "circuit_hash": _mpc_params(self.key).cs_hash.hex(),
+        return {"run": self.run, **key_origin(self.circuits, AGGREGATE),
                 "contributions": ceremony_record(self.key, self.signatures)}
 
     def _add(self, identity, key: zk.CircuitKey, contribution_hash: str) -> None:

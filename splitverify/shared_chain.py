@@ -11,7 +11,9 @@ transcripts is in the chain once. So a dropped, reordered, forked or invented en
 With ``--aggregate`` the chain's ``rounds`` (SplitFed-V1) are checked too (:func:`rounds_errors`):
 each published round is the one every client in it checked and went on from (its transcript's
 round entry: same statement, same place), its Aggregate proof verifies, and every round a
-transcript records is published.
+transcript records is published; the transcripts must carry one ceremony record of the
+Aggregate key (``splitverify.aggregate_ceremony``), which each one's audit has established
+with its own client's signed contribution in it.
 """
 
 from __future__ import annotations

@@ -178,7 +178,8 @@ def run_shared_demo(clients: int, steps: int, mode: ProofMode, out: Path,
     gives the server the digits' labels, one committed table every client's steps read;
     ``aggregate_every`` R ≥ 1: the client halves are averaged with a proof after every R steps
     of each client (``--aggregate every:R``, :mod:`..rounds`; the rounds are published in
-    chain.json)."""
+    chain.json), proven under a key from the server's and every client's signed contributions
+    (:func:`aggregate_key_ceremony`), which each client checks before it trusts a round."""
     if clients < 1:
         raise InputError("--clients must be at least 1")
     if aggregate_every:
