@@ -29,7 +29,8 @@ from .circuitgen import AGGREGATE, SplitCircuits
 from .errors import SetupError, SplitverifyError
 from .keyexchange import initial
 from .keyorigin import (KeyRefused, ceremony_record, check_delta, check_delta_chain,
-                        contribution_of, contribution_signed, key_origin, sign_contribution)
+                        contribution_signed, key_origin, recorded_contribution,
+                        sign_contribution)
 from .zk import phase2
 from .zk.curve import G2_GENERATOR
 
@@ -121,10 +122,7 @@ def check_aggregate_key(vk_json: dict[str, Any] | None, record: Any, server: str
         raise KeyRefused(kind, f"a party contributed twice: {names}")
     contributions = []
     for index, (entry, name) in enumerate(zip(records, names), start=1):
-        c = contribution_of(kind, entry)
-        if entry.get("index") != index or c.hash != entry.get("hash"):
-            raise KeyRefused(kind, f"contribution #{index} ({name}): its recorded hash is not "
-                                   "the hash of its points")
+        c = recorded_contribution(kind, index, entry, name)
         if not contribution_signed(name, record["run"], kind, index, name, c.hash,
                                    entry.get("signature")):
             raise KeyRefused(kind, f"contribution #{index} is not signed by the identity it "

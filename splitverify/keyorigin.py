@@ -139,7 +139,7 @@ def spec_from_description(text: str) -> SplitSpec:
     return spec
 
 
-def contribution_of(kind: str, record: dict[str, Any]) -> phase2.DeltaContribution:
+def _contribution_of(kind: str, record: dict[str, Any]) -> phase2.DeltaContribution:
     try:
         points = {p: bytes.fromhex(record[p]) for p in _POINTS}
         beacon = record.get("kind") == "beacon"
@@ -151,6 +151,17 @@ def contribution_of(kind: str, record: dict[str, Any]) -> phase2.DeltaContributi
     except (KeyError, TypeError, ValueError) as exc:
         raise KeyRefused(kind, f"contribution #{record.get('index')} is not a complete record "
                                f"of a phase-2 contribution ({exc!r} missing or malformed)") from exc
+
+
+def recorded_contribution(kind: str, index: int, record: dict[str, Any], name: str
+                          ) -> phase2.DeltaContribution:
+    """Contribution #``index`` (from 1) of a ceremony record, its recorded index and hash
+    checked against its place and its points."""
+    c = _contribution_of(kind, record)
+    if record.get("index") != index or c.hash != record.get("hash"):
+        raise KeyRefused(kind, f"contribution #{index} ({name}): its recorded hash is not the "
+                               "hash of its points")
+    return c
 
 
 @dataclass
@@ -253,10 +264,7 @@ def _check_ceremony(transcript, kind: str, origin: dict, identities: dict, signe
                                f"{list(CONTRIBUTORS)} (a party's contribution is missing)")
     contributions = []
     for index, (record, party) in enumerate(zip(records, CONTRIBUTORS), start=1):
-        c = contribution_of(kind, record)
-        if record.get("index") != index or c.hash != record.get("hash"):
-            raise KeyRefused(kind, f"contribution #{index} ({party}): its recorded hash is not "
-                                   "the hash of its points")
+        c = recorded_contribution(kind, index, record, party)
         if not contribution_signed(identities.get(party), signed_for, kind, index,
                                    party, c.hash, record.get("signature")):
             where = ("" if signed_for == transcript.session_id

@@ -374,6 +374,15 @@ def tiny_keys(tiny_circuits: SplitCircuits) -> SplitCircuits:
 
 
 @pytest.fixture(scope="session")
+def table_keys(isolated_cache: Path) -> SplitCircuits:
+    """The tiny model's circuits reading a 4-row label table (depth 2), with their keys made."""
+    circuits = SplitCircuits(TINY_SPEC, label_table_depth=2)
+    for kind in KINDS:
+        circuits.key(kind)
+    return circuits
+
+
+@pytest.fixture(scope="session")
 def tiny_case() -> StepCase:
     return random_case(TINY_SPEC, seed=5)
 

@@ -14,7 +14,6 @@ import httpx
 import pytest
 import torch
 
-from splitverify.circuitgen import KINDS, SplitCircuits
 from splitverify.errors import InputError
 from splitverify.protocol import ProofMode
 from splitverify.transcript import audit
@@ -30,15 +29,6 @@ from split_cases import vertical_split
 pytestmark = pytest.mark.xdist_group("sessions")
 
 STEPS, TABLE_SALT = 2, 4242
-
-
-@pytest.fixture(scope="module")
-def table_keys(isolated_cache) -> SplitCircuits:
-    """The tiny model's circuits for a 4-row table (depth 2), with the operator's keys."""
-    circuits = SplitCircuits(TINY_SPEC, label_table_depth=2)
-    for kind in KINDS:
-        circuits.key(kind)
-    return circuits
 
 
 def labels_app(keys, table, **options):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from splitverify.circuitgen import KINDS, SplitCircuits
+from splitverify.circuitgen import SplitCircuits
 from splitverify.keyexchange import local_ceremony
 from splitverify.label_table import SampleIds
 from splitverify.pool import ProofJob, checked
@@ -27,14 +27,6 @@ from split_cases import SESSION, STEP, random_case, table_case
 pytestmark = pytest.mark.xdist_group("labeltable")
 
 STEPS, TABLE_SALT = 2, 4242
-
-
-@pytest.fixture(scope="module")
-def table_circuits(isolated_cache) -> SplitCircuits:
-    circuits = SplitCircuits(TINY_SPEC, label_table_depth=2)
-    for kind in KINDS:
-        circuits.key(kind)
-    return circuits
 
 
 def vertical_split(seed: int):
@@ -66,10 +58,10 @@ def run(circuits, batches, *, table=None, mode="every", malicious=None, on_messa
                      **({} if on_message is None else {"on_message": on_message}))
 
 
-def test_server_labels_run_verifies_without_sending_labels(table_circuits, tiny_keys, tmp_path):
+def test_server_labels_run_verifies_without_sending_labels(table_keys, tiny_keys, tmp_path):
     labelled, by_id, table = vertical_split(seed=3)
     forwards = []
-    result = run(table_circuits, by_id, table=table, ceremony_dir=tmp_path,
+    result = run(table_keys, by_id, table=table, ceremony_dir=tmp_path,
                  on_message=lambda m: forwards.append(m) if isinstance(m, ForwardMessage) else 0)
     assert result.detected is None and result.steps == STEPS
     assert result.client.verifier.verified == STEPS
@@ -92,9 +84,9 @@ def test_server_labels_run_verifies_without_sending_labels(table_circuits, tiny_
     assert result.server.correct == plain.server.correct
 
 
-def test_a_transcript_with_another_label_table_fails_audit(table_circuits, tmp_path):
+def test_a_transcript_with_another_label_table_fails_audit(table_keys, tmp_path):
     _, by_id, table = vertical_split(seed=4)
-    result = run(table_circuits, by_id, table=table, mode="commit", ceremony_dir=tmp_path)
+    result = run(table_keys, by_id, table=table, mode="commit", ceremony_dir=tmp_path)
     assert result.detected is None
     forged = result.transcript.model_copy(update={"label_table": table.commitment + 1})
     report = audit(forged)
@@ -108,9 +100,9 @@ CAUGHT_WITH_TABLE = {"every": (0, "client"), "commit": None}
 
 
 @pytest.mark.parametrize("mode", list(CAUGHT_WITH_TABLE))
-def test_a_server_using_other_labels_is_detected(table_circuits, mode):
+def test_a_server_using_other_labels_is_detected(table_keys, mode):
     _, by_id, table = vertical_split(seed=5)
-    result = run(table_circuits, by_id, table=table, mode=mode, malicious="server:wrong-labels")
+    result = run(table_keys, by_id, table=table, mode=mode, malicious="server:wrong-labels")
     expected = CAUGHT_WITH_TABLE[mode]
     if expected is None:
         assert result.detected is None and result.steps == STEPS
@@ -121,15 +113,15 @@ def test_a_server_using_other_labels_is_detected(table_circuits, mode):
     print(result.detected.reason)
 
 
-def test_a_forward_message_must_carry_what_the_session_holds(table_circuits, tiny_keys):
+def test_a_forward_message_must_carry_what_the_session_holds(table_keys, tiny_keys):
     """Ids to a server without a table, labels (or both) to one with a table: refused, with
     nothing changed (the server is still at step 0)."""
     labelled, by_id, table = vertical_split(seed=6)
     case, session = random_case(TINY_SPEC, seed=11), random_field()
     mode = ProofMode.parse("commit")
     plain = ServerParty(TINY_SPEC, session, mode, case.server, tiny_keys)
-    held = ServerParty(TINY_SPEC, session, mode, case.server, table_circuits, label_table=table)
-    client = ClientParty(TINY_SPEC, session, mode, case.client, table_circuits,
+    held = ServerParty(TINY_SPEC, session, mode, case.server, table_keys, label_table=table)
+    client = ClientParty(TINY_SPEC, session, mode, case.client, table_keys,
                          label_table=(table.commitment, table.depth))
     client.peer = plain.peer = held.peer = None
     msg = client.forward(0, *by_id[0])
@@ -146,19 +138,19 @@ def test_a_forward_message_must_carry_what_the_session_holds(table_circuits, tin
 
 
 @pytest.mark.parametrize("mode", ["pipelined:1", "audit:0.5"])
-def test_server_labels_in_the_other_proof_modes(table_circuits, mode):
+def test_server_labels_in_the_other_proof_modes(table_keys, mode):
     """Proofs that follow their statements (the pool proves the table ServerStep) and proofs on
     challenge verify as in `every`."""
     _, by_id, table = vertical_split(seed=7)
-    result = run(table_circuits, by_id, table=table, mode=mode)
+    result = run(table_keys, by_id, table=table, mode=mode)
     assert result.detected is None and result.steps == STEPS, result.detected
 
 
-def test_a_pending_forward_step_with_ids_survives_a_restart(table_circuits):
+def test_a_pending_forward_step_with_ids_survives_a_restart(table_keys):
     _, by_id, table = vertical_split(seed=8)
     case, session = random_case(TINY_SPEC, seed=11), random_field()
     client = ClientParty(TINY_SPEC, session, ProofMode.parse("commit"), case.client,
-                         table_circuits, label_table=(table.commitment, table.depth))
+                         table_keys, label_table=(table.commitment, table.depth))
     client.forward(0, *by_id[0])
     restored = ClientStep.from_state(client.pending.to_state(), TINY_SPEC, client.params)
     assert isinstance(restored.labels, SampleIds) and restored.labels.depth == table.depth
@@ -167,17 +159,17 @@ def test_a_pending_forward_step_with_ids_survives_a_restart(table_circuits):
     assert restored.statement == client.pending.statement
 
 
-def test_a_worker_process_proves_the_table_server_step(table_circuits, tiny_case):
+def test_a_worker_process_proves_the_table_server_step(table_keys, tiny_case):
     """A prover pool's worker answers with the table ServerStep's public signals (its label
     table's commitment among them), which the party checks are its job's statement."""
     case = table_case(tiny_case, table_size=4, seed=9)
-    assert case.table.depth == table_circuits.label_table_depth
+    assert case.table.depth == table_keys.label_table_depth
     job = ProofJob(SESSION, "server_step", STEP, case.statements["server_step"],
                    case.inputs["server_step"])
-    pool = LocalPool(table_circuits, 1)
+    pool = LocalPool(table_keys, 1)
     try:
         result = checked(job, pool.submit(job).result())
     finally:
         pool.close()
     assert result.statement.values["labelTable"] == case.table.commitment
-    assert table_circuits.verify("server_step", result.proof, case.statements["server_step"])
+    assert table_keys.verify("server_step", result.proof, case.statements["server_step"])
