@@ -23,6 +23,7 @@ from splitverify_client.training import merged_transcript
 from splitverify_server import create_app
 from splitverify_server.loopback import ServerThread
 
+from cheaters import AnswerOnPath
 from conftest import TINY_SPEC, Interposer, http
 from split_cases import vertical_split
 
@@ -174,6 +175,26 @@ def test_a_server_using_other_labels_is_caught_over_http(table_keys):
     assert result.detected is not None
     assert (result.detected.step, result.detected.detected_by) == (0, "client")
     assert "server_step" in result.detected.reason
+
+
+@pytest.mark.parametrize("refuses", [False, True])
+def test_a_server_using_other_labels_cannot_hide_when_challenged(table_keys, refuses):
+    """audit:1: the cheating server's statement commits a step made with other labels than its
+    table; challenged, it either tries to prove it (no proof against the committed table can
+    be made) or answers every challenge with 503, as if busy. Both are tampering at step 0."""
+    _, by_id, table = vertical_split(TINY_SPEC, STEPS, seed=5, salt=TABLE_SALT)
+    app = labels_app(table_keys, table, malicious="server:wrong-labels")
+    served = AnswerOnPath(app, "/prove", 503) if refuses else app
+    with ServerThread(served) as server:
+        client = client_of(server.url, table_keys, "audit:1", retry_seconds=1)
+        client.create_session()
+        result = client.train(by_id, steps=STEPS)
+    assert result.detected is not None, "a challenged label cheat went through"
+    assert (result.detected.step, result.detected.detected_by) == (0, "client")
+    if refuses:
+        assert served.answered and set(served.answered) == {503}
+        assert "did not answer the challenge of its server_step of step 0" in \
+            result.detected.reason
 
 
 def test_a_shared_server_half_reads_one_table_for_every_client(table_keys):
