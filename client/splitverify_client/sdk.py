@@ -536,7 +536,7 @@ class SplitClient:
         me = self.identity.address
         needed = powersoftau.needed_power(circuits)
         if theirs.get("phase1"):
-            prepared = self._phase1(server, me, needed)
+            prepared = self._phase1(server, me, needed, circuits)
         else:
             prepared = powersoftau.cached(self._cache(), server, me, needed)
             if prepared is None or powersoftau.sha256_file(prepared.path) != theirs.get("sha256"):
@@ -549,7 +549,8 @@ class SplitClient:
         self.ptau.update(record=powersoftau.ptau_record(prepared, "two-party"),
                          file=str(prepared.path), blake2b=prepared.blake2b)
 
-    def _phase1(self, server: str, me: str, needed: int) -> zk.PtauFile:
+    def _phase1(self, server: str, me: str, needed: int, circuits: SplitCircuits
+                ) -> zk.PtauFile:
         """The client's half of the two-party phase 1: check the server's powers of tau, add
         ours, upload it; the server's prepared file must equal ours."""
         path = f"/sessions/{self.session_id}/phase1"
@@ -558,7 +559,7 @@ class SplitClient:
             raise ServerError(f"fetching the server's powers of tau: HTTP "
                               f"{response.status_code}: {response.text[:300]}")
         folder = (self.state.folder / "phase1" if self.state is not None
-                  else owned_temp_folder(self, "sv-client-phase1-"))
+                  else owned_temp_folder(circuits, "sv-client-phase1-"))
         upload, prepared = powersoftau.client_contribute(self._cache(), server, me,
                                                          response.content, needed, folder)
         done = self._request("PUT", path, content=upload,
@@ -587,8 +588,10 @@ class SplitClient:
         """Per circuit: fetch the server's key, check it, contribute, check, send it back (see
         :mod:`splitverify.keyexchange`). Each final key is saved before it is uploaded, so a
         restarted client re-sends that key rather than making another."""
+        # without a state folder the keys live as long as the circuits that prove with them
+        # (a party may outlive this client object)
         folder = (self.state.keys if self.state is not None
-                  else owned_temp_folder(self, "sv-client-keys-"))
+                  else owned_temp_folder(self.party.prover.circuits, "sv-client-keys-"))
         for kind in KINDS:
             path = f"/sessions/{self.session_id}/keys/{kind}"
             record = self.keys.get(kind)
