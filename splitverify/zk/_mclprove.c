@@ -40,53 +40,62 @@
 #define SVP_ETHREAD -4
 #define SVP_EAPI -5       /* svp_set_api was not called */
 
-typedef void (*fr_op2)(void *z, const void *x, const void *y);
-typedef void (*pt_op2)(void *z, const void *x, const void *y);
-typedef void (*pt_op1)(void *y, const void *x);
-typedef int (*pt_pred)(const void *x);
-typedef void (*pt_mulvec)(void *z, void *x, const void *y, size_t n);
+typedef void (*op2)(void *z, const void *x, const void *y);
+typedef void (*op1)(void *y, const void *x);
+typedef int (*pred)(const void *x);
+typedef void (*mulvec_fn)(void *z, void *x, const void *y, size_t n);
 typedef int (*fr_set_le)(void *x, const void *buf, size_t size);
 
-typedef void (*fp_op1)(void *y, const void *x);
+/* A group as the MSM sees it: its point structs (x, y, z: Jacobian, z = 1 when affine, 0 at
+ * infinity), the field of its coordinates (Fp for G1, Fp2 for G2) and mcl's point operations. */
+typedef struct {
+    size_t f, p;                 /* bytes of a coordinate, of a point struct (3 f) */
+    op2 mul, add, sub;           /* coordinate field */
+    op1 sqr, inv, neg;
+    op2 padd, pmul;              /* points (pmul: by an Fr struct) */
+    op1 pdbl, pneg, normalize;
+    pred is_zero;
+    mulvec_fn mul_vec;           /* mcl's own MSM: only to compare against in tests */
+    uint8_t one[64];             /* the coordinate 1 (Montgomery form) */
+} group_ops;
 
 static struct {
-    fr_op2 fr_mul, fr_add, fr_sub;
-    fr_op2 fp_mul, fp_add, fp_sub;
-    fp_op1 fp_sqr, fp_inv;
-    pt_op1 g1_dbl;
+    op2 fr_mul, fr_add, fr_sub;
     fr_set_le fr_set_le_mod;
-    struct {
-        pt_op2 add, mul;
-        pt_op1 neg, normalize;
-        pt_pred is_zero;
-        pt_mulvec mul_vec;
-    } g[2];
+    group_ops g[2];
     int ready;
 } M;
 
-/* Order: Fr mul, add, sub, setLittleEndianMod, then for G1 and G2 each: add, mul, neg,
- * normalize, isZero, mulVec; then Fp mul, add, sub, sqr, inv; then G1 dbl. */
-void svp_set_api(void *const *fn)
+/* fn, in order: Fr mul, add, sub, setLittleEndianMod; then for G1 and for G2: the point add,
+ * mul, dbl, neg, normalize, isZero, mulVec, and the coordinate field's mul, add, sub, sqr, inv,
+ * neg. fp_one: Fp's 1 in Montgomery form (32 bytes). */
+void svp_set_api(void *const *fn, const uint8_t *fp_one)
 {
-    M.fr_mul = (fr_op2)fn[0];
-    M.fr_add = (fr_op2)fn[1];
-    M.fr_sub = (fr_op2)fn[2];
+    M.fr_mul = (op2)fn[0];
+    M.fr_add = (op2)fn[1];
+    M.fr_sub = (op2)fn[2];
     M.fr_set_le_mod = (fr_set_le)fn[3];
     for (int k = 0; k < 2; k++) {
-        void *const *p = fn + 4 + 6 * k;
-        M.g[k].add = (pt_op2)p[0];
-        M.g[k].mul = (pt_op2)p[1];
-        M.g[k].neg = (pt_op1)p[2];
-        M.g[k].normalize = (pt_op1)p[3];
-        M.g[k].is_zero = (pt_pred)p[4];
-        M.g[k].mul_vec = (pt_mulvec)p[5];
+        void *const *q = fn + 4 + 13 * k;
+        group_ops *g = &M.g[k];
+        g->f = k ? 64 : 32;
+        g->p = 3 * g->f;
+        g->padd = (op2)q[0];
+        g->pmul = (op2)q[1];
+        g->pdbl = (op1)q[2];
+        g->pneg = (op1)q[3];
+        g->normalize = (op1)q[4];
+        g->is_zero = (pred)q[5];
+        g->mul_vec = (mulvec_fn)q[6];
+        g->mul = (op2)q[7];
+        g->add = (op2)q[8];
+        g->sub = (op2)q[9];
+        g->sqr = (op1)q[10];
+        g->inv = (op1)q[11];
+        g->neg = (op1)q[12];
+        memset(g->one, 0, sizeof g->one);
+        memcpy(g->one, fp_one, 32);
     }
-    M.fp_mul = (fr_op2)fn[16];
-    M.fp_add = (fr_op2)fn[17];
-    M.fp_sub = (fr_op2)fn[18];
-    M.fp_sqr = (fp_op1)fn[19];
-    M.fp_inv = (fp_op1)fn[20];
-    M.g1_dbl = (pt_op1)fn[21];
     M.ready = 1;
 }
 
@@ -233,56 +242,402 @@ void svp_key_release(svp_key *k)
 
 /* ---- one proof ---- */
 
+/* ---- multi-exponentiation: Pippenger with signed digits and affine buckets ----
+ *
+ * Scalars are recoded once into signed window digits d (|d| <= 2^(c-1)), so a window needs
+ * 2^(c-1) buckets and a negative digit adds the negated point (free in affine form). A bucket
+ * is kept in affine form and a batch of bucket additions, each to a different bucket, shares
+ * one field inversion (Montgomery's trick): about 6 field multiplications an addition instead
+ * of a mixed Jacobian addition's 11. A point whose bucket is already in the batch goes to that
+ * bucket's Jacobian overflow sum instead of waiting: hot buckets (the ones of a witness, the
+ * few buckets of a short top window) never stall the batches. The windows of an MSM are
+ * independent tasks, so every core works on the whole point set with the widest window. */
+
+typedef int16_t wdigit;           /* c <= MAX_WINDOW keeps |d| and -d inside int16 */
+#define MIN_WINDOW 2
+#define MAX_WINDOW 15
+#define BATCH 256
+/* a Jacobian bucket-sum addition costs about this many batched affine additions (measured
+ * with mcl on the development machine: ~0.3 us against ~0.13 us) */
+#define JACOBIAN_OVER_AFFINE 2.3
+
+static inline uint32_t bits_at(const uint64_t *s, int off, int c)
+{
+    int limb = off >> 6, sh = off & 63;
+    if (limb >= 4) return 0;
+    uint64_t v = s[limb] >> sh;
+    if (sh + c > 64 && limb < 3) v |= s[limb + 1] << (64 - sh);
+    return (uint32_t)(v & ((1u << c) - 1));
+}
+
+static int bit_length(const uint64_t *v)
+{
+    for (int i = 3; i >= 0; i--)
+        if (v[i]) return 64 * i + 64 - __builtin_clzll(v[i]);
+    return 0;
+}
+
+/* The shorter of v and r - v for a standard-form scalar v below r; *negate says which. */
+static void shorter_form(const uint8_t *std, uint64_t *used, int *negate)
+{
+    uint64_t v[4], r[4], d[4];
+    memcpy(v, std, FR);
+    memcpy(r, R_LE, FR);
+    unsigned __int128 borrow = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned __int128 t = (unsigned __int128)r[i] - v[i] - (uint64_t)borrow;
+        d[i] = (uint64_t)t;
+        borrow = (t >> 64) ? 1 : 0;
+    }
+    *negate = bit_length(d) < bit_length(v);
+    memcpy(used, *negate ? d : v, FR);
+}
+
+/* The W signed digits of u (W c > bit length of u), negated if `negate`, at out[w * stride]:
+ * d_w in (-2^(c-1), 2^(c-1)] with sum d_w 2^(c w) = u. */
+static void recode(const uint64_t *u, int negate, int c, int windows, wdigit *out, size_t stride)
+{
+    const uint32_t half = 1u << (c - 1), full = 1u << c;
+    uint32_t carry = 0;
+    for (int w = 0; w < windows; w++) {
+        uint32_t raw = bits_at(u, w * c, c) + carry;
+        int d = raw > half ? (int)raw - (int)full : (int)raw;
+        carry = raw > half;
+        out[(size_t)w * stride] = (wdigit)(negate ? -d : d);
+    }
+}
+
+static int windows_for(int bits, int c)
+{
+    return bits / c + 1;           /* W c > bits: the top wdigit never carries out */
+}
+
+/* The window minimising (wdigit additions + bucket sums) over the windows, from the bit
+ * lengths' histogram hist[0..256] of the scalars. */
+static int choose_window(const size_t *hist)
+{
+    int best = MIN_WINDOW, top = 0;
+    double best_cost = 0;
+    for (int b = 1; b <= 256; b++)
+        if (hist[b]) top = b;
+    for (int c = MIN_WINDOW; c <= MAX_WINDOW; c++) {
+        double cost = (double)windows_for(top, c) * JACOBIAN_OVER_AFFINE * 2 * (double)(1u << (c - 1));
+        for (int b = 1; b <= top; b++) cost += (double)hist[b] * windows_for(b, c);
+        if (c == MIN_WINDOW || cost < best_cost) { best = c; best_cost = cost; }
+    }
+    return best;
+}
+
+/* One MSM: sum over list entries e of scalar[e + offset] * points[e]. */
 typedef struct {
-    const uint8_t *points;   /* mcl structs */
-    const uint8_t *scalars;  /* Fr structs, one per point */
-    const uint8_t *standard; /* the same scalars in standard form (to class them), or NULL */
-    size_t n;
-    int group;               /* 0: G1, 1: G2 */
-    size_t chunks;           /* tasks it is split into */
-    uint8_t *partial;        /* one point struct per chunk */
+    const group_ops *g;
+    const uint8_t *points;
+    const uint32_t *list;     /* points to sum: finite, nonzero scalar */
+    size_t n_list;
+    const wdigit *digits;      /* window-major: digits[w * stride + e + offset] */
+    size_t stride, offset;
+    int c, windows;
+    uint8_t *window_sums;     /* one point struct per window */
 } msm_job;
 
 typedef struct {
-    const svp_key *key;
-    const uint8_t *wtns;     /* n_vars standard-form 32-byte little-endian values */
-    uint8_t *w;              /* the witness as Fr structs */
-    uint8_t *abc[3];         /* per-constraint values of a, b, c, then on the odd coset */
-    uint8_t *h;              /* a b - c on the odd coset */
+    const group_ops *g;
+    size_t nb;
+    uint8_t *bx, *by;         /* affine bucket coordinates */
+    uint8_t *has;             /* the bucket holds an affine point */
+    uint32_t *mark;           /* the batch that last claimed the bucket */
+    uint8_t *ovf;             /* Jacobian overflow sums (zero = empty) */
+    uint8_t *ovf_has;
+    /* the batch */
+    uint32_t bk[BATCH];
+    const uint8_t *pt[BATCH];
+    uint8_t neg[BATCH], special[BATCH];
+    uint8_t *diff, *pre;      /* BATCH coordinates each */
+    int m;
+} buckets;
+
+static void *buckets_alloc(buckets *k, const group_ops *g, size_t nb)
+{
+    const size_t f = g->f;
+    size_t bytes = nb * (2 * f + g->p + 2 + sizeof(uint32_t)) + 2 * BATCH * f;
+    uint8_t *mem = calloc(1, bytes);
+    if (!mem) return NULL;
+    memset(k, 0, sizeof *k);
+    k->g = g;
+    k->nb = nb;
+    k->mark = (uint32_t *)mem;
+    k->bx = mem + nb * sizeof(uint32_t);
+    k->by = k->bx + nb * f;
+    k->ovf = k->by + nb * f;
+    k->diff = k->ovf + nb * g->p;
+    k->pre = k->diff + BATCH * f;
+    k->has = k->pre + BATCH * f;
+    k->ovf_has = k->has + nb;
+    return mem;
+}
+
+static int is_zero_coord(const uint8_t *x, size_t f)
+{
+    static const uint8_t zero[64];
+    return !memcmp(x, zero, f);
+}
+
+/* the point struct (x, +-y, 1) of an affine point */
+static void affine_struct(const group_ops *g, uint8_t *out, const uint8_t *x, const uint8_t *y,
+                          int negate)
+{
+    memcpy(out, x, g->f);
+    if (negate) g->neg(out + g->f, y); else memcpy(out + g->f, y, g->f);
+    memcpy(out + 2 * g->f, g->one, g->f);
+}
+
+/* bucket[bk[k]] += +-point pt[k] for the whole batch, with one inversion. */
+static void flush_batch(buckets *k)
+{
+    const group_ops *g = k->g;
+    const size_t f = g->f;
+    uint8_t acc[64], inv[64], t[64], lambda[64], x3[64], y3[64], ny[64];
+    const int m = k->m;
+    if (!m) return;
+    memcpy(acc, g->one, f);
+    for (int e = 0; e < m; e++) {
+        uint8_t *d = k->diff + e * f;
+        g->sub(d, k->pt[e], k->bx + (size_t)k->bk[e] * f);
+        k->special[e] = is_zero_coord(d, f);       /* same x: a doubling or P - P */
+        if (k->special[e]) memcpy(d, g->one, f);
+        memcpy(k->pre + e * f, acc, f);
+        g->mul(acc, acc, d);
+    }
+    g->inv(inv, acc);
+    for (int e = m - 1; e >= 0; e--) {
+        const uint8_t *px = k->pt[e], *py = px + f;
+        uint8_t *bx = k->bx + (size_t)k->bk[e] * f, *by = k->by + (size_t)k->bk[e] * f;
+        g->mul(t, inv, k->pre + e * f);                /* 1 / diff_e */
+        g->mul(inv, inv, k->diff + e * f);
+        if (k->neg[e]) { g->neg(ny, py); py = ny; }
+        if (k->special[e]) {                           /* rare: through mcl's Jacobian add */
+            uint8_t b[G2], q[G2], sum[G2];
+            affine_struct(g, b, bx, by, 0);
+            affine_struct(g, q, px, py, 0);
+            g->padd(sum, b, q);
+            if (g->is_zero(sum)) { k->has[k->bk[e]] = 0; continue; }
+            g->normalize(b, sum);
+            memcpy(bx, b, f);
+            memcpy(by, b + f, f);
+            continue;
+        }
+        g->sub(lambda, py, by);
+        g->mul(lambda, lambda, t);                     /* (y2 - y1) / (x2 - x1) */
+        g->sqr(x3, lambda);
+        g->sub(x3, x3, bx);
+        g->sub(x3, x3, px);                            /* lambda^2 - x1 - x2 */
+        g->sub(y3, bx, x3);
+        g->mul(y3, y3, lambda);
+        g->sub(y3, y3, by);                            /* lambda (x1 - x3) - y1 */
+        memcpy(bx, x3, f);
+        memcpy(by, y3, f);
+    }
+    k->m = 0;
+}
+
+/* The sum of window w of job j, into j->window_sums. */
+static int msm_window(const msm_job *j, int w)
+{
+    const group_ops *g = j->g;
+    const size_t f = g->f, nb = (size_t)1 << (j->c - 1);
+    buckets k;
+    void *mem = buckets_alloc(&k, g, nb);
+    if (!mem) return SVP_ENOMEM;
+    const wdigit *row = j->digits + (size_t)w * j->stride + j->offset;
+    uint32_t batch = 1;
+    uint8_t q[G2];
+    for (size_t e = 0; e < j->n_list; e++) {
+        const uint32_t i = j->list[e];
+        const int d = row[i];
+        if (!d) continue;
+        const uint32_t b = (uint32_t)(d < 0 ? -d : d) - 1;
+        const uint8_t *p = j->points + (size_t)i * g->p;
+        if (!k.has[b]) {                               /* an empty bucket takes the point */
+            memcpy(k.bx + b * f, p, f);
+            if (d < 0) g->neg(k.by + b * f, p + f); else memcpy(k.by + b * f, p + f, f);
+            k.has[b] = 1;
+            continue;
+        }
+        if (k.mark[b] == batch) {                      /* in this batch already: overflow */
+            affine_struct(g, q, p, p + f, d < 0);
+            g->padd(k.ovf + b * g->p, k.ovf + b * g->p, q);
+            k.ovf_has[b] = 1;
+            continue;
+        }
+        k.mark[b] = batch;
+        k.bk[k.m] = b;
+        k.pt[k.m] = p;
+        k.neg[k.m] = d < 0;
+        if (++k.m == BATCH) { flush_batch(&k); batch++; }
+    }
+    flush_batch(&k);
+    /* sum (b + 1) bucket_b as the running sums from the top */
+    uint8_t running[G2], total[G2];
+    memset(running, 0, g->p);
+    memset(total, 0, g->p);
+    int started = 0;
+    for (size_t b = nb; b-- > 0;) {
+        if (k.has[b]) {
+            affine_struct(g, q, k.bx + b * f, k.by + b * f, 0);
+            g->padd(running, running, q);
+            started = 1;
+        }
+        if (k.ovf_has[b]) { g->padd(running, running, k.ovf + b * g->p); started = 1; }
+        if (started) g->padd(total, total, running);
+    }
+    memcpy(j->window_sums + (size_t)w * g->p, total, g->p);
+    free(mem);
+    return SVP_OK;
+}
+
+/* out = sum over w of 2^(c w) window_sums[w] */
+static void msm_combine(const msm_job *j, uint8_t *out)
+{
+    const group_ops *g = j->g;
+    memset(out, 0, g->p);
+    for (int w = j->windows - 1; w >= 0; w--) {
+        if (w != j->windows - 1)
+            for (int b = 0; b < j->c; b++) g->pdbl(out, out);
+        g->padd(out, out, j->window_sums + (size_t)w * g->p);
+    }
+}
+
+/* Tasks over several jobs' windows: task t is window (t - first window of its job). */
+typedef struct {
     msm_job *jobs;
     int n_jobs;
-    size_t witness_chunk;
-    atomic_llong bad_index;
-    const uint8_t *one;      /* Fr one (Montgomery) */
-} prove_ctx;
+} window_tasks;
 
-/* Montgomery trick (see the file header of devsetup): mont(w, R^2) = w as an Fr struct. */
-static int task_witness(void *vctx, size_t t)
+static size_t count_windows(const window_tasks *wt)
 {
-    prove_ctx *c = vctx;
-    size_t lo = t * c->witness_chunk, hi = lo + c->witness_chunk;
-    if (hi > c->key->n_vars) hi = c->key->n_vars;
-    for (size_t i = lo; i < hi; i++) {
-        const uint8_t *x = c->wtns + i * FR;
-        if (!below_r(x)) {
-            long long expected = -1;
-            atomic_compare_exchange_strong(&c->bad_index, &expected, (long long)i);
-            return SVP_EWITNESS;
-        }
-        M.fr_mul(c->w + i * FR, x, c->key->mont_r2);
+    size_t n = 0;
+    for (int k = 0; k < wt->n_jobs; k++) n += (size_t)wt->jobs[k].windows;
+    return n;
+}
+
+static int run_window_task(const window_tasks *wt, size_t t)
+{
+    for (int k = 0; k < wt->n_jobs; k++) {
+        msm_job *j = &wt->jobs[k];
+        if (t < (size_t)j->windows) return msm_window(j, (int)t);
+        t -= (size_t)j->windows;
     }
     return SVP_OK;
 }
 
-/* Rows A (task 0) and B (task 1): value[constraint] += coef * w[signal]. The stored coef is
- * coef * R^2 and the raw witness is standard form, so their Montgomery product is the Fr
- * struct of coef * w. */
-static int task_rows(void *vctx, size_t t)
+static int is_zero_point(const group_ops *g, const uint8_t *p)
 {
-    prove_ctx *c = vctx;
+    return is_zero_coord(p + 2 * g->f, g->f);
+}
+
+/* ---- a standalone MSM (tests and measurements) ---- */
+
+typedef struct {
+    const window_tasks *wt;
+} standalone_ctx;
+
+static int task_standalone(void *ctx, size_t t)
+{
+    return run_window_task(((standalone_ctx *)ctx)->wt, t);
+}
+
+/* out = sum standard[i] points[i] over n points of group g (0: G1, 1: G2; structs with z = 1,
+ * or 0 at infinity) and standard-form scalars below r, on `threads` threads: ours (ours != 0)
+ * or mcl's mulVec on `frs`, the same scalars as Fr structs. */
+int svp_msm(int group, const uint8_t *points, const uint8_t *standard, uint8_t *frs, size_t n,
+            int threads, int ours, uint8_t *out)
+{
+    if (!M.ready) return SVP_EAPI;
+    const group_ops *g = &M.g[group ? 1 : 0];
+    if (!ours) {
+        uint8_t *copy = malloc(n * g->p + 1);
+        if (!copy) return SVP_ENOMEM;
+        memcpy(copy, points, n * g->p);
+        g->mul_vec(out, copy, frs, n);
+        free(copy);
+        return SVP_OK;
+    }
+    int rc = SVP_ENOMEM;
+    uint64_t *used = malloc(n * FR + 1);
+    uint8_t *negate = malloc(n + 1);
+    uint32_t *list = malloc(n * sizeof(uint32_t) + 1);
+    wdigit *digits = NULL;
+    uint8_t *sums = NULL;
+    size_t hist[257] = {0}, n_list = 0;
+    if (!used || !negate || !list) goto done;
+    for (size_t i = 0; i < n; i++) {
+        int neg;
+        shorter_form(standard + i * FR, used + 4 * i, &neg);
+        negate[i] = (uint8_t)neg;
+        int bits = bit_length(used + 4 * i);
+        if (bits && !is_zero_point(g, points + i * g->p)) {
+            hist[bits]++;
+            list[n_list++] = (uint32_t)i;
+        }
+    }
+    msm_job job = {g, points, list, n_list, NULL, n, 0, choose_window(hist), 0, NULL};
+    int top = 0;
+    for (int b = 1; b <= 256; b++) if (hist[b]) top = b;
+    job.windows = windows_for(top, job.c);
+    digits = malloc((size_t)job.windows * n * sizeof(wdigit) + 1);
+    sums = malloc((size_t)job.windows * g->p + 1);
+    if (!digits || !sums) goto done;
+    for (size_t i = 0; i < n; i++)
+        recode(used + 4 * i, negate[i], job.c, job.windows, digits + i, n);
+    job.digits = digits;
+    job.window_sums = sums;
+    window_tasks wt = {&job, 1};
+    standalone_ctx ctx = {&wt};
+    rc = run_pool(threads < 1 ? 1 : threads, count_windows(&wt), task_standalone, &ctx);
+    if (!rc) msm_combine(&job, out);
+done:
+    free(used); free(negate); free(list); free(digits); free(sums);
+    return rc;
+}
+
+/* ---- one proof ---- */
+
+/* The witness MSMs: A and B1 (G1) and B2 (G2) over every wire, C (G1) over the private ones;
+ * then H (G1) over the domain. */
+enum { JOB_B2, JOB_A, JOB_B1, JOB_C, N_WITNESS_JOBS };
+
+typedef struct {
+    const svp_key *key;
+    const uint8_t *wtns;      /* n_vars standard-form 32-byte little-endian values */
+    size_t chunk;             /* wires (phase 1) or domain points (phase 3) per task */
+    /* phase 1: the wires' shorter forms, then their digits */
+    uint64_t *used;
+    uint8_t *negate;
+    uint16_t *bits;
+    wdigit *digits;
+    int c, windows;
+    atomic_llong bad_index;
+    uint8_t *abc[3];          /* per-constraint values of a, b, c, then on the odd coset */
+    msm_job jobs[N_WITNESS_JOBS];
+    window_tasks wt;
+    /* phase 3 */
+    uint8_t *h;               /* a b - c on the odd coset, Fr structs */
+    uint64_t *h_used;
+    uint8_t *h_negate;
+    uint32_t *h_list;
+    wdigit *h_digits;
+    uint8_t *h_sums;
+    int h_c, h_windows;
+} prove_ctx;
+
+/* Phase 1a: tasks 0 and 1 the A and B rows, then chunks of wires: below r, shorter form. */
+static int task_rows(prove_ctx *c, size_t t)
+{
     const svp_key *k = c->key;
     uint8_t prod[FR];
     uint8_t *out = c->abc[t];
+    /* The stored coef is coef * R^2 and the raw witness is standard form, so their Montgomery
+     * product is the Fr struct of coef * w. */
     for (uint64_t i = 0; i < k->n_coefs; i++) {
         const uint8_t *e = k->coefs + i * COEF_BYTES;
         uint32_t matrix, constraint, signal;
@@ -296,311 +651,50 @@ static int task_rows(void *vctx, size_t t)
     return SVP_OK;
 }
 
-/* ---- G1 multi-exponentiation of our own: Pippenger's buckets kept in affine form, each round
- * of bucket additions sharing one field inversion (Montgomery's trick), so an addition costs
- * about 6 field multiplications instead of a mixed Jacobian addition's 11. ---- */
-
-#define FP 32
-#define AFFINE_BATCH 256
-
-typedef struct {
-    const uint8_t *pts;     /* G1 structs, Z = 1, none at infinity */
-    const uint64_t *sc;     /* standard-form scalars, 4 limbs each */
-    uint8_t *bx, *by;       /* bucket coordinates */
-    uint8_t *has;           /* bucket holds a point */
-    uint32_t *mark;         /* batch that last claimed the bucket */
-    uint8_t one[FP];
-    /* the batch being formed */
-    uint32_t bk[AFFINE_BATCH];
-    size_t pi[AFFINE_BATCH];
-    uint8_t diff[AFFINE_BATCH][FP], pre[AFFINE_BATCH][FP];
-    int special[AFFINE_BATCH];
-    int m;
-} affine_msm;
-
-static inline uint32_t window_digit(const uint64_t *s, int off, int c)
-{
-    int limb = off >> 6, sh = off & 63;
-    uint64_t v = s[limb] >> sh;
-    if (sh + c > 64 && limb < 3) v |= s[limb + 1] << (64 - sh);
-    return (uint32_t)(v & ((1u << c) - 1));
-}
-
-static const uint8_t FP_ZERO_BYTES[FP];
-
-/* bucket[bk[k]] += point pi[k] for the whole batch, with one inversion. */
-static void flush_batch(affine_msm *a)
-{
-    uint8_t acc[FP], inv[FP], t[FP], lambda[FP], x3[FP], y3[FP];
-    const int m = a->m;
-    if (!m) return;
-    memcpy(acc, a->one, FP);
-    for (int k = 0; k < m; k++) {
-        const uint8_t *p = a->pts + a->pi[k] * G1;
-        M.fp_sub(a->diff[k], p, a->bx + (size_t)a->bk[k] * FP);
-        a->special[k] = !memcmp(a->diff[k], FP_ZERO_BYTES, FP);   /* same x: doubling or P - P */
-        if (a->special[k]) memcpy(a->diff[k], a->one, FP);
-        memcpy(a->pre[k], acc, FP);
-        M.fp_mul(acc, acc, a->diff[k]);
-    }
-    M.fp_inv(inv, acc);
-    for (int k = m - 1; k >= 0; k--) {
-        const uint8_t *p = a->pts + a->pi[k] * G1;
-        uint8_t *bx = a->bx + (size_t)a->bk[k] * FP, *by = a->by + (size_t)a->bk[k] * FP;
-        M.fp_mul(t, inv, a->pre[k]);                 /* 1 / diff_k */
-        M.fp_mul(inv, inv, a->diff[k]);
-        if (a->special[k]) {                           /* rare: through mcl's Jacobian add */
-            uint8_t b[G1], sum[G1];
-            memcpy(b, bx, FP); memcpy(b + FP, by, FP); memcpy(b + 2 * FP, a->one, FP);
-            M.g[0].add(sum, b, p);
-            if (M.g[0].is_zero(sum)) { a->has[a->bk[k]] = 0; continue; }
-            M.g[0].normalize(b, sum);
-            memcpy(bx, b, FP); memcpy(by, b + FP, FP);
-            continue;
-        }
-        M.fp_sub(lambda, p + FP, by);
-        M.fp_mul(lambda, lambda, t);                 /* (y2 - y1) / (x2 - x1) */
-        M.fp_sqr(x3, lambda);
-        M.fp_sub(x3, x3, bx);
-        M.fp_sub(x3, x3, p);                         /* lambda^2 - x1 - x2 */
-        M.fp_sub(y3, bx, x3);
-        M.fp_mul(y3, y3, lambda);
-        M.fp_sub(y3, y3, by);                        /* lambda (x1 - x3) - y1 */
-        memcpy(bx, x3, FP);
-        memcpy(by, y3, FP);
-    }
-    a->m = 0;
-}
-
-/* The window width minimising windows x (n affine additions + 2^(c+1) Jacobian additions in
- * the bucket sums); both additions cost about the same here (~0.4 us through mcl's API). */
-static int window_bits(size_t n, int bits)
-{
-    int best = 2;
-    double best_cost = 0;
-    for (int c = 2; c <= 16; c++) {
-        double cost = (double)((bits + c - 1) / c) * ((double)n + (double)((size_t)2 << c));
-        if (c == 2 || cost < best_cost) { best = c; best_cost = cost; }
-    }
-    return best;
-}
-
-/* out = sum sc[i] pts[i] (scalars below 2^bits). Returns 0 or SVP_ENOMEM. */
-static int msm_g1_affine(const uint8_t *pts, const uint64_t *sc, size_t n, int bits,
-                         uint8_t *out)
-{
-    const int c = window_bits(n, bits);
-    const size_t nb = (size_t)1 << c;
-    affine_msm *a = calloc(1, sizeof *a);
-    size_t *list = malloc(n * sizeof(size_t) + 1), *left = malloc(n * sizeof(size_t) + 1);
-    if (a) {
-        a->bx = malloc(nb * FP);
-        a->by = malloc(nb * FP);
-        a->has = malloc(nb);
-        a->mark = calloc(nb, sizeof(uint32_t));
-    }
-    if (!a || !list || !left || !a->bx || !a->by || !a->has || !a->mark) {
-        if (a) { free(a->bx); free(a->by); free(a->has); free(a->mark); }
-        free(a); free(list); free(left);
-        return SVP_ENOMEM;
-    }
-    a->pts = pts;
-    a->sc = sc;
-    memcpy(a->one, pts + 2 * FP, FP);      /* every input point has Z = 1 */
-    uint32_t batch = 1;
-    memset(out, 0, G1);
-    for (int w = (bits + c - 1) / c - 1; w >= 0; w--) {
-        for (int k = 0; k < c; k++) M.g1_dbl(out, out);
-        memset(a->has, 0, nb);
-        size_t n_list = 0;
-        for (size_t i = 0; i < n; i++) list[n_list++] = i;
-        while (n_list) {
-            size_t n_left = 0;
-            for (size_t j = 0; j < n_list; j++) {
-                size_t i = list[j];
-                uint32_t d = window_digit(sc + 4 * i, w * c, c);
-                if (!d) continue;
-                if (!a->has[d]) {
-                    memcpy(a->bx + d * FP, pts + i * G1, FP);
-                    memcpy(a->by + d * FP, pts + i * G1 + FP, FP);
-                    a->has[d] = 1;
-                    continue;
-                }
-                if (a->mark[d] == batch) { left[n_left++] = i; continue; }
-                a->mark[d] = batch;
-                a->bk[a->m] = d;
-                a->pi[a->m] = i;
-                if (++a->m == AFFINE_BATCH) { flush_batch(a); batch++; }
-            }
-            flush_batch(a);
-            batch++;
-            size_t *t = list; list = left; left = t;
-            n_list = n_left;
-        }
-        uint8_t running[G1], sum[G1], b[G1];
-        memset(running, 0, G1);
-        memset(sum, 0, G1);
-        int started = 0;
-        for (size_t d = nb - 1; d >= 1; d--) {
-            if (a->has[d]) {
-                memcpy(b, a->bx + d * FP, FP);
-                memcpy(b + FP, a->by + d * FP, FP);
-                memcpy(b + 2 * FP, a->one, FP);
-                M.g[0].add(running, running, b);
-                started = 1;
-            }
-            if (started) M.g[0].add(sum, sum, running);
-        }
-        M.g[0].add(out, out, sum);
-    }
-    free(a->bx); free(a->by); free(a->has); free(a->mark);
-    free(a); free(list); free(left);
-    return SVP_OK;
-}
-
-/* Scalar classes: mcl's Pippenger costs about in proportion to the longest scalar of a call
- * (measured: 16-bit scalars 0.15x, 64-bit 0.35x the time of full-width ones), so scalars are
- * batched by bit length, and a small negative value r - k becomes k on the negated point. */
-#define N_CLASSES 5
-static const int CLASS_BITS[N_CLASSES - 1] = {16, 32, 64, 128};
-enum { CLASS_ZERO = -2, CLASS_ONE = -1 };
-
-static int bit_length(const uint64_t *v)
-{
-    for (int i = 3; i >= 0; i--)
-        if (v[i]) return 64 * i + 64 - __builtin_clzll(v[i]);
-    return 0;
-}
-
-static int class_bits(int cls)
-{
-    return cls < N_CLASSES - 1 ? CLASS_BITS[cls] : 256;
-}
-
-/* The class of a standard-form scalar below r; *negate says whether to use r - v, which
- * `used` receives (else v). */
-static int scalar_class(const uint8_t *std, int *negate, uint64_t *used)
-{
-    uint64_t v[4], r[4], d[4];
-    memcpy(v, std, FR);
-    memcpy(r, R_LE, FR);
-    unsigned __int128 borrow = 0;
-    for (int i = 0; i < 4; i++) {             /* d = r - v */
-        unsigned __int128 t = (unsigned __int128)r[i] - v[i] - (uint64_t)borrow;
-        d[i] = (uint64_t)t;
-        borrow = (t >> 64) ? 1 : 0;
-    }
-    int bits = bit_length(v), neg_bits = bit_length(d);
-    *negate = neg_bits < bits;
-    if (*negate) bits = neg_bits;
-    memcpy(used, *negate ? d : v, FR);
-    if (bits == 0) return CLASS_ZERO;
-    if (bits == 1) return CLASS_ONE;
-    for (int k = 0; k < N_CLASSES - 1; k++)
-        if (bits <= CLASS_BITS[k]) return k;
-    return N_CLASSES - 1;
-}
-
-/* out = sum scalars[i] points[i] for n G1 points (structs with Z = 1) and standard-form
- * scalars below 2^bits: with our affine-bucket method, or with mcl's mulVec on `frs` (the same
- * scalars as Fr structs). For tests and measurements. */
-int svp_msm_g1(const uint8_t *points, const uint64_t *standard, uint8_t *frs, size_t n,
-               int bits, int ours, uint8_t *out)
-{
-    if (!M.ready) return SVP_EAPI;
-    if (ours) return msm_g1_affine(points, standard, n, bits, out);
-    uint8_t *copy = malloc(n * G1 + 1);
-    if (!copy) return SVP_ENOMEM;
-    memcpy(copy, points, n * G1);
-    M.g[0].mul_vec(out, copy, frs, n);
-    free(copy);
-    return SVP_OK;
-}
-
-/* acc += the MSM of one batch: ours for G1 (affine buckets), mcl's Pippenger for G2. */
-static int flush_class(int g, uint8_t *pts, uint8_t *frs, const uint64_t *standard, size_t m,
-                       int bits, uint8_t *acc)
-{
-    uint8_t part[G2];
-    if (g == 0 && m >= 64) {
-        if (msm_g1_affine(pts, standard, m, bits, part)) return SVP_ENOMEM;
-    } else {
-        M.g[g].mul_vec(part, pts, frs, m);
-    }
-    M.g[g].add(acc, acc, part);
-    return SVP_OK;
-}
-
-/* Sum of scalars[i] * points[i] over [lo, hi): zero scalars skipped, +-1 added directly, the
- * rest per class, in batches (mcl's G2 version crashes on very long vectors). */
-static int msm_range(const msm_job *j, size_t lo, size_t hi, const uint8_t *one, uint8_t *acc)
-{
-    static const uint8_t zero_fr[FR];
-    static const uint64_t raw_one[4] = {1, 0, 0, 0};   /* mont(x, 1) = x in standard form */
-    const int g = j->group;
-    const size_t psz = g ? G2 : G1;
-    const size_t batch_max = g ? 4096 : 32768;
-    size_t cap = hi - lo < batch_max ? hi - lo : batch_max;
-    uint8_t *pts[N_CLASSES] = {0}, *frs[N_CLASSES] = {0}, neg[G2];
-    uint64_t *std[N_CLASSES] = {0};
-    size_t m[N_CLASSES] = {0};
-    int rc = SVP_OK;
-    memset(acc, 0, psz);
-    for (int k = 0; k < N_CLASSES; k++) {
-        pts[k] = malloc(cap * psz + 1);
-        frs[k] = malloc(cap * FR + 1);
-        std[k] = malloc(cap * FR + 1);
-        if (!pts[k] || !frs[k] || !std[k]) { rc = SVP_ENOMEM; goto done; }
-    }
-    for (size_t i = lo; i < hi && !rc; i++) {
-        const uint8_t *s = j->scalars + i * FR, *p = j->points + i * psz;
-        int cls, negate = 0;
-        uint64_t used[4];
-        if (j->standard) {
-            cls = scalar_class(j->standard + i * FR, &negate, used);
-        } else {
-            cls = !memcmp(s, zero_fr, FR) ? CLASS_ZERO
-                : !memcmp(s, one, FR) ? CLASS_ONE : N_CLASSES - 1;
-            M.fr_mul(used, s, raw_one);
-        }
-        if (cls == CLASS_ZERO || M.g[g].is_zero(p)) continue;
-        if (cls == CLASS_ONE) {
-            if (negate) { M.g[g].neg(neg, p); M.g[g].add(acc, acc, neg); }
-            else M.g[g].add(acc, acc, p);
-            continue;
-        }
-        uint8_t *dp = pts[cls] + m[cls] * psz, *ds = frs[cls] + m[cls] * FR;
-        if (negate) { M.g[g].neg(dp, p); M.fr_sub(ds, zero_fr, s); }
-        else { memcpy(dp, p, psz); memcpy(ds, s, FR); }
-        memcpy(std[cls] + 4 * m[cls], used, FR);
-        if (++m[cls] == cap) {
-            rc = flush_class(g, pts[cls], frs[cls], std[cls], m[cls], class_bits(cls), acc);
-            m[cls] = 0;
-        }
-    }
-    for (int k = 0; k < N_CLASSES && !rc; k++)
-        if (m[k]) rc = flush_class(g, pts[k], frs[k], std[k], m[k], class_bits(k), acc);
-done:
-    for (int k = 0; k < N_CLASSES; k++) { free(pts[k]); free(frs[k]); free(std[k]); }
-    return rc;
-}
-
-static int task_msm(void *vctx, size_t t)
+static int task_classify(void *vctx, size_t t)
 {
     prove_ctx *c = vctx;
-    for (int k = 0; k < c->n_jobs; k++) {
-        msm_job *j = &c->jobs[k];
-        if (t >= j->chunks) { t -= j->chunks; continue; }
-        size_t per = (j->n + j->chunks - 1) / j->chunks;
-        size_t lo = t * per, hi = lo + per > j->n ? j->n : lo + per;
-        if (lo > hi) lo = hi;
-        return msm_range(j, lo, hi, c->one, j->partial + t * (j->group ? G2 : G1));
+    if (t < 2) return task_rows(c, t);
+    size_t lo = (t - 2) * c->chunk, hi = lo + c->chunk;
+    if (hi > c->key->n_vars) hi = c->key->n_vars;
+    for (size_t i = lo; i < hi; i++) {
+        const uint8_t *x = c->wtns + i * FR;
+        if (!below_r(x)) {
+            long long expected = -1;
+            atomic_compare_exchange_strong(&c->bad_index, &expected, (long long)i);
+            return SVP_EWITNESS;
+        }
+        int neg;
+        shorter_form(x, c->used + 4 * i, &neg);
+        c->negate[i] = (uint8_t)neg;
+        c->bits[i] = (uint16_t)bit_length(c->used + 4 * i);
     }
     return SVP_OK;
 }
 
-/* Phase 2: the three coset evaluations (tasks 0..2), then the witness MSM chunks. */
-static int task_coset_or_msm(void *vctx, size_t t)
+/* Phase 1b: digits of chunks of wires, and (tasks past them) each job's list. */
+static int task_digits(void *vctx, size_t t)
+{
+    prove_ctx *c = vctx;
+    const size_t nv = c->key->n_vars, tasks = (nv + c->chunk - 1) / c->chunk;
+    if (t < tasks) {
+        size_t lo = t * c->chunk, hi = lo + c->chunk > nv ? nv : lo + c->chunk;
+        for (size_t i = lo; i < hi; i++)
+            recode(c->used + 4 * i, c->negate[i], c->c, c->windows, c->digits + i, nv);
+        return SVP_OK;
+    }
+    msm_job *j = &c->jobs[t - tasks];
+    uint32_t *list = (uint32_t *)j->list;
+    size_t n_points = j == &c->jobs[JOB_C] ? nv - c->key->n_public - 1 : nv, m = 0;
+    for (size_t e = 0; e < n_points; e++)
+        if (c->bits[e + j->offset] && !is_zero_point(j->g, j->points + e * j->g->p))
+            list[m++] = (uint32_t)e;
+    j->n_list = m;
+    return SVP_OK;
+}
+
+/* Phase 2: the three coset evaluations (tasks 0..2), then the witness MSMs' windows. */
+static int task_coset_or_window(void *vctx, size_t t)
 {
     prove_ctx *c = vctx;
     const svp_key *k = c->key;
@@ -613,20 +707,39 @@ static int task_coset_or_msm(void *vctx, size_t t)
         fft(a, k->log_n, k->tw);                            /* -> values on g * <w> */
         return SVP_OK;
     }
-    return task_msm(vctx, t - 3);
+    return run_window_task(&c->wt, t - 3);
 }
 
+/* Phase 3a: h = a b - c on the coset, in standard form, in chunks. */
 static int task_h(void *vctx, size_t t)
 {
+    static const uint64_t raw_one[4] = {1, 0, 0, 0};   /* mont(x, 1) = x in standard form */
     prove_ctx *c = vctx;
-    msm_job *j = &c->jobs[0];
-    size_t per = (j->n + j->chunks - 1) / j->chunks;
-    size_t lo = t * per, hi = lo + per > j->n ? j->n : lo + per;
+    size_t n = c->key->domain_size, lo = t * c->chunk, hi = lo + c->chunk > n ? n : lo + c->chunk;
+    uint8_t std[FR];
     for (size_t i = lo; i < hi; i++) {
         M.fr_mul(c->h + i * FR, c->abc[0] + i * FR, c->abc[1] + i * FR);
         M.fr_sub(c->h + i * FR, c->h + i * FR, c->abc[2] + i * FR);
+        M.fr_mul(std, c->h + i * FR, raw_one);
+        int neg;
+        shorter_form(std, c->h_used + 4 * i, &neg);
+        c->h_negate[i] = (uint8_t)neg;
     }
-    return task_msm(vctx, t);
+    return SVP_OK;
+}
+
+static int task_h_digits(void *vctx, size_t t)
+{
+    prove_ctx *c = vctx;
+    size_t n = c->key->domain_size, lo = t * c->chunk, hi = lo + c->chunk > n ? n : lo + c->chunk;
+    for (size_t i = lo; i < hi; i++)
+        recode(c->h_used + 4 * i, c->h_negate[i], c->h_c, c->h_windows, c->h_digits + i, n);
+    return SVP_OK;
+}
+
+static int task_window(void *vctx, size_t t)
+{
+    return run_window_task(&((prove_ctx *)vctx)->wt, t);
 }
 
 static int random_fr(uint8_t *out)
@@ -650,24 +763,6 @@ static int random_fr(uint8_t *out)
     return rc;
 }
 
-static size_t chunks_for(size_t n, int threads, size_t min_size)
-{
-    size_t k = (size_t)threads * 2;
-    while (k > 1 && n / k < min_size) k--;
-    return k ? k : 1;
-}
-
-static void sum_partials(int g, const msm_job *j, uint8_t *out)
-{
-    const size_t psz = g ? G2 : G1;
-    memset(out, 0, psz);
-    for (size_t i = 0; i < j->chunks; i++) M.g[g].add(out, out, j->partial + i * psz);
-}
-
-/* Proves with witness `wtns` (n_vars standard-form 32-byte values). out receives the affine
- * coordinates in Montgomery form: A.x, A.y (64 bytes), B.x.c0, B.x.c1, B.y.c0, B.y.c1 (128),
- * C.x, C.y (64); a point at infinity as zeros. phase_s receives the seconds of the phases:
- * witness and rows, coset FFTs with the witness MSMs, the H MSM, the rest. */
 static double now_s(void)
 {
     struct timespec ts;
@@ -675,102 +770,140 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static size_t n_chunks(size_t n, size_t chunk)
+{
+    return (n + chunk - 1) / chunk;
+}
+
+/* Proves with witness `wtns` (n_vars standard-form 32-byte values). out receives the affine
+ * coordinates in Montgomery form: A.x, A.y (64 bytes), B.x.c0, B.x.c1, B.y.c0, B.y.c1 (128),
+ * C.x, C.y (64); a point at infinity as zeros. phase_s receives the seconds of the phases:
+ * witness digits and rows, coset FFTs with the witness MSMs, the H MSM, the rest. */
 int svp_prove(const svp_key *k, const uint8_t *wtns, int threads, uint8_t *out,
               long long *bad_index, double *phase_s)
 {
     double t0 = now_s();
     if (!M.ready) return SVP_EAPI;
     if (threads < 1) threads = 1;
-    const size_t n = k->domain_size, nv = k->n_vars, n_priv = nv - k->n_public - 1;
+    const size_t n = k->domain_size, nv = k->n_vars;
+    const group_ops *g1 = &M.g[0], *g2 = &M.g[1];
     int rc = SVP_ENOMEM;
     prove_ctx c;
     memset(&c, 0, sizeof c);
     c.key = k;
     c.wtns = wtns;
-    c.one = k->one;
     atomic_store(&c.bad_index, -1);
-    msm_job jobs[4];
-    memset(jobs, 0, sizeof jobs);
-    uint8_t *partials = NULL;
+    uint32_t *lists = NULL;
+    uint8_t *sums = NULL;
     uint8_t r[FR], s[FR], rs[FR];
 
-    c.w = malloc(nv * FR + 1);
+    c.used = malloc(nv * FR + 1);
+    c.negate = malloc(nv + 1);
+    c.bits = malloc(nv * sizeof(uint16_t) + 1);
+    lists = malloc(N_WITNESS_JOBS * nv * sizeof(uint32_t) + 1);
     for (int i = 0; i < 3; i++) c.abc[i] = calloc(n, FR);
     c.h = malloc(n * FR);
-    if (!c.w || !c.abc[0] || !c.abc[1] || !c.abc[2] || !c.h) goto done;
+    c.h_used = malloc(n * FR);
+    c.h_negate = malloc(n);
+    c.h_list = malloc(n * sizeof(uint32_t));
+    if (!c.used || !c.negate || !c.bits || !lists || !c.abc[0] || !c.abc[1] || !c.abc[2]
+        || !c.h || !c.h_used || !c.h_negate || !c.h_list)
+        goto done;
 
-    /* phase 1: the witness as Fr structs; the A and B rows */
-    c.witness_chunk = 4096;
-    size_t w_tasks = (nv + c.witness_chunk - 1) / c.witness_chunk;
-    rc = run_pool(threads, w_tasks, task_witness, &c);
+    /* phase 1: rows A and B; each wire checked below r and in its shorter form; the window
+     * from the bit lengths; the digits and each MSM's list of points */
+    c.chunk = 8192;
+    rc = run_pool(threads, 2 + n_chunks(nv, c.chunk), task_classify, &c);
     if (rc) { *bad_index = atomic_load(&c.bad_index); goto done; }
-    rc = run_pool(threads, 2, task_rows, &c);
+    size_t hist[257] = {0};
+    for (size_t i = 0; i < nv; i++) hist[c.bits[i]]++;
+    hist[0] = 0;
+    c.c = choose_window(hist);
+    int top = 0;
+    for (int b = 1; b <= 256; b++) if (hist[b]) top = b;
+    c.windows = windows_for(top, c.c);
+    c.digits = malloc((size_t)c.windows * nv * sizeof(wdigit) + 1);
+    sums = calloc((size_t)c.windows * (3 * G1 + G2) + 1, 1);
+    if (!c.digits || !sums) { rc = SVP_ENOMEM; goto done; }
+    const uint8_t *points[N_WITNESS_JOBS] = {k->b2, k->a, k->b1, k->c};
+    for (int i = 0; i < N_WITNESS_JOBS; i++) {
+        msm_job *j = &c.jobs[i];
+        j->g = i == JOB_B2 ? g2 : g1;
+        j->points = points[i];
+        j->list = lists + (size_t)i * nv;
+        j->digits = c.digits;
+        j->stride = nv;
+        j->offset = i == JOB_C ? k->n_public + 1 : 0;
+        j->c = c.c;
+        j->windows = c.windows;
+        /* B2's sums (G2) first, then A's, B1's and C's */
+        j->window_sums = sums + (i == JOB_B2 ? 0 : (size_t)c.windows * (G2 + (i - JOB_A) * G1));
+    }
+    rc = run_pool(threads, n_chunks(nv, c.chunk) + N_WITNESS_JOBS, task_digits, &c);
     if (rc) goto done;
     for (size_t i = 0; i < n; i++)
         M.fr_mul(c.abc[2] + i * FR, c.abc[0] + i * FR, c.abc[1] + i * FR);
     double t1 = now_s();
 
     /* phase 2: coset evaluations and the witness MSMs (B2 first: the slowest per point) */
-    const uint8_t *w_priv = c.w + (k->n_public + 1) * FR;
-    const uint8_t *std_priv = wtns + (k->n_public + 1) * FR;
-    jobs[0] = (msm_job){k->b2, c.w, wtns, nv, 1, chunks_for(nv, threads, 1024), NULL};
-    jobs[1] = (msm_job){k->a, c.w, wtns, nv, 0, chunks_for(nv, threads, 4096), NULL};
-    jobs[2] = (msm_job){k->b1, c.w, wtns, nv, 0, chunks_for(nv, threads, 4096), NULL};
-    jobs[3] = (msm_job){k->c, w_priv, std_priv, n_priv, 0, chunks_for(n_priv, threads, 4096),
-                        NULL};
-    size_t total_chunks = 0, bytes = 0;
-    for (int i = 0; i < 4; i++) {
-        total_chunks += jobs[i].chunks;
-        bytes += jobs[i].chunks * (jobs[i].group ? G2 : G1);
-    }
-    size_t h_chunks = chunks_for(n, threads, 4096);
-    partials = calloc(bytes + h_chunks * G1, 1);
-    if (!partials) { rc = SVP_ENOMEM; goto done; }
-    for (int i = 0, off = 0; i < 4; i++) {
-        jobs[i].partial = partials + off;
-        off += (int)(jobs[i].chunks * (jobs[i].group ? G2 : G1));
-    }
-    c.jobs = jobs;
-    c.n_jobs = 4;
-    rc = run_pool(threads, 3 + total_chunks, task_coset_or_msm, &c);
+    c.wt = (window_tasks){c.jobs, N_WITNESS_JOBS};
+    rc = run_pool(threads, 3 + count_windows(&c.wt), task_coset_or_window, &c);
     if (rc) goto done;
     double t2 = now_s();
 
-    /* phase 3: h = a b - c on the coset, and its MSM */
-    msm_job hjob = {k->h, c.h, NULL, n, 0, h_chunks, partials + bytes};
-    c.jobs = &hjob;
-    c.n_jobs = 1;
-    rc = run_pool(threads, h_chunks, task_h, &c);
+    /* phase 3: h = a b - c on the coset, its digits, and its MSM */
+    rc = run_pool(threads, n_chunks(n, c.chunk), task_h, &c);
+    if (rc) goto done;
+    size_t h_hist[257] = {0}, h_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        int bits = bit_length(c.h_used + 4 * i);
+        if (bits && !is_zero_point(g1, k->h + i * G1)) {
+            h_hist[bits]++;
+            c.h_list[h_n++] = (uint32_t)i;
+        }
+    }
+    c.h_c = choose_window(h_hist);
+    top = 0;
+    for (int b = 1; b <= 256; b++) if (h_hist[b]) top = b;
+    c.h_windows = windows_for(top, c.h_c);
+    c.h_digits = malloc((size_t)c.h_windows * n * sizeof(wdigit) + 1);
+    c.h_sums = malloc((size_t)c.h_windows * G1 + 1);
+    if (!c.h_digits || !c.h_sums) { rc = SVP_ENOMEM; goto done; }
+    rc = run_pool(threads, n_chunks(n, c.chunk), task_h_digits, &c);
+    msm_job hjob = {g1, k->h, c.h_list, h_n, c.h_digits, n, 0, c.h_c, c.h_windows, c.h_sums};
+    c.wt = (window_tasks){&hjob, 1};
+    if (!rc) rc = run_pool(threads, (size_t)c.h_windows, task_window, &c);
+    uint8_t ph[G1];
+    if (!rc) msm_combine(&hjob, ph);
     if (rc) goto done;
     double t3 = now_s();
 
-    uint8_t pa[G1], pb1[G1], pb[G2], pc[G1], ph[G1], p1[G1], p2[G2];
-    sum_partials(0, &jobs[1], pa);
-    sum_partials(0, &jobs[2], pb1);
-    sum_partials(1, &jobs[0], pb);
-    sum_partials(0, &jobs[3], pc);
-    sum_partials(0, &hjob, ph);
+    uint8_t pa[G1], pb1[G1], pb[G2], pc[G1], p1[G1], p2[G2];
+    msm_combine(&c.jobs[JOB_A], pa);
+    msm_combine(&c.jobs[JOB_B1], pb1);
+    msm_combine(&c.jobs[JOB_B2], pb);
+    msm_combine(&c.jobs[JOB_C], pc);
 
     rc = random_fr(r);
     if (!rc) rc = random_fr(s);
     if (rc) goto done;
     M.fr_mul(rs, r, s);
 
-    M.g[0].add(pa, pa, k->alpha1);
-    M.g[0].mul(p1, k->delta1, r);   M.g[0].add(pa, pa, p1);
-    M.g[0].add(pb1, pb1, k->beta1);
-    M.g[0].mul(p1, k->delta1, s);   M.g[0].add(pb1, pb1, p1);
-    M.g[1].add(pb, pb, k->beta2);
-    M.g[1].mul(p2, k->delta2, s);   M.g[1].add(pb, pb, p2);
-    M.g[0].add(pc, pc, ph);
-    M.g[0].mul(p1, pa, s);          M.g[0].add(pc, pc, p1);
-    M.g[0].mul(p1, pb1, r);         M.g[0].add(pc, pc, p1);
-    M.g[0].mul(p1, k->delta1, rs);  M.g[0].neg(p1, p1);  M.g[0].add(pc, pc, p1);
+    g1->padd(pa, pa, k->alpha1);
+    g1->pmul(p1, k->delta1, r);   g1->padd(pa, pa, p1);
+    g1->padd(pb1, pb1, k->beta1);
+    g1->pmul(p1, k->delta1, s);   g1->padd(pb1, pb1, p1);
+    g2->padd(pb, pb, k->beta2);
+    g2->pmul(p2, k->delta2, s);   g2->padd(pb, pb, p2);
+    g1->padd(pc, pc, ph);
+    g1->pmul(p1, pa, s);          g1->padd(pc, pc, p1);
+    g1->pmul(p1, pb1, r);         g1->padd(pc, pc, p1);
+    g1->pmul(p1, k->delta1, rs);  g1->pneg(p1, p1);  g1->padd(pc, pc, p1);
 
     memset(out, 0, 256);
-    if (!M.g[0].is_zero(pa)) { M.g[0].normalize(p1, pa); memcpy(out, p1, 64); }
-    if (!M.g[1].is_zero(pb)) { M.g[1].normalize(p2, pb); memcpy(out + 64, p2, 128); }
-    if (!M.g[0].is_zero(pc)) { M.g[0].normalize(p1, pc); memcpy(out + 192, p1, 64); }
+    if (!g1->is_zero(pa)) { g1->normalize(p1, pa); memcpy(out, p1, 64); }
+    if (!g2->is_zero(pb)) { g2->normalize(p2, pb); memcpy(out + 64, p2, 128); }
+    if (!g1->is_zero(pc)) { g1->normalize(p1, pc); memcpy(out + 192, p1, 64); }
     phase_s[0] = t1 - t0;
     phase_s[1] = t2 - t1;
     phase_s[2] = t3 - t2;
@@ -779,7 +912,9 @@ int svp_prove(const svp_key *k, const uint8_t *wtns, int threads, uint8_t *out,
 
 done:
     explicit_bzero(r, FR); explicit_bzero(s, FR); explicit_bzero(rs, FR);
-    free(c.w); free(c.abc[0]); free(c.abc[1]); free(c.abc[2]); free(c.h); free(partials);
+    free(c.used); free(c.negate); free(c.bits); free(c.digits); free(lists); free(sums);
+    free(c.abc[0]); free(c.abc[1]); free(c.abc[2]);
+    free(c.h); free(c.h_used); free(c.h_negate); free(c.h_list); free(c.h_digits); free(c.h_sums);
     return rc;
 }
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import InputError, IntegrityError, ProofError
 from .binfile import read_binfile
 from .ceremony import CircuitKey
-from .curve import Q, R, _load_points, _mcl, lem_to_int
+from .curve import Q, R, _load_points, _mcl, group, lem_to_int
 from .devsetup import root_of_unity
 from .models import Proof, PublicSignals
 from .witness import FIELD_BYTES, read_witness_body
@@ -32,7 +32,7 @@ ENV_MEMORY_MB = "SPLITVERIFY_MCL_MEMORY_MB"
 DEFAULT_MEMORY_MB = 4096
 
 # what svp_prove times, in order (seconds of the last proof in MclProver.last_phase_s)
-PHASES = ("witness_and_rows", "coset_ffts_and_witness_msms", "h_msm", "assembly")
+PHASES = ("witness_digits_and_rows", "coset_ffts_and_witness_msms", "h_msm", "assembly")
 _FR, _G1, _G2 = 32, 96, 192
 _COEF_BYTES = 44
 _MAX_LOG_N = 27  # snarkjs switches to another coset generator at 2^28 (Fr's two-adicity)
@@ -71,14 +71,13 @@ def _native() -> ctypes.CDLL:
             lib = ctypes.CDLL(_mclprove.__file__)
             mcl = _mcl()
             names = ["mclBnFr_mul", "mclBnFr_add", "mclBnFr_sub", "mclBnFr_setLittleEndianMod"]
-            for g in ("G1", "G2"):
-                names += [f"mclBn{g}_{op}" for op in ("add", "mul", "neg", "normalize", "isZero",
-                                                       "mulVec")]
-            names += [f"mclBnFp_{op}" for op in ("mul", "add", "sub", "sqr", "inv")]
-            names.append("mclBnG1_dbl")
+            for g, fp in (("G1", "Fp"), ("G2", "Fp2")):
+                names += [f"mclBn{g}_{op}" for op in ("add", "mul", "dbl", "neg", "normalize",
+                                                       "isZero", "mulVec")]
+                names += [f"mclBn{fp}_{op}" for op in ("mul", "add", "sub", "sqr", "inv", "neg")]
             fns = (ctypes.c_void_p * len(names))(
                 *(ctypes.cast(getattr(mcl, name), ctypes.c_void_p).value for name in names))
-            lib.svp_set_api(fns)
+            lib.svp_set_api(fns, group("G1").one)
             lib.svp_key_prepare.restype = ctypes.c_int
             lib.svp_prove.restype = ctypes.c_int
             lib.svp_prove.argtypes = [ctypes.POINTER(_Key), ctypes.c_char_p, ctypes.c_int,

@@ -107,10 +107,13 @@ def test_a_corrupt_key_is_refused_by_name(matmul_key, tmp_path):
         load_key(bad)
 
 
+@pytest.mark.parametrize("group_name", ["G1", "G2"])
 @pytest.mark.parametrize("bits", [16, 64, 254])
-def test_affine_bucket_msm_equals_mcls(bits):
-    """Our G1 multi-exponentiation against mcl's on the same points and scalars, with repeated
-    and opposite points among them (the bucket additions of equal x: doubling and P − P)."""
+def test_affine_bucket_msm_equals_mcls(group_name, bits):
+    """Our multi-exponentiation against mcl's on the same points and scalars, on one thread and
+    on two: repeated and opposite points (bucket additions of equal x: doubling and P − P),
+    points at infinity, zero scalars, many ones (one hot bucket), small negatives (r − k, the
+    negated point) and scalars of the given width."""
     import ctypes
     import random
 
@@ -118,18 +121,23 @@ def test_affine_bucket_msm_equals_mcls(bits):
     from splitverify.zk.mcl_prover import _native
 
     rng = random.Random(bits)
-    base = curve.FixedBase("G1", threads=1).mul_many([rng.randrange(1, R) for _ in range(600)])
-    p, minus_p = base[:64], curve.point_mul("G1", base[:64], R - 1)
-    lem = (p + minus_p) * 40 + p * 10 + base   # P then −P empties a bucket; P + P doubles
-    n = len(lem) // 64
-    scalars = [7] * 80 + [3] * 10 + [rng.getrandbits(bits) % R for _ in range(n - 90)]
+    size = curve.group(group_name).point_size
+    base = curve.FixedBase(group_name, threads=1).mul_many(
+        [rng.randrange(1, R) for _ in range(400)])
+    p, minus_p = base[:size], curve.point_mul(group_name, base[:size], R - 1)
+    infinity = bytes(size)
+    lem = (p + minus_p) * 40 + p * 10 + infinity * 5 + base + base[:300 * size]
+    n = len(lem) // size
+    scalars = ([7] * 80 + [3] * 10 + [rng.randrange(R) for _ in range(5)]
+               + [rng.choice([0, 1, 1, 1, R - 1, R - rng.getrandbits(12)]) for _ in range(300)]
+               + [rng.getrandbits(bits) % R for _ in range(n - 395)])
     standard = b"".join(s.to_bytes(32, "little") for s in scalars)
-    points = curve._load_points("G1", lem)
+    points = curve._load_points(group_name, lem)
     frs = curve._fr_vector(standard, 32)
-    results = []
-    for ours in (1, 0):
-        out = ctypes.create_string_buffer(96)
-        assert _native().svp_msm_g1(points, standard, frs, ctypes.c_size_t(n), bits, ours,
-                                    out) == 0
-        results.append(curve.struct_to_lem("G1", out.raw))
-    assert results[0] == results[1]
+    results = set()
+    for ours, threads in ((0, 1), (1, 1), (1, 2)):
+        out = ctypes.create_string_buffer(3 * curve.group(group_name).coord)
+        assert _native().svp_msm(int(group_name == "G2"), points, standard, frs,
+                                 ctypes.c_size_t(n), threads, ours, out) == 0
+        results.add(curve.struct_to_lem(group_name, out.raw))
+    assert len(results) == 1
