@@ -118,16 +118,26 @@ def refnet_witness_seconds(circuits: SplitCircuits, inputs: dict[str, dict], run
 PROVE_BACKENDS = ("snarkjs", "native", "mcl")
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+def interleaved_medians(fns: dict[str, Callable[[], object]],
+                        runs: int | dict[str, int]) -> dict[str, float]:
     """Median seconds of each function, the functions taking turns run after run, so that a
-    change in the machine's load falls on all of them alike."""
+    change in the machine's load falls on all of them alike; ``runs``: for all, or per name
+    (a function with fewer runs sits out the later turns)."""
+    per_name = runs if isinstance(runs, dict) else dict.fromkeys(fns, runs)
     samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
+    for turn in range(max(per_name.values())):
         for name, fn in fns.items():
+            if turn >= per_name[name]:
+                continue
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
     return {name: round(statistics.median(times), 4) for name, times in samples.items()}
+
+
+# The in-process provers (native, mcl) take at least this many turns even in quick mode:
+# one sample of a ~0.5 s proof on a shared 2-core machine moves their ratio by ±15 %.
+IN_PROCESS_PROVE_RUNS = 3
 
 
 def refnet_prove_seconds(circuits: SplitCircuits, inputs: dict[str, dict], runs: int,
@@ -145,10 +155,17 @@ def refnet_prove_seconds(circuits: SplitCircuits, inputs: dict[str, dict], runs:
         progress(f"RefNet {kind}: proving with {', '.join(PROVE_BACKENDS)} in turn")
         medians = interleaved_medians(
             {backend: lambda p=zk.get_prover(backend), k=key: p.prove(k, wtns)
-             for backend in PROVE_BACKENDS}, runs)
+             for backend in PROVE_BACKENDS}, prove_runs(runs))
         for backend, seconds in medians.items():
             out[backend][kind] = seconds
     return out
+
+
+def prove_runs(runs: int) -> dict[str, int]:
+    """Turns per backend of the RefNet prove measures: snarkjs ``runs``, the in-process ones
+    at least IN_PROCESS_PROVE_RUNS."""
+    return {backend: runs if backend == "snarkjs" else max(runs, IN_PROCESS_PROVE_RUNS)
+            for backend in PROVE_BACKENDS}
 
 
 def mcl_keys(circuits: SplitCircuits) -> dict:
@@ -398,7 +415,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _msg
         "batch": 16,
         "machine": machine(),
         "runs": {"prove": runs, "verify": runs, "setup": setup_runs,
-                 "refnet_prove": refnet_runs, "refnet_witness": refnet_runs},
+                 "refnet_prove": prove_runs(refnet_runs), "refnet_witness": refnet_runs},
         "ratios": {"native_over_snarkjs_prove": _per_circuit_ratio(prove_s["native"],
                                                                    prove_s["snarkjs"]),
                    "mcl_over_native_prove": _per_circuit_ratio(prove_s["mcl"],

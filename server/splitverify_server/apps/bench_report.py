@@ -129,11 +129,18 @@ def _s(value: float | None) -> str:
     return "–" if value is None else f"{value:.3g}"
 
 
+def _runs_text(runs: int | dict[str, int]) -> str:
+    """``3``, or per backend ``(snarkjs 1, native 3, mcl 3)``."""
+    if isinstance(runs, dict):
+        return "(" + ", ".join(f"{name} {count}" for name, count in runs.items()) + ")"
+    return str(runs)
+
+
 def render(result: dict, plot: str | None = None) -> str:
     r = result
     lines = ["# splitverify bench", "",
              f"**Machine**: {r['machine']}. Every time is a median of runs in one process "
-             f"(runs: {', '.join(f'{k} {v}' for k, v in r.get('runs', {}).items())}); prove "
+             f"(runs: {', '.join(f'{k} {_runs_text(v)}' for k, v in r.get('runs', {}).items())}); prove "
              "seconds start from a `.wtns` (witness timed on its own).", "",
              "## Targets", ""]
     rows = []
