@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,19 @@ def ptau_record(circuits: SplitCircuits, kind: str) -> dict[str, Any]:
 
 
 def _mpc_params(key: zk.CircuitKey) -> phase2.MpcParams:
-    zkey = phase2._read_zkey(key.zkey, key.circuit.name)
+    """The key's contributions (section 10), read once per key file: a transcript's key origin
+    and its ceremony record both need them, and reading a RefNet key takes ~0.1 s."""
+    stat = Path(key.zkey).stat()
+    return _mpc_params_of(str(key.zkey), key.circuit.name, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=16)
+def _mpc_params_of(zkey: str, circuit: str, _mtime_ns: int, _size: int) -> phase2.MpcParams:
+    params = phase2._read_zkey(Path(zkey), circuit)
     try:
-        return phase2.parse_mpc_params(zkey.sections[10])
+        return phase2.parse_mpc_params(params.sections[10])
     except ValueError as exc:
-        raise IntegrityError(f"{key.zkey}: section 10 is malformed ({exc}); {phase2.ADVICE}"
+        raise IntegrityError(f"{zkey}: section 10 is malformed ({exc}); {phase2.ADVICE}"
                              ) from exc
 
 

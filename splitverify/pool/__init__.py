@@ -20,6 +20,7 @@ from typing import Mapping, Protocol
 from ..circuitgen import SplitCircuits
 from ..circuitgen.statements import Statement
 from ..errors import ProofError
+from .. import zk
 from ..zk import Proof
 
 
@@ -50,7 +51,28 @@ class ProverPool(Protocol):
 
     def submit(self, job: ProofJob) -> Future[ProofResult]: ...
 
+    def warm(self, kinds: tuple[str, ...]) -> None:
+        """Load the keys of ``kinds`` where the proofs will be made, now."""
+
     def close(self) -> None: ...
+
+
+def warm_in_process(pool: ProverPool, kinds: tuple[str, ...]) -> None:
+    """``pool.warm(kinds)`` where the pool proves in this process (inline or on its own
+    threads). A worker pool (processes, Ray actors) is warmed by whoever starts it: a shared
+    pool's workers may be busy with other sessions' proofs, which a new session's start should
+    not wait for."""
+    if getattr(pool, "proves_in_process", False):
+        pool.warm(kinds)
+
+
+def load_keys_here(circuits: SplitCircuits, kinds: tuple[str, ...], backend: str | None) -> None:
+    """The keys of ``kinds`` loaded into this process's ``backend`` prover now, so that no
+    proof's clock pays the load (snarkjs keeps no key: nothing to load)."""
+    load = getattr(zk.get_prover(backend), "load", None)
+    if load is not None:
+        for kind in kinds:
+            load(circuits.key(kind))
 
 
 def checked(job: ProofJob, result: ProofResult) -> ProofResult:
@@ -74,6 +96,8 @@ def checked(job: ProofJob, result: ProofResult) -> ProofResult:
 class InlinePool:
     """Proves in the caller's thread: ``submit`` returns a future that is already done."""
 
+    proves_in_process = True
+
     def __init__(self, circuits: SplitCircuits, backend: str | None = None):
         self.circuits, self.backend = circuits, backend
 
@@ -88,6 +112,9 @@ class InlinePool:
         done.set_result(ProofResult(job.session_id, job.kind, job.step, statement, proof,
                                     time.perf_counter() - start, "inline"))
         return done
+
+    def warm(self, kinds: tuple[str, ...]) -> None:
+        load_keys_here(self.circuits, kinds, self.backend)
 
     def close(self) -> None:
         """Nothing to release: the caller's thread did the work."""

@@ -12,13 +12,15 @@ from ..circuitgen import SplitCircuits
 from ..errors import InputError
 from ..protocol.policy import proves_later
 from ..protocol.wire import ProofMode
-from . import ProofJob, ProofResult
+from . import ProofJob, ProofResult, load_keys_here
 from ..priority import DEFAULT_PROVER_NICE, check_nice, lower_this_thread
 
 
 class ThreadPool:
     """Proves each job on one of ``workers`` background threads, ``nice`` below the party's
     priority (:mod:`.priority`); ``submit`` returns at once."""
+
+    proves_in_process = True
 
     def __init__(self, circuits: SplitCircuits, backend: str | None = None, workers: int = 1,
                  nice: int = DEFAULT_PROVER_NICE):
@@ -33,6 +35,10 @@ class ThreadPool:
 
     def submit(self, job: ProofJob) -> Future[ProofResult]:
         return self._executor.submit(self._prove, job)
+
+    def warm(self, kinds: tuple[str, ...]) -> None:
+        with self._key_lock:
+            load_keys_here(self.circuits, kinds, self.backend)
 
     def _prove(self, job: ProofJob) -> ProofResult:
         with self._key_lock:

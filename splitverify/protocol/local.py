@@ -5,6 +5,7 @@ a session (``summary.json``), built in one place for local and HTTP runs."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
@@ -13,9 +14,10 @@ from ..circuitgen.generator import describe
 from ..errors import TamperDetected
 from ..label_table import LabelTable
 from ..model import SplitSpec
-from ..transcript import Transcript
+from ..transcript import SENDER, Transcript
 from . import policy
 from .parties import ClientParty, ServerParty, _Party
+from ..pool import warm_in_process
 from .pipeline import first_unverified
 from .wire import ProofMode, SessionStatus, StopRecord, _Message
 
@@ -146,9 +148,13 @@ def start_local_session(client: ClientParty, server: ServerParty,
                         contribution_signatures: dict[str, dict[str, str]] | None = None
                         ) -> Transcript:
     """Pin each party's identity in the other (in one process each knows it from the start)
-    and start the session's transcript, which both parties record into."""
+    and start the session's transcript, which both parties record into; the server's keys
+    load meanwhile (the client's load as its transcript starts)."""
     client.peer, server.peer = server.identity.address, client.identity.address
-    transcript = new_transcript(client, contribution_signatures)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sv-session-setup") as pool:
+        server_warming = pool.submit(warm_in_process, server.prover.pool, own_kinds(server))
+        transcript = new_transcript(client, contribution_signatures)
+        server_warming.result()
     client.transcript = server.transcript = transcript
     return transcript
 
@@ -191,6 +197,11 @@ def roll_back_both(client: ClientParty, server: ServerParty, exc: TamperDetected
     return exc.rolled_back_to
 
 
+def own_kinds(party: ClientParty | ServerParty) -> tuple[str, ...]:
+    """The circuits ``party`` proves in its session (none where its mode proves nothing)."""
+    return tuple(kind for kind in KINDS if party.mode.proves and SENDER[kind] == party.role)
+
+
 def new_transcript(party: ClientParty | ServerParty,
                    contribution_signatures: dict[str, dict[str, str]] | None = None,
                    reused_from: dict[str, int] | None = None) -> Transcript:
@@ -206,16 +217,28 @@ def new_transcript(party: ClientParty | ServerParty,
     kinds = KINDS if party.mode.proves else ()
     signatures = contribution_signatures or {}
     mine, theirs = party.identity.address, party.peer
-    origins = {kind: key_origin(circuits, kind) for kind in kinds}
+
+    def records(kind: str) -> tuple:
+        return (circuits.verification_key(kind).to_snarkjs(),
+                ceremony_record(circuits.key(kind), signatures.get(kind, {})),
+                key_origin(circuits, kind))
+
+    # The session's one-off work, side by side (each verification key is a snarkjs process,
+    # each origin hashes a ptau): every key's records, and the party's own proving keys
+    # loaded where its proofs will be made, so that the first step's proofs do not pay it.
+    with ThreadPoolExecutor(max_workers=len(kinds) + 1,
+                            thread_name_prefix="sv-session-setup") as pool:
+        warming = pool.submit(warm_in_process, party.prover.pool, own_kinds(party))
+        vks, ceremony, origins = ({}, {}, {})
+        for kind, (vk, record, origin) in zip(kinds, pool.map(records, kinds)):
+            vks[kind], ceremony[kind], origins[kind] = vk, record, origin
+        warming.result()
     for kind, origin_session in (reused_from or {}).items():
         origins[kind]["reused_from_session"] = origin_session
     ptaus = [o["ptau"] for o in origins.values()]
     return Transcript(
         session_id=party.session_id, spec=describe(party.spec), proof_mode=party.mode,
-        verification_keys={kind: circuits.verification_key(kind).to_snarkjs() for kind in kinds},
-        ceremony={kind: ceremony_record(circuits.key(kind), signatures.get(kind, {}))
-                  for kind in kinds},
-        key_origin=origins,
+        verification_keys=vks, ceremony=ceremony, key_origin=origins,
         # one ptau for every circuit (a published or two-party one); the development setup
         # makes one per circuit, recorded in key_origin only
         ptau=ptaus[0] if ptaus and all(p == ptaus[0] for p in ptaus) else None,

@@ -164,3 +164,22 @@ def test_audit_rejects_a_broken_weight_chain(honest_transcript, tmp_path):
         data["entries"][4]["proof"] = None
     code, out = tampered(honest_transcript, tmp_path, edit)
     assert code == 3 and "server's weights" in out, out
+
+
+def test_a_session_start_loads_each_partys_own_proving_keys(circuits, monkeypatch):
+    """Starting a session loads each party's own keys into the prover its proofs use, beside
+    the transcript's work, so that the first step's proofs do not pay the load; a mode that
+    proves nothing loads nothing."""
+    from splitverify.zk import prover as backends
+    from splitverify.zk.mcl_prover import MclProver
+    from splitverify.protocol.local import start_local_session
+
+    for mode, expected in (("every", ("client_forward", "server_step", "client_backward")),
+                           ("commit", ())):
+        fresh = MclProver()
+        monkeypatch.setitem(backends._BACKENDS, "mcl", fresh)
+        monkeypatch.delenv(backends.ENV_PROVER, raising=False)
+        client, server = parties(circuits, mode)
+        start_local_session(client, server)
+        assert {key.path for key in fresh.loaded_keys()} == {
+            str(circuits.key(kind).zkey.resolve()) for kind in expected}
