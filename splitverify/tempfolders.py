@@ -16,7 +16,11 @@ from pathlib import Path
 
 def owned_temp_folder(owner: object, prefix: str) -> Path:
     """A new temporary folder removed together with ``owner``."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    return remove_with(owner, Path(tempfile.mkdtemp(prefix=prefix)))
+
+
+def remove_with(owner: object, folder: Path) -> Path:
+    """``folder`` (returned) to be removed together with ``owner``."""
     # ignore_errors: the folder may already be gone (removed with its session, or by the OS)
-    weakref.finalize(owner, shutil.rmtree, path, ignore_errors=True)
-    return path
+    weakref.finalize(owner, shutil.rmtree, folder, ignore_errors=True)
+    return folder

@@ -11,12 +11,11 @@ Typical use::
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..tempfolders import remove_with
 from .cache import ArtifactCache
 from . import phase2
 from .ceremony import Ceremony, CircuitKey, PtauFile, initial_key, verify_key
@@ -49,8 +48,7 @@ def setup(circuit: CompiledCircuit, *, ptau: PtauFile | None = None,
     for index, name in enumerate(contributors, 1):
         key, _ = phase2.contribute(key, name, folder / f"{circuit.name}_{index:04d}.zkey")
     if workdir is None:
-        # ignore_errors: the folder may be gone already (removed by the OS's tmp cleaning)
-        weakref.finalize(key, shutil.rmtree, folder, ignore_errors=True)
+        remove_with(key, folder)
     return key
 
 

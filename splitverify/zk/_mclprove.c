@@ -146,9 +146,6 @@ static void *pool_worker(void *arg)
     return NULL;
 }
 
-/* mcl's multi-exponentiation keeps its tables on the stack: give our threads room. */
-#define WORKER_STACK ((size_t)64 << 20)
-
 static int run_pool(int threads, size_t n_tasks, task_fn fn, void *ctx)
 {
     pool p = {fn, ctx, n_tasks, 0, 0};
@@ -156,13 +153,9 @@ static int run_pool(int threads, size_t n_tasks, task_fn fn, void *ctx)
     int extra = (size_t)threads - 1 < n_tasks - 1 ? threads - 1 : (int)(n_tasks - 1);
     pthread_t *tid = extra > 0 ? malloc(sizeof(pthread_t) * extra) : NULL;
     if (extra > 0 && !tid) return SVP_ENOMEM;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, WORKER_STACK);
     int started = 0;
     for (; started < extra; started++)
-        if (pthread_create(&tid[started], &attr, pool_worker, &p)) break;
-    pthread_attr_destroy(&attr);
+        if (pthread_create(&tid[started], NULL, pool_worker, &p)) break;
     pool_worker(&p);
     for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
     free(tid);
@@ -310,23 +303,24 @@ static void recode(const uint64_t *u, int negate, int c, int windows, wdigit *ou
 
 static int windows_for(int bits, int c)
 {
-    return bits / c + 1;           /* W c > bits: the top wdigit never carries out */
+    return bits / c + 1;           /* W c > bits: the top digit never carries out */
 }
 
-/* The window minimising (wdigit additions + bucket sums) over the windows, from the bit
- * lengths' histogram hist[0..256] of the scalars. */
-static int choose_window(const size_t *hist)
+/* The window width *c minimising (digit additions + bucket sums) over the windows, and how
+ * many windows it takes (*windows), from the bit lengths' histogram hist[1..256]. */
+static void plan_windows(const size_t *hist, int *c, int *windows)
 {
-    int best = MIN_WINDOW, top = 0;
+    int top = 0;
     double best_cost = 0;
     for (int b = 1; b <= 256; b++)
         if (hist[b]) top = b;
-    for (int c = MIN_WINDOW; c <= MAX_WINDOW; c++) {
-        double cost = (double)windows_for(top, c) * JACOBIAN_OVER_AFFINE * 2 * (double)(1u << (c - 1));
-        for (int b = 1; b <= top; b++) cost += (double)hist[b] * windows_for(b, c);
-        if (c == MIN_WINDOW || cost < best_cost) { best = c; best_cost = cost; }
+    *c = MIN_WINDOW;
+    for (int w = MIN_WINDOW; w <= MAX_WINDOW; w++) {
+        double cost = (double)windows_for(top, w) * JACOBIAN_OVER_AFFINE * 2 * (double)(1u << (w - 1));
+        for (int b = 1; b <= top; b++) cost += (double)hist[b] * windows_for(b, w);
+        if (w == MIN_WINDOW || cost < best_cost) { *c = w; best_cost = cost; }
     }
-    return best;
+    *windows = windows_for(top, *c);
 }
 
 /* One MSM: sum over list entries e of scalar[e + offset] * points[e]. */
@@ -536,16 +530,12 @@ static int is_zero_point(const group_ops *g, const uint8_t *p)
     return is_zero_coord(p + 2 * g->f, g->f);
 }
 
-/* ---- a standalone MSM (tests and measurements) ---- */
-
-typedef struct {
-    const window_tasks *wt;
-} standalone_ctx;
-
-static int task_standalone(void *ctx, size_t t)
+static int task_window(void *wt, size_t t)
 {
-    return run_window_task(((standalone_ctx *)ctx)->wt, t);
+    return run_window_task(wt, t);
 }
+
+/* ---- a standalone MSM (tests and measurements) ---- */
 
 /* out = sum standard[i] points[i] over n points of group g (0: G1, 1: G2; structs with z = 1,
  * or 0 at infinity) and standard-form scalars below r, on `threads` threads: ours (ours != 0)
@@ -581,10 +571,8 @@ int svp_msm(int group, const uint8_t *points, const uint8_t *standard, uint8_t *
             list[n_list++] = (uint32_t)i;
         }
     }
-    msm_job job = {g, points, list, n_list, NULL, n, 0, choose_window(hist), 0, NULL};
-    int top = 0;
-    for (int b = 1; b <= 256; b++) if (hist[b]) top = b;
-    job.windows = windows_for(top, job.c);
+    msm_job job = {g, points, list, n_list, NULL, n, 0, 0, 0, NULL};
+    plan_windows(hist, &job.c, &job.windows);
     digits = malloc((size_t)job.windows * n * sizeof(wdigit) + 1);
     sums = malloc((size_t)job.windows * g->p + 1);
     if (!digits || !sums) goto done;
@@ -593,8 +581,7 @@ int svp_msm(int group, const uint8_t *points, const uint8_t *standard, uint8_t *
     job.digits = digits;
     job.window_sums = sums;
     window_tasks wt = {&job, 1};
-    standalone_ctx ctx = {&wt};
-    rc = run_pool(threads < 1 ? 1 : threads, count_windows(&wt), task_standalone, &ctx);
+    rc = run_pool(threads < 1 ? 1 : threads, count_windows(&wt), task_window, &wt);
     if (!rc) msm_combine(&job, out);
 done:
     free(used); free(negate); free(list); free(digits); free(sums);
@@ -738,11 +725,6 @@ static int task_h_digits(void *vctx, size_t t)
     return SVP_OK;
 }
 
-static int task_window(void *vctx, size_t t)
-{
-    return run_window_task(&((prove_ctx *)vctx)->wt, t);
-}
-
 static int random_fr(uint8_t *out)
 {
     uint8_t buf[FR];
@@ -818,11 +800,7 @@ int svp_prove(const svp_key *k, const uint8_t *wtns, int threads, uint8_t *out,
     if (rc) { *bad_index = atomic_load(&c.bad_index); goto done; }
     size_t hist[257] = {0};
     for (size_t i = 0; i < nv; i++) hist[c.bits[i]]++;
-    hist[0] = 0;
-    c.c = choose_window(hist);
-    int top = 0;
-    for (int b = 1; b <= 256; b++) if (hist[b]) top = b;
-    c.windows = windows_for(top, c.c);
+    plan_windows(hist, &c.c, &c.windows);
     c.digits = malloc((size_t)c.windows * nv * sizeof(wdigit) + 1);
     sums = calloc((size_t)c.windows * (3 * G1 + G2) + 1, 1);
     if (!c.digits || !sums) { rc = SVP_ENOMEM; goto done; }
@@ -863,17 +841,14 @@ int svp_prove(const svp_key *k, const uint8_t *wtns, int threads, uint8_t *out,
             c.h_list[h_n++] = (uint32_t)i;
         }
     }
-    c.h_c = choose_window(h_hist);
-    top = 0;
-    for (int b = 1; b <= 256; b++) if (h_hist[b]) top = b;
-    c.h_windows = windows_for(top, c.h_c);
+    plan_windows(h_hist, &c.h_c, &c.h_windows);
     c.h_digits = malloc((size_t)c.h_windows * n * sizeof(wdigit) + 1);
     c.h_sums = malloc((size_t)c.h_windows * G1 + 1);
     if (!c.h_digits || !c.h_sums) { rc = SVP_ENOMEM; goto done; }
     rc = run_pool(threads, n_chunks(n, c.chunk), task_h_digits, &c);
     msm_job hjob = {g1, k->h, c.h_list, h_n, c.h_digits, n, 0, c.h_c, c.h_windows, c.h_sums};
     c.wt = (window_tasks){&hjob, 1};
-    if (!rc) rc = run_pool(threads, (size_t)c.h_windows, task_window, &c);
+    if (!rc) rc = run_pool(threads, (size_t)c.h_windows, task_window, &c.wt);
     uint8_t ph[G1];
     if (!rc) msm_combine(&hjob, ph);
     if (rc) goto done;
